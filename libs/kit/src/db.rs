@@ -1,0 +1,131 @@
+//! The service's database through sea-orm: SQLite under `./data/<service>.db` by default, PostgreSQL when
+//! `DATABASE_URL` names one. Migrations run at start-up and by the `migrate` subcommand.
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+/// The embedded default for `service`.
+pub fn default_url(service: &str) -> String {
+    format!("sqlite://./data/{service}.db?mode=rwc")
+}
+
+/// Connects to `url` (creating the SQLite file and its folder when needed).
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30));
+    if let Some(path) = sqlite_path(url) {
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbErr::Custom(format!("creating {}: {e}", dir.display())))?;
+        }
+        // One writer at a time in SQLite: waiting writers queue on the busy timeout instead of failing.
+        opts.max_connections(8).map_sqlx_sqlite_opts(|o| {
+            o.busy_timeout(Duration::from_secs(30))
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+        });
+    } else {
+        opts.max_connections(32);
+    }
+    Database::connect(opts).await
+}
+
+/// Connects and brings the schema up to date.
+pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let db = connect(url).await?;
+    M::up(&db, None).await?;
+    Ok(db)
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// Begins a transaction that writes. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a deferred
+/// transaction that reads first and writes later can fail with a busy snapshot when another writer got in between.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Whether the error is a unique-constraint violation.
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// Fresh, empty databases for tests: one per test, so tests never see each other's rows.
+pub mod testing {
+    use super::*;
+
+    /// Which database a test runs on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Backend {
+        /// A new SQLite file in the temp folder.
+        Sqlite,
+        /// A new database on the server of `RAPPORT_TEST_POSTGRES_URL`
+        /// (default `postgres://postgres@127.0.0.1:5432`).
+        Postgres,
+    }
+
+    /// Both backends, for tests that run on each.
+    pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+    /// Creates a fresh database and returns its URL.
+    pub async fn fresh_database(backend: Backend) -> Result<String, DbErr> {
+        let name = format!("rapport_t_{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                Ok(format!("sqlite://{}?mode=rwc", path.display()))
+            }
+            Backend::Postgres => {
+                let base = std::env::var("RAPPORT_TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
+                let base = base.trim_end_matches('/');
+                let admin = Database::connect(format!("{base}/postgres")).await?;
+                admin
+                    .execute_raw(Statement::from_string(
+                        admin.get_database_backend(),
+                        format!("CREATE DATABASE {name}"),
+                    ))
+                    .await?;
+                admin.close().await?;
+                Ok(format!("{base}/{name}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://./data/loyalty.db?mode=rwc"),
+            Some("./data/loyalty.db")
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! The small set of error codes every service maps its own error enum onto, and their wire form: a
+//! `google.rpc.Status` with `ErrorInfo` (stable reason, domain = service) and `BadRequest` field violations.
+use tonic::Status;
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// What went wrong, as the caller needs to know it; each maps to one gRPC code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request is malformed: fix it before retrying.
+    InvalidArgument,
+    /// The named resource does not exist.
+    NotFound,
+    /// The resource already exists.
+    AlreadyExists,
+    /// The system is not in a state that allows it (e.g. not enough points).
+    FailedPrecondition,
+    /// A concurrency conflict: retry the whole operation.
+    Aborted,
+    /// No or an invalid credential.
+    Unauthenticated,
+    /// A known caller without the right.
+    PermissionDenied,
+    /// Overloaded or a quota is used up.
+    ResourceExhausted,
+    /// The deadline passed.
+    DeadlineExceeded,
+    /// A dependency is down: safe to retry.
+    Unavailable,
+    /// A bug or an unexpected failure; details are logged, not returned.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The gRPC code.
+    pub fn grpc(self) -> tonic::Code {
+        use tonic::Code as C;
+        match self {
+            Self::InvalidArgument => C::InvalidArgument,
+            Self::NotFound => C::NotFound,
+            Self::AlreadyExists => C::AlreadyExists,
+            Self::FailedPrecondition => C::FailedPrecondition,
+            Self::Aborted => C::Aborted,
+            Self::Unauthenticated => C::Unauthenticated,
+            Self::PermissionDenied => C::PermissionDenied,
+            Self::ResourceExhausted => C::ResourceExhausted,
+            Self::DeadlineExceeded => C::DeadlineExceeded,
+            Self::Unavailable => C::Unavailable,
+            Self::Internal => C::Internal,
+        }
+    }
+}
+
+/// An error as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The code.
+    pub code: ErrorCode,
+    /// Stable, UPPER_SNAKE_CASE reason for `ErrorInfo`.
+    pub reason: &'static str,
+    /// Lowercase message for people.
+    pub message: String,
+    /// Field violations for `BadRequest` (field path, description).
+    pub violations: Vec<(String, String)>,
+}
+
+impl ApiError {
+    /// An error without field violations.
+    pub fn new(code: ErrorCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            violations: Vec::new(),
+        }
+    }
+
+    /// The opaque internal error; log the cause before returning it.
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "INTERNAL", "internal error")
+    }
+
+    /// The wire form, with `domain` (the service) in the ErrorInfo.
+    pub fn to_status(&self, domain: &str) -> Status {
+        let mut details =
+            ErrorDetails::with_error_info(self.reason, domain, std::collections::HashMap::new());
+        if !self.violations.is_empty() {
+            let v: Vec<FieldViolation> = self
+                .violations
+                .iter()
+                .map(|(f, d)| FieldViolation::new(f.clone(), d.clone()))
+                .collect();
+            details.set_bad_request(v);
+        }
+        Status::with_error_details(self.code.grpc(), self.message.clone(), details)
+    }
+}
+
+/// Collects field violations of one request, so a caller learns every problem at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<(String, String)>);
+
+impl Violations {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a violation of `field`.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push((field.into(), description.into()));
+    }
+
+    /// Records a violation of `field` unless `ok`.
+    pub fn check(&mut self, ok: bool, field: &str, description: &str) {
+        if !ok {
+            self.add(field, description);
+        }
+    }
+
+    /// Checks an id-like string: 1-128 characters of letters, digits and `-_.:@`.
+    pub fn id(&mut self, field: &str, value: &str) {
+        if let Err(d) = check_id(value) {
+            self.add(field, d);
+        }
+    }
+
+    /// Checks a request id (AIP-155): required, same alphabet as ids.
+    pub fn request_id(&mut self, value: &str) {
+        self.id("request_id", value);
+    }
+
+    /// Checks free text: at most `max` characters, no control characters.
+    pub fn text(&mut self, field: &str, value: &str, max: usize) {
+        if value.chars().count() > max {
+            self.add(field, format!("must be at most {max} characters"));
+        } else if value.chars().any(|c| c.is_control() && c != '\n') {
+            self.add(field, "must not contain control characters");
+        }
+    }
+
+    /// `Ok` when nothing was recorded, else INVALID_ARGUMENT with reason `INVALID_ARGUMENT` and every violation.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let fields: Vec<&str> = self.0.iter().map(|(f, _)| f.as_str()).collect();
+        Err(ApiError {
+            code: ErrorCode::InvalidArgument,
+            reason: "INVALID_ARGUMENT",
+            message: format!("invalid {}", fields.join(", ")),
+            violations: self.0,
+        })
+    }
+}
+
+fn check_id(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        return Err("is required");
+    }
+    if value.len() > 128 {
+        return Err("must be at most 128 characters");
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c))
+    {
+        return Err("may contain only letters, digits and -_.:@");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_become_bad_request_and_error_info() {
+        let mut v = Violations::new();
+        v.id("customer_id", "");
+        v.id("other", "has space");
+        v.request_id("ok-1");
+        let err = v.finish().unwrap_err();
+        let status = err.to_status("loyalty");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let d = status.get_error_details();
+        assert_eq!(
+            d.error_info().map(|i| i.reason.as_str()),
+            Some("INVALID_ARGUMENT")
+        );
+        assert_eq!(d.error_info().map(|i| i.domain.as_str()), Some("loyalty"));
+        let fields: Vec<_> = d
+            .bad_request()
+            .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(fields, vec!["customer_id", "other"]);
+    }
+
+    #[test]
+    fn no_violations_is_ok() {
+        let mut v = Violations::new();
+        v.id("customer_id", "c-1:x@y.z");
+        v.text("reason", "fine", 10);
+        assert!(v.finish().is_ok());
+    }
+}

@@ -1,0 +1,255 @@
+//! The middleware in front of every RPC: a server span joined to the caller's trace, authentication and the
+//! role × RPC matrix, admission (a concurrency limit that sheds load at once instead of queueing), and the request
+//! deadline (the caller's `grpc-timeout`, capped by the server's) answered with DEADLINE_EXCEEDED.
+//!
+//! Health checks and reflection pass straight through: probes must never be starved or shed.
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::{sync::Semaphore, time::Instant};
+use tonic::body::Body;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use crate::{
+    auth::{Authenticator, Policy},
+    error::{ApiError, ErrorCode},
+};
+
+tokio::task_local! {
+    /// The deadline of the RPC being served, so outgoing calls pass on what is left of it.
+    pub static DEADLINE: Instant;
+}
+
+/// Paths that bypass the guard.
+fn exempt(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/")
+        || path.starts_with("/grpc.reflection.v1.ServerReflection/")
+        || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
+}
+
+/// Shared state of the guard.
+pub struct GuardConfig {
+    /// Verifies tokens.
+    pub auth: Arc<Authenticator>,
+    /// The role × RPC matrix.
+    pub policy: Policy,
+    /// Requests served at once before new ones are shed with RESOURCE_EXHAUSTED.
+    pub concurrency: usize,
+    /// The longest a request may run.
+    pub request_timeout: Duration,
+    /// The `ErrorInfo` domain of errors the guard itself returns.
+    pub domain: String,
+}
+
+/// The tower layer.
+#[derive(Clone)]
+pub struct GuardLayer {
+    state: Arc<State>,
+}
+
+struct State {
+    cfg: GuardConfig,
+    permits: Arc<Semaphore>,
+}
+
+impl GuardLayer {
+    /// A guard with this configuration.
+    pub fn new(cfg: GuardConfig) -> Self {
+        let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+        Self {
+            state: Arc::new(State { cfg, permits }),
+        }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Guard {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The guard around the routes.
+#[derive(Clone)]
+pub struct Guard<S> {
+    inner: S,
+    state: Arc<State>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S> Service<http::Request<Body>> for Guard<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        // The clone is ready-less by tower's contract; swap so the polled-ready one serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let path = req.uri().path().to_string();
+        if exempt(&path) {
+            return Box::pin(inner.call(req));
+        }
+        let state = self.state.clone();
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("", ""));
+        let (service, method) = (service.to_string(), method.to_string());
+        let span = tracing::info_span!(
+            "grpc.server",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            enduser.role = tracing::field::Empty,
+        );
+        rapport_telemetry::set_parent(&span, rapport_telemetry::extract(req.headers()));
+        let fut = async move {
+            let domain = state.cfg.domain.as_str();
+            let caller = match bearer(req.headers()).map(|t| state.cfg.auth.verify(t)) {
+                None => {
+                    let e = ApiError::new(
+                        ErrorCode::Unauthenticated,
+                        "TOKEN_MISSING",
+                        "a bearer token is required",
+                    );
+                    return Ok(reply(e, domain));
+                }
+                Some(Err(e)) => return Ok(reply(e, domain)),
+                Some(Ok(c)) => c,
+            };
+            tracing::Span::current().record("enduser.role", caller.role.as_str());
+            if !state.cfg.policy.allows(&path, caller.role) {
+                let e = ApiError::new(
+                    ErrorCode::PermissionDenied,
+                    "ROLE_NOT_ALLOWED",
+                    format!("role {} may not call {method}", caller.role),
+                );
+                return Ok(reply(e, domain));
+            }
+            let Ok(_permit) = state.permits.clone().try_acquire_owned() else {
+                tracing::warn!(rpc = %path, "request shed: server at its concurrency limit");
+                let e = ApiError::new(
+                    ErrorCode::ResourceExhausted,
+                    "OVERLOADED",
+                    "server is overloaded, retry later",
+                );
+                return Ok(reply(e, domain));
+            };
+            let budget = grpc_timeout(req.headers()).map_or(state.cfg.request_timeout, |t| {
+                t.min(state.cfg.request_timeout)
+            });
+            let deadline = Instant::now() + budget;
+            req.extensions_mut().insert(caller);
+            match tokio::time::timeout_at(deadline, DEADLINE.scope(deadline, inner.call(req))).await
+            {
+                Ok(Ok(resp)) => {
+                    let code = resp
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .unwrap_or(0);
+                    tracing::Span::current().record("rpc.grpc.status_code", code);
+                    Ok(resp)
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => {
+                    let e = ApiError::new(
+                        ErrorCode::DeadlineExceeded,
+                        "DEADLINE_EXCEEDED",
+                        "deadline exceeded",
+                    );
+                    Ok(reply(e, domain))
+                }
+            }
+        };
+        Box::pin(fut.instrument(span))
+    }
+}
+
+fn reply(e: ApiError, domain: &str) -> http::Response<Body> {
+    tracing::Span::current().record("rpc.grpc.status_code", e.code.grpc() as i32);
+    e.to_status(domain).into_http()
+}
+
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// Parses a `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n).
+pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// What is left of the current RPC's deadline, if it is served behind the guard.
+pub fn remaining() -> Option<Duration> {
+    DEADLINE
+        .try_with(|d| d.saturating_duration_since(Instant::now()))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        let mut h = http::HeaderMap::new();
+        for (v, d) in [
+            ("5S", Duration::from_secs(5)),
+            ("250m", Duration::from_millis(250)),
+            ("1H", Duration::from_secs(3600)),
+        ] {
+            h.insert("grpc-timeout", v.parse().unwrap());
+            assert_eq!(grpc_timeout(&h), Some(d));
+        }
+        h.insert("grpc-timeout", "x".parse().unwrap());
+        assert_eq!(grpc_timeout(&h), None);
+    }
+
+    #[test]
+    fn health_and_reflection_are_exempt() {
+        assert!(exempt("/grpc.health.v1.Health/Check"));
+        assert!(exempt(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(!exempt("/rapport.loyalty.v1.LoyaltyService/EarnPoints"));
+    }
+}

@@ -1,0 +1,108 @@
+//! Request idempotency (AIP-155). A mutation first claims its `request_id` inside its own transaction; the first
+//! claim wins and stores its response with the change, so a retry — sequential or concurrent — gets the first
+//! response back and has no second effect. The same id with other parameters is refused (`REQUEST_ID_REUSED`).
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, TryInsertResult, entity::prelude::*,
+};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// The `idempotency_keys` table.
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    /// One claimed request id and the response it produced.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "idempotency_keys")]
+    pub struct Model {
+        /// The caller's request id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub request_id: String,
+        /// The RPC that claimed it.
+        pub method: String,
+        /// Hash of the request's parameters.
+        pub fingerprint: String,
+        /// The encoded response, written in the same transaction as the change.
+        pub response: Vec<u8>,
+        /// When it was claimed (ms).
+        pub created_at: i64,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The outcome of a claim.
+#[derive(Debug)]
+pub enum Claim {
+    /// The request is new: do the work, then [`complete`] in the same transaction.
+    Fresh,
+    /// The request was done before: return this encoded response.
+    Replay(Vec<u8>),
+}
+
+/// Hash of a request's parameters (its encoding with the request id left out).
+pub fn fingerprint(encoded_params: &[u8]) -> String {
+    let digest = Sha256::digest(encoded_params);
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Claims `request_id` for `method` inside the caller's transaction.
+///
+/// On PostgreSQL a concurrent claim of the same id waits for the first transaction to end, then sees its row.
+pub async fn claim<C: ConnectionTrait>(
+    txn: &C,
+    request_id: &str,
+    method: &str,
+    fingerprint: &str,
+    now_ms: i64,
+) -> Result<Result<Claim, ApiError>, DbErr> {
+    let row = entity::ActiveModel {
+        request_id: Set(request_id.to_string()),
+        method: Set(method.to_string()),
+        fingerprint: Set(fingerprint.to_string()),
+        response: Set(Vec::new()),
+        created_at: Set(now_ms),
+    };
+    let inserted = entity::Entity::insert(row)
+        .on_conflict_do_nothing_on([entity::Column::RequestId])
+        .exec_without_returning(txn)
+        .await?;
+    if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+        return Ok(Ok(Claim::Fresh));
+    }
+    let Some(existing) = entity::Entity::find_by_id(request_id.to_string())
+        .one(txn)
+        .await?
+    else {
+        return Err(DbErr::Custom(
+            "idempotency key vanished after a conflict".into(),
+        ));
+    };
+    if existing.method != method || existing.fingerprint != fingerprint {
+        return Ok(Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            "REQUEST_ID_REUSED",
+            "request_id was already used for a different request",
+        )));
+    }
+    Ok(Ok(Claim::Replay(existing.response)))
+}
+
+/// Stores the response of a fresh claim; call in the same transaction as the change.
+pub async fn complete<C: ConnectionTrait>(
+    txn: &C,
+    request_id: &str,
+    response: Vec<u8>,
+) -> Result<(), DbErr> {
+    entity::Entity::update_many()
+        .col_expr(entity::Column::Response, Expr::value(response))
+        .filter(entity::Column::RequestId.eq(request_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! What every Rapport service shares: serving (health, reflection, limits, drain), authentication and
+//! authorisation, errors with `google.rpc` details, configuration, the database, request idempotency, pagination,
+//! a clock, and outgoing clients.
+pub mod auth;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod guard;
+pub mod idempotency;
+pub mod migration;
+pub mod page;
+pub mod serve;

@@ -1,0 +1,220 @@
+//! Tracing and OpenTelemetry for every Rapport process.
+//!
+//! - [`init`] installs the console log layer (text, or JSON with `RAPPORT_LOG_FORMAT=json`, filtered by `RUST_LOG`)
+//!   and the OpenTelemetry layer (OTLP/gRPC export when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set; spans still get real ids without one, so propagation works).
+//! - The env filter sits on the console layer only: a global filter would disable RPC spans and zero trace ids.
+//! - [`extract`] / [`inject`] carry W3C trace context over gRPC metadata; [`current_traceparent`] and
+//!   [`context_from_traceparent`] carry it through the outbox.
+use std::collections::HashMap;
+
+use opentelemetry::{
+    Context,
+    propagation::{Extractor, Injector, TextMapPropagator},
+    trace::{TraceContextExt, TracerProvider as _},
+};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{SdkTracerProvider, SpanExporter},
+};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::{
+    EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
+};
+
+/// Flushes and shuts the tracer provider down when dropped: keep it alive for the life of the process.
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl TelemetryGuard {
+    /// Exports every finished span now.
+    pub fn flush(&self) {
+        let _ = self.provider.force_flush();
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let _ = self.provider.force_flush();
+        let _ = self.provider.shutdown();
+    }
+}
+
+/// Why telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The OTLP exporter could not be built from the `OTEL_*` variables.
+    #[error("otlp exporter: {0}")]
+    Exporter(String),
+}
+
+/// Sets up logging and tracing for `service` from the environment.
+pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
+    let endpoint_set = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let mut builder = SdkTracerProvider::builder().with_resource(resource(service));
+    if endpoint_set && !disabled {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(install(service, builder.build()))
+}
+
+/// Sets up logging and tracing with a given exporter, spans exported as they end (tests use the in-memory one).
+pub fn init_with_exporter<E: SpanExporter + 'static>(service: &str, exporter: E) -> TelemetryGuard {
+    let provider = SdkTracerProvider::builder()
+        .with_resource(resource(service))
+        .with_simple_exporter(exporter)
+        .build();
+    install(service, provider)
+}
+
+fn resource(service: &str) -> Resource {
+    let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service.to_string());
+    Resource::builder().with_service_name(name).build()
+}
+
+fn install(service: &str, provider: SdkTracerProvider) -> TelemetryGuard {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let tracer = provider.tracer(service.to_string());
+    let console_filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn,sqlx=warn"));
+    let json = std::env::var("RAPPORT_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let console = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_filter(console_filter)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_filter(console_filter)
+            .boxed()
+    };
+    // A fixed level on the OTel layer, never RUST_LOG: see the module docs.
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(LevelFilter::INFO);
+    // A second init in the same process (several services in one `rapport up`) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(console)
+        .with(otel)
+        .try_init();
+    TelemetryGuard { provider }
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// The remote parent carried by incoming request headers (W3C `traceparent` / `tracestate`).
+pub fn extract(headers: &http::HeaderMap) -> Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+/// Writes the current span's context into outgoing gRPC metadata.
+pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
+    let cx = Span::current().context();
+    TraceContextPropagator::new().inject_context(&cx, &mut MetadataInjector(metadata));
+}
+
+/// Makes `span` a child of `parent` (a remote context from [`extract`] or [`context_from_traceparent`]).
+pub fn set_parent(span: &Span, parent: Context) {
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// The W3C traceparent of the current span, empty when there is none.
+pub fn current_traceparent() -> String {
+    let cx = Span::current().context();
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent").unwrap_or_default()
+}
+
+/// The remote context named by a stored W3C traceparent.
+pub fn context_from_traceparent(traceparent: &str) -> Context {
+    let mut carrier = HashMap::new();
+    carrier.insert("traceparent".to_string(), traceparent.to_string());
+    TraceContextPropagator::new().extract(&carrier)
+}
+
+/// The trace id (32 hex digits) of the current span, for log correlation and tests.
+pub fn current_trace_id() -> String {
+    Span::current()
+        .context()
+        .span()
+        .span_context()
+        .trace_id()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_sdk::trace::InMemorySpanExporter;
+
+    #[test]
+    fn traceparent_round_trips_through_the_outbox_format() {
+        let exporter = InMemorySpanExporter::default();
+        let _guard = init_with_exporter("test", exporter);
+        let span = tracing::info_span!("writer");
+        let _enter = span.enter();
+        let tp = current_traceparent();
+        assert_eq!(tp.len(), 55, "traceparent: {tp}");
+        let cx = context_from_traceparent(&tp);
+        assert_eq!(
+            cx.span().span_context().trace_id().to_string(),
+            current_trace_id()
+        );
+        assert_ne!(current_trace_id(), "00000000000000000000000000000000");
+    }
+
+    #[test]
+    fn injected_metadata_extracts_to_the_same_trace() {
+        let exporter = InMemorySpanExporter::default();
+        let _guard = init_with_exporter("test", exporter);
+        let span = tracing::info_span!("caller");
+        let _enter = span.enter();
+        let mut md = tonic::metadata::MetadataMap::new();
+        inject(&mut md);
+        let headers = md.into_headers();
+        let cx = extract(&headers);
+        assert_eq!(
+            cx.span().span_context().trace_id().to_string(),
+            current_trace_id()
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! Wires the loyalty service: configuration, database, store, outbox relay, the expiry sweeper and the server.
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use rapport_kit::{
+    auth::{Authenticator, Policy, Role},
+    client::{self, Outgoing},
+    clock::Clock,
+    config::{self, ConfigError},
+    db,
+    serve::{self, ServeConfig, ServeParts},
+};
+use rapport_outbox::{GrpcSink, Relay, RelayConfig};
+use rapport_proto::loyalty::v1::loyalty_service_server::LoyaltyServiceServer;
+use tokio::{net::TcpListener, sync::watch};
+use tonic::service::Routes;
+
+use crate::{
+    api::{DOMAIN, LoyaltyApi},
+    domain::{MICROS, Rules},
+    migration::Migrator,
+    store::{EVENTS_DESTINATION, Store},
+};
+
+/// Full name of the gRPC service.
+pub const SERVICE_NAME: &str = "rapport.loyalty.v1.LoyaltyService";
+/// The checked-in role × RPC matrix.
+pub const AUTHZ: &str = include_str!("../authz.txt");
+
+/// The role × RPC matrix of loyalty.
+pub fn policy() -> Result<Policy, String> {
+    Policy::parse(SERVICE_NAME, AUTHZ)
+}
+
+/// Loyalty's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address (`RAPPORT_LOYALTY_LISTEN`, default 127.0.0.1:50052).
+    pub listen: SocketAddr,
+    /// Database (`DATABASE_URL`, default SQLite under ./data).
+    pub database_url: String,
+    /// Server limits.
+    pub serve: ServeConfig,
+    /// Programme rules.
+    pub rules: Rules,
+    /// Segmentation's address for the outbox relay (`RAPPORT_SEGMENTATION_URL`); unset: events wait.
+    pub segmentation_url: Option<String>,
+    /// How often expired points and ended tier periods are settled (`RAPPORT_LOYALTY_SWEEP_MS`, default 60 s).
+    pub sweep_interval: Duration,
+}
+
+impl Config {
+    /// From the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = Rules::default();
+        let rules = Rules {
+            validity_days: config::parse("RAPPORT_LOYALTY_VALIDITY_DAYS", d.validity_days)?,
+            pending_days: config::parse("RAPPORT_LOYALTY_PENDING_DAYS", d.pending_days)?,
+            points_per_unit: config::parse("RAPPORT_LOYALTY_POINTS_PER_UNIT", d.points_per_unit)?,
+            min_order_micros: config::parse(
+                "RAPPORT_LOYALTY_MIN_ORDER_UNITS",
+                d.min_order_micros / MICROS,
+            )? * MICROS,
+            currency: config::parse("RAPPORT_LOYALTY_CURRENCY", d.currency.clone())?,
+            ..d
+        };
+        Ok(Self {
+            listen: config::addr(
+                "RAPPORT_LOYALTY_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 50052)),
+            )?,
+            database_url: config::var("DATABASE_URL").unwrap_or_else(|| db::default_url("loyalty")),
+            serve: ServeConfig::from_env()?,
+            rules,
+            segmentation_url: config::var("RAPPORT_SEGMENTATION_URL"),
+            sweep_interval: config::millis("RAPPORT_LOYALTY_SWEEP_MS", Duration::from_secs(60))?,
+        })
+    }
+}
+
+/// Why loyalty could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Binding the listener.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The database.
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    /// Serving.
+    #[error("serving: {0}")]
+    Serve(#[from] serve::ServeError),
+}
+
+/// A built loyalty service: bound, migrated, not yet serving.
+pub struct Loyalty {
+    listener: TcpListener,
+    addr: SocketAddr,
+    store: Store,
+    config: Config,
+    auth: Arc<Authenticator>,
+    clock: Arc<dyn Clock>,
+    relay_wake: Arc<tokio::sync::Notify>,
+}
+
+impl Loyalty {
+    /// Binds the listener, connects and migrates the database.
+    pub async fn build(
+        config: Config,
+        auth: Arc<Authenticator>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AppError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let db = db::connect_and_migrate::<Migrator>(&config.database_url).await?;
+        let relay_wake = Arc::new(tokio::sync::Notify::new());
+        let store = Store::new(
+            db,
+            clock.clone(),
+            Arc::new(config.rules.clone()),
+            relay_wake.clone(),
+        );
+        Ok(Self {
+            listener,
+            addr,
+            store,
+            config,
+            auth,
+            clock,
+            relay_wake,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store (tests and the benchmark reach the database through it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown`, with the relay and the sweeper running beside it.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        if let Some(url) = &self.config.segmentation_url {
+            let outgoing = Outgoing::as_service(
+                self.auth.clone(),
+                "loyalty",
+                Role::Loyalty,
+                Duration::from_secs(5),
+            );
+            let channel = client::channel(url, outgoing)
+                .map_err(|e| AppError::Config(format!("{url}: {e}")))?;
+            let mut relay = Relay::new(
+                self.store.db().clone(),
+                GrpcSink::new(channel),
+                RelayConfig::new(EVENTS_DESTINATION),
+                self.clock.clone(),
+            );
+            relay.set_waker(self.relay_wake.clone());
+            tokio::spawn(relay.run(stopped()));
+        } else {
+            tracing::info!("RAPPORT_SEGMENTATION_URL not set: events wait in the outbox");
+        }
+        let sweeper = {
+            let store = self.store.clone();
+            let every = self.config.sweep_interval;
+            let stop = stopped();
+            async move {
+                tokio::pin!(stop);
+                loop {
+                    tokio::select! {
+                        () = &mut stop => return,
+                        () = tokio::time::sleep(every) => {},
+                    }
+                    match store.settle_due(500).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(members = n, "settled expired points and tier periods")
+                        }
+                        Err(e) => tracing::error!(error = %e, "settling failed"),
+                    }
+                }
+            }
+        };
+        tokio::spawn(sweeper);
+        let api = LoyaltyServiceServer::new(LoyaltyApi::new(self.store.clone()))
+            .max_decoding_message_size(self.config.serve.max_message_bytes);
+        let parts = ServeParts {
+            listener: self.listener,
+            config: self.config.serve.clone(),
+            auth: self.auth,
+            policy: policy().map_err(AppError::Config)?,
+            service_names: vec![SERVICE_NAME],
+            routes: Routes::new(api),
+            domain: DOMAIN.into(),
+        };
+        tracing::info!(addr = %self.addr, "loyalty serving");
+        let r = serve::serve(parts, shutdown).await;
+        let _ = stop_tx.send(true);
+        Ok(r?)
+    }
+}

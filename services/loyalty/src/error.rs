@@ -1,0 +1,102 @@
+//! The one error enum of the loyalty service, and how each maps to the shared codes.
+use rapport_kit::error::{ApiError, ErrorCode};
+
+/// Everything that can go wrong in loyalty.
+#[derive(Debug, thiserror::Error)]
+pub enum LoyaltyError {
+    /// The request is invalid; the violations say where.
+    #[error("{}", .0.message)]
+    Invalid(ApiError),
+    /// No such member.
+    #[error("member not found")]
+    MemberNotFound,
+    /// The customer is a member already.
+    #[error("customer is already a member")]
+    MemberExists,
+    /// A debit larger than the active points.
+    #[error("not enough active points: {available} available, {requested} requested")]
+    InsufficientPoints {
+        /// Active points.
+        available: i64,
+        /// Points asked for.
+        requested: i64,
+    },
+    /// No such ledger entry for this member.
+    #[error("ledger entry not found")]
+    EntryNotFound,
+    /// Only earn, purchase and redeem entries can be reversed.
+    #[error("only earn, purchase and redeem entries can be reversed")]
+    NotReversible,
+    /// The reversal asks for more than is left to reverse.
+    #[error("only {left} points are left to reverse on this entry")]
+    NothingLeftToReverse {
+        /// Points still reversible.
+        left: i64,
+    },
+    /// The order was recorded before.
+    #[error("order already recorded")]
+    OrderAlreadyRecorded,
+    /// A transfer to the same member.
+    #[error("cannot transfer points to the same member")]
+    SameMember,
+    /// No such offer.
+    #[error("offer not found")]
+    OfferNotFound,
+    /// An offer with this id exists with other terms.
+    #[error("an offer with this id already exists")]
+    OfferExists,
+    /// The member does not hold the offer.
+    #[error("the member does not hold this offer")]
+    OfferNotHeld,
+    /// Outside the offer's validity.
+    #[error("the offer is not valid now")]
+    OfferNotActive,
+    /// No uses left.
+    #[error("the offer has no uses left")]
+    OfferUsedUp,
+    /// The request id was used for another request (from the shared idempotency check).
+    #[error("{}", .0.message)]
+    Idempotency(ApiError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    /// A stored response could not be read back.
+    #[error("stored response: {0}")]
+    Stored(#[from] serde_json::Error),
+}
+
+impl LoyaltyError {
+    /// The wire form (internal causes are not returned: the caller logs them).
+    pub fn to_api(&self) -> ApiError {
+        use ErrorCode as C;
+        let (code, reason) = match self {
+            Self::Invalid(e) | Self::Idempotency(e) => return e.clone(),
+            Self::MemberNotFound => (C::NotFound, "MEMBER_NOT_FOUND"),
+            Self::MemberExists => (C::AlreadyExists, "MEMBER_EXISTS"),
+            Self::InsufficientPoints { .. } => (C::FailedPrecondition, "INSUFFICIENT_POINTS"),
+            Self::EntryNotFound => (C::NotFound, "ENTRY_NOT_FOUND"),
+            Self::NotReversible => (C::FailedPrecondition, "ENTRY_NOT_REVERSIBLE"),
+            Self::NothingLeftToReverse { .. } => (C::FailedPrecondition, "NOTHING_LEFT_TO_REVERSE"),
+            Self::OrderAlreadyRecorded => (C::AlreadyExists, "ORDER_ALREADY_RECORDED"),
+            Self::SameMember => (C::InvalidArgument, "SAME_MEMBER"),
+            Self::OfferNotFound => (C::NotFound, "OFFER_NOT_FOUND"),
+            Self::OfferExists => (C::AlreadyExists, "OFFER_EXISTS"),
+            Self::OfferNotHeld => (C::FailedPrecondition, "OFFER_NOT_HELD"),
+            Self::OfferNotActive => (C::FailedPrecondition, "OFFER_NOT_ACTIVE"),
+            Self::OfferUsedUp => (C::FailedPrecondition, "OFFER_USED_UP"),
+            Self::Db(_) | Self::Stored(_) => return ApiError::internal(),
+        };
+        ApiError::new(code, reason, self.to_string())
+    }
+
+    /// Whether it is a fault of ours rather than of the request.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::Db(_) | Self::Stored(_))
+    }
+}
+
+impl From<ApiError> for LoyaltyError {
+    fn from(e: ApiError) -> Self {
+        Self::Invalid(e)
+    }
+}

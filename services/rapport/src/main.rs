@@ -1,0 +1,23 @@
+//! `rapport`: the all-in-one launcher (`rapport up`) and the operator CLI.
+mod cli;
+mod loyalty;
+mod output;
+mod up;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Up(args) => up::run(args).await,
+        cli::Command::Loyalty(args) => loyalty::run(&cli.conn, args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

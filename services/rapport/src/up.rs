@@ -1,0 +1,71 @@
+//! `rapport up`: every service in one process on loopback, SQLite files under the data folder, one development
+//! key shared by all, and a development token written for the CLI.
+use std::{net::SocketAddr, path::Path, sync::Arc};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use rapport_kit::{auth::Role, clock::SystemClock, serve::shutdown_signal};
+
+use crate::{cli::UpArgs, output};
+
+/// Where `rapport up` writes the development token for the CLI.
+pub fn token_path(data_dir: &str) -> std::path::PathBuf {
+    Path::new(data_dir).join("dev-token")
+}
+
+/// Runs the suite until Ctrl-C / SIGTERM.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let _telemetry = rapport_telemetry::init("rapport")?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir))?;
+    let (auth, dev) = rapport_kit::auth::from_env(true).map_err(anyhow::Error::msg)?;
+    let auth = Arc::new(auth);
+    let spinner =
+        ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg}")?);
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+
+    spinner.set_message("loyalty: migrating the database");
+    let mut loyalty_cfg = rapport_loyalty::app::Config::from_env()?;
+    loyalty_cfg.listen = SocketAddr::from(([127, 0, 0, 1], args.base_port + 1));
+    if std::env::var("DATABASE_URL").is_err() {
+        loyalty_cfg.database_url = format!("sqlite://{}/loyalty.db?mode=rwc", args.data_dir);
+    }
+    let loyalty =
+        rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock))
+            .await?;
+    let loyalty_addr = loyalty.addr();
+    spinner.finish_and_clear();
+
+    let token = auth.issue("developer", Role::Sre, 12 * 3600);
+    write_token(&args.data_dir, &token)?;
+    let mut t = output::table(&["service", "address", "database"]);
+    t.add_row(vec![
+        "loyalty".to_string(),
+        format!("http://{loyalty_addr}"),
+        format!("{}/loyalty.db", args.data_dir),
+    ]);
+    println!("{t}");
+    if dev {
+        println!(
+            "development token (role sre, 12 h), also in {}:",
+            token_path(&args.data_dir).display()
+        );
+        println!("{token}");
+    }
+    println!(
+        "try: rapport loyalty member enrol alice && rapport loyalty earn alice 100 && rapport loyalty member show alice"
+    );
+    loyalty.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+fn write_token(data_dir: &str, token: &str) -> anyhow::Result<()> {
+    let path = token_path(data_dir);
+    std::fs::write(&path, token).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
