@@ -1,0 +1,319 @@
+//! `spawn_app()`: a loyalty server on an ephemeral port with a fresh database and a manual clock.
+use std::{sync::Arc, time::Duration};
+
+use rapport_kit::{
+    auth::{Authenticator, Role},
+    client::{self, Outgoing, OutgoingChannel},
+    clock::ManualClock,
+    db::testing::{Backend, fresh_database},
+    serve::ServeConfig,
+};
+use rapport_loyalty::{
+    app::{Config, Loyalty},
+    domain::Rules,
+};
+use rapport_proto::loyalty::v1::{self as pb, loyalty_service_client::LoyaltyServiceClient};
+use sea_orm::DatabaseConnection;
+use tokio::sync::oneshot;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+pub use rapport_kit::db::testing::Backend as Db;
+
+/// The shared test key.
+pub const SECRET: &str = "test-secret-test-secret-test-secret!";
+/// 2026-01-01T00:00:00Z.
+pub const T0: i64 = 1_767_225_600_000;
+
+pub type Client = LoyaltyServiceClient<OutgoingChannel>;
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub client: Client,
+    pub auth: Arc<Authenticator>,
+    pub clock: ManualClock,
+    pub db: DatabaseConnection,
+    pub database_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Options {
+    pub serve: ServeConfig,
+    pub segmentation_url: Option<String>,
+    pub database_url: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            serve: ServeConfig {
+                drain_delay: Duration::from_millis(50),
+                ..ServeConfig::default()
+            },
+            segmentation_url: None,
+            database_url: None,
+        }
+    }
+}
+
+pub fn authenticator() -> Arc<Authenticator> {
+    Arc::new(Authenticator::new(SECRET.to_string().into(), "rapport", "rapport").unwrap())
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_with(backend, Options::default()).await
+}
+
+pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
+    let database_url = match opts.database_url {
+        Some(u) => u,
+        None => fresh_database(backend).await.expect("fresh database"),
+    };
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.clone(),
+        serve: opts.serve,
+        rules: Rules::default(),
+        segmentation_url: opts.segmentation_url,
+        sweep_interval: Duration::from_secs(3600),
+    };
+    let auth = authenticator();
+    let clock = ManualClock::new(T0);
+    let app = Loyalty::build(config, auth.clone(), Arc::new(clock.clone()))
+        .await
+        .expect("build loyalty");
+    let addr = app.addr();
+    let db = app.store().db().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        app.run(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("loyalty run");
+    });
+    let client = client_as(addr, &auth, Role::Sre);
+    TestApp {
+        addr,
+        client,
+        auth,
+        clock,
+        db,
+        database_url,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+pub fn client_as(addr: std::net::SocketAddr, auth: &Authenticator, role: Role) -> Client {
+    with_token(addr, Some(auth.issue("test", role, 600)))
+}
+
+pub fn with_token(addr: std::net::SocketAddr, token: Option<String>) -> Client {
+    let ch = client::channel(
+        &format!("http://{addr}"),
+        Outgoing::new(token, Duration::from_secs(30)),
+    )
+    .unwrap();
+    LoyaltyServiceClient::new(ch)
+}
+
+impl TestApp {
+    /// Stops the server and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+
+    pub async fn enrol(&self, id: &str) -> pb::Member {
+        self.client
+            .clone()
+            .enrol_member(pb::EnrolMemberRequest {
+                request_id: format!("enrol-{id}"),
+                customer_id: id.into(),
+                display_name: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .member
+            .unwrap()
+    }
+
+    pub async fn earn(
+        &self,
+        rid: &str,
+        id: &str,
+        points: i64,
+    ) -> Result<pb::EarnPointsResponse, Status> {
+        self.client
+            .clone()
+            .earn_points(pb::EarnPointsRequest {
+                request_id: rid.into(),
+                customer_id: id.into(),
+                points,
+                reason: "test".into(),
+                reference: String::new(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn redeem(
+        &self,
+        rid: &str,
+        id: &str,
+        points: i64,
+    ) -> Result<pb::RedeemPointsResponse, Status> {
+        self.client
+            .clone()
+            .redeem_points(pb::RedeemPointsRequest {
+                request_id: rid.into(),
+                customer_id: id.into(),
+                points,
+                reason: "test".into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn member(&self, id: &str) -> pb::Member {
+        self.client
+            .clone()
+            .get_member(pb::GetMemberRequest {
+                customer_id: id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .member
+            .unwrap()
+    }
+
+    pub async fn purchase(
+        &self,
+        rid: &str,
+        id: &str,
+        order: &str,
+        units: i64,
+        recurring: bool,
+    ) -> pb::RecordPurchaseResponse {
+        self.client
+            .clone()
+            .record_purchase(pb::RecordPurchaseRequest {
+                request_id: rid.into(),
+                customer_id: id.into(),
+                order_id: order.into(),
+                amount: Some(eur(units)),
+                channel: rapport_proto::common::v1::Channel::Web.into(),
+                recurring,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Every ledger entry of a member, newest first, walking all pages.
+    pub async fn all_entries(&self, id: &str) -> Vec<pb::LedgerEntry> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let r = self
+                .client
+                .clone()
+                .list_transactions(pb::ListTransactionsRequest {
+                    customer_id: id.into(),
+                    page_size: 100,
+                    page_token: token,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            out.extend(r.entries);
+            if r.next_page_token.is_empty() {
+                return out;
+            }
+            token = r.next_page_token;
+        }
+    }
+}
+
+pub fn eur(units: i64) -> rapport_proto::common::v1::Money {
+    rapport_proto::common::v1::Money {
+        currency_code: "EUR".into(),
+        units,
+        nanos: 0,
+    }
+}
+
+pub fn balance(m: &pb::Member) -> pb::Balance {
+    m.balance.unwrap_or_default()
+}
+
+/// Asserts a status: gRPC code, ErrorInfo reason (domain loyalty unless the guard answered), and a violated field.
+pub fn assert_status(s: &Status, code: Code, reason: &str, field: Option<&str>) {
+    assert_eq!(s.code(), code, "code of {s:?}");
+    let d = s.get_error_details();
+    let info = d
+        .error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
+    assert_eq!(info.reason, reason, "reason of {s:?}");
+    assert_eq!(info.domain, "loyalty");
+    if let Some(f) = field {
+        let fields: Vec<_> = d
+            .bad_request()
+            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+            .unwrap_or_default();
+        assert!(fields.iter().any(|x| x == f), "field {f} not in {fields:?}");
+    }
+    assert!(
+        s.message()
+            .chars()
+            .next()
+            .is_some_and(|c| !c.is_uppercase()),
+        "lowercase message: {s:?}"
+    );
+}
+
+/// Polls `f` until it returns true, failing after `secs` seconds.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One test per backend.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::Db::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::support::Db::Postgres).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both;

@@ -1,0 +1,103 @@
+//! What time does: pending points activate, lots expire (oldest first), tiers go up at once and down at period end.
+use rapport_proto::loyalty::v1 as pb;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::support::{Db, balance, on_both, spawn_app};
+
+on_both!(
+    pending_then_active_then_expired,
+    tiers_up_at_once_down_at_period_end,
+    sweeper_settles_idle_members
+);
+
+async fn pending_then_active_then_expired(db: Db) {
+    let app = spawn_app(db).await;
+    app.enrol("ann").await;
+    let p = app.purchase("p1", "ann", "o-1", 120, false).await;
+    assert_eq!(p.points, 120);
+    let m = p.member.unwrap();
+    assert_eq!((balance(&m).pending, balance(&m).active), (120, 0));
+    // not spendable during the returns window
+    assert!(app.redeem("r0", "ann", 1).await.is_err());
+    app.clock.advance_days(14);
+    let m = app.member("ann").await;
+    assert_eq!((balance(&m).pending, balance(&m).active), (0, 120));
+
+    // a second lot a month later; redemption takes from the soonest-expiring (the first) lot
+    app.clock.advance_days(30);
+    app.earn("e2", "ann", 50).await.unwrap();
+    app.redeem("r1", "ann", 100).await.unwrap();
+    // the first lot expires 365 days after it became available: 20 left in it expire
+    app.clock.advance_days(365 - 30);
+    let m = app.member("ann").await;
+    assert_eq!(balance(&m).expired, 20);
+    assert_eq!(balance(&m).active, 50);
+    assert_eq!(balance(&m).spent, 100);
+    let entries = app.all_entries("ann").await;
+    assert_eq!(entries[0].kind, i32::from(pb::EntryKind::Expire));
+    assert_eq!(entries[0].points, -20);
+    let sum: i64 = entries.iter().map(|e| e.points).sum();
+    assert_eq!(sum, 50);
+    // expiring soon: the 50 lot expires within 30 days of its end
+    app.clock.advance_days(20);
+    assert_eq!(balance(&app.member("ann").await).expiring_soon, 50);
+    app.stop().await;
+}
+
+async fn tiers_up_at_once_down_at_period_end(db: Db) {
+    let app = spawn_app(db).await;
+    app.enrol("tim").await;
+    app.earn("e1", "tim", 1_500).await.unwrap();
+    let m = app.member("tim").await;
+    assert_eq!(m.tier, i32::from(pb::Tier::Silver), "upgrade at once");
+    assert_eq!(m.next_tier, i32::from(pb::Tier::Gold));
+    assert_eq!(m.points_to_next_tier, 3_500);
+    // a purchase at silver earns 125 %
+    app.clock.advance_days(1);
+    let p = app.purchase("p1", "tim", "o-9", 4_000, false).await;
+    assert_eq!(p.points, 5_000);
+    assert_eq!(p.member.unwrap().tier, i32::from(pb::Tier::Gold));
+    // 400 days later nothing qualifies any more; the downgrade waits for the end of the gold period (365 days
+    // after the upgrade), and goes to the tier the remaining qualifying points hold (none: bronze)
+    app.clock.advance_days(364);
+    assert_eq!(app.member("tim").await.tier, i32::from(pb::Tier::Gold));
+    app.clock.advance_days(2);
+    let m = app.member("tim").await;
+    assert_eq!(m.tier, i32::from(pb::Tier::Bronze));
+    // every change was recorded and published for segmentation
+    use rapport_outbox::entities::outbox_event;
+    let events = outbox_event::Entity::find()
+        .filter(outbox_event::Column::PartitionKey.eq("tim"))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(events, 4, "silver, purchase, gold, bronze");
+    app.stop().await;
+}
+
+async fn sweeper_settles_idle_members(db: Db) {
+    let app = spawn_app(db).await;
+    app.enrol("ida").await;
+    app.earn("e1", "ida", 30).await.unwrap();
+    app.clock.advance_days(400);
+    let store = rapport_loyalty::store::Store::new(
+        app.db.clone(),
+        std::sync::Arc::new(app.clock.clone()),
+        std::sync::Arc::new(rapport_loyalty::domain::Rules::default()),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
+    assert_eq!(store.settle_due(100).await.unwrap(), 1);
+    assert_eq!(
+        rapport_loyalty::store::count_entries(&app.db, "ida")
+            .await
+            .unwrap(),
+        2,
+        "earn and expiry"
+    );
+    assert_eq!(
+        store.settle_due(100).await.unwrap(),
+        0,
+        "nothing left to settle"
+    );
+    app.stop().await;
+}
