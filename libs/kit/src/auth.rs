@@ -405,6 +405,22 @@ mod tests {
     }
 
     #[test]
+    fn development_keys_only_on_loopback() {
+        let (dev, generated) = from_settings(None, "rapport", "rapport", true).unwrap();
+        assert!(generated);
+        assert!(dev.verify(&dev.issue("me", Role::Sre, 60)).is_ok());
+        assert!(from_settings(None, "rapport", "rapport", false).is_err());
+        let (_, generated) = from_settings(
+            Some("0123456789abcdef0123456789abcdef".into()),
+            "rapport",
+            "rapport",
+            false,
+        )
+        .unwrap();
+        assert!(!generated);
+    }
+
+    #[test]
     fn short_keys_are_refused() {
         assert!(Authenticator::new("short".to_string().into(), "i", "a").is_err());
     }
