@@ -224,15 +224,22 @@ fn now_secs() -> u64 {
 pub fn from_env(loopback_only: bool) -> Result<(Authenticator, bool), String> {
     let issuer = std::env::var("RAPPORT_AUTH_ISSUER").unwrap_or_else(|_| "rapport".into());
     let audience = std::env::var("RAPPORT_AUTH_AUDIENCE").unwrap_or_else(|_| "rapport".into());
-    match std::env::var("RAPPORT_AUTH_SECRET")
+    let secret = std::env::var("RAPPORT_AUTH_SECRET")
         .ok()
-        .filter(|s| !s.is_empty())
-    {
-        Some(secret) => Ok((
-            Authenticator::new(secret.into(), &issuer, &audience)?,
-            false,
-        )),
-        None if loopback_only => Ok((Authenticator::generate(&issuer, &audience), true)),
+        .filter(|s| !s.is_empty());
+    from_settings(secret, &issuer, &audience, loopback_only)
+}
+
+/// [`from_env`] with the values given.
+pub fn from_settings(
+    secret: Option<String>,
+    issuer: &str,
+    audience: &str,
+    loopback_only: bool,
+) -> Result<(Authenticator, bool), String> {
+    match secret {
+        Some(secret) => Ok((Authenticator::new(secret.into(), issuer, audience)?, false)),
+        None if loopback_only => Ok((Authenticator::generate(issuer, audience), true)),
         None => Err("RAPPORT_AUTH_SECRET is required when listening beyond loopback".into()),
     }
 }
