@@ -8,6 +8,7 @@ const FILES: &[&str] = &[
     "rapport/common/v1/common.proto",
     "rapport/events/v1/events.proto",
     "rapport/loyalty/v1/loyalty.proto",
+    "rapport/segmentation/v1/segmentation.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -23,4 +23,10 @@ pub mod loyalty {
     }
 }
 
+pub mod segmentation {
+    pub mod v1 {
+        tonic::include_proto!("rapport.segmentation.v1");
+    }
+}
+
 pub use prost_types::Timestamp;
