@@ -138,6 +138,16 @@ impl Violations {
         }
     }
 
+    /// Violations recorded so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// `Ok` when nothing was recorded, else INVALID_ARGUMENT with reason `INVALID_ARGUMENT` and every violation.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() {

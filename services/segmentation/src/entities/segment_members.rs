@@ -1,0 +1,19 @@
+use sea_orm::entity::prelude::*;
+
+/// A customer in a segment (materialised).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "segment_members")]
+#[allow(missing_docs)]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub segment_id: String,
+    pub customer_id: String,
+    pub entered_at: i64,
+}
+
+/// Relations are kept by the store.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

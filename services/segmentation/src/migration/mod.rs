@@ -1,0 +1,39 @@
+//! The segmentation schema, in order: kit's and the outbox's tables first, then segmentation's own.
+use sea_orm_migration::prelude::*;
+
+pub mod m20261123_000004_create_customers;
+pub mod m20261123_000005_create_daily_activity;
+pub mod m20261123_000006_create_models;
+pub mod m20261123_000007_create_training_jobs;
+pub mod m20261123_000008_create_segments;
+pub mod m20261123_000009_create_segment_members;
+pub mod m20261123_000010_create_segment_changes;
+pub mod m20261123_000011_create_campaigns;
+pub mod m20261123_000012_create_campaign_targets;
+
+/// Every migration of the segmentation database.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        use rapport_kit::migration::m20261123_000001_create_idempotency_keys as idempotency;
+        use rapport_outbox::migration::{
+            m20261123_000002_create_outbox_events as outbox, m20261123_000003_create_inbox_events as inbox,
+        };
+        vec![
+            Box::new(idempotency::Migration),
+            Box::new(outbox::Migration),
+            Box::new(inbox::Migration),
+            Box::new(m20261123_000004_create_customers::Migration),
+            Box::new(m20261123_000005_create_daily_activity::Migration),
+            Box::new(m20261123_000006_create_models::Migration),
+            Box::new(m20261123_000007_create_training_jobs::Migration),
+            Box::new(m20261123_000008_create_segments::Migration),
+            Box::new(m20261123_000009_create_segment_members::Migration),
+            Box::new(m20261123_000010_create_segment_changes::Migration),
+            Box::new(m20261123_000011_create_campaigns::Migration),
+            Box::new(m20261123_000012_create_campaign_targets::Migration),
+        ]
+    }
+}
