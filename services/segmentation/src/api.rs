@@ -9,7 +9,9 @@ use rapport_kit::{
     idempotency,
     page::{self, PageBounds},
 };
-use rapport_proto::segmentation::v1::{self as pb, condition::Node, segmentation_service_server::SegmentationService};
+use rapport_proto::segmentation::v1::{
+    self as pb, condition::Node, segmentation_service_server::SegmentationService,
+};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -25,7 +27,10 @@ use crate::{
 
 /// `ErrorInfo` domain of segmentation's errors.
 pub const DOMAIN: &str = "segmentation";
-const PAGE: PageBounds = PageBounds { default: 100, max: 1_000 };
+const PAGE: PageBounds = PageBounds {
+    default: 100,
+    max: 1_000,
+};
 const MAX_BATCH: usize = 1_000;
 const TIERS: [&str; 4] = ["bronze", "silver", "gold", "vip"];
 const NPS_CLASSES: [&str; 3] = ["promoter", "passive", "detractor"];
@@ -58,7 +63,10 @@ fn invalid(v: Violations) -> Result<(), Status> {
 fn idem<M: Message + Clone>(request_id: &str, msg: &M, blank: impl FnOnce(&mut M)) -> Idem {
     let mut m = msg.clone();
     blank(&mut m);
-    Idem { request_id: request_id.to_string(), fingerprint: idempotency::fingerprint(&m.encode_to_vec()) }
+    Idem {
+        request_id: request_id.to_string(),
+        fingerprint: idempotency::fingerprint(&m.encode_to_vec()),
+    }
 }
 
 fn kind_from(k: i32) -> Option<Kind> {
@@ -98,10 +106,18 @@ pub fn event_from(e: &pb::BehaviourEvent, field: &str, v: &mut Violations) -> Op
     let mut amount = 0;
     if kind == Some(Kind::Purchase) {
         match &e.amount {
-            Some(m) if m.units >= 0 && m.nanos >= 0 && m.units < 1_000_000_000 && m.currency_code.len() == 3 => {
+            Some(m)
+                if m.units >= 0
+                    && m.nanos >= 0
+                    && m.units < 1_000_000_000
+                    && m.currency_code.len() == 3 =>
+            {
                 amount = m.units * 1_000_000 + i64::from(m.nanos / 1000);
             }
-            _ => v.add(format!("{field}.amount"), "a purchase needs a non-negative amount with a currency"),
+            _ => v.add(
+                format!("{field}.amount"),
+                "a purchase needs a non-negative amount with a currency",
+            ),
         }
     }
     let score = (kind == Some(Kind::SurveyResponse)).then_some(e.score);
@@ -110,7 +126,10 @@ pub fn event_from(e: &pb::BehaviourEvent, field: &str, v: &mut Violations) -> Op
     }
     let tier = (kind == Some(Kind::TierChange)).then(|| e.tier.clone());
     if tier.as_ref().is_some_and(|t| !TIERS.contains(&t.as_str())) {
-        v.add(format!("{field}.tier"), "must be bronze, silver, gold or vip");
+        v.add(
+            format!("{field}.tier"),
+            "must be bronze, silver, gold or vip",
+        );
     }
     if v.len() > before {
         return None;
@@ -129,35 +148,66 @@ pub fn event_from(e: &pb::BehaviourEvent, field: &str, v: &mut Violations) -> Op
 
 fn events_from(events: &[pb::BehaviourEvent]) -> Result<Vec<Event>, Status> {
     let mut v = Violations::new();
-    v.check(!events.is_empty() && events.len() <= MAX_BATCH, "events", "must hold 1 to 1000 events");
-    let out: Vec<Event> = events.iter().enumerate().filter_map(|(i, e)| event_from(e, &format!("events[{i}]"), &mut v)).collect();
+    v.check(
+        !events.is_empty() && events.len() <= MAX_BATCH,
+        "events",
+        "must hold 1 to 1000 events",
+    );
+    let out: Vec<Event> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| event_from(e, &format!("events[{i}]"), &mut v))
+        .collect();
     invalid(v)?;
     Ok(out)
 }
 
 /// Converts a wire condition into a rule, recording every problem with its path.
-pub fn rule_from(c: Option<&pb::Condition>, path: &str, segments: &HashSet<String>, v: &mut Violations) -> Rule {
+pub fn rule_from(
+    c: Option<&pb::Condition>,
+    path: &str,
+    segments: &HashSet<String>,
+    v: &mut Violations,
+) -> Rule {
     let Some(node) = c.and_then(|c| c.node.as_ref()) else {
         v.add(path, "must be a condition (all, any, not or a leaf)");
         return Rule::All(vec![]);
     };
     let list = |cs: &pb::Conditions, name: &str, v: &mut Violations| -> Vec<Rule> {
         if cs.conditions.is_empty() {
-            v.add(format!("{path}.{name}.conditions"), "must hold at least one condition");
+            v.add(
+                format!("{path}.{name}.conditions"),
+                "must hold at least one condition",
+            );
         }
         cs.conditions
             .iter()
             .enumerate()
-            .map(|(i, c)| rule_from(Some(c), &format!("{path}.{name}.conditions[{i}]"), segments, v))
+            .map(|(i, c)| {
+                rule_from(
+                    Some(c),
+                    &format!("{path}.{name}.conditions[{i}]"),
+                    segments,
+                    v,
+                )
+            })
             .collect()
     };
     match node {
         Node::All(cs) => Rule::All(list(cs, "all", v)),
         Node::Any(cs) => Rule::Any(list(cs, "any", v)),
-        Node::Not(c) => Rule::Not(Box::new(rule_from(Some(c), &format!("{path}.not"), segments, v))),
+        Node::Not(c) => Rule::Not(Box::new(rule_from(
+            Some(c),
+            &format!("{path}.not"),
+            segments,
+            v,
+        ))),
         Node::Feature(f) => {
             if !FEATURE_NAMES.contains(&f.name.as_str()) {
-                v.add(format!("{path}.feature.name"), format!("unknown feature {:?}", f.name));
+                v.add(
+                    format!("{path}.feature.name"),
+                    format!("unknown feature {:?}", f.name),
+                );
             }
             let op = match pb::Comparison::try_from(f.op) {
                 Ok(pb::Comparison::Lt) => Op::Lt,
@@ -173,36 +223,58 @@ pub fn rule_from(c: Option<&pb::Condition>, path: &str, segments: &HashSet<Strin
             if !f.value.is_finite() {
                 v.add(format!("{path}.feature.value"), "must be a finite number");
             }
-            Rule::Feature { name: f.name.clone(), op, value: f.value }
+            Rule::Feature {
+                name: f.name.clone(),
+                op,
+                value: f.value,
+            }
         }
         Node::Attribute(a) => {
             if a.name.is_empty() || a.name.len() > 64 {
-                v.add(format!("{path}.attribute.name"), "must be 1 to 64 characters");
+                v.add(
+                    format!("{path}.attribute.name"),
+                    "must be 1 to 64 characters",
+                );
             }
-            Rule::Attribute { name: a.name.clone(), value: a.value.clone() }
+            Rule::Attribute {
+                name: a.name.clone(),
+                value: a.value.clone(),
+            }
         }
         Node::Cluster(c) => {
             if c.cluster_ids.is_empty() || c.cluster_ids.iter().any(|i| *i < 0) {
-                v.add(format!("{path}.cluster.cluster_ids"), "must name at least one cluster id (>= 0)");
+                v.add(
+                    format!("{path}.cluster.cluster_ids"),
+                    "must name at least one cluster id (>= 0)",
+                );
             }
             Rule::Cluster(c.cluster_ids.clone())
         }
         Node::Tier(t) => {
             if t.values.is_empty() || t.values.iter().any(|x| !TIERS.contains(&x.as_str())) {
-                v.add(format!("{path}.tier.values"), "must name tiers among bronze, silver, gold, vip");
+                v.add(
+                    format!("{path}.tier.values"),
+                    "must name tiers among bronze, silver, gold, vip",
+                );
             }
             Rule::Tier(t.values.clone())
         }
         Node::NpsClass(t) => {
             if t.values.is_empty() || t.values.iter().any(|x| !NPS_CLASSES.contains(&x.as_str())) {
-                v.add(format!("{path}.nps_class.values"), "must name classes among promoter, passive, detractor");
+                v.add(
+                    format!("{path}.nps_class.values"),
+                    "must name classes among promoter, passive, detractor",
+                );
             }
             Rule::NpsClass(t.values.clone())
         }
         Node::EventCount(e) => {
             let kind = kind_from(e.kind);
             if kind.is_none() {
-                v.add(format!("{path}.event_count.kind"), "must be a known event kind");
+                v.add(
+                    format!("{path}.event_count.kind"),
+                    "must be a known event kind",
+                );
             }
             if e.times < 1 {
                 v.add(format!("{path}.event_count.times"), "must be at least 1");
@@ -210,37 +282,60 @@ pub fn rule_from(c: Option<&pb::Condition>, path: &str, segments: &HashSet<Strin
             if !(1..=365).contains(&e.days) {
                 v.add(format!("{path}.event_count.days"), "must be 1 to 365");
             }
-            Rule::EventCount { kind: kind.unwrap_or(Kind::Visit), times: i64::from(e.times), days: i64::from(e.days) }
+            Rule::EventCount {
+                kind: kind.unwrap_or(Kind::Visit),
+                times: i64::from(e.times),
+                days: i64::from(e.days),
+            }
         }
         Node::EventAbsent(e) => {
             let kind = kind_from(e.kind);
             if kind.is_none() {
-                v.add(format!("{path}.event_absent.kind"), "must be a known event kind");
+                v.add(
+                    format!("{path}.event_absent.kind"),
+                    "must be a known event kind",
+                );
             }
             if !(1..=365).contains(&e.days) {
                 v.add(format!("{path}.event_absent.days"), "must be 1 to 365");
             }
-            Rule::EventAbsent { kind: kind.unwrap_or(Kind::Visit), days: i64::from(e.days) }
+            Rule::EventAbsent {
+                kind: kind.unwrap_or(Kind::Visit),
+                days: i64::from(e.days),
+            }
         }
         Node::InSegment(s) => {
             if !segments.contains(s) {
-                v.add(format!("{path}.in_segment"), format!("unknown segment {s:?}"));
+                v.add(
+                    format!("{path}.in_segment"),
+                    format!("unknown segment {s:?}"),
+                );
             }
             Rule::InSegment(s.clone())
         }
         Node::RandomBucket(b) => {
             if !(0..100).contains(&b.from) || !(1..=100).contains(&b.to) || b.from >= b.to {
-                v.add(format!("{path}.random_bucket"), "must satisfy 0 <= from < to <= 100");
+                v.add(
+                    format!("{path}.random_bucket"),
+                    "must satisfy 0 <= from < to <= 100",
+                );
             }
-            Rule::Bucket { from: u8::try_from(b.from.clamp(0, 100)).unwrap_or(0), to: u8::try_from(b.to.clamp(0, 100)).unwrap_or(0) }
+            Rule::Bucket {
+                from: u8::try_from(b.from.clamp(0, 100)).unwrap_or(0),
+                to: u8::try_from(b.to.clamp(0, 100)).unwrap_or(0),
+            }
         }
     }
 }
 
 fn rule_to(r: &Rule) -> pb::Condition {
     let node = match r {
-        Rule::All(rs) => Node::All(pb::Conditions { conditions: rs.iter().map(rule_to).collect() }),
-        Rule::Any(rs) => Node::Any(pb::Conditions { conditions: rs.iter().map(rule_to).collect() }),
+        Rule::All(rs) => Node::All(pb::Conditions {
+            conditions: rs.iter().map(rule_to).collect(),
+        }),
+        Rule::Any(rs) => Node::Any(pb::Conditions {
+            conditions: rs.iter().map(rule_to).collect(),
+        }),
         Rule::Not(r) => Node::Not(Box::new(rule_to(r))),
         Rule::Feature { name, op, value } => Node::Feature(pb::FeatureCompare {
             name: name.clone(),
@@ -254,8 +349,13 @@ fn rule_to(r: &Rule) -> pb::Condition {
             .into(),
             value: *value,
         }),
-        Rule::Attribute { name, value } => Node::Attribute(pb::AttributeEquals { name: name.clone(), value: value.clone() }),
-        Rule::Cluster(ids) => Node::Cluster(pb::ClusterIn { cluster_ids: ids.clone() }),
+        Rule::Attribute { name, value } => Node::Attribute(pb::AttributeEquals {
+            name: name.clone(),
+            value: value.clone(),
+        }),
+        Rule::Cluster(ids) => Node::Cluster(pb::ClusterIn {
+            cluster_ids: ids.clone(),
+        }),
         Rule::Tier(t) => Node::Tier(pb::ValuesIn { values: t.clone() }),
         Rule::NpsClass(t) => Node::NpsClass(pb::ValuesIn { values: t.clone() }),
         Rule::EventCount { kind, times, days } => Node::EventCount(pb::EventCount {
@@ -263,11 +363,15 @@ fn rule_to(r: &Rule) -> pb::Condition {
             times: i32::try_from(*times).unwrap_or(i32::MAX),
             days: i32::try_from(*days).unwrap_or(i32::MAX),
         }),
-        Rule::EventAbsent { kind, days } => {
-            Node::EventAbsent(pb::EventAbsent { kind: kind_to(*kind).into(), days: i32::try_from(*days).unwrap_or(i32::MAX) })
-        }
+        Rule::EventAbsent { kind, days } => Node::EventAbsent(pb::EventAbsent {
+            kind: kind_to(*kind).into(),
+            days: i32::try_from(*days).unwrap_or(i32::MAX),
+        }),
         Rule::InSegment(s) => Node::InSegment(s.clone()),
-        Rule::Bucket { from, to } => Node::RandomBucket(pb::RandomBucket { from: i32::from(*from), to: i32::from(*to) }),
+        Rule::Bucket { from, to } => Node::RandomBucket(pb::RandomBucket {
+            from: i32::from(*from),
+            to: i32::from(*to),
+        }),
     };
     pb::Condition { node: Some(node) }
 }
@@ -300,7 +404,12 @@ fn campaign_pb(c: CampaignView) -> pb::Campaign {
         segment_id: c.segment_id,
         offer_id: c.offer_id,
         holdout_percent: c.holdout_percent,
-        state: if c.state == "completed" { pb::CampaignState::Completed } else { pb::CampaignState::Running }.into(),
+        state: if c.state == "completed" {
+            pb::CampaignState::Completed
+        } else {
+            pb::CampaignState::Running
+        }
+        .into(),
         targeted: c.targeted,
         granted: c.granted,
         held_out: c.held_out,
@@ -311,7 +420,10 @@ fn campaign_pb(c: CampaignView) -> pb::Campaign {
 
 #[tonic::async_trait]
 impl SegmentationService for SegmentationApi {
-    async fn ingest_events(&self, req: Request<Streaming<pb::IngestEventsRequest>>) -> Result<Response<pb::IngestEventsResponse>, Status> {
+    async fn ingest_events(
+        &self,
+        req: Request<Streaming<pb::IngestEventsRequest>>,
+    ) -> Result<Response<pb::IngestEventsResponse>, Status> {
         let mut stream = req.into_inner();
         let (mut applied, mut duplicates) = (0, 0);
         // Each message is applied in its own transaction as it arrives: what was acknowledged by the stream's
@@ -323,23 +435,43 @@ impl SegmentationService for SegmentationApi {
             applied += a;
             duplicates += d;
         }
-        Ok(Response::new(pb::IngestEventsResponse { applied, duplicates }))
+        Ok(Response::new(pb::IngestEventsResponse {
+            applied,
+            duplicates,
+        }))
     }
 
-    async fn ingest_event_batch(&self, req: Request<pb::IngestEventBatchRequest>) -> Result<Response<pb::IngestEventBatchResponse>, Status> {
+    async fn ingest_event_batch(
+        &self,
+        req: Request<pb::IngestEventBatchRequest>,
+    ) -> Result<Response<pb::IngestEventBatchResponse>, Status> {
         let events = events_from(&req.into_inner().events)?;
         let (applied, duplicates) = self.store.ingest(events).await.map_err(status)?;
-        Ok(Response::new(pb::IngestEventBatchResponse { applied, duplicates }))
+        Ok(Response::new(pb::IngestEventBatchResponse {
+            applied,
+            duplicates,
+        }))
     }
 
-    async fn upsert_customer(&self, req: Request<pb::UpsertCustomerRequest>) -> Result<Response<pb::UpsertCustomerResponse>, Status> {
+    async fn upsert_customer(
+        &self,
+        req: Request<pb::UpsertCustomerRequest>,
+    ) -> Result<Response<pb::UpsertCustomerResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         v.id("customer_id", &r.customer_id);
-        v.check(r.attributes.len() <= 50, "attributes", "must hold at most 50 attributes");
+        v.check(
+            r.attributes.len() <= 50,
+            "attributes",
+            "must hold at most 50 attributes",
+        );
         for (k, val) in &r.attributes {
-            v.check(!k.is_empty() && k.len() <= 64, &format!("attributes[{k}]"), "names must be 1 to 64 characters");
+            v.check(
+                !k.is_empty() && k.len() <= 64,
+                &format!("attributes[{k}]"),
+                "names must be 1 to 64 characters",
+            );
             v.text(&format!("attributes[{k}]"), val, 256);
         }
         invalid(v)?;
@@ -347,13 +479,22 @@ impl SegmentationService for SegmentationApi {
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let created = self
             .store
-            .upsert_customer(&key, &r.customer_id, attributes, r.consent_marketing, r.consent_profiling)
+            .upsert_customer(
+                &key,
+                &r.customer_id,
+                attributes,
+                r.consent_marketing,
+                r.consent_profiling,
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(pb::UpsertCustomerResponse { created }))
     }
 
-    async fn get_customer_features(&self, req: Request<pb::GetCustomerFeaturesRequest>) -> Result<Response<pb::GetCustomerFeaturesResponse>, Status> {
+    async fn get_customer_features(
+        &self,
+        req: Request<pb::GetCustomerFeaturesRequest>,
+    ) -> Result<Response<pb::GetCustomerFeaturesResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.id("customer_id", &r.customer_id);
@@ -365,14 +506,21 @@ impl SegmentationService for SegmentationApi {
         Ok(Response::new(pb::GetCustomerFeaturesResponse {
             features: Some(pb::CustomerFeatures {
                 customer_id: st.customer_id.clone(),
-                recency_days: if f.last_purchase_at.is_some() { val("recency_days") } else { -1.0 },
+                recency_days: if f.last_purchase_at.is_some() {
+                    val("recency_days")
+                } else {
+                    -1.0
+                },
                 frequency_90d: val("frequency_90d"),
                 monetary_90d: val("monetary_90d"),
                 frequency_365d: val("frequency_365d"),
                 monetary_365d: val("monetary_365d"),
                 average_basket: val("average_basket"),
                 tenure_days: val("tenure_days"),
-                channel_mix: CHANNELS.iter().map(|c| (c.to_string(), val(&format!("channel_mix.{c}")))).collect(),
+                channel_mix: CHANNELS
+                    .iter()
+                    .map(|c| (c.to_string(), val(&format!("channel_mix.{c}"))))
+                    .collect(),
                 last_nps: f.last_nps.unwrap_or(-1),
                 nps_class: crate::domain::features::nps_class(f.last_nps).into(),
                 complaints_90d: val("complaints_90d"),
@@ -384,27 +532,62 @@ impl SegmentationService for SegmentationApi {
         }))
     }
 
-    async fn refresh_features(&self, _req: Request<pb::RefreshFeaturesRequest>) -> Result<Response<pb::RefreshFeaturesResponse>, Status> {
+    async fn refresh_features(
+        &self,
+        _req: Request<pb::RefreshFeaturesRequest>,
+    ) -> Result<Response<pb::RefreshFeaturesResponse>, Status> {
         let (aged, changes) = self.store.refresh().await.map_err(status)?;
-        Ok(Response::new(pb::RefreshFeaturesResponse { customers_aged: aged, membership_changes: changes }))
+        Ok(Response::new(pb::RefreshFeaturesResponse {
+            customers_aged: aged,
+            membership_changes: changes,
+        }))
     }
 
-    async fn train_model(&self, req: Request<pb::TrainModelRequest>) -> Result<Response<pb::TrainModelResponse>, Status> {
+    async fn train_model(
+        &self,
+        req: Request<pb::TrainModelRequest>,
+    ) -> Result<Response<pb::TrainModelResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.request_id(&r.request_id);
-        let features: Vec<String> =
-            if r.features.is_empty() { DEFAULT_MODEL_FEATURES.iter().map(|s| s.to_string()).collect() } else { r.features.clone() };
+        let features: Vec<String> = if r.features.is_empty() {
+            DEFAULT_MODEL_FEATURES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            r.features.clone()
+        };
         for (i, f) in features.iter().enumerate() {
-            v.check(FEATURE_NAMES.contains(&f.as_str()), &format!("features[{i}]"), "is not a known feature");
+            v.check(
+                FEATURE_NAMES.contains(&f.as_str()),
+                &format!("features[{i}]"),
+                "is not a known feature",
+            );
         }
-        v.check(features.iter().collect::<HashSet<_>>().len() == features.len(), "features", "must not repeat a feature");
-        v.check((0..=50).contains(&r.k) && r.k != 1, "k", "must be 0 (choose) or 2 to 50");
+        v.check(
+            features.iter().collect::<HashSet<_>>().len() == features.len(),
+            "features",
+            "must not repeat a feature",
+        );
+        v.check(
+            (0..=50).contains(&r.k) && r.k != 1,
+            "k",
+            "must be 0 (choose) or 2 to 50",
+        );
         let k_min = if r.k_min == 0 { 2 } else { r.k_min };
         let k_max = if r.k_max == 0 { 10 } else { r.k_max };
         v.check((2..=50).contains(&k_min), "k_min", "must be 2 to 50");
-        v.check((2..=50).contains(&k_max) && k_max >= k_min, "k_max", "must be 2 to 50 and at least k_min");
-        v.check((0..=1_000_000).contains(&r.sample_size), "sample_size", "must be 0 (100000) to 1000000");
+        v.check(
+            (2..=50).contains(&k_max) && k_max >= k_min,
+            "k_max",
+            "must be 2 to 50 and at least k_min",
+        );
+        v.check(
+            (0..=1_000_000).contains(&r.sample_size),
+            "sample_size",
+            "must be 0 (100000) to 1000000",
+        );
         invalid(v)?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let (job_id, fresh) = self.store.start_training(&key).await.map_err(status)?;
@@ -413,7 +596,11 @@ impl SegmentationService for SegmentationApi {
                 features,
                 k: (r.k > 0).then_some(r.k as usize),
                 k_range: (k_min as usize, k_max as usize),
-                sample: if r.sample_size == 0 { 100_000 } else { r.sample_size as usize },
+                sample: if r.sample_size == 0 {
+                    100_000
+                } else {
+                    r.sample_size as usize
+                },
                 seed: r.seed,
             };
             self.background.train(job_id.clone(), params);
@@ -421,7 +608,10 @@ impl SegmentationService for SegmentationApi {
         Ok(Response::new(pb::TrainModelResponse { job_id }))
     }
 
-    async fn get_training_job(&self, req: Request<pb::GetTrainingJobRequest>) -> Result<Response<pb::GetTrainingJobResponse>, Status> {
+    async fn get_training_job(
+        &self,
+        req: Request<pb::GetTrainingJobRequest>,
+    ) -> Result<Response<pb::GetTrainingJobResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.id("job_id", &r.job_id);
@@ -442,7 +632,10 @@ impl SegmentationService for SegmentationApi {
         }))
     }
 
-    async fn get_model(&self, req: Request<pb::GetModelRequest>) -> Result<Response<pb::GetModelResponse>, Status> {
+    async fn get_model(
+        &self,
+        req: Request<pb::GetModelRequest>,
+    ) -> Result<Response<pb::GetModelResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.check(r.version >= 0, "version", "must not be negative");
@@ -455,8 +648,18 @@ impl SegmentationService for SegmentationApi {
                 cluster_id: c.id,
                 label: c.label.clone(),
                 size: c.size,
-                centroid: spec.features.iter().cloned().zip(c.original.iter().copied()).collect(),
-                z_scores: spec.features.iter().cloned().zip(c.z.iter().copied()).collect(),
+                centroid: spec
+                    .features
+                    .iter()
+                    .cloned()
+                    .zip(c.original.iter().copied())
+                    .collect(),
+                z_scores: spec
+                    .features
+                    .iter()
+                    .cloned()
+                    .zip(c.z.iter().copied())
+                    .collect(),
             })
             .collect();
         Ok(Response::new(pb::GetModelResponse {
@@ -472,7 +675,10 @@ impl SegmentationService for SegmentationApi {
         }))
     }
 
-    async fn create_segment(&self, req: Request<pb::CreateSegmentRequest>) -> Result<Response<pb::CreateSegmentResponse>, Status> {
+    async fn create_segment(
+        &self,
+        req: Request<pb::CreateSegmentRequest>,
+    ) -> Result<Response<pb::CreateSegmentResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.request_id(&r.request_id);
@@ -482,7 +688,11 @@ impl SegmentationService for SegmentationApi {
             return Err(Status::invalid_argument("segment is required"));
         };
         v.id("segment.segment_id", &s.segment_id);
-        v.check(!s.display_name.trim().is_empty(), "segment.display_name", "is required");
+        v.check(
+            !s.display_name.trim().is_empty(),
+            "segment.display_name",
+            "is required",
+        );
         v.text("segment.display_name", &s.display_name, 200);
         let existing = self.store.segment_ids().await.map_err(status)?;
         let rule = rule_from(s.condition.as_ref(), "segment.condition", &existing, &mut v);
@@ -491,70 +701,120 @@ impl SegmentationService for SegmentationApi {
         }
         invalid(v)?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        self.store.create_segment(&key, &s.segment_id, &s.display_name, rule).await.map_err(status)?;
+        self.store
+            .create_segment(&key, &s.segment_id, &s.display_name, rule)
+            .await
+            .map_err(status)?;
         let (def, size) = self.store.segment(&s.segment_id).await.map_err(status)?;
-        Ok(Response::new(pb::CreateSegmentResponse { segment: Some(segment_pb(def, size)) }))
+        Ok(Response::new(pb::CreateSegmentResponse {
+            segment: Some(segment_pb(def, size)),
+        }))
     }
 
-    async fn get_segment(&self, req: Request<pb::GetSegmentRequest>) -> Result<Response<pb::GetSegmentResponse>, Status> {
+    async fn get_segment(
+        &self,
+        req: Request<pb::GetSegmentRequest>,
+    ) -> Result<Response<pb::GetSegmentResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.id("segment_id", &r.segment_id);
         invalid(v)?;
         let (def, size) = self.store.segment(&r.segment_id).await.map_err(status)?;
-        Ok(Response::new(pb::GetSegmentResponse { segment: Some(segment_pb(def, size)) }))
+        Ok(Response::new(pb::GetSegmentResponse {
+            segment: Some(segment_pb(def, size)),
+        }))
     }
 
-    async fn list_segments(&self, _req: Request<pb::ListSegmentsRequest>) -> Result<Response<pb::ListSegmentsResponse>, Status> {
+    async fn list_segments(
+        &self,
+        _req: Request<pb::ListSegmentsRequest>,
+    ) -> Result<Response<pb::ListSegmentsResponse>, Status> {
         let all = self.store.segments().await.map_err(status)?;
-        Ok(Response::new(pb::ListSegmentsResponse { segments: all.into_iter().map(|(d, n)| segment_pb(d, n)).collect() }))
+        Ok(Response::new(pb::ListSegmentsResponse {
+            segments: all.into_iter().map(|(d, n)| segment_pb(d, n)).collect(),
+        }))
     }
 
-    async fn delete_segment(&self, req: Request<pb::DeleteSegmentRequest>) -> Result<Response<pb::DeleteSegmentResponse>, Status> {
+    async fn delete_segment(
+        &self,
+        req: Request<pb::DeleteSegmentRequest>,
+    ) -> Result<Response<pb::DeleteSegmentResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         v.id("segment_id", &r.segment_id);
         invalid(v)?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        self.store.delete_segment(&key, &r.segment_id).await.map_err(status)?;
+        self.store
+            .delete_segment(&key, &r.segment_id)
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::DeleteSegmentResponse {}))
     }
 
-    async fn list_segment_members(&self, req: Request<pb::ListSegmentMembersRequest>) -> Result<Response<pb::ListSegmentMembersResponse>, Status> {
+    async fn list_segment_members(
+        &self,
+        req: Request<pb::ListSegmentMembersRequest>,
+    ) -> Result<Response<pb::ListSegmentMembersResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.id("segment_id", &r.segment_id);
         let size = PAGE.size(r.page_size, &mut v);
         invalid(v)?;
         let cursor = page::decode(&r.segment_id, &r.page_token).map_err(|e| status(e.into()))?;
-        let (ids, next) = self.store.members(&r.segment_id, cursor, size).await.map_err(status)?;
+        let (ids, next) = self
+            .store
+            .members(&r.segment_id, cursor, size)
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::ListSegmentMembersResponse {
             customer_ids: ids,
-            next_page_token: next.map(|c| page::encode(&r.segment_id, c)).unwrap_or_default(),
+            next_page_token: next
+                .map(|c| page::encode(&r.segment_id, c))
+                .unwrap_or_default(),
         }))
     }
 
-    async fn check_membership(&self, req: Request<pb::CheckMembershipRequest>) -> Result<Response<pb::CheckMembershipResponse>, Status> {
+    async fn check_membership(
+        &self,
+        req: Request<pb::CheckMembershipRequest>,
+    ) -> Result<Response<pb::CheckMembershipResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.id("segment_id", &r.segment_id);
         v.id("customer_id", &r.customer_id);
         invalid(v)?;
-        let member = self.store.is_member(&r.segment_id, &r.customer_id).await.map_err(status)?;
+        let member = self
+            .store
+            .is_member(&r.segment_id, &r.customer_id)
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::CheckMembershipResponse { member }))
     }
 
-    async fn list_customer_segments(&self, req: Request<pb::ListCustomerSegmentsRequest>) -> Result<Response<pb::ListCustomerSegmentsResponse>, Status> {
+    async fn list_customer_segments(
+        &self,
+        req: Request<pb::ListCustomerSegmentsRequest>,
+    ) -> Result<Response<pb::ListCustomerSegmentsResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.id("customer_id", &r.customer_id);
         invalid(v)?;
-        let (segment_ids, cluster) = self.store.customer_segments(&r.customer_id).await.map_err(status)?;
-        Ok(Response::new(pb::ListCustomerSegmentsResponse { segment_ids, cluster_id: cluster.unwrap_or(-1) }))
+        let (segment_ids, cluster) = self
+            .store
+            .customer_segments(&r.customer_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ListCustomerSegmentsResponse {
+            segment_ids,
+            cluster_id: cluster.unwrap_or(-1),
+        }))
     }
 
-    async fn explain_membership(&self, req: Request<pb::ExplainMembershipRequest>) -> Result<Response<pb::ExplainMembershipResponse>, Status> {
+    async fn explain_membership(
+        &self,
+        req: Request<pb::ExplainMembershipRequest>,
+    ) -> Result<Response<pb::ExplainMembershipResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.id("customer_id", &r.customer_id);
@@ -563,7 +823,11 @@ impl SegmentationService for SegmentationApi {
         }
         invalid(v)?;
         if r.segment_id.is_empty() {
-            let (p, label, assigned) = self.store.explain_cluster(&r.customer_id).await.map_err(status)?;
+            let (p, label, assigned) = self
+                .store
+                .explain_cluster(&r.customer_id)
+                .await
+                .map_err(status)?;
             return Ok(Response::new(pb::ExplainMembershipResponse {
                 member: assigned,
                 conditions: vec![],
@@ -573,16 +837,30 @@ impl SegmentationService for SegmentationApi {
                 features: p
                     .contributions
                     .into_iter()
-                    .map(|(name, value, z, cz)| pb::FeatureContribution { name, value, z_score: z, centroid_z_score: cz })
+                    .map(|(name, value, z, cz)| pb::FeatureContribution {
+                        name,
+                        value,
+                        z_score: z,
+                        centroid_z_score: cz,
+                    })
                     .collect(),
             }));
         }
-        let (member, steps) = self.store.explain_segment(&r.customer_id, &r.segment_id).await.map_err(status)?;
+        let (member, steps) = self
+            .store
+            .explain_segment(&r.customer_id, &r.segment_id)
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::ExplainMembershipResponse {
             member,
             conditions: steps
                 .into_iter()
-                .map(|s| pb::ConditionResult { path: s.path, description: s.description, actual: s.actual, held: s.held })
+                .map(|s| pb::ConditionResult {
+                    path: s.path,
+                    description: s.description,
+                    actual: s.actual,
+                    held: s.held,
+                })
                 .collect(),
             cluster_id: -1,
             cluster_label: String::new(),
@@ -591,7 +869,10 @@ impl SegmentationService for SegmentationApi {
         }))
     }
 
-    async fn trigger_campaign(&self, req: Request<pb::TriggerCampaignRequest>) -> Result<Response<pb::TriggerCampaignResponse>, Status> {
+    async fn trigger_campaign(
+        &self,
+        req: Request<pb::TriggerCampaignRequest>,
+    ) -> Result<Response<pb::TriggerCampaignResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.request_id(&r.request_id);
@@ -600,25 +881,46 @@ impl SegmentationService for SegmentationApi {
         }
         v.id("segment_id", &r.segment_id);
         v.id("offer_id", &r.offer_id);
-        v.check((0..=50).contains(&r.holdout_percent), "holdout_percent", "must be 0 to 50");
+        v.check(
+            (0..=50).contains(&r.holdout_percent),
+            "holdout_percent",
+            "must be 0 to 50",
+        );
         invalid(v)?;
-        let campaign_id = if r.campaign_id.is_empty() { r.request_id.clone() } else { r.campaign_id.clone() };
+        let campaign_id = if r.campaign_id.is_empty() {
+            r.request_id.clone()
+        } else {
+            r.campaign_id.clone()
+        };
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let c = self
             .store
-            .trigger_campaign(&key, &campaign_id, &r.segment_id, &r.offer_id, r.holdout_percent)
+            .trigger_campaign(
+                &key,
+                &campaign_id,
+                &r.segment_id,
+                &r.offer_id,
+                r.holdout_percent,
+            )
             .await
             .map_err(status)?;
         self.background.wake_campaigns();
-        Ok(Response::new(pb::TriggerCampaignResponse { campaign: Some(campaign_pb(c)) }))
+        Ok(Response::new(pb::TriggerCampaignResponse {
+            campaign: Some(campaign_pb(c)),
+        }))
     }
 
-    async fn get_campaign(&self, req: Request<pb::GetCampaignRequest>) -> Result<Response<pb::GetCampaignResponse>, Status> {
+    async fn get_campaign(
+        &self,
+        req: Request<pb::GetCampaignRequest>,
+    ) -> Result<Response<pb::GetCampaignResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.id("campaign_id", &r.campaign_id);
         invalid(v)?;
         let c = self.store.campaign(&r.campaign_id).await.map_err(status)?;
-        Ok(Response::new(pb::GetCampaignResponse { campaign: Some(campaign_pb(c)) }))
+        Ok(Response::new(pb::GetCampaignResponse {
+            campaign: Some(campaign_pb(c)),
+        }))
     }
 }

@@ -10,8 +10,9 @@ use rapport_kit::{clock::Clock, db::begin_write, idempotency};
 use rapport_outbox::inbox;
 use rapport_proto::events::v1::{Event as OutboxEvent, SegmentMembershipChanged, event};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
+    sea_query::Expr,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -25,8 +26,8 @@ use crate::{
         rules::{self, Rule, Step, Subject},
     },
     entities::{
-        campaign_targets, campaigns, customers, daily_activity, models, segment_changes, segment_members, segments,
-        training_jobs,
+        campaign_targets, campaigns, customers, daily_activity, models, segment_changes,
+        segment_members, segments, training_jobs,
     },
     error::SegmentationError,
 };
@@ -146,16 +147,32 @@ pub struct Store {
 
 impl Store {
     /// A store over `db`; loads the active model.
-    pub async fn open(db: DatabaseConnection, clock: Arc<dyn Clock>, outbox_wake: Arc<tokio::sync::Notify>) -> Result<Self> {
-        let store = Self { db, clock, model: Arc::new(RwLock::new(None)), outbox_wake };
-        if let Some(m) = models::Entity::find().order_by_desc(models::Column::Version).one(&store.db).await? {
+    pub async fn open(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        outbox_wake: Arc<tokio::sync::Notify>,
+    ) -> Result<Self> {
+        let store = Self {
+            db,
+            clock,
+            model: Arc::new(RwLock::new(None)),
+            outbox_wake,
+        };
+        if let Some(m) = models::Entity::find()
+            .order_by_desc(models::Column::Version)
+            .one(&store.db)
+            .await?
+        {
             let spec: ModelSpec = serde_json::from_str(&m.spec)?;
             store.set_model(m.version, spec);
         }
         // A job that was running when the process stopped will not finish.
         training_jobs::Entity::update_many()
             .col_expr(training_jobs::Column::State, Expr::value("failed"))
-            .col_expr(training_jobs::Column::Error, Expr::value("interrupted by a restart"))
+            .col_expr(
+                training_jobs::Column::Error,
+                Expr::value("interrupted by a restart"),
+            )
             .filter(training_jobs::Column::State.eq("running"))
             .exec(&store.db)
             .await?;
@@ -240,7 +257,8 @@ impl Store {
                 st.features.apply(e);
                 add_to_bucket(&txn, &mut buckets, e).await?;
             }
-            self.settle_customer(&txn, &mut st, &buckets, &segments, now).await?;
+            self.settle_customer(&txn, &mut st, &buckets, &segments, now)
+                .await?;
         }
         txn.commit().await?;
         self.outbox_wake.notify_one();
@@ -254,10 +272,21 @@ impl Store {
         if !inbox::apply_once(&txn, event_id, "forget", now).await? {
             return Ok(false);
         }
-        customers::Entity::delete_by_id(customer_id.to_string()).exec(&txn).await?;
-        daily_activity::Entity::delete_many().filter(daily_activity::Column::CustomerId.eq(customer_id)).exec(&txn).await?;
-        segment_members::Entity::delete_many().filter(segment_members::Column::CustomerId.eq(customer_id)).exec(&txn).await?;
-        segment_changes::Entity::delete_many().filter(segment_changes::Column::CustomerId.eq(customer_id)).exec(&txn).await?;
+        customers::Entity::delete_by_id(customer_id.to_string())
+            .exec(&txn)
+            .await?;
+        daily_activity::Entity::delete_many()
+            .filter(daily_activity::Column::CustomerId.eq(customer_id))
+            .exec(&txn)
+            .await?;
+        segment_members::Entity::delete_many()
+            .filter(segment_members::Column::CustomerId.eq(customer_id))
+            .exec(&txn)
+            .await?;
+        segment_changes::Entity::delete_many()
+            .filter(segment_changes::Column::CustomerId.eq(customer_id))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
         tracing::info!("customer erased from segmentation");
         Ok(true)
@@ -275,14 +304,18 @@ impl Store {
         let customer_id = customer_id.to_string();
         self.once(idem, "UpsertCustomer", move |s, txn, now| {
             Box::pin(async move {
-                let existed = customers::Entity::find_by_id(customer_id.clone()).one(txn).await?.is_some();
+                let existed = customers::Entity::find_by_id(customer_id.clone())
+                    .one(txn)
+                    .await?
+                    .is_some();
                 let mut st = s.lock_or_create(txn, &customer_id, now).await?;
                 st.attributes = attributes;
                 st.consent_marketing = consent_marketing;
                 st.consent_profiling = consent_profiling;
                 let buckets = load_buckets(txn, &customer_id, day_of(now) - 400).await?;
                 let segments = load_segments(txn).await?;
-                s.settle_customer(txn, &mut st, &buckets, &segments, now).await?;
+                s.settle_customer(txn, &mut st, &buckets, &segments, now)
+                    .await?;
                 Ok(!existed)
             })
         })
@@ -298,8 +331,16 @@ impl Store {
         decode_customer(row)
     }
 
-    async fn lock_or_create(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<CustomerState> {
-        let fresh = Features { window_day: day_of(now), ..Features::default() };
+    async fn lock_or_create(
+        &self,
+        txn: &DatabaseTransaction,
+        customer_id: &str,
+        now: i64,
+    ) -> Result<CustomerState> {
+        let fresh = Features {
+            window_day: day_of(now),
+            ..Features::default()
+        };
         // Customers first seen through their events consent by default (legitimate interest); UpsertCustomer
         // records what they chose.
         let row = customers::ActiveModel {
@@ -341,13 +382,31 @@ impl Store {
         };
         let changes = reevaluate(txn, st, buckets, segments, now).await?;
         customers::Entity::update_many()
-            .col_expr(customers::Column::Attributes, Expr::value(serde_json::to_string(&st.attributes)?))
-            .col_expr(customers::Column::ConsentMarketing, Expr::value(st.consent_marketing))
-            .col_expr(customers::Column::ConsentProfiling, Expr::value(st.consent_profiling))
-            .col_expr(customers::Column::Features, Expr::value(serde_json::to_string(&st.features)?))
+            .col_expr(
+                customers::Column::Attributes,
+                Expr::value(serde_json::to_string(&st.attributes)?),
+            )
+            .col_expr(
+                customers::Column::ConsentMarketing,
+                Expr::value(st.consent_marketing),
+            )
+            .col_expr(
+                customers::Column::ConsentProfiling,
+                Expr::value(st.consent_profiling),
+            )
+            .col_expr(
+                customers::Column::Features,
+                Expr::value(serde_json::to_string(&st.features)?),
+            )
             .col_expr(customers::Column::ClusterId, Expr::value(st.cluster))
-            .col_expr(customers::Column::ModelVersion, Expr::value(model.map(|(v, _)| v)))
-            .col_expr(customers::Column::WindowDay, Expr::value(st.features.window_day))
+            .col_expr(
+                customers::Column::ModelVersion,
+                Expr::value(model.map(|(v, _)| v)),
+            )
+            .col_expr(
+                customers::Column::WindowDay,
+                Expr::value(st.features.window_day),
+            )
             .col_expr(customers::Column::UpdatedAt, Expr::value(now))
             .filter(customers::Column::CustomerId.eq(st.customer_id.as_str()))
             .exec(txn)
@@ -371,7 +430,9 @@ impl Store {
                 .limit(200)
                 .all(&txn)
                 .await?;
-            let Some(last) = page.last().map(|r| r.customer_id.clone()) else { break };
+            let Some(last) = page.last().map(|r| r.customer_id.clone()) else {
+                break;
+            };
             for row in page {
                 let mut st = decode_customer(row)?;
                 let buckets = load_buckets(&txn, &st.customer_id, today - 400).await?;
@@ -379,7 +440,9 @@ impl Store {
                     st.features.age(today, &buckets);
                     aged += 1;
                 }
-                changes += self.settle_customer(&txn, &mut st, &buckets, &segments, now).await? as i64;
+                changes += self
+                    .settle_customer(&txn, &mut st, &buckets, &segments, now)
+                    .await? as i64;
             }
             txn.commit().await?;
             after = last;
@@ -397,7 +460,10 @@ impl Store {
         let out: String = self
             .once(idem, "TrainModel", move |_s, txn, now| {
                 Box::pin(async move {
-                    let running = training_jobs::Entity::find().filter(training_jobs::Column::State.eq("running")).count(txn).await?;
+                    let running = training_jobs::Entity::find()
+                        .filter(training_jobs::Column::State.eq("running"))
+                        .count(txn)
+                        .await?;
                     if running > 0 {
                         return Err(SegmentationError::TrainingRunning);
                     }
@@ -469,21 +535,39 @@ impl Store {
         let mut matrix = Vec::with_capacity(rows.len());
         for r in rows {
             let f: Features = serde_json::from_str(&r.features)?;
-            matrix.push(params.features.iter().map(|n| f.value(n, now).unwrap_or(0.0)).collect::<Vec<f64>>());
+            matrix.push(
+                params
+                    .features
+                    .iter()
+                    .map(|n| f.value(n, now).unwrap_or(0.0))
+                    .collect::<Vec<f64>>(),
+            );
             ids.push(r.customer_id);
         }
         let previous = self.model().map(|(_, m)| m);
         let progress = Arc::new(std::sync::Mutex::new(("fitting".to_string(), 0.0)));
         let p = progress.clone();
-        let cfg = FitConfig { k: params.k, k_range: params.k_range, seed: params.seed, ..FitConfig::default() };
+        let cfg = FitConfig {
+            k: params.k,
+            k_range: params.k_range,
+            seed: params.seed,
+            ..FitConfig::default()
+        };
         let names = params.features.clone();
         let sample = params.sample;
         let mut work = tokio::task::spawn_blocking(move || {
-            model::train(&names, &matrix, sample, &cfg, previous.as_deref(), &|phase, x| {
-                if let Ok(mut g) = p.lock() {
-                    *g = (phase.to_string(), x * 0.9);
-                }
-            })
+            model::train(
+                &names,
+                &matrix,
+                sample,
+                &cfg,
+                previous.as_deref(),
+                &|phase, x| {
+                    if let Ok(mut g) = p.lock() {
+                        *g = (phase.to_string(), x * 0.9);
+                    }
+                },
+            )
         });
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
         let outcome = loop {
@@ -521,56 +605,101 @@ impl Store {
             }
         }
         txn.commit().await?;
-        tracing::info!(version, k = spec.clusters.len(), silhouette = spec.silhouette, "model trained");
+        tracing::info!(
+            version,
+            k = spec.clusters.len(),
+            silhouette = spec.silhouette,
+            "model trained"
+        );
         self.set_model(version, spec);
         // Cluster segments follow the new model.
-        self.job_progress(job_id, "re-evaluating segments", 0.95).await?;
+        self.job_progress(job_id, "re-evaluating segments", 0.95)
+            .await?;
         self.refresh().await?;
         Ok(version)
     }
 
     /// A job.
     pub async fn job(&self, job_id: &str) -> Result<JobView> {
-        let j = training_jobs::Entity::find_by_id(job_id.to_string()).one(&self.db).await?.ok_or(SegmentationError::JobNotFound)?;
-        Ok(JobView { job_id: j.job_id, state: j.state, phase: j.phase, progress: j.progress, model_version: j.model_version, error: j.error })
+        let j = training_jobs::Entity::find_by_id(job_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(SegmentationError::JobNotFound)?;
+        Ok(JobView {
+            job_id: j.job_id,
+            state: j.state,
+            phase: j.phase,
+            progress: j.progress,
+            model_version: j.model_version,
+            error: j.error,
+        })
     }
 
     /// A model version (0 = active) with its creation time.
     pub async fn model_version(&self, version: i64) -> Result<(i64, ModelSpec, i64)> {
         let row = if version == 0 {
-            models::Entity::find().order_by_desc(models::Column::Version).one(&self.db).await?
+            models::Entity::find()
+                .order_by_desc(models::Column::Version)
+                .one(&self.db)
+                .await?
         } else {
             models::Entity::find_by_id(version).one(&self.db).await?
         };
         let row = row.ok_or(SegmentationError::NoModel)?;
-        Ok((row.version, serde_json::from_str(&row.spec)?, row.created_at))
+        Ok((
+            row.version,
+            serde_json::from_str(&row.spec)?,
+            row.created_at,
+        ))
     }
 
     // ---- segments ---------------------------------------------------------------------------------------------
 
     /// Ids of the existing segments.
     pub async fn segment_ids(&self) -> Result<HashSet<String>> {
-        let ids: Vec<String> = segments::Entity::find().select_only().column(segments::Column::SegmentId).into_tuple().all(&self.db).await?;
+        let ids: Vec<String> = segments::Entity::find()
+            .select_only()
+            .column(segments::Column::SegmentId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
         Ok(ids.into_iter().collect())
     }
 
     /// Creates a segment and materialises its members.
-    pub async fn create_segment(&self, idem: &Idem, segment_id: &str, display_name: &str, rule: Rule) -> Result<i64> {
+    pub async fn create_segment(
+        &self,
+        idem: &Idem,
+        segment_id: &str,
+        display_name: &str,
+        rule: Rule,
+    ) -> Result<i64> {
         let (segment_id, display_name) = (segment_id.to_string(), display_name.to_string());
         let sid = segment_id.clone();
         self.once(idem, "CreateSegment", move |_s, txn, now| {
             Box::pin(async move {
-                if segments::Entity::find_by_id(segment_id.clone()).one(txn).await?.is_some() {
+                if segments::Entity::find_by_id(segment_id.clone())
+                    .one(txn)
+                    .await?
+                    .is_some()
+                {
                     return Err(SegmentationError::SegmentExists);
                 }
                 for dep in rule.dependencies() {
-                    if segments::Entity::find_by_id(dep.clone()).one(txn).await?.is_none() {
+                    if segments::Entity::find_by_id(dep.clone())
+                        .one(txn)
+                        .await?
+                        .is_none()
+                    {
                         let mut e = rapport_kit::error::ApiError::new(
                             rapport_kit::error::ErrorCode::InvalidArgument,
                             "INVALID_ARGUMENT",
                             format!("segment {dep:?} does not exist"),
                         );
-                        e.violations.push(("segment.condition".into(), format!("refers to unknown segment {dep:?}")));
+                        e.violations.push((
+                            "segment.condition".into(),
+                            format!("refers to unknown segment {dep:?}"),
+                        ));
                         return Err(SegmentationError::Invalid(e));
                     }
                 }
@@ -605,7 +734,9 @@ impl Store {
                 .limit(500)
                 .all(&txn)
                 .await?;
-            let Some(last) = page.last().map(|r| r.customer_id.clone()) else { break };
+            let Some(last) = page.last().map(|r| r.customer_id.clone()) else {
+                break;
+            };
             for row in page {
                 let st = decode_customer(row)?;
                 let buckets = load_buckets(&txn, &st.customer_id, today - 400).await?;
@@ -621,14 +752,20 @@ impl Store {
 
     /// A segment.
     pub async fn segment(&self, segment_id: &str) -> Result<(SegmentDef, i64)> {
-        let row = segments::Entity::find_by_id(segment_id.to_string()).one(&self.db).await?.ok_or(SegmentationError::SegmentNotFound)?;
+        let row = segments::Entity::find_by_id(segment_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(SegmentationError::SegmentNotFound)?;
         let def = decode_segment(row)?;
         let size = self.segment_size(segment_id).await?;
         Ok((def, size))
     }
 
     async fn segment_size(&self, segment_id: &str) -> Result<i64> {
-        let n = segment_members::Entity::find().filter(segment_members::Column::SegmentId.eq(segment_id)).count(&self.db).await?;
+        let n = segment_members::Entity::find()
+            .filter(segment_members::Column::SegmentId.eq(segment_id))
+            .count(&self.db)
+            .await?;
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 
@@ -647,12 +784,19 @@ impl Store {
         let segment_id = segment_id.to_string();
         self.once(idem, "DeleteSegment", move |_s, txn, _now| {
             Box::pin(async move {
-                if segments::Entity::find_by_id(segment_id.clone()).one(txn).await?.is_none() {
+                if segments::Entity::find_by_id(segment_id.clone())
+                    .one(txn)
+                    .await?
+                    .is_none()
+                {
                     return Err(SegmentationError::SegmentNotFound);
                 }
                 for other in load_segments(txn).await? {
                     if other.rule.dependencies().contains(&segment_id) {
-                        return Err(SegmentationError::SegmentInUse(format!("segment {:?}", other.segment_id)));
+                        return Err(SegmentationError::SegmentInUse(format!(
+                            "segment {:?}",
+                            other.segment_id
+                        )));
                     }
                 }
                 let running = campaigns::Entity::find()
@@ -661,10 +805,18 @@ impl Store {
                     .one(txn)
                     .await?;
                 if let Some(c) = running {
-                    return Err(SegmentationError::SegmentInUse(format!("running campaign {:?}", c.campaign_id)));
+                    return Err(SegmentationError::SegmentInUse(format!(
+                        "running campaign {:?}",
+                        c.campaign_id
+                    )));
                 }
-                segment_members::Entity::delete_many().filter(segment_members::Column::SegmentId.eq(segment_id.as_str())).exec(txn).await?;
-                segments::Entity::delete_by_id(segment_id.clone()).exec(txn).await?;
+                segment_members::Entity::delete_many()
+                    .filter(segment_members::Column::SegmentId.eq(segment_id.as_str()))
+                    .exec(txn)
+                    .await?;
+                segments::Entity::delete_by_id(segment_id.clone())
+                    .exec(txn)
+                    .await?;
                 tracing::info!(segment_id = %segment_id, "segment deleted");
                 Ok(())
             })
@@ -673,8 +825,17 @@ impl Store {
     }
 
     /// A page of members, after membership row `after`.
-    pub async fn members(&self, segment_id: &str, after: Option<i64>, limit: u64) -> Result<(Vec<String>, Option<i64>)> {
-        if segments::Entity::find_by_id(segment_id.to_string()).one(&self.db).await?.is_none() {
+    pub async fn members(
+        &self,
+        segment_id: &str,
+        after: Option<i64>,
+        limit: u64,
+    ) -> Result<(Vec<String>, Option<i64>)> {
+        if segments::Entity::find_by_id(segment_id.to_string())
+            .one(&self.db)
+            .await?
+            .is_none()
+        {
             return Err(SegmentationError::SegmentNotFound);
         }
         let mut q = segment_members::Entity::find()
@@ -696,7 +857,11 @@ impl Store {
 
     /// Whether a customer is a member.
     pub async fn is_member(&self, segment_id: &str, customer_id: &str) -> Result<bool> {
-        if segments::Entity::find_by_id(segment_id.to_string()).one(&self.db).await?.is_none() {
+        if segments::Entity::find_by_id(segment_id.to_string())
+            .one(&self.db)
+            .await?
+            .is_none()
+        {
             return Err(SegmentationError::SegmentNotFound);
         }
         Ok(segment_members::Entity::find()
@@ -722,12 +887,21 @@ impl Store {
     }
 
     /// Why a customer is (or is not) in a segment: every condition with the customer's value.
-    pub async fn explain_segment(&self, customer_id: &str, segment_id: &str) -> Result<(bool, Vec<Step>)> {
+    pub async fn explain_segment(
+        &self,
+        customer_id: &str,
+        segment_id: &str,
+    ) -> Result<(bool, Vec<Step>)> {
         let (def, _) = self.segment(segment_id).await?;
         let st = self.customer(customer_id).await?;
         let now = self.now();
         let buckets = load_buckets(&self.db, customer_id, day_of(now) - 400).await?;
-        let memberships: HashSet<String> = self.customer_segments(customer_id).await?.0.into_iter().collect();
+        let memberships: HashSet<String> = self
+            .customer_segments(customer_id)
+            .await?
+            .0
+            .into_iter()
+            .collect();
         let daily = daily_map(&buckets);
         let subject = Subject {
             customer_id,
@@ -749,15 +923,29 @@ impl Store {
         let st = self.customer(customer_id).await?;
         let (_, spec) = self.model().ok_or(SegmentationError::NoModel)?;
         let p = spec.place(&st.features, self.now());
-        let label = spec.cluster(p.cluster_id).map(|c| c.label.clone()).unwrap_or_default();
+        let label = spec
+            .cluster(p.cluster_id)
+            .map(|c| c.label.clone())
+            .unwrap_or_default();
         Ok((p, label, st.cluster.is_some()))
     }
 
     // ---- campaigns --------------------------------------------------------------------------------------------
 
     /// Snapshots the segment into a campaign (holdout by stable bucket, consenting members only).
-    pub async fn trigger_campaign(&self, idem: &Idem, campaign_id: &str, segment_id: &str, offer_id: &str, holdout: i32) -> Result<CampaignView> {
-        let (campaign_id, segment_id, offer_id) = (campaign_id.to_string(), segment_id.to_string(), offer_id.to_string());
+    pub async fn trigger_campaign(
+        &self,
+        idem: &Idem,
+        campaign_id: &str,
+        segment_id: &str,
+        offer_id: &str,
+        holdout: i32,
+    ) -> Result<CampaignView> {
+        let (campaign_id, segment_id, offer_id) = (
+            campaign_id.to_string(),
+            segment_id.to_string(),
+            offer_id.to_string(),
+        );
         let id = campaign_id.clone();
         self.once(idem, "TriggerCampaign", move |_s, txn, now| {
             Box::pin(async move {
@@ -824,7 +1012,10 @@ impl Store {
 
     /// A campaign with its counters.
     pub async fn campaign(&self, campaign_id: &str) -> Result<CampaignView> {
-        let c = campaigns::Entity::find_by_id(campaign_id.to_string()).one(&self.db).await?.ok_or(SegmentationError::CampaignNotFound)?;
+        let c = campaigns::Entity::find_by_id(campaign_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(SegmentationError::CampaignNotFound)?;
         let count = |status: &'static str| {
             let id = campaign_id.to_string();
             let db = self.db.clone();
@@ -837,7 +1028,12 @@ impl Store {
                     .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
             }
         };
-        let (pending, granted, held_out, failed) = (count("pending").await?, count("granted").await?, count("held_out").await?, count("failed").await?);
+        let (pending, granted, held_out, failed) = (
+            count("pending").await?,
+            count("granted").await?,
+            count("held_out").await?,
+            count("failed").await?,
+        );
         Ok(CampaignView {
             campaign_id: c.campaign_id,
             segment_id: c.segment_id,
@@ -879,20 +1075,30 @@ impl Store {
     }
 
     /// Records what loyalty did with a batch.
-    pub async fn record_grants(&self, campaign_id: &str, granted: &[String], failed: &[(String, String)]) -> Result<()> {
+    pub async fn record_grants(
+        &self,
+        campaign_id: &str,
+        granted: &[String],
+        failed: &[(String, String)],
+    ) -> Result<()> {
         let txn = begin_write(&self.db).await?;
         for chunk in granted.chunks(500) {
             campaign_targets::Entity::update_many()
                 .col_expr(campaign_targets::Column::Status, Expr::value("granted"))
                 .filter(campaign_targets::Column::CampaignId.eq(campaign_id))
-                .filter(campaign_targets::Column::CustomerId.is_in(chunk.iter().map(String::as_str)))
+                .filter(
+                    campaign_targets::Column::CustomerId.is_in(chunk.iter().map(String::as_str)),
+                )
                 .exec(&txn)
                 .await?;
         }
         for (customer, reason) in failed {
             campaign_targets::Entity::update_many()
                 .col_expr(campaign_targets::Column::Status, Expr::value("failed"))
-                .col_expr(campaign_targets::Column::Reason, Expr::value(Some(reason.clone())))
+                .col_expr(
+                    campaign_targets::Column::Reason,
+                    Expr::value(Some(reason.clone())),
+                )
                 .filter(campaign_targets::Column::CampaignId.eq(campaign_id))
                 .filter(campaign_targets::Column::CustomerId.eq(customer.as_str()))
                 .exec(&txn)
@@ -931,7 +1137,12 @@ fn decode_customer(row: customers::Model) -> Result<CustomerState> {
 }
 
 fn decode_segment(row: segments::Model) -> Result<SegmentDef> {
-    Ok(SegmentDef { segment_id: row.segment_id, display_name: row.display_name, rule: serde_json::from_str(&row.rule)?, created_at: row.created_at })
+    Ok(SegmentDef {
+        segment_id: row.segment_id,
+        display_name: row.display_name,
+        rule: serde_json::from_str(&row.rule)?,
+        created_at: row.created_at,
+    })
 }
 
 /// Segments in evaluation order (a segment only refers to older ones).
@@ -946,25 +1157,46 @@ async fn load_segments<C: ConnectionTrait>(db: &C) -> Result<Vec<SegmentDef>> {
         .collect()
 }
 
-async fn load_buckets<C: ConnectionTrait>(db: &C, customer_id: &str, since_day: i64) -> Result<Vec<Bucket>> {
+async fn load_buckets<C: ConnectionTrait>(
+    db: &C,
+    customer_id: &str,
+    since_day: i64,
+) -> Result<Vec<Bucket>> {
     Ok(daily_activity::Entity::find()
         .filter(daily_activity::Column::CustomerId.eq(customer_id))
         .filter(daily_activity::Column::Day.gt(since_day))
         .all(db)
         .await?
         .into_iter()
-        .filter_map(|b| Some(Bucket { day: b.day, kind: Kind::parse(&b.kind)?, count: b.count, amount_micros: b.amount_micros }))
+        .filter_map(|b| {
+            Some(Bucket {
+                day: b.day,
+                kind: Kind::parse(&b.kind)?,
+                count: b.count,
+                amount_micros: b.amount_micros,
+            })
+        })
         .collect())
 }
 
-async fn add_to_bucket(txn: &DatabaseTransaction, buckets: &mut Vec<Bucket>, e: &Event) -> Result<()> {
+async fn add_to_bucket(
+    txn: &DatabaseTransaction,
+    buckets: &mut Vec<Bucket>,
+    e: &Event,
+) -> Result<()> {
     let day = day_of(e.at_ms);
-    if let Some(b) = buckets.iter_mut().find(|b| b.day == day && b.kind == e.kind) {
+    if let Some(b) = buckets
+        .iter_mut()
+        .find(|b| b.day == day && b.kind == e.kind)
+    {
         b.count += 1;
         b.amount_micros += e.amount_micros;
         daily_activity::Entity::update_many()
             .col_expr(daily_activity::Column::Count, Expr::value(b.count))
-            .col_expr(daily_activity::Column::AmountMicros, Expr::value(b.amount_micros))
+            .col_expr(
+                daily_activity::Column::AmountMicros,
+                Expr::value(b.amount_micros),
+            )
             .filter(daily_activity::Column::CustomerId.eq(e.customer_id.as_str()))
             .filter(daily_activity::Column::Day.eq(day))
             .filter(daily_activity::Column::Kind.eq(e.kind.as_str()))
@@ -981,7 +1213,11 @@ async fn add_to_bucket(txn: &DatabaseTransaction, buckets: &mut Vec<Bucket>, e: 
         amount_micros: Set(e.amount_micros),
         ..Default::default()
     })
-    .on_conflict_do_nothing_on([daily_activity::Column::CustomerId, daily_activity::Column::Day, daily_activity::Column::Kind])
+    .on_conflict_do_nothing_on([
+        daily_activity::Column::CustomerId,
+        daily_activity::Column::Day,
+        daily_activity::Column::Kind,
+    ])
     .exec_without_returning(txn)
     .await?;
     if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
@@ -994,14 +1230,22 @@ async fn add_to_bucket(txn: &DatabaseTransaction, buckets: &mut Vec<Bucket>, e: 
         if let Some(r) = row {
             daily_activity::Entity::update_many()
                 .col_expr(daily_activity::Column::Count, Expr::value(r.count + 1))
-                .col_expr(daily_activity::Column::AmountMicros, Expr::value(r.amount_micros + e.amount_micros))
+                .col_expr(
+                    daily_activity::Column::AmountMicros,
+                    Expr::value(r.amount_micros + e.amount_micros),
+                )
                 .filter(daily_activity::Column::Id.eq(r.id))
                 .exec(txn)
                 .await?;
         }
         return Ok(());
     }
-    buckets.push(Bucket { day, kind: e.kind, count: 1, amount_micros: e.amount_micros });
+    buckets.push(Bucket {
+        day,
+        kind: e.kind,
+        count: 1,
+        amount_micros: e.amount_micros,
+    });
     Ok(())
 }
 
@@ -1015,7 +1259,13 @@ fn daily_map(buckets: &[Bucket]) -> HashMap<(Kind, i64), i64> {
 
 /// Evaluates every segment for one customer, in order, and writes what changed (membership rows, change log,
 /// outbox events). Returns the number of changes.
-async fn reevaluate(txn: &DatabaseTransaction, st: &CustomerState, buckets: &[Bucket], segments: &[SegmentDef], now: i64) -> Result<usize> {
+async fn reevaluate(
+    txn: &DatabaseTransaction,
+    st: &CustomerState,
+    buckets: &[Bucket],
+    segments: &[SegmentDef],
+    now: i64,
+) -> Result<usize> {
     let current: HashSet<String> = segment_members::Entity::find()
         .select_only()
         .column(segment_members::Column::SegmentId)
@@ -1044,7 +1294,10 @@ async fn reevaluate(txn: &DatabaseTransaction, st: &CustomerState, buckets: &[Bu
     }
     let mut changes = 0;
     for seg in segments {
-        let (was, is) = (current.contains(&seg.segment_id), decided.contains(&seg.segment_id));
+        let (was, is) = (
+            current.contains(&seg.segment_id),
+            decided.contains(&seg.segment_id),
+        );
         if was == is {
             continue;
         }
@@ -1080,10 +1333,12 @@ async fn reevaluate(txn: &DatabaseTransaction, st: &CustomerState, buckets: &[Bu
             customer_id: st.customer_id.clone(),
             occurred_at: Some(rapport_kit::clock::timestamp(now)),
             traceparent: String::new(),
-            payload: Some(event::Payload::SegmentMembershipChanged(SegmentMembershipChanged {
-                segment_id: seg.segment_id.clone(),
-                entered: is,
-            })),
+            payload: Some(event::Payload::SegmentMembershipChanged(
+                SegmentMembershipChanged {
+                    segment_id: seg.segment_id.clone(),
+                    entered: is,
+                },
+            )),
         };
         rapport_outbox::enqueue(txn, CHANGES_DESTINATION, ev, now).await?;
     }

@@ -23,6 +23,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("segments").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("segments").to_owned())
+            .await
     }
 }

@@ -1,0 +1,4 @@
+//! System tests: segmentation and loyalty together over real gRPC, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod campaign_loop;
+mod support;

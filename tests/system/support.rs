@@ -1,0 +1,153 @@
+//! Starting and stopping real services on loopback, sharing one key and one manual clock.
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use rapport_kit::{
+    auth::{Authenticator, Role},
+    client::{self, Outgoing, OutgoingChannel},
+    clock::ManualClock,
+    serve::ServeConfig,
+};
+use tokio::sync::oneshot;
+
+pub use rapport_kit::db::testing::Backend as Db;
+
+/// 2026-06-01T00:00:00Z.
+pub const T0: i64 = 1_780_272_000_000;
+
+pub fn auth() -> Arc<Authenticator> {
+    Arc::new(
+        Authenticator::new(
+            "system-test-key-system-test-key!!".to_string().into(),
+            "rapport",
+            "rapport",
+        )
+        .unwrap(),
+    )
+}
+
+pub fn serve_config() -> ServeConfig {
+    ServeConfig {
+        drain_delay: Duration::from_millis(20),
+        ..ServeConfig::default()
+    }
+}
+
+/// A running service and the way to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = self.handle.await;
+    }
+}
+
+fn spawn_run<F>(addr: SocketAddr, run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Running
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    Running {
+        addr,
+        stop: Some(tx),
+        handle: tokio::spawn(run(rx)),
+    }
+}
+
+pub async fn loyalty(
+    listen: SocketAddr,
+    database_url: &str,
+    segmentation: Option<String>,
+    clock: &ManualClock,
+) -> Running {
+    let config = rapport_loyalty::app::Config {
+        listen,
+        database_url: database_url.into(),
+        serve: serve_config(),
+        rules: rapport_loyalty::domain::Rules::default(),
+        segmentation_url: segmentation,
+        sweep_interval: Duration::from_secs(3600),
+    };
+    let app = rapport_loyalty::app::Loyalty::build(config, auth(), Arc::new(clock.clone()))
+        .await
+        .expect("loyalty");
+    let addr = app.addr();
+    spawn_run(addr, |rx| async move {
+        app.run(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("loyalty run");
+    })
+}
+
+pub async fn segmentation(
+    listen: SocketAddr,
+    database_url: &str,
+    loyalty: SocketAddr,
+    clock: &ManualClock,
+) -> Running {
+    let config = rapport_segmentation::app::Config {
+        listen,
+        database_url: database_url.into(),
+        serve: serve_config(),
+        loyalty_url: format!("http://{loyalty}"),
+        refresh_interval: Duration::from_secs(3600),
+        campaign_poll: Duration::from_millis(100),
+    };
+    let app =
+        rapport_segmentation::app::Segmentation::build(config, auth(), Arc::new(clock.clone()))
+            .await
+            .expect("segmentation");
+    let addr = app.addr();
+    spawn_run(addr, |rx| async move {
+        app.run(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("segmentation run");
+    })
+}
+
+pub fn channel(addr: SocketAddr, role: Role) -> OutgoingChannel {
+    client::channel(
+        &format!("http://{addr}"),
+        Outgoing::new(
+            Some(auth().issue("test", role, 600)),
+            Duration::from_secs(60),
+        ),
+    )
+    .unwrap()
+}
+
+/// A free port on loopback (for a service that must come back on the same address).
+pub fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
