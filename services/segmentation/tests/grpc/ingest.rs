@@ -1,0 +1,71 @@
+//! Ingestion is idempotent by event id and keeps features current; windows age out as days pass.
+use rapport_proto::segmentation::v1 as pb;
+
+use crate::support::{DAY, Db, T0, event, on_both, purchase, spawn_app};
+
+on_both!(features_follow_events_and_age_with_time);
+
+async fn features_follow_events_and_age_with_time(db: Db) {
+    let app = spawn_app(db).await;
+    let mut survey = event("s1", "ana", pb::EventKind::SurveyResponse, T0 - 3 * DAY);
+    survey.score = 10;
+    let batch = vec![
+        purchase("p1", "ana", T0 - 100 * DAY, 40),
+        purchase("p2", "ana", T0 - 10 * DAY, 60),
+        event("c1", "ana", pb::EventKind::Complaint, T0 - 5 * DAY),
+        survey,
+    ];
+    let r = app.ingest(batch.clone()).await.unwrap();
+    assert_eq!((r.applied, r.duplicates), (4, 0));
+    let r = app.ingest(batch).await.unwrap();
+    assert_eq!((r.applied, r.duplicates), (0, 4), "each event id once");
+    let f = app.features("ana").await;
+    assert_eq!(
+        (
+            f.frequency_90d,
+            f.monetary_90d,
+            f.frequency_365d,
+            f.monetary_365d
+        ),
+        (1.0, 60.0, 2.0, 100.0)
+    );
+    assert_eq!(
+        (
+            f.complaints_90d,
+            f.average_basket,
+            f.last_nps,
+            f.nps_class.as_str()
+        ),
+        (1.0, 50.0, 10, "promoter")
+    );
+    assert!((f.recency_days - 10.0).abs() < 1e-6);
+    assert_eq!(f.channel_mix["mobile"], 1.0);
+
+    // 85 days later the recent purchase and the complaint leave the 90-day window
+    app.clock.advance_days(85);
+    let r = app.refresh().await;
+    assert_eq!(r.customers_aged, 1);
+    let f = app.features("ana").await;
+    assert_eq!(
+        (f.frequency_90d, f.complaints_90d, f.frequency_365d),
+        (0.0, 0.0, 2.0)
+    );
+    assert!((f.recency_days - 95.0).abs() < 1e-6);
+    // an event arriving later ages the windows on its own, without a refresh
+    app.clock.advance_days(200);
+    app.ingest(vec![purchase("p3", "ana", T0 + 284 * DAY, 10)])
+        .await
+        .unwrap();
+    let f = app.features("ana").await;
+    assert_eq!(
+        (f.frequency_90d, f.frequency_365d, f.monetary_365d),
+        (1.0, 2.0, 70.0),
+        "the purchase of day -100 left the year"
+    );
+    // a tier change from loyalty
+    let mut tier = event("t1", "ana", pb::EventKind::TierChange, T0 + 284 * DAY);
+    tier.tier = "gold".into();
+    app.ingest(vec![tier]).await.unwrap();
+    assert_eq!(app.features("ana").await.tier, "gold");
+    app.stop().await;
+}

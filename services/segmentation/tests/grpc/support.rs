@@ -1,0 +1,257 @@
+//! `spawn_app()`: a segmentation server on an ephemeral port with a fresh database and a manual clock.
+use std::{sync::Arc, time::Duration};
+
+use rapport_kit::{
+    auth::{Authenticator, Role},
+    client::{self, Outgoing, OutgoingChannel},
+    clock::{ManualClock, timestamp},
+    db::testing::fresh_database,
+    serve::ServeConfig,
+};
+use rapport_proto::segmentation::v1::{
+    self as pb, segmentation_service_client::SegmentationServiceClient,
+};
+use rapport_segmentation::app::{Config, Segmentation};
+use tokio::sync::oneshot;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+pub use rapport_kit::db::testing::Backend as Db;
+
+/// 2026-06-01T00:00:00Z.
+pub const T0: i64 = 1_780_272_000_000;
+pub const DAY: i64 = 86_400_000;
+
+pub type Client = SegmentationServiceClient<OutgoingChannel>;
+
+pub struct TestApp {
+    pub client: Client,
+    pub clock: ManualClock,
+    pub db: sea_orm::DatabaseConnection,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn spawn_app(backend: Db) -> TestApp {
+    let url = fresh_database(backend).await.unwrap();
+    // Loyalty is not running here: campaigns stay pending.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: url,
+        serve: ServeConfig {
+            drain_delay: Duration::from_millis(10),
+            ..ServeConfig::default()
+        },
+        loyalty_url: format!("http://{nowhere}"),
+        refresh_interval: Duration::from_secs(3600),
+        campaign_poll: Duration::from_secs(3600),
+    };
+    let auth = Arc::new(
+        Authenticator::new(
+            "segmentation-test-key-segmentation".to_string().into(),
+            "rapport",
+            "rapport",
+        )
+        .unwrap(),
+    );
+    let clock = ManualClock::new(T0);
+    let app = Segmentation::build(config, auth.clone(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let addr = app.addr();
+    let db = app.store().db().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        app.run(async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let ch = client::channel(
+        &format!("http://{addr}"),
+        Outgoing::new(
+            Some(auth.issue("t", Role::Sre, 600)),
+            Duration::from_secs(120),
+        ),
+    )
+    .unwrap();
+    TestApp {
+        client: SegmentationServiceClient::new(ch),
+        clock,
+        db,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+
+    pub async fn ingest(
+        &self,
+        events: Vec<pb::BehaviourEvent>,
+    ) -> Result<pb::IngestEventBatchResponse, Status> {
+        self.client
+            .clone()
+            .ingest_event_batch(pb::IngestEventBatchRequest { events })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn features(&self, id: &str) -> pb::CustomerFeatures {
+        self.client
+            .clone()
+            .get_customer_features(pb::GetCustomerFeaturesRequest {
+                customer_id: id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .features
+            .unwrap()
+    }
+
+    pub async fn segment(
+        &self,
+        id: &str,
+        node: pb::condition::Node,
+    ) -> Result<pb::Segment, Status> {
+        self.client
+            .clone()
+            .create_segment(pb::CreateSegmentRequest {
+                request_id: format!("create-{id}"),
+                segment: Some(pb::Segment {
+                    segment_id: id.into(),
+                    display_name: id.into(),
+                    condition: Some(pb::Condition { node: Some(node) }),
+                    size: 0,
+                    create_time: None,
+                }),
+            })
+            .await
+            .map(|r| r.into_inner().segment.unwrap())
+    }
+
+    pub async fn is_member(&self, segment: &str, customer: &str) -> bool {
+        self.client
+            .clone()
+            .check_membership(pb::CheckMembershipRequest {
+                segment_id: segment.into(),
+                customer_id: customer.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .member
+    }
+
+    pub async fn refresh(&self) -> pb::RefreshFeaturesResponse {
+        self.client
+            .clone()
+            .refresh_features(pb::RefreshFeaturesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+pub fn event(id: &str, customer: &str, kind: pb::EventKind, at_ms: i64) -> pb::BehaviourEvent {
+    pb::BehaviourEvent {
+        event_id: id.into(),
+        customer_id: customer.into(),
+        kind: kind.into(),
+        occurred_at: Some(timestamp(at_ms)),
+        channel: rapport_proto::common::v1::Channel::Mobile.into(),
+        amount: None,
+        score: 0,
+        tier: String::new(),
+    }
+}
+
+pub fn purchase(id: &str, customer: &str, at_ms: i64, units: i64) -> pb::BehaviourEvent {
+    pb::BehaviourEvent {
+        amount: Some(rapport_proto::common::v1::Money {
+            currency_code: "EUR".into(),
+            units,
+            nanos: 0,
+        }),
+        ..event(id, customer, pb::EventKind::Purchase, at_ms)
+    }
+}
+
+pub fn feature(name: &str, op: pb::Comparison, value: f64) -> pb::condition::Node {
+    pb::condition::Node::Feature(pb::FeatureCompare {
+        name: name.into(),
+        op: op.into(),
+        value,
+    })
+}
+
+pub fn cond(node: pb::condition::Node) -> pb::Condition {
+    pb::Condition { node: Some(node) }
+}
+
+pub fn assert_status(s: &Status, code: Code, reason: &str, field: Option<&str>) {
+    assert_eq!(s.code(), code, "code of {s:?}");
+    let d = s.get_error_details();
+    let info = d
+        .error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
+    assert_eq!(info.reason, reason, "reason of {s:?}");
+    assert_eq!(info.domain, "segmentation");
+    if let Some(f) = field {
+        let fields: Vec<_> = d
+            .bad_request()
+            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+            .unwrap_or_default();
+        assert!(fields.iter().any(|x| x == f), "field {f} not in {fields:?}");
+    }
+}
+
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::Db::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::support::Db::Postgres).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both;
