@@ -30,34 +30,6 @@ async fn campaign_loop_postgres() {
     campaign_loop(Db::Postgres).await;
 }
 
-fn behaviour(c: &rapport_synth::Customer) -> Vec<spb::BehaviourEvent> {
-    c.events
-        .iter()
-        .map(|e| spb::BehaviourEvent {
-            event_id: e.event_id.clone(),
-            customer_id: c.customer_id.clone(),
-            kind: match e.kind {
-                rapport_synth::Kind::Purchase => spb::EventKind::Purchase,
-                rapport_synth::Kind::Visit => spb::EventKind::Visit,
-                rapport_synth::Kind::SupportContact => spb::EventKind::SupportContact,
-                rapport_synth::Kind::Survey => spb::EventKind::SurveyResponse,
-                rapport_synth::Kind::Complaint => spb::EventKind::Complaint,
-                rapport_synth::Kind::Referral => spb::EventKind::Referral,
-            }
-            .into(),
-            occurred_at: Some(timestamp(e.at_ms)),
-            channel: i32::try_from(e.channel + 1).unwrap(),
-            amount: (e.kind == rapport_synth::Kind::Purchase).then(|| Money {
-                currency_code: "EUR".into(),
-                units: e.amount_cents / 100,
-                nanos: i32::try_from((e.amount_cents % 100) * 10_000_000).unwrap(),
-            }),
-            score: e.score,
-            tier: String::new(),
-        })
-        .collect()
-}
-
 async fn campaign_loop(db: Db) {
     let clock = ManualClock::new(T0);
     let (loyalty_db, seg_db) = (
@@ -103,7 +75,10 @@ async fn campaign_loop(db: Db) {
     let messages: Vec<spb::IngestEventsRequest> = customers
         .chunks(20)
         .map(|cs| spb::IngestEventsRequest {
-            events: cs.iter().flat_map(behaviour).collect(),
+            events: cs
+                .iter()
+                .flat_map(rapport_synth::behaviour_events)
+                .collect(),
         })
         .collect();
     let total: i64 = messages.iter().map(|m| m.events.len() as i64).sum();

@@ -258,6 +258,42 @@ pub fn customers(seed: u64, n: u64, now_ms: i64) -> impl Iterator<Item = Custome
     (0..n).map(move |i| customer(seed, i, now_ms))
 }
 
+/// A customer's history as segmentation's wire events (what `rapport gen` streams and the tests ingest).
+pub fn behaviour_events(c: &Customer) -> Vec<rapport_proto::segmentation::v1::BehaviourEvent> {
+    use rapport_proto::{
+        common::v1::Money,
+        segmentation::v1::{BehaviourEvent, EventKind},
+    };
+    c.events
+        .iter()
+        .map(|e| BehaviourEvent {
+            event_id: e.event_id.clone(),
+            customer_id: c.customer_id.clone(),
+            kind: match e.kind {
+                Kind::Purchase => EventKind::Purchase,
+                Kind::Visit => EventKind::Visit,
+                Kind::SupportContact => EventKind::SupportContact,
+                Kind::Survey => EventKind::SurveyResponse,
+                Kind::Complaint => EventKind::Complaint,
+                Kind::Referral => EventKind::Referral,
+            }
+            .into(),
+            occurred_at: Some(rapport_proto::Timestamp {
+                seconds: e.at_ms.div_euclid(1000),
+                nanos: (e.at_ms.rem_euclid(1000) * 1_000_000) as i32,
+            }),
+            channel: e.channel as i32 + 1,
+            amount: (e.kind == Kind::Purchase).then(|| Money {
+                currency_code: "EUR".into(),
+                units: e.amount_cents / 100,
+                nanos: ((e.amount_cents % 100) * 10_000_000) as i32,
+            }),
+            score: e.score,
+            tier: String::new(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,14 @@ pub struct Conn {
         default_value = "http://127.0.0.1:50052"
     )]
     pub loyalty_addr: String,
+    /// Segmentation's address.
+    #[arg(
+        long,
+        global = true,
+        env = "RAPPORT_SEGMENTATION_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub segmentation_addr: String,
     /// Bearer token; defaults to the development token `rapport up` writes to ./data/dev-token.
     #[arg(long, global = true, env = "RAPPORT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -37,6 +45,120 @@ pub enum Command {
     Up(UpArgs),
     /// Loyalty: members and points.
     Loyalty(LoyaltyArgs),
+    /// Segmentation: models, segments, explanations.
+    Segments(SegmentsArgs),
+    /// Campaigns: an offer for a segment, through loyalty.
+    Campaign(CampaignArgs),
+    /// Generates a seeded synthetic data set and streams it into the running suite (or writes it to a file).
+    Gen(GenArgs),
+}
+
+/// `rapport gen`.
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Customers.
+    #[arg(long, default_value_t = 1000)]
+    pub customers: u64,
+    /// Seed: the same seed gives the same data set.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write JSON lines here instead of streaming into the suite.
+    #[arg(long)]
+    pub out: Option<String>,
+    /// Do not enrol the customers in loyalty.
+    #[arg(long)]
+    pub no_enrol: bool,
+}
+
+/// `rapport segments`.
+#[derive(Debug, Args)]
+pub struct SegmentsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SegmentsCommand,
+}
+
+/// Segmentation commands.
+#[derive(Debug, Subcommand)]
+pub enum SegmentsCommand {
+    /// Trains a clustering model (k chosen by silhouette unless given).
+    Train {
+        /// Clusters (0 = choose).
+        #[arg(long, default_value_t = 0)]
+        k: i32,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Wait for the job, with a progress bar.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The active model's clusters.
+    Model,
+    /// Creates a rule segment, e.g. `rapport segments create big "monetary_365d >= 500 and nps = promoter"`.
+    Create {
+        /// Segment id.
+        segment_id: String,
+        /// Conditions joined by `and`: `<feature> <op> <number>`, `cluster in 1,2`, `tier in gold,vip`,
+        /// `nps = promoter`, `segment = <id>`, `attribute.<name> = <value>`.
+        rule: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Every segment with its size.
+    List,
+    /// A segment's members.
+    Members {
+        /// Segment id.
+        segment_id: String,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: i32,
+    },
+    /// Why a customer is (or is not) in a segment, or in its cluster when no segment is given.
+    Explain {
+        /// Customer id.
+        customer_id: String,
+        /// Segment id.
+        #[arg(long)]
+        segment: Option<String>,
+    },
+}
+
+/// `rapport campaign`.
+#[derive(Debug, Args)]
+pub struct CampaignArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CampaignCommand,
+}
+
+/// Campaign commands.
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Grants an offer to a segment's members, leaving a holdout group out.
+    Trigger {
+        /// Campaign id.
+        campaign_id: String,
+        /// Segment.
+        #[arg(long)]
+        segment: String,
+        /// Loyalty offer.
+        #[arg(long)]
+        offer: String,
+        /// Percent held out.
+        #[arg(long, default_value_t = 10)]
+        holdout: i32,
+        /// Wait until every member is handled, with a progress bar.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// A campaign's progress.
+    Show {
+        /// Campaign id.
+        campaign_id: String,
+    },
 }
 
 /// `rapport up`.
@@ -93,6 +215,12 @@ pub enum LoyaltyCommand {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// Offers.
+    Offer {
+        /// What to do.
+        #[command(subcommand)]
+        command: OfferCommand,
+    },
     /// A member's ledger, newest first.
     Transactions {
         /// Customer id.
@@ -100,6 +228,28 @@ pub enum LoyaltyCommand {
         /// Entries to show.
         #[arg(long, default_value_t = 20)]
         limit: i32,
+    },
+}
+
+/// Offer commands.
+#[derive(Debug, Subcommand)]
+pub enum OfferCommand {
+    /// Defines a percent-off offer valid from now for some days.
+    Create {
+        /// Offer id.
+        offer_id: String,
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// Percent off.
+        #[arg(long, default_value_t = 10)]
+        percent: i64,
+        /// Days of validity.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// Tiers that may receive it (bronze, silver, gold, vip); none = all.
+        #[arg(long, value_delimiter = ',')]
+        tiers: Vec<String>,
     },
 }
 

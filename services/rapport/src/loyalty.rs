@@ -1,12 +1,9 @@
 //! `rapport loyalty ...`: operator commands over gRPC.
-use std::time::Duration;
-
-use anyhow::Context;
-use rapport_kit::client::{self, Outgoing};
 use rapport_proto::loyalty::v1::{self as pb, loyalty_service_client::LoyaltyServiceClient};
 
 use crate::{
-    cli::{Conn, LoyaltyArgs, LoyaltyCommand, MemberCommand},
+    cli::{Conn, LoyaltyArgs, LoyaltyCommand, MemberCommand, OfferCommand},
+    conn::explain,
     output::{table, when},
 };
 
@@ -28,37 +25,6 @@ fn kind(k: i32) -> String {
                 .to_lowercase()
         })
         .unwrap_or_default()
-}
-
-/// The token: the flag or variable, else the one `rapport up` wrote.
-fn token(conn: &Conn) -> anyhow::Result<String> {
-    if let Some(t) = &conn.token {
-        return Ok(t.clone());
-    }
-    let path = crate::up::token_path("./data");
-    std::fs::read_to_string(&path)
-        .map(|s| s.trim().to_string())
-        .with_context(|| {
-            format!(
-                "no --token / RAPPORT_TOKEN and no {} (is `rapport up` running here?)",
-                path.display()
-            )
-        })
-}
-
-fn explain(status: tonic::Status) -> anyhow::Error {
-    use tonic_types::StatusExt;
-    let d = status.get_error_details();
-    let mut msg = format!("{:?}: {}", status.code(), status.message());
-    if let Some(info) = d.error_info() {
-        msg.push_str(&format!(" [{}]", info.reason));
-    }
-    if let Some(br) = d.bad_request() {
-        for v in &br.field_violations {
-            msg.push_str(&format!("\n  {}: {}", v.field, v.description));
-        }
-    }
-    anyhow::anyhow!(msg)
 }
 
 fn print_member(m: &pb::Member) {
@@ -95,8 +61,7 @@ fn print_member(m: &pb::Member) {
 
 /// Runs a loyalty command.
 pub async fn run(conn: &Conn, args: LoyaltyArgs) -> anyhow::Result<()> {
-    let outgoing = Outgoing::new(Some(token(conn)?), Duration::from_secs(10));
-    let mut c = LoyaltyServiceClient::new(client::channel(&conn.loyalty_addr, outgoing)?);
+    let mut c = LoyaltyServiceClient::new(crate::conn::channel(conn, &conn.loyalty_addr)?);
     let rid = |r: Option<String>| r.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     match args.command {
         LoyaltyCommand::Member {
@@ -169,6 +134,54 @@ pub async fn run(conn: &Conn, args: LoyaltyArgs) -> anyhow::Result<()> {
                 e.points,
                 r.balance.unwrap_or_default().active
             );
+        }
+        LoyaltyCommand::Offer {
+            command:
+                OfferCommand::Create {
+                    offer_id,
+                    title,
+                    percent,
+                    days,
+                    tiers,
+                },
+        } => {
+            let tiers = tiers
+                .iter()
+                .map(|t| match t.as_str() {
+                    "bronze" => Ok(pb::Tier::Bronze),
+                    "silver" => Ok(pb::Tier::Silver),
+                    "gold" => Ok(pb::Tier::Gold),
+                    "vip" => Ok(pb::Tier::Vip),
+                    other => Err(anyhow::anyhow!("unknown tier {other:?}")),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs() as i64;
+            let offer = pb::Offer {
+                offer_id: offer_id.clone(),
+                title,
+                kind: pb::OfferKind::PercentOff.into(),
+                value: percent * 100,
+                sku: String::new(),
+                tiers: tiers.into_iter().map(Into::into).collect(),
+                start_time: Some(rapport_proto::Timestamp {
+                    seconds: now,
+                    nanos: 0,
+                }),
+                end_time: Some(rapport_proto::Timestamp {
+                    seconds: now + days * 86_400,
+                    nanos: 0,
+                }),
+                max_uses_per_customer: 1,
+            };
+            c.create_offer(pb::CreateOfferRequest {
+                request_id: rid(None),
+                offer: Some(offer),
+            })
+            .await
+            .map_err(explain)?;
+            println!("offer {offer_id} created: {percent} % off for {days} days");
         }
         LoyaltyCommand::Transactions { customer_id, limit } => {
             let r = c

@@ -1,7 +1,10 @@
 //! `rapport`: the all-in-one launcher (`rapport up`) and the operator CLI.
 mod cli;
+mod conn;
+mod generate;
 mod loyalty;
 mod output;
+mod segments;
 mod up;
 
 use clap::Parser;
@@ -12,6 +15,9 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Up(args) => up::run(args).await,
         cli::Command::Loyalty(args) => loyalty::run(&cli.conn, args).await,
+        cli::Command::Segments(args) => segments::run(&cli.conn, args).await,
+        cli::Command::Campaign(args) => segments::campaign(&cli.conn, args).await,
+        cli::Command::Gen(args) => generate::run(&cli.conn, args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

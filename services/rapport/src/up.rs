@@ -1,16 +1,22 @@
 //! `rapport up`: every service in one process on loopback, SQLite files under the data folder, one development
-//! key shared by all, and a development token written for the CLI.
+//! key shared by all, each service's events delivered to the others, and a development token for the CLI.
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rapport_kit::{auth::Role, clock::SystemClock, serve::shutdown_signal};
+use tokio::sync::watch;
 
 use crate::{cli::UpArgs, output};
 
 /// Where `rapport up` writes the development token for the CLI.
 pub fn token_path(data_dir: &str) -> std::path::PathBuf {
     Path::new(data_dir).join("dev-token")
+}
+
+fn sqlite(data_dir: &str, service: &str) -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{data_dir}/{service}.db?mode=rwc"))
 }
 
 /// Runs the suite until Ctrl-C / SIGTERM.
@@ -23,25 +29,42 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let spinner =
         ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg}")?);
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let seg_addr = SocketAddr::from(([127, 0, 0, 1], args.base_port));
+    let loyalty_addr = SocketAddr::from(([127, 0, 0, 1], args.base_port + 1));
+
+    spinner.set_message("segmentation: migrating the database");
+    let mut seg_cfg = rapport_segmentation::app::Config::from_env()?;
+    seg_cfg.listen = seg_addr;
+    seg_cfg.database_url = sqlite(&args.data_dir, "segmentation");
+    seg_cfg.loyalty_url = format!("http://{loyalty_addr}");
+    let segmentation = rapport_segmentation::app::Segmentation::build(
+        seg_cfg,
+        auth.clone(),
+        Arc::new(SystemClock),
+    )
+    .await?;
 
     spinner.set_message("loyalty: migrating the database");
     let mut loyalty_cfg = rapport_loyalty::app::Config::from_env()?;
-    loyalty_cfg.listen = SocketAddr::from(([127, 0, 0, 1], args.base_port + 1));
-    if std::env::var("DATABASE_URL").is_err() {
-        loyalty_cfg.database_url = format!("sqlite://{}/loyalty.db?mode=rwc", args.data_dir);
-    }
+    loyalty_cfg.listen = loyalty_addr;
+    loyalty_cfg.database_url = sqlite(&args.data_dir, "loyalty");
+    loyalty_cfg.segmentation_url = Some(format!("http://{seg_addr}"));
     let loyalty =
         rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock))
             .await?;
-    let loyalty_addr = loyalty.addr();
     spinner.finish_and_clear();
 
     let token = auth.issue("developer", Role::Sre, 12 * 3600);
     write_token(&args.data_dir, &token)?;
     let mut t = output::table(&["service", "address", "database"]);
     t.add_row(vec![
+        "segmentation".to_string(),
+        format!("http://{}", segmentation.addr()),
+        format!("{}/segmentation.db", args.data_dir),
+    ]);
+    t.add_row(vec![
         "loyalty".to_string(),
-        format!("http://{loyalty_addr}"),
+        format!("http://{}", loyalty.addr()),
         format!("{}/loyalty.db", args.data_dir),
     ]);
     println!("{t}");
@@ -53,9 +76,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!("{token}");
     }
     println!(
-        "try: rapport loyalty member enrol alice && rapport loyalty earn alice 100 && rapport loyalty member show alice"
+        "try: rapport gen --customers 2000 && rapport segments train --wait && rapport segments model"
     );
-    loyalty.run(shutdown_signal()).await?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let (a, b) = tokio::join!(segmentation.run(stop()), loyalty.run(stop()));
+    a?;
+    b?;
     Ok(())
 }
 

@@ -2,41 +2,12 @@
 //! labels, customers are explained, and a refit keeps the cluster ids.
 use std::collections::HashMap;
 
-use rapport_kit::clock::timestamp;
-use rapport_proto::{common::v1::Money, segmentation::v1 as pb};
+use rapport_proto::segmentation::v1 as pb;
 use rapport_segmentation::domain::clustering::adjusted_rand_index;
 
 use crate::support::{Client, Db, T0, eventually, on_both, spawn_app};
 
 on_both!(personas_come_back_as_clusters);
-
-fn events(c: &rapport_synth::Customer) -> Vec<pb::BehaviourEvent> {
-    c.events
-        .iter()
-        .map(|e| pb::BehaviourEvent {
-            event_id: e.event_id.clone(),
-            customer_id: c.customer_id.clone(),
-            kind: match e.kind {
-                rapport_synth::Kind::Purchase => pb::EventKind::Purchase,
-                rapport_synth::Kind::Visit => pb::EventKind::Visit,
-                rapport_synth::Kind::SupportContact => pb::EventKind::SupportContact,
-                rapport_synth::Kind::Survey => pb::EventKind::SurveyResponse,
-                rapport_synth::Kind::Complaint => pb::EventKind::Complaint,
-                rapport_synth::Kind::Referral => pb::EventKind::Referral,
-            }
-            .into(),
-            occurred_at: Some(timestamp(e.at_ms)),
-            channel: i32::try_from(e.channel + 1).unwrap(),
-            amount: (e.kind == rapport_synth::Kind::Purchase).then(|| Money {
-                currency_code: "EUR".into(),
-                units: e.amount_cents / 100,
-                nanos: i32::try_from((e.amount_cents % 100) * 10_000_000).unwrap(),
-            }),
-            score: e.score,
-            tier: String::new(),
-        })
-        .collect()
-}
 
 async fn train(c: &Client, rid: &str, seed: u64) -> i64 {
     let mut c2 = c.clone();
@@ -97,7 +68,10 @@ async fn personas_come_back_as_clusters(db: Db) {
     let stream: Vec<pb::IngestEventsRequest> = customers
         .chunks(10)
         .map(|cs| pb::IngestEventsRequest {
-            events: cs.iter().flat_map(events).collect(),
+            events: cs
+                .iter()
+                .flat_map(rapport_synth::behaviour_events)
+                .collect(),
         })
         .collect();
     app.client
@@ -163,7 +137,9 @@ async fn personas_come_back_as_clusters(db: Db) {
     );
     // new customers are assigned online
     let newcomer = rapport_synth::customer(99, 0, T0);
-    app.ingest(events(&newcomer)).await.unwrap();
+    app.ingest(rapport_synth::behaviour_events(&newcomer))
+        .await
+        .unwrap();
     let c = clusters_of(&app.client, std::slice::from_ref(&newcomer)).await;
     assert!(c[0] >= 0);
     app.stop().await;

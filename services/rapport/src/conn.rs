@@ -1,0 +1,47 @@
+//! What every operator command needs: the token and readable errors.
+use std::time::Duration;
+
+use anyhow::Context;
+use rapport_kit::client::{self, Outgoing, OutgoingChannel};
+
+use crate::cli::Conn;
+
+/// The token: the flag or variable, else the one `rapport up` wrote.
+pub fn token(conn: &Conn) -> anyhow::Result<String> {
+    if let Some(t) = &conn.token {
+        return Ok(t.clone());
+    }
+    let path = crate::up::token_path("./data");
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_string())
+        .with_context(|| {
+            format!(
+                "no --token / RAPPORT_TOKEN and no {} (is `rapport up` running here?)",
+                path.display()
+            )
+        })
+}
+
+/// A channel to `addr` with the operator's token.
+pub fn channel(conn: &Conn, addr: &str) -> anyhow::Result<OutgoingChannel> {
+    Ok(client::channel(
+        addr,
+        Outgoing::new(Some(token(conn)?), Duration::from_secs(60)),
+    )?)
+}
+
+/// A gRPC error with its reason and field violations, for people.
+pub fn explain(status: tonic::Status) -> anyhow::Error {
+    use tonic_types::StatusExt;
+    let d = status.get_error_details();
+    let mut msg = format!("{:?}: {}", status.code(), status.message());
+    if let Some(info) = d.error_info() {
+        msg.push_str(&format!(" [{}]", info.reason));
+    }
+    if let Some(br) = d.bad_request() {
+        for v in &br.field_violations {
+            msg.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    anyhow::anyhow!(msg)
+}
