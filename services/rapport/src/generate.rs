@@ -66,10 +66,10 @@ pub async fn run(conn: &Conn, args: GenArgs) -> anyhow::Result<()> {
                 })
                 .await;
             // Enrolled by an earlier run: fine.
-            if let Err(s) = r {
-                if s.code() != tonic::Code::AlreadyExists {
-                    return Err(explain(s));
-                }
+            if let Err(s) = r
+                && s.code() != tonic::Code::AlreadyExists
+            {
+                return Err(explain(s));
             }
         }
         let events = rapport_synth::behaviour_events(&c);
