@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
+mod authz;
 mod errors;
 mod ingest;
 mod segments;
