@@ -108,6 +108,11 @@ pub enum SegmentsCommand {
     },
     /// Every segment with its size.
     List,
+    /// One segment: its rule and size.
+    Show {
+        /// Segment id.
+        segment_id: String,
+    },
     /// A segment's members.
     Members {
         /// Segment id.

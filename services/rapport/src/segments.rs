@@ -84,6 +84,47 @@ pub fn parse_rule(text: &str) -> Result<pb::Condition, String> {
     }
 }
 
+/// A rule in words, for people.
+pub fn describe(c: Option<&pb::Condition>) -> String {
+    let Some(node) = c.and_then(|c| c.node.as_ref()) else {
+        return "-".into();
+    };
+    let join = |cs: &pb::Conditions, sep: &str| {
+        cs.conditions
+            .iter()
+            .map(|c| describe(Some(c)))
+            .collect::<Vec<_>>()
+            .join(sep)
+    };
+    match node {
+        Node::All(cs) => format!("({})", join(cs, " and ")),
+        Node::Any(cs) => format!("({})", join(cs, " or ")),
+        Node::Not(c) => format!("not {}", describe(Some(c))),
+        Node::Feature(f) => {
+            let op = match pb::Comparison::try_from(f.op).unwrap_or(pb::Comparison::Unspecified) {
+                pb::Comparison::Lt => "<",
+                pb::Comparison::Le => "<=",
+                pb::Comparison::Gt => ">",
+                pb::Comparison::Ge => ">=",
+                pb::Comparison::Eq => "=",
+                pb::Comparison::Unspecified => "?",
+            };
+            format!("{} {op} {}", f.name, f.value)
+        }
+        Node::Attribute(a) => format!("attribute.{} = {}", a.name, a.value),
+        Node::Cluster(cl) => format!("cluster in {:?}", cl.cluster_ids),
+        Node::Tier(t) => format!("tier in {:?}", t.values),
+        Node::NpsClass(t) => format!("nps in {:?}", t.values),
+        Node::EventCount(e) => format!(
+            "{} event(s) of kind {} within {} days",
+            e.times, e.kind, e.days
+        ),
+        Node::EventAbsent(e) => format!("no event of kind {} within {} days", e.kind, e.days),
+        Node::InSegment(s) => format!("segment = {s}"),
+        Node::RandomBucket(b) => format!("random bucket in [{}, {})", b.from, b.to),
+    }
+}
+
 /// Runs a segmentation command.
 pub async fn run(conn: &Conn, args: SegmentsArgs) -> anyhow::Result<()> {
     let mut c = SegmentationServiceClient::new(channel(conn, &conn.segmentation_addr)?);
@@ -173,6 +214,24 @@ pub async fn run(conn: &Conn, args: SegmentsArgs) -> anyhow::Result<()> {
                 ]);
             }
             println!("{t}");
+        }
+        SegmentsCommand::Show { segment_id } => {
+            let s = c
+                .get_segment(pb::GetSegmentRequest { segment_id })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .segment
+                .unwrap_or_default();
+            let mut t = table(&["segment", "name", "members", "created"]);
+            t.add_row(vec![
+                s.segment_id,
+                s.display_name,
+                s.size.to_string(),
+                crate::output::when(s.create_time.as_ref()),
+            ]);
+            println!("{t}");
+            println!("rule: {}", describe(s.condition.as_ref()));
         }
         SegmentsCommand::Members { segment_id, limit } => {
             let r = c
@@ -381,5 +440,10 @@ mod tests {
         assert!(parse_rule("monetary_365d >= lots").is_err());
         assert!(parse_rule("").is_err());
         assert!(parse_rule("a ~ 1").is_err());
+        let c = parse_rule("monetary_365d >= 500 and segment = fans").unwrap();
+        assert_eq!(
+            describe(Some(&c)),
+            "(monetary_365d >= 500 and segment = fans)"
+        );
     }
 }

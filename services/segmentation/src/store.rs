@@ -975,16 +975,19 @@ impl Store {
                     .into_tuple()
                     .all(txn)
                     .await?;
-                let consenting: HashSet<String> = customers::Entity::find()
-                    .select_only()
-                    .column(customers::Column::CustomerId)
-                    .filter(customers::Column::ConsentMarketing.eq(true))
-                    .filter(customers::Column::CustomerId.is_in(members.iter().map(String::as_str)))
-                    .into_tuple::<String>()
-                    .all(txn)
-                    .await?
-                    .into_iter()
-                    .collect();
+                // In chunks: a large segment would pass the databases' limits on bound parameters.
+                let mut consenting: HashSet<String> = HashSet::new();
+                for chunk in members.chunks(1000) {
+                    let ids: Vec<String> = customers::Entity::find()
+                        .select_only()
+                        .column(customers::Column::CustomerId)
+                        .filter(customers::Column::ConsentMarketing.eq(true))
+                        .filter(customers::Column::CustomerId.is_in(chunk.iter().map(String::as_str)))
+                        .into_tuple::<String>()
+                        .all(txn)
+                        .await?;
+                    consenting.extend(ids);
+                }
                 let rows: Vec<campaign_targets::ActiveModel> = members
                     .into_iter()
                     .filter(|m| consenting.contains(m))
