@@ -84,6 +84,16 @@ pub fn parse_rule(text: &str) -> Result<pb::Condition, String> {
     }
 }
 
+fn kind_name(k: i32) -> String {
+    pb::EventKind::try_from(k)
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("EVENT_KIND_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| k.to_string())
+}
+
 /// A rule in words, for people.
 pub fn describe(c: Option<&pb::Condition>) -> String {
     let Some(node) = c.and_then(|c| c.node.as_ref()) else {
