@@ -125,11 +125,10 @@ pub fn describe(c: Option<&pb::Condition>) -> String {
         Node::Cluster(cl) => format!("cluster in {:?}", cl.cluster_ids),
         Node::Tier(t) => format!("tier in {:?}", t.values),
         Node::NpsClass(t) => format!("nps in {:?}", t.values),
-        Node::EventCount(e) => format!(
-            "{} event(s) of kind {} within {} days",
-            e.times, e.kind, e.days
-        ),
-        Node::EventAbsent(e) => format!("no event of kind {} within {} days", e.kind, e.days),
+        Node::EventCount(e) => {
+            format!("{} × {} within {} days", e.times, kind_name(e.kind), e.days)
+        }
+        Node::EventAbsent(e) => format!("no {} within {} days", kind_name(e.kind), e.days),
         Node::InSegment(s) => format!("segment = {s}"),
         Node::RandomBucket(b) => format!("random bucket in [{}, {})", b.from, b.to),
     }
