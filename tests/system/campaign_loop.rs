@@ -11,9 +11,7 @@ use rapport_kit::{
 use rapport_proto::{
     common::v1::{Channel, Money},
     loyalty::v1::{self as lpb, loyalty_service_client::LoyaltyServiceClient},
-    segmentation::v1::{
-        self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient,
-    },
+    segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
 };
 
 use crate::support::{Db, T0, channel, eventually, free_port, loyalty, segmentation};
@@ -32,10 +30,7 @@ async fn campaign_loop_postgres() {
 
 async fn campaign_loop(db: Db) {
     let clock = ManualClock::new(T0);
-    let (loyalty_db, seg_db) = (
-        fresh_database(db).await.unwrap(),
-        fresh_database(db).await.unwrap(),
-    );
+    let (loyalty_db, seg_db) = (fresh_database(db).await.unwrap(), fresh_database(db).await.unwrap());
     let loyalty_addr = free_port();
     let customers: Vec<_> = rapport_synth::customers(5, CUSTOMERS, T0).collect();
 
@@ -74,26 +69,13 @@ async fn campaign_loop(db: Db) {
     let mut sc = SegmentationServiceClient::new(channel(s1.addr, Role::Sre));
     let messages: Vec<spb::IngestEventsRequest> = customers
         .chunks(20)
-        .map(|cs| spb::IngestEventsRequest {
-            events: cs
-                .iter()
-                .flat_map(rapport_synth::behaviour_events)
-                .collect(),
-        })
+        .map(|cs| spb::IngestEventsRequest { events: cs.iter().flat_map(rapport_synth::behaviour_events).collect() })
         .collect();
     let total: i64 = messages.iter().map(|m| m.events.len() as i64).sum();
-    let r = sc
-        .ingest_events(tokio_stream::iter(messages.clone()))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = sc.ingest_events(tokio_stream::iter(messages.clone())).await.unwrap().into_inner();
     assert_eq!((r.applied, r.duplicates), (total, 0));
     // the same stream again changes nothing
-    let r = sc
-        .ingest_events(tokio_stream::iter(messages))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = sc.ingest_events(tokio_stream::iter(messages)).await.unwrap().into_inner();
     assert_eq!((r.applied, r.duplicates), (0, total));
 
     let job = sc
@@ -105,6 +87,7 @@ async fn campaign_loop(db: Db) {
             k_max: 0,
             sample_size: 0,
             seed: 3,
+            algorithm: 0,
         })
         .await
         .unwrap()
@@ -114,11 +97,7 @@ async fn campaign_loop(db: Db) {
         let mut sc = sc.clone();
         let job = job.clone();
         async move {
-            let j = sc
-                .get_training_job(spb::GetTrainingJobRequest { job_id: job })
-                .await
-                .unwrap()
-                .into_inner();
+            let j = sc.get_training_job(spb::GetTrainingJobRequest { job_id: job }).await.unwrap().into_inner();
             assert_ne!(j.state, i32::from(spb::JobState::Failed), "{}", j.error);
             j.state == i32::from(spb::JobState::Succeeded) && j.model_version > 0
         }
@@ -127,9 +106,7 @@ async fn campaign_loop(db: Db) {
     // the VIP persona's cluster
     let vip = customers.iter().find(|c| c.persona == 0).unwrap();
     let vip_cluster = sc
-        .list_customer_segments(spb::ListCustomerSegmentsRequest {
-            customer_id: vip.customer_id.clone(),
-        })
+        .list_customer_segments(spb::ListCustomerSegmentsRequest { customer_id: vip.customer_id.clone() })
         .await
         .unwrap()
         .into_inner()
@@ -138,16 +115,8 @@ async fn campaign_loop(db: Db) {
     let condition = spb::Condition {
         node: Some(Node::Any(spb::Conditions {
             conditions: vec![
-                spb::Condition {
-                    node: Some(Node::Cluster(spb::ClusterIn {
-                        cluster_ids: vec![vip_cluster],
-                    })),
-                },
-                spb::Condition {
-                    node: Some(Node::NpsClass(spb::ValuesIn {
-                        values: vec!["promoter".into()],
-                    })),
-                },
+                spb::Condition { node: Some(Node::Cluster(spb::ClusterIn { cluster_ids: vec![vip_cluster] })) },
+                spb::Condition { node: Some(Node::NpsClass(spb::ValuesIn { values: vec!["promoter".into()] })) },
             ],
         })),
     };
@@ -175,44 +144,23 @@ async fn campaign_loop(db: Db) {
         offer_id: "thank-you".into(),
         holdout_percent: 20,
     };
-    let c = sc
-        .trigger_campaign(trigger("t-1"))
-        .await
-        .unwrap()
-        .into_inner()
-        .campaign
-        .unwrap();
+    let c = sc.trigger_campaign(trigger("t-1")).await.unwrap().into_inner().campaign.unwrap();
     assert_eq!(c.targeted, seg.size);
-    assert!(
-        c.held_out > 0 && c.held_out < c.targeted / 2,
-        "held out {}",
-        c.held_out
-    );
+    assert!(c.held_out > 0 && c.held_out < c.targeted / 2, "held out {}", c.held_out);
     // Loyalty is down: nothing can be granted yet. Segmentation restarts mid-campaign.
     let c = sc
-        .get_campaign(spb::GetCampaignRequest {
-            campaign_id: "spring".into(),
-        })
+        .get_campaign(spb::GetCampaignRequest { campaign_id: "spring".into() })
         .await
         .unwrap()
         .into_inner()
         .campaign
         .unwrap();
-    assert_eq!(
-        (c.state, c.granted),
-        (i32::from(spb::CampaignState::Running), 0)
-    );
+    assert_eq!((c.state, c.granted), (i32::from(spb::CampaignState::Running), 0));
     s1.stop().await;
 
     // Loyalty comes back (its outbox now delivers to segmentation), segmentation restarts on the same database.
     let seg_addr = free_port();
-    let l2 = loyalty(
-        loyalty_addr,
-        &loyalty_db,
-        Some(format!("http://{seg_addr}")),
-        &clock,
-    )
-    .await;
+    let l2 = loyalty(loyalty_addr, &loyalty_db, Some(format!("http://{seg_addr}")), &clock).await;
     let s2 = segmentation(seg_addr, &seg_db, loyalty_addr, &clock).await;
     let mut sc = SegmentationServiceClient::new(channel(s2.addr, Role::Sre));
     let mut lc = LoyaltyServiceClient::new(channel(l2.addr, Role::Sre));
@@ -220,9 +168,7 @@ async fn campaign_loop(db: Db) {
         let mut sc = sc.clone();
         async move {
             let c = sc
-                .get_campaign(spb::GetCampaignRequest {
-                    campaign_id: "spring".into(),
-                })
+                .get_campaign(spb::GetCampaignRequest { campaign_id: "spring".into() })
                 .await
                 .unwrap()
                 .into_inner()
@@ -236,9 +182,7 @@ async fn campaign_loop(db: Db) {
     sc.trigger_campaign(trigger("t-1")).await.unwrap();
     sc.trigger_campaign(trigger("t-2")).await.unwrap();
     let c = sc
-        .get_campaign(spb::GetCampaignRequest {
-            campaign_id: "spring".into(),
-        })
+        .get_campaign(spb::GetCampaignRequest { campaign_id: "spring".into() })
         .await
         .unwrap()
         .into_inner()
@@ -278,10 +222,7 @@ async fn campaign_loop(db: Db) {
             .unwrap()
             .into_inner()
             .offers;
-        let held: Vec<_> = offers
-            .iter()
-            .filter(|o| o.campaign_id == "spring")
-            .collect();
+        let held: Vec<_> = offers.iter().filter(|o| o.campaign_id == "spring").collect();
         if !held.is_empty() {
             assert_eq!(held.len(), 1);
             assert_eq!(held[0].uses_left, 1, "granted once");
@@ -289,17 +230,12 @@ async fn campaign_loop(db: Db) {
         }
     }
     assert_eq!(holders.len() as i64, c.granted);
-    assert!(
-        holders.keys().all(|h| members.contains(h)),
-        "only members hold the offer"
-    );
+    assert!(holders.keys().all(|h| members.contains(h)), "only members hold the offer");
 
     // A purchase recorded in loyalty reaches segmentation's features through the outbox.
     let buyer = &customers[0].customer_id;
     let before = sc
-        .get_customer_features(spb::GetCustomerFeaturesRequest {
-            customer_id: buyer.clone(),
-        })
+        .get_customer_features(spb::GetCustomerFeaturesRequest { customer_id: buyer.clone() })
         .await
         .unwrap()
         .into_inner()
@@ -309,11 +245,7 @@ async fn campaign_loop(db: Db) {
         request_id: "buy".into(),
         customer_id: buyer.clone(),
         order_id: "o-1".into(),
-        amount: Some(Money {
-            currency_code: "EUR".into(),
-            units: 80,
-            nanos: 0,
-        }),
+        amount: Some(Money { currency_code: "EUR".into(), units: 80, nanos: 0 }),
         channel: Channel::Mobile.into(),
         recurring: false,
     })

@@ -15,21 +15,11 @@ pub use rapport_kit::db::testing::Backend as Db;
 pub const T0: i64 = 1_780_272_000_000;
 
 pub fn auth() -> Arc<Authenticator> {
-    Arc::new(
-        Authenticator::new(
-            "system-test-key-system-test-key!!".to_string().into(),
-            "rapport",
-            "rapport",
-        )
-        .unwrap(),
-    )
+    Arc::new(Authenticator::new("system-test-key-system-test-key!!".to_string().into(), "rapport", "rapport").unwrap())
 }
 
 pub fn serve_config() -> ServeConfig {
-    ServeConfig {
-        drain_delay: Duration::from_millis(20),
-        ..ServeConfig::default()
-    }
+    ServeConfig { drain_delay: Duration::from_millis(20), ..ServeConfig::default() }
 }
 
 /// A running service and the way to stop it.
@@ -53,11 +43,7 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    Running {
-        addr,
-        stop: Some(tx),
-        handle: tokio::spawn(run(rx)),
-    }
+    Running { addr, stop: Some(tx), handle: tokio::spawn(run(rx)) }
 }
 
 pub async fn loyalty(
@@ -74,9 +60,7 @@ pub async fn loyalty(
         segmentation_url: segmentation,
         sweep_interval: Duration::from_secs(3600),
     };
-    let app = rapport_loyalty::app::Loyalty::build(config, auth(), Arc::new(clock.clone()))
-        .await
-        .expect("loyalty");
+    let app = rapport_loyalty::app::Loyalty::build(config, auth(), Arc::new(clock.clone())).await.expect("loyalty");
     let addr = app.addr();
     spawn_run(addr, |rx| async move {
         app.run(async {
@@ -87,12 +71,7 @@ pub async fn loyalty(
     })
 }
 
-pub async fn segmentation(
-    listen: SocketAddr,
-    database_url: &str,
-    loyalty: SocketAddr,
-    clock: &ManualClock,
-) -> Running {
+pub async fn segmentation(listen: SocketAddr, database_url: &str, loyalty: SocketAddr, clock: &ManualClock) -> Running {
     let config = rapport_segmentation::app::Config {
         listen,
         database_url: database_url.into(),
@@ -101,10 +80,9 @@ pub async fn segmentation(
         refresh_interval: Duration::from_secs(3600),
         campaign_poll: Duration::from_millis(100),
     };
-    let app =
-        rapport_segmentation::app::Segmentation::build(config, auth(), Arc::new(clock.clone()))
-            .await
-            .expect("segmentation");
+    let app = rapport_segmentation::app::Segmentation::build(config, auth(), Arc::new(clock.clone()))
+        .await
+        .expect("segmentation");
     let addr = app.addr();
     spawn_run(addr, |rx| async move {
         app.run(async {
@@ -118,20 +96,14 @@ pub async fn segmentation(
 pub fn channel(addr: SocketAddr, role: Role) -> OutgoingChannel {
     client::channel(
         &format!("http://{addr}"),
-        Outgoing::new(
-            Some(auth().issue("test", role, 600)),
-            Duration::from_secs(60),
-        ),
+        Outgoing::new(Some(auth().issue("test", role, 600)), Duration::from_secs(60)),
     )
     .unwrap()
 }
 
 /// A free port on loopback (for a service that must come back on the same address).
 pub fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
@@ -144,10 +116,7 @@ where
         if f().await {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

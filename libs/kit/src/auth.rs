@@ -74,10 +74,7 @@ impl fmt::Display for Role {
 impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?}"))
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| format!("unknown role {s:?}"))
     }
 }
 
@@ -116,10 +113,7 @@ pub struct Authenticator {
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authenticator")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .finish()
+        f.debug_struct("Authenticator").field("issuer", &self.issuer).field("audience", &self.audience).finish()
     }
 }
 
@@ -130,28 +124,17 @@ impl Authenticator {
     /// An authenticator with a shared key (at least 32 bytes), issuer and audience.
     pub fn new(secret: SecretString, issuer: &str, audience: &str) -> Result<Self, String> {
         if secret.expose_secret().len() < MIN_SECRET_LEN {
-            return Err(format!(
-                "the token key must be at least {MIN_SECRET_LEN} bytes"
-            ));
+            return Err(format!("the token key must be at least {MIN_SECRET_LEN} bytes"));
         }
-        Ok(Self {
-            secret,
-            issuer: issuer.into(),
-            audience: audience.into(),
-        })
+        Ok(Self { secret, issuer: issuer.into(), audience: audience.into() })
     }
 
     /// A fresh random key, for development on loopback only.
     pub fn generate(issuer: &str, audience: &str) -> Self {
         use rand::Rng;
         let bytes: [u8; 32] = rand::rng().random();
-        let secret =
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
-        Self {
-            secret: secret.into(),
-            issuer: issuer.into(),
-            audience: audience.into(),
-        }
+        let secret = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+        Self { secret: secret.into(), issuer: issuer.into(), audience: audience.into() }
     }
 
     /// Issues a token for `subject` with `role`, valid for `ttl_secs`.
@@ -191,31 +174,18 @@ impl Authenticator {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "TOKEN_EXPIRED",
                 _ => "TOKEN_INVALID",
             };
-            ApiError::new(
-                ErrorCode::Unauthenticated,
-                reason,
-                "invalid or expired token",
-            )
+            ApiError::new(ErrorCode::Unauthenticated, reason, "invalid or expired token")
         })?;
-        let role = data.claims.role.parse::<Role>().map_err(|_| {
-            ApiError::new(
-                ErrorCode::PermissionDenied,
-                "ROLE_UNKNOWN",
-                "the token's role is unknown",
-            )
-        })?;
-        Ok(Caller {
-            subject: data.claims.sub,
-            role,
-        })
+        let role =
+            data.claims.role.parse::<Role>().map_err(|_| {
+                ApiError::new(ErrorCode::PermissionDenied, "ROLE_UNKNOWN", "the token's role is unknown")
+            })?;
+        Ok(Caller { subject: data.claims.sub, role })
     }
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Token settings from the environment: `RAPPORT_AUTH_SECRET` (shared HS256 key, at least 32 bytes),
@@ -224,9 +194,7 @@ fn now_secs() -> u64 {
 pub fn from_env(loopback_only: bool) -> Result<(Authenticator, bool), String> {
     let issuer = std::env::var("RAPPORT_AUTH_ISSUER").unwrap_or_else(|_| "rapport".into());
     let audience = std::env::var("RAPPORT_AUTH_AUDIENCE").unwrap_or_else(|_| "rapport".into());
-    let secret = std::env::var("RAPPORT_AUTH_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty());
+    let secret = std::env::var("RAPPORT_AUTH_SECRET").ok().filter(|s| !s.is_empty());
     from_settings(secret, &issuer, &audience, loopback_only)
 }
 
@@ -266,16 +234,11 @@ impl Policy {
             if line.is_empty() {
                 continue;
             }
-            let (method, roles) = line
-                .split_once(':')
-                .ok_or_else(|| format!("line {}: expected `Method: roles`", n + 1))?;
+            let (method, roles) =
+                line.split_once(':').ok_or_else(|| format!("line {}: expected `Method: roles`", n + 1))?;
             let roles = roles
                 .split_whitespace()
-                .map(|r| {
-                    r.trim_end_matches(',')
-                        .parse::<Role>()
-                        .map_err(|e| format!("line {}: {e}", n + 1))
-                })
+                .map(|r| r.trim_end_matches(',').parse::<Role>().map_err(|e| format!("line {}: {e}", n + 1)))
                 .collect::<Result<HashSet<_>, _>>()?;
             let path = format!("/{service}/{}", method.trim());
             if self.allowed.insert(path.clone(), roles).is_some() {
@@ -297,14 +260,9 @@ impl Policy {
 
     /// RPC paths of `service` in an encoded descriptor set that the matrix does not list (must be empty), and
     /// listed paths that the descriptors do not have (typos; must be empty too).
-    pub fn coverage(
-        &self,
-        descriptor_set: &[u8],
-        service: &str,
-    ) -> Result<(Vec<String>, Vec<String>), String> {
+    pub fn coverage(&self, descriptor_set: &[u8], service: &str) -> Result<(Vec<String>, Vec<String>), String> {
         use prost::Message;
-        let fds =
-            prost_types::FileDescriptorSet::decode(descriptor_set).map_err(|e| e.to_string())?;
+        let fds = prost_types::FileDescriptorSet::decode(descriptor_set).map_err(|e| e.to_string())?;
         let mut rpcs = Vec::new();
         for file in &fds.file {
             for svc in &file.service {
@@ -315,18 +273,9 @@ impl Policy {
                 rpcs.extend(svc.method.iter().map(|m| format!("/{full}/{}", m.name())));
             }
         }
-        let missing = rpcs
-            .iter()
-            .filter(|p| !self.allowed.contains_key(*p))
-            .cloned()
-            .collect();
+        let missing = rpcs.iter().filter(|p| !self.allowed.contains_key(*p)).cloned().collect();
         let prefix = format!("/{service}/");
-        let unknown = self
-            .allowed
-            .keys()
-            .filter(|p| p.starts_with(&prefix) && !rpcs.contains(p))
-            .cloned()
-            .collect();
+        let unknown = self.allowed.keys().filter(|p| p.starts_with(&prefix) && !rpcs.contains(p)).cloned().collect();
         Ok((missing, unknown))
     }
 }
@@ -336,58 +285,33 @@ mod tests {
     use super::*;
 
     fn auth() -> Authenticator {
-        Authenticator::new(
-            "0123456789abcdef0123456789abcdef".to_string().into(),
-            "rapport",
-            "rapport",
-        )
-        .unwrap()
+        Authenticator::new("0123456789abcdef0123456789abcdef".to_string().into(), "rapport", "rapport").unwrap()
     }
 
     #[test]
     fn issued_token_verifies() {
         let a = auth();
         let c = a.verify(&a.issue("ops-1", Role::Sre, 60)).unwrap();
-        assert_eq!(
-            c,
-            Caller {
-                subject: "ops-1".into(),
-                role: Role::Sre
-            }
-        );
+        assert_eq!(c, Caller { subject: "ops-1".into(), role: Role::Sre });
     }
 
     #[test]
     fn forged_wrong_audience_and_none_algorithm_are_refused() {
         let a = auth();
-        let other = Authenticator::new(
-            "another-key-another-key-another-key".to_string().into(),
-            "rapport",
-            "rapport",
-        )
-        .unwrap();
+        let other =
+            Authenticator::new("another-key-another-key-another-key".to_string().into(), "rapport", "rapport").unwrap();
         let forged = other.issue("x", Role::Sre, 60);
         assert_eq!(a.verify(&forged).unwrap_err().reason, "TOKEN_INVALID");
-        let wrong_aud = Authenticator::new(
-            "0123456789abcdef0123456789abcdef".to_string().into(),
-            "rapport",
-            "else",
-        )
-        .unwrap()
-        .issue("x", Role::Sre, 60);
+        let wrong_aud = Authenticator::new("0123456789abcdef0123456789abcdef".to_string().into(), "rapport", "else")
+            .unwrap()
+            .issue("x", Role::Sre, 60);
         assert_eq!(a.verify(&wrong_aud).unwrap_err().reason, "TOKEN_INVALID");
         // alg "none": header {"alg":"none"} with the same claims and no signature
-        let b64 =
-            |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
-        let claims = format!(
-            r#"{{"sub":"x","role":"sre","iss":"rapport","aud":"rapport","exp":{},"iat":0}}"#,
-            now_secs() + 60
-        );
+        let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
+        let claims =
+            format!(r#"{{"sub":"x","role":"sre","iss":"rapport","aud":"rapport","exp":{},"iat":0}}"#, now_secs() + 60);
         let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&claims));
-        assert_eq!(
-            a.verify(&none).unwrap_err().code,
-            ErrorCode::Unauthenticated
-        );
+        assert_eq!(a.verify(&none).unwrap_err().code, ErrorCode::Unauthenticated);
     }
 
     #[test]
@@ -417,13 +341,8 @@ mod tests {
         assert!(generated);
         assert!(dev.verify(&dev.issue("me", Role::Sre, 60)).is_ok());
         assert!(from_settings(None, "rapport", "rapport", false).is_err());
-        let (_, generated) = from_settings(
-            Some("0123456789abcdef0123456789abcdef".into()),
-            "rapport",
-            "rapport",
-            false,
-        )
-        .unwrap();
+        let (_, generated) =
+            from_settings(Some("0123456789abcdef0123456789abcdef".into()), "rapport", "rapport", false).unwrap();
         assert!(!generated);
     }
 

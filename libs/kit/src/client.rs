@@ -31,23 +31,12 @@ pub struct Outgoing {
 impl Outgoing {
     /// Calls with a fixed `token` (e.g. an operator's) and `timeout` per call.
     pub fn new(token: Option<String>, timeout: Duration) -> Self {
-        Self {
-            token: token.map_or(Token::None, |t| Token::Static(Arc::from(t))),
-            timeout,
-        }
+        Self { token: token.map_or(Token::None, |t| Token::Static(Arc::from(t))), timeout }
     }
 
     /// Calls as `subject` with `role`, minting short-lived tokens with `auth`.
-    pub fn as_service(
-        auth: Arc<Authenticator>,
-        subject: &str,
-        role: Role,
-        timeout: Duration,
-    ) -> Self {
-        Self {
-            token: Token::Minted(auth, Arc::from(subject), role),
-            timeout,
-        }
+    pub fn as_service(auth: Arc<Authenticator>, subject: &str, role: Role, timeout: Duration) -> Self {
+        Self { token: Token::Minted(auth, Arc::from(subject), role), timeout }
     }
 }
 
@@ -55,9 +44,7 @@ impl Interceptor for Outgoing {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         let budget = crate::guard::remaining().map_or(self.timeout, |left| left.min(self.timeout));
         if budget.is_zero() {
-            return Err(Status::deadline_exceeded(
-                "no time left of the caller's deadline",
-            ));
+            return Err(Status::deadline_exceeded("no time left of the caller's deadline"));
         }
         req.set_timeout(budget);
         rapport_telemetry::inject(req.metadata_mut());
@@ -100,11 +87,7 @@ impl Default for RetryBudget {
 
 /// Calls `f` and retries UNAVAILABLE answers with exponential backoff, at most `attempts` times in all, while
 /// the budget allows. Other errors are returned at once: they are not safe to retry blindly.
-pub async fn with_retry<T, F, Fut>(
-    budget: &RetryBudget,
-    attempts: u32,
-    mut f: F,
-) -> Result<T, Status>
+pub async fn with_retry<T, F, Fut>(budget: &RetryBudget, attempts: u32, mut f: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Status>>,
@@ -114,11 +97,7 @@ where
     let mut tries = 1;
     loop {
         match f().await {
-            Err(s)
-                if s.code() == tonic::Code::Unavailable
-                    && tries < attempts
-                    && budget.0.withdraw() =>
-            {
+            Err(s) if s.code() == tonic::Code::Unavailable && tries < attempts && budget.0.withdraw() => {
                 tries += 1;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -139,11 +118,7 @@ mod tests {
         let n = AtomicU32::new(0);
         let r: Result<u32, Status> = with_retry(&budget, 3, || async {
             let k = n.fetch_add(1, Ordering::SeqCst);
-            if k < 2 {
-                Err(Status::unavailable("down"))
-            } else {
-                Ok(k)
-            }
+            if k < 2 { Err(Status::unavailable("down")) } else { Ok(k) }
         })
         .await;
         assert_eq!(r.unwrap(), 2);

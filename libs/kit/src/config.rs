@@ -23,10 +23,7 @@ where
 {
     match var(name) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|e: T::Err| ConfigError {
-            name: name.into(),
-            problem: e.to_string(),
-        }),
+        Some(v) => v.parse().map_err(|e: T::Err| ConfigError { name: name.into(), problem: e.to_string() }),
     }
 }
 

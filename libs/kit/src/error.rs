@@ -66,12 +66,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error without field violations.
     pub fn new(code: ErrorCode, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason,
-            message: message.into(),
-            violations: Vec::new(),
-        }
+        Self { code, reason, message: message.into(), violations: Vec::new() }
     }
 
     /// The opaque internal error; log the cause before returning it.
@@ -81,14 +76,10 @@ impl ApiError {
 
     /// The wire form, with `domain` (the service) in the ErrorInfo.
     pub fn to_status(&self, domain: &str) -> Status {
-        let mut details =
-            ErrorDetails::with_error_info(self.reason, domain, std::collections::HashMap::new());
+        let mut details = ErrorDetails::with_error_info(self.reason, domain, std::collections::HashMap::new());
         if !self.violations.is_empty() {
-            let v: Vec<FieldViolation> = self
-                .violations
-                .iter()
-                .map(|(f, d)| FieldViolation::new(f.clone(), d.clone()))
-                .collect();
+            let v: Vec<FieldViolation> =
+                self.violations.iter().map(|(f, d)| FieldViolation::new(f.clone(), d.clone())).collect();
             details.set_bad_request(v);
         }
         Status::with_error_details(self.code.grpc(), self.message.clone(), details)
@@ -170,10 +161,7 @@ fn check_id(value: &str) -> Result<(), &'static str> {
     if value.len() > 128 {
         return Err("must be at most 128 characters");
     }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c))
-    {
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c)) {
         return Err("may contain only letters, digits and -_.:@");
     }
     Ok(())
@@ -193,15 +181,10 @@ mod tests {
         let status = err.to_status("loyalty");
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         let d = status.get_error_details();
-        assert_eq!(
-            d.error_info().map(|i| i.reason.as_str()),
-            Some("INVALID_ARGUMENT")
-        );
+        assert_eq!(d.error_info().map(|i| i.reason.as_str()), Some("INVALID_ARGUMENT"));
         assert_eq!(d.error_info().map(|i| i.domain.as_str()), Some("loyalty"));
-        let fields: Vec<_> = d
-            .bad_request()
-            .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
-            .unwrap_or_default();
+        let fields: Vec<_> =
+            d.bad_request().map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect()).unwrap_or_default();
         assert_eq!(fields, vec!["customer_id", "other"]);
     }
 

@@ -62,19 +62,14 @@ impl GuardLayer {
     /// A guard with this configuration.
     pub fn new(cfg: GuardConfig) -> Self {
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-        Self {
-            state: Arc::new(State { cfg, permits }),
-        }
+        Self { state: Arc::new(State { cfg, permits }) }
     }
 }
 
 impl<S> Layer<S> for GuardLayer {
     type Service = Guard<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Guard {
-            inner,
-            state: self.state.clone(),
-        }
+        Guard { inner, state: self.state.clone() }
     }
 }
 
@@ -110,10 +105,7 @@ where
             return Box::pin(inner.call(req));
         }
         let state = self.state.clone();
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or(("", ""));
+        let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
         let (service, method) = (service.to_string(), method.to_string());
         let span = tracing::info_span!(
             "grpc.server",
@@ -130,11 +122,7 @@ where
             let domain = state.cfg.domain.as_str();
             let caller = match bearer(req.headers()).map(|t| state.cfg.auth.verify(t)) {
                 None => {
-                    let e = ApiError::new(
-                        ErrorCode::Unauthenticated,
-                        "TOKEN_MISSING",
-                        "a bearer token is required",
-                    );
+                    let e = ApiError::new(ErrorCode::Unauthenticated, "TOKEN_MISSING", "a bearer token is required");
                     return Ok(reply(e, domain));
                 }
                 Some(Err(e)) => return Ok(reply(e, domain)),
@@ -151,20 +139,14 @@ where
             }
             let Ok(_permit) = state.permits.clone().try_acquire_owned() else {
                 tracing::warn!(rpc = %path, "request shed: server at its concurrency limit");
-                let e = ApiError::new(
-                    ErrorCode::ResourceExhausted,
-                    "OVERLOADED",
-                    "server is overloaded, retry later",
-                );
+                let e = ApiError::new(ErrorCode::ResourceExhausted, "OVERLOADED", "server is overloaded, retry later");
                 return Ok(reply(e, domain));
             };
-            let budget = grpc_timeout(req.headers()).map_or(state.cfg.request_timeout, |t| {
-                t.min(state.cfg.request_timeout)
-            });
+            let budget =
+                grpc_timeout(req.headers()).map_or(state.cfg.request_timeout, |t| t.min(state.cfg.request_timeout));
             let deadline = Instant::now() + budget;
             req.extensions_mut().insert(caller);
-            match tokio::time::timeout_at(deadline, DEADLINE.scope(deadline, inner.call(req))).await
-            {
+            match tokio::time::timeout_at(deadline, DEADLINE.scope(deadline, inner.call(req))).await {
                 Ok(Ok(resp)) => {
                     let code = resp
                         .headers()
@@ -177,11 +159,7 @@ where
                 }
                 Ok(Err(e)) => Err(e),
                 Err(_) => {
-                    let e = ApiError::new(
-                        ErrorCode::DeadlineExceeded,
-                        "DEADLINE_EXCEEDED",
-                        "deadline exceeded",
-                    );
+                    let e = ApiError::new(ErrorCode::DeadlineExceeded, "DEADLINE_EXCEEDED", "deadline exceeded");
                     Ok(reply(e, domain))
                 }
             }
@@ -197,9 +175,7 @@ fn reply(e: ApiError, domain: &str) -> http::Response<Body> {
 
 fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    v.strip_prefix("Bearer ")
-        .or_else(|| v.strip_prefix("bearer "))
-        .map(str::trim)
+    v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
 }
 
 /// Parses a `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n).
@@ -220,9 +196,7 @@ pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
 
 /// What is left of the current RPC's deadline, if it is served behind the guard.
 pub fn remaining() -> Option<Duration> {
-    DEADLINE
-        .try_with(|d| d.saturating_duration_since(Instant::now()))
-        .ok()
+    DEADLINE.try_with(|d| d.saturating_duration_since(Instant::now())).ok()
 }
 
 #[cfg(test)]
@@ -232,11 +206,9 @@ mod tests {
     #[test]
     fn grpc_timeout_units() {
         let mut h = http::HeaderMap::new();
-        for (v, d) in [
-            ("5S", Duration::from_secs(5)),
-            ("250m", Duration::from_millis(250)),
-            ("1H", Duration::from_secs(3600)),
-        ] {
+        for (v, d) in
+            [("5S", Duration::from_secs(5)), ("250m", Duration::from_millis(250)), ("1H", Duration::from_secs(3600))]
+        {
             h.insert("grpc-timeout", v.parse().unwrap());
             assert_eq!(grpc_timeout(&h), Some(d));
         }
@@ -247,9 +219,7 @@ mod tests {
     #[test]
     fn health_and_reflection_are_exempt() {
         assert!(exempt("/grpc.health.v1.Health/Check"));
-        assert!(exempt(
-            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
-        ));
+        assert!(exempt("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
         assert!(!exempt("/rapport.loyalty.v1.LoyaltyService/EarnPoints"));
     }
 }

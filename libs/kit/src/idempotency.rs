@@ -1,9 +1,7 @@
 //! Request idempotency (AIP-155). A mutation first claims its `request_id` inside its own transaction; the first
 //! claim wins and stores its response with the change, so a retry — sequential or concurrent — gets the first
 //! response back and has no second effect. The same id with other parameters is refused (`REQUEST_ID_REUSED`).
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, TryInsertResult, entity::prelude::*,
-};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, TryInsertResult, entity::prelude::*};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ErrorCode};
@@ -75,13 +73,8 @@ pub async fn claim<C: ConnectionTrait>(
     if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
         return Ok(Ok(Claim::Fresh));
     }
-    let Some(existing) = entity::Entity::find_by_id(request_id.to_string())
-        .one(txn)
-        .await?
-    else {
-        return Err(DbErr::Custom(
-            "idempotency key vanished after a conflict".into(),
-        ));
+    let Some(existing) = entity::Entity::find_by_id(request_id.to_string()).one(txn).await? else {
+        return Err(DbErr::Custom("idempotency key vanished after a conflict".into()));
     };
     if existing.method != method || existing.fingerprint != fingerprint {
         return Ok(Err(ApiError::new(
@@ -94,11 +87,7 @@ pub async fn claim<C: ConnectionTrait>(
 }
 
 /// Stores the response of a fresh claim; call in the same transaction as the change.
-pub async fn complete<C: ConnectionTrait>(
-    txn: &C,
-    request_id: &str,
-    response: Vec<u8>,
-) -> Result<(), DbErr> {
+pub async fn complete<C: ConnectionTrait>(txn: &C, request_id: &str, response: Vec<u8>) -> Result<(), DbErr> {
     entity::Entity::update_many()
         .col_expr(entity::Column::Response, Expr::value(response))
         .filter(entity::Column::RequestId.eq(request_id))

@@ -47,15 +47,8 @@ pub fn decode(query: &str, token: &str) -> Result<Option<i64>, ApiError> {
         return Ok(None);
     }
     let bad = || {
-        let mut e = ApiError::new(
-            ErrorCode::InvalidArgument,
-            "INVALID_PAGE_TOKEN",
-            "invalid page_token",
-        );
-        e.violations.push((
-            "page_token".into(),
-            "is not a token returned for this query".into(),
-        ));
+        let mut e = ApiError::new(ErrorCode::InvalidArgument, "INVALID_PAGE_TOKEN", "invalid page_token");
+        e.violations.push(("page_token".into(), "is not a token returned for this query".into()));
         e
     };
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
@@ -89,10 +82,7 @@ mod tests {
 
     #[test]
     fn sizes_are_bounded() {
-        let b = PageBounds {
-            default: 50,
-            max: 500,
-        };
+        let b = PageBounds { default: 50, max: 500 };
         let mut v = Violations::new();
         assert_eq!(b.size(0, &mut v), 50);
         assert_eq!(b.size(7, &mut v), 7);

@@ -85,24 +85,11 @@ pub enum ServeError {
 }
 
 /// Serves until `shutdown` resolves, then drains.
-pub async fn serve(
-    parts: ServeParts,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
-    let ServeParts {
-        listener,
-        config,
-        auth,
-        policy,
-        service_names,
-        routes,
-        domain,
-    } = parts;
+pub async fn serve(parts: ServeParts, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+    let ServeParts { listener, config, auth, policy, service_names, routes, domain } = parts;
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in service_names.iter().copied().chain([""]) {
-        reporter
-            .set_service_status(name, ServingStatus::Serving)
-            .await;
+        reporter.set_service_status(name, ServingStatus::Serving).await;
     }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rapport_proto::FILE_DESCRIPTOR_SET)
@@ -116,10 +103,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let routes = routes
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+    let routes = routes.add_service(health).add_service(reflection_v1).add_service(reflection_v1alpha);
     let guard = GuardLayer::new(GuardConfig {
         auth,
         policy,
@@ -135,14 +119,9 @@ pub async fn serve(
         let delay = config.drain_delay;
         async move {
             shutdown.await;
-            tracing::info!(
-                delay_ms = delay.as_millis() as u64,
-                "draining: health not serving"
-            );
+            tracing::info!(delay_ms = delay.as_millis() as u64, "draining: health not serving");
             for name in names.iter().copied().chain([""]) {
-                reporter
-                    .set_service_status(name, ServingStatus::NotServing)
-                    .await;
+                reporter.set_service_status(name, ServingStatus::NotServing).await;
             }
             draining.notify_one();
             tokio::time::sleep(delay).await;
@@ -150,10 +129,7 @@ pub async fn serve(
         }
     };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = Server::builder()
-        .layer(guard)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, signal);
+    let server = Server::builder().layer(guard).add_routes(routes).serve_with_incoming_shutdown(incoming, signal);
     let forced = async {
         draining.notified().await;
         tokio::time::sleep(config.drain_delay + config.drain_deadline).await;

@@ -5,12 +5,7 @@ use crate::entities::inbox_event;
 
 /// Records `event_id` as applied inside the receiver's transaction; `false` means it was applied before and the
 /// caller must skip it (and may commit the empty transaction).
-pub async fn apply_once<C: ConnectionTrait>(
-    txn: &C,
-    event_id: &str,
-    source: &str,
-    now_ms: i64,
-) -> Result<bool, DbErr> {
+pub async fn apply_once<C: ConnectionTrait>(txn: &C, event_id: &str, source: &str, now_ms: i64) -> Result<bool, DbErr> {
     let row = inbox_event::ActiveModel {
         event_id: Set(event_id.to_string()),
         source: Set(source.to_string()),

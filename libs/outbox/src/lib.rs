@@ -39,9 +39,7 @@ pub async fn enqueue<C: ConnectionTrait>(
         last_error: Set(None),
         ..Default::default()
     };
-    entities::outbox_event::Entity::insert(row)
-        .exec_without_returning(txn)
-        .await?;
+    entities::outbox_event::Entity::insert(row).exec_without_returning(txn).await?;
     Ok(event.event_id)
 }
 
@@ -49,9 +47,5 @@ pub async fn enqueue<C: ConnectionTrait>(
 pub async fn pending<C: ConnectionTrait>(db: &C, destination: &str) -> Result<u64, DbErr> {
     use entities::outbox_event::{Column, Entity};
     use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
-    Entity::find()
-        .filter(Column::Destination.eq(destination))
-        .filter(Column::DeliveredAt.is_null())
-        .count(db)
-        .await
+    Entity::find().filter(Column::Destination.eq(destination)).filter(Column::DeliveredAt.is_null()).count(db).await
 }

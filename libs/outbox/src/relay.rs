@@ -8,12 +8,10 @@ use rapport_kit::{
     client::{OutgoingChannel, RetryBudget},
     clock::Clock,
 };
-use rapport_proto::events::v1::{
-    DeliverEventsRequest, Event, event_sink_service_client::EventSinkServiceClient,
-};
+use rapport_proto::events::v1::{DeliverEventsRequest, Event, event_sink_service_client::EventSinkServiceClient};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
     sea_query::{Expr, LockBehavior, LockType},
 };
 use tokio::sync::Notify;
@@ -37,10 +35,7 @@ pub struct GrpcSink {
 impl GrpcSink {
     /// A sink over `channel`.
     pub fn new(channel: OutgoingChannel) -> Self {
-        Self {
-            client: EventSinkServiceClient::new(channel),
-            budget: RetryBudget::default(),
-        }
+        Self { client: EventSinkServiceClient::new(channel), budget: RetryBudget::default() }
     }
 }
 
@@ -48,9 +43,7 @@ impl Sink for GrpcSink {
     async fn deliver(&self, event: Event) -> Result<(), tonic::Status> {
         rapport_kit::client::with_retry(&self.budget, 2, || {
             let mut c = self.client.clone();
-            let req = DeliverEventsRequest {
-                events: vec![event.clone()],
-            };
+            let req = DeliverEventsRequest { events: vec![event.clone()] };
             async move { c.deliver_events(req).await }
         })
         .await
@@ -97,19 +90,8 @@ pub struct Relay<S: Sink> {
 
 impl<S: Sink> Relay<S> {
     /// A relay over `db`'s outbox.
-    pub fn new(
-        db: DatabaseConnection,
-        sink: S,
-        config: RelayConfig,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self {
-            db,
-            sink,
-            config,
-            clock,
-            wake: Arc::new(Notify::new()),
-        }
+    pub fn new(db: DatabaseConnection, sink: S, config: RelayConfig, clock: Arc<dyn Clock>) -> Self {
+        Self { db, sink, config, clock, wake: Arc::new(Notify::new()) }
     }
 
     /// Notify it after a commit that enqueued events, to deliver them without waiting for the next poll.
@@ -168,10 +150,7 @@ impl<S: Sink> Relay<S> {
                 messaging.destination.name = %self.config.destination,
                 messaging.message.id = %row.event_id,
             );
-            rapport_telemetry::set_parent(
-                &span,
-                rapport_telemetry::context_from_traceparent(&event.traceparent),
-            );
+            rapport_telemetry::set_parent(&span, rapport_telemetry::context_from_traceparent(&event.traceparent));
             match self.sink.deliver(event).instrument(span).await {
                 Ok(()) => {
                     self.mark_delivered(txn, row.id, now).await?;
@@ -201,12 +180,7 @@ impl<S: Sink> Relay<S> {
         Ok(delivered)
     }
 
-    async fn mark_delivered<C: ConnectionTrait>(
-        &self,
-        txn: &C,
-        id: i64,
-        now: i64,
-    ) -> Result<(), DbErr> {
+    async fn mark_delivered<C: ConnectionTrait>(&self, txn: &C, id: i64, now: i64) -> Result<(), DbErr> {
         Entity::update_many()
             .col_expr(Column::DeliveredAt, Expr::value(now))
             .filter(Column::Id.eq(id))
@@ -240,11 +214,7 @@ impl<S: Sink> Relay<S> {
 
 fn backoff(cfg: &RelayConfig, attempts: i32) -> i64 {
     let shift = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
-    let ms = cfg
-        .base_backoff
-        .as_millis()
-        .saturating_mul(1u128 << shift)
-        .min(cfg.max_backoff.as_millis());
+    let ms = cfg.base_backoff.as_millis().saturating_mul(1u128 << shift).min(cfg.max_backoff.as_millis());
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 

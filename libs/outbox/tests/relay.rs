@@ -64,50 +64,26 @@ async fn in_order_with_retries(backend: Backend) {
     let db = setup(backend).await;
     for i in 1..=5 {
         let txn = db.begin().await.unwrap();
-        rapport_outbox::enqueue(&txn, "seg", event(&format!("e{i}"), "c1"), 0)
-            .await
-            .unwrap();
+        rapport_outbox::enqueue(&txn, "seg", event(&format!("e{i}"), "c1"), 0).await.unwrap();
         txn.commit().await.unwrap();
     }
     // a rolled-back change leaves no event
     let txn = db.begin().await.unwrap();
-    rapport_outbox::enqueue(&txn, "seg", event("ghost", "c1"), 0)
-        .await
-        .unwrap();
+    rapport_outbox::enqueue(&txn, "seg", event("ghost", "c1"), 0).await.unwrap();
     txn.rollback().await.unwrap();
     assert_eq!(rapport_outbox::pending(&db, "seg").await.unwrap(), 5);
 
     let receiver = Receiver::default();
     receiver.fail_once.lock().unwrap().push("e3".into());
     let clock = ManualClock::new(0);
-    let relay = Relay::new(
-        db.clone(),
-        receiver.clone(),
-        RelayConfig::new("seg"),
-        Arc::new(clock.clone()),
-    );
-    assert_eq!(
-        relay.run_once().await.unwrap(),
-        2,
-        "stops at the failed event"
-    );
-    assert_eq!(
-        relay.run_once().await.unwrap(),
-        0,
-        "the failed event is in backoff and holds the rest back"
-    );
+    let relay = Relay::new(db.clone(), receiver.clone(), RelayConfig::new("seg"), Arc::new(clock.clone()));
+    assert_eq!(relay.run_once().await.unwrap(), 2, "stops at the failed event");
+    assert_eq!(relay.run_once().await.unwrap(), 0, "the failed event is in backoff and holds the rest back");
     clock.advance_ms(1_000);
     assert_eq!(relay.run_once().await.unwrap(), 3);
-    assert_eq!(
-        *receiver.got.lock().unwrap(),
-        vec!["e1", "e2", "e3", "e4", "e5"]
-    );
+    assert_eq!(*receiver.got.lock().unwrap(), vec!["e1", "e2", "e3", "e4", "e5"]);
     assert_eq!(rapport_outbox::pending(&db, "seg").await.unwrap(), 0);
-    assert_eq!(
-        relay.run_once().await.unwrap(),
-        0,
-        "nothing is delivered twice"
-    );
+    assert_eq!(relay.run_once().await.unwrap(), 0, "nothing is delivered twice");
 }
 
 async fn inbox_applies_once(backend: Backend) {
@@ -146,14 +122,7 @@ async fn postgres_inbox_applies_once() {
 async fn postgres_two_relays_never_deliver_twice() {
     let db = setup(Backend::Postgres).await;
     for i in 0..200 {
-        rapport_outbox::enqueue(
-            &db,
-            "seg",
-            event(&format!("e{i}"), &format!("c{}", i % 7)),
-            0,
-        )
-        .await
-        .unwrap();
+        rapport_outbox::enqueue(&db, "seg", event(&format!("e{i}"), &format!("c{}", i % 7)), 0).await.unwrap();
     }
     let receiver = Receiver::default();
     let clock = Arc::new(ManualClock::new(0));

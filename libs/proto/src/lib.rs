@@ -2,8 +2,7 @@
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
 /// Encoded `FileDescriptorSet` of every Rapport .proto (and its imports), served by gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/rapport_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rapport_descriptor.bin"));
 
 pub mod common {
     pub mod v1 {

@@ -141,9 +141,7 @@ struct Rng(Xoshiro256PlusPlus);
 
 impl Rng {
     fn new(seed: u64, index: u64) -> Self {
-        Self(Xoshiro256PlusPlus::seed_from_u64(
-            seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        ))
+        Self(Xoshiro256PlusPlus::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
@@ -204,24 +202,13 @@ pub fn customer(seed: u64, index: u64, now_ms: i64) -> Customer {
     let mut push = |rng: &mut Rng, kind: Kind, days_ago: i64, amount_cents: i64, score: i32| {
         let channel = rng.pick(&p.channels);
         let at_ms = now_ms - days_ago * DAY_MS - rng.range(0, DAY_MS - 1);
-        events.push(Event {
-            event_id: String::new(),
-            kind,
-            at_ms,
-            channel,
-            amount_cents,
-            score,
-        });
+        events.push(Event { event_id: String::new(), kind, at_ms, channel, amount_cents, score });
     };
     let active_days = (365 - p.quiet_days).max(1);
-    let purchases = rng
-        .poisson(p.purchases_per_year * active_days as f64 / 365.0)
-        .max(1);
+    let purchases = rng.poisson(p.purchases_per_year * active_days as f64 / 365.0).max(1);
     for _ in 0..purchases {
         let days_ago = rng.range(p.quiet_days, 364);
-        let amount = (p.basket_cents * (p.basket_sigma * rng.normal()).exp())
-            .round()
-            .max(100.0) as i64;
+        let amount = (p.basket_cents * (p.basket_sigma * rng.normal()).exp()).round().max(100.0) as i64;
         push(&mut rng, Kind::Purchase, days_ago, amount, 0);
         if rng.unit() < 0.8 {
             push(&mut rng, Kind::Visit, days_ago, 0, 0);
@@ -246,11 +233,7 @@ pub fn customer(seed: u64, index: u64, now_ms: i64) -> Customer {
     for (i, e) in events.iter_mut().enumerate() {
         e.event_id = format!("{customer_id}-e{i}");
     }
-    Customer {
-        customer_id,
-        persona,
-        events,
-    }
+    Customer { customer_id, persona, events }
 }
 
 /// Customers `0..n` of the data set `seed`.
@@ -315,31 +298,15 @@ mod tests {
             xs.iter().sum::<f64>() / xs.len() as f64
         };
         let spend = |c: &Customer| c.events.iter().map(|e| e.amount_cents as f64).sum::<f64>();
-        let complaints = |c: &Customer| {
-            c.events
-                .iter()
-                .filter(|e| e.kind == Kind::Complaint)
-                .count() as f64
-        };
+        let complaints = |c: &Customer| c.events.iter().filter(|e| e.kind == Kind::Complaint).count() as f64;
         assert!(mean(0, &spend) > 3.0 * mean(2, &spend), "vips spend most");
-        assert!(
-            mean(3, &complaints) > 10.0 * mean(0, &complaints),
-            "lapsing customers complain"
-        );
-        let shares: Vec<usize> = (0..4)
-            .map(|p| all.iter().filter(|c| c.persona == p).count())
-            .collect();
+        assert!(mean(3, &complaints) > 10.0 * mean(0, &complaints), "lapsing customers complain");
+        let shares: Vec<usize> = (0..4).map(|p| all.iter().filter(|c| c.persona == p).count()).collect();
         assert!(shares.iter().all(|s| *s > 300), "{shares:?}");
         // every event happened within the last year, ids are unique
-        let ids: std::collections::HashSet<_> = all
-            .iter()
-            .flat_map(|c| c.events.iter().map(|e| e.event_id.clone()))
-            .collect();
+        let ids: std::collections::HashSet<_> =
+            all.iter().flat_map(|c| c.events.iter().map(|e| e.event_id.clone())).collect();
         assert_eq!(ids.len(), all.iter().map(|c| c.events.len()).sum::<usize>());
-        assert!(
-            all.iter()
-                .flat_map(|c| &c.events)
-                .all(|e| e.at_ms <= now && e.at_ms > now - 366 * DAY_MS)
-        );
+        assert!(all.iter().flat_map(|c| &c.events).all(|e| e.at_ms <= now && e.at_ms > now - 366 * DAY_MS));
     }
 }

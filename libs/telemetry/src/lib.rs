@@ -20,9 +20,7 @@ use opentelemetry_sdk::{
 };
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{
-    EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
-};
+use tracing_subscriber::{EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// Flushes and shuts the tracer provider down when dropped: keep it alive for the life of the process.
 pub struct TelemetryGuard {
@@ -53,12 +51,9 @@ pub enum TelemetryError {
 
 /// Sets up logging and tracing for `service` from the environment.
 pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
-    let endpoint_set = [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
+    let endpoint_set = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
     let mut builder = SdkTracerProvider::builder().with_resource(resource(service));
     if endpoint_set && !disabled {
@@ -73,10 +68,7 @@ pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
 
 /// Sets up logging and tracing with a given exporter, spans exported as they end (tests use the in-memory one).
 pub fn init_with_exporter<E: SpanExporter + 'static>(service: &str, exporter: E) -> TelemetryGuard {
-    let provider = SdkTracerProvider::builder()
-        .with_resource(resource(service))
-        .with_simple_exporter(exporter)
-        .build();
+    let provider = SdkTracerProvider::builder().with_resource(resource(service)).with_simple_exporter(exporter).build();
     install(service, provider)
 }
 
@@ -89,28 +81,18 @@ fn install(service: &str, provider: SdkTracerProvider) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
     let tracer = provider.tracer(service.to_string());
-    let console_filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn,sqlx=warn"));
+    let console_filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn,sqlx=warn"));
     let json = std::env::var("RAPPORT_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let console = if json {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .with_filter(console_filter)
-            .boxed()
+        tracing_subscriber::fmt::layer().json().with_filter(console_filter).boxed()
     } else {
-        tracing_subscriber::fmt::layer()
-            .with_filter(console_filter)
-            .boxed()
+        tracing_subscriber::fmt::layer().with_filter(console_filter).boxed()
     };
     // A fixed level on the OTel layer, never RUST_LOG: see the module docs.
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_filter(LevelFilter::INFO);
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(LevelFilter::INFO);
     // A second init in the same process (several services in one `rapport up`) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
-        .with(console)
-        .with(otel)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(console).with(otel).try_init();
     TelemetryGuard { provider }
 }
 
@@ -173,12 +155,7 @@ pub fn context_from_traceparent(traceparent: &str) -> Context {
 
 /// The trace id (32 hex digits) of the current span, for log correlation and tests.
 pub fn current_trace_id() -> String {
-    Span::current()
-        .context()
-        .span()
-        .span_context()
-        .trace_id()
-        .to_string()
+    Span::current().context().span().span_context().trace_id().to_string()
 }
 
 #[cfg(test)]
@@ -195,10 +172,7 @@ mod tests {
         let tp = current_traceparent();
         assert_eq!(tp.len(), 55, "traceparent: {tp}");
         let cx = context_from_traceparent(&tp);
-        assert_eq!(
-            cx.span().span_context().trace_id().to_string(),
-            current_trace_id()
-        );
+        assert_eq!(cx.span().span_context().trace_id().to_string(), current_trace_id());
         assert_ne!(current_trace_id(), "00000000000000000000000000000000");
     }
 
@@ -212,9 +186,6 @@ mod tests {
         inject(&mut md);
         let headers = md.into_headers();
         let cx = extract(&headers);
-        assert_eq!(
-            cx.span().span_context().trace_id().to_string(),
-            current_trace_id()
-        );
+        assert_eq!(cx.span().span_context().trace_id().to_string(), current_trace_id());
     }
 }

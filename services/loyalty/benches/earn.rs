@@ -68,19 +68,13 @@ where
     for t in tasks {
         latencies.extend(t.await.expect("worker"));
     }
-    Run {
-        ops,
-        elapsed: start.elapsed(),
-        latencies,
-    }
+    Run { ops, elapsed: start.elapsed(), latencies }
 }
 
 /// The same writes as one earn, in plain SQL: claim the request id, lock the member, read its lots, write the
 /// entry and the lot, sum the qualifying points, store the response.
 async fn plain_earn(db: &DatabaseConnection, i: usize, now: i64) {
-    let pg = |sql: &str, values: Vec<sea_orm::Value>| {
-        Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-    };
+    let pg = |sql: &str, values: Vec<sea_orm::Value>| Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
     let member = format!("m{}", i % MEMBERS);
     let rid = format!("plain-{i}");
     let txn = db.begin().await.expect("begin");
@@ -90,12 +84,9 @@ async fn plain_earn(db: &DatabaseConnection, i: usize, now: i64) {
     ))
     .await
     .expect("claim");
-    txn.query_one_raw(pg(
-        "SELECT * FROM members WHERE customer_id = $1 FOR UPDATE",
-        vec![member.clone().into()],
-    ))
-    .await
-    .expect("lock");
+    txn.query_one_raw(pg("SELECT * FROM members WHERE customer_id = $1 FOR UPDATE", vec![member.clone().into()]))
+        .await
+        .expect("lock");
     txn.query_all_raw(pg(
         "SELECT * FROM point_lots WHERE customer_id = $1 AND remaining > 0",
         vec![member.clone().into()],
@@ -145,10 +136,7 @@ fn write_report(report: &str) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let ops: usize = std::env::var("BENCH_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(8_000);
         let conc: usize = std::env::var("BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(16);

@@ -14,20 +14,14 @@ use rapport_proto::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{
-        self, EntryKind, EntryView, HeldOffer, MAX_POINTS, MICROS, MemberView, OfferKind,
-        OfferTerms, Tier,
-    },
+    domain::{self, EntryKind, EntryView, HeldOffer, MAX_POINTS, MICROS, MemberView, OfferKind, OfferTerms, Tier},
     error::LoyaltyError,
     store::{Idem, PurchaseCmd, Store},
 };
 
 /// `ErrorInfo` domain of loyalty's errors.
 pub const DOMAIN: &str = "loyalty";
-const PAGE: PageBounds = PageBounds {
-    default: 50,
-    max: 500,
-};
+const PAGE: PageBounds = PageBounds { default: 50, max: 500 };
 const MAX_GRANT_BATCH: usize = 1_000;
 
 /// The LoyaltyService implementation.
@@ -54,18 +48,11 @@ fn status(e: LoyaltyError) -> Status {
 fn idem<M: Message + Clone>(request_id: &str, msg: &M, blank: impl FnOnce(&mut M)) -> Idem {
     let mut m = msg.clone();
     blank(&mut m);
-    Idem {
-        request_id: request_id.to_string(),
-        fingerprint: idempotency::fingerprint(&m.encode_to_vec()),
-    }
+    Idem { request_id: request_id.to_string(), fingerprint: idempotency::fingerprint(&m.encode_to_vec()) }
 }
 
 fn points(v: &mut Violations, field: &str, p: i64) {
-    v.check(
-        p > 0 && p <= MAX_POINTS,
-        field,
-        "must be between 1 and 1000000000",
-    );
+    v.check(p > 0 && p <= MAX_POINTS, field, "must be between 1 and 1000000000");
 }
 
 /// Micro-units of a money value, validating it against the programme currency.
@@ -75,24 +62,13 @@ fn money(v: &mut Violations, field: &str, m: Option<&Money>, currency: &str) -> 
         return 0;
     };
     if m.currency_code != currency {
-        v.add(
-            format!("{field}.currency_code"),
-            format!("must be {currency}, the programme currency"),
-        );
+        v.add(format!("{field}.currency_code"), format!("must be {currency}, the programme currency"));
     }
-    if !(-999_999_999..=999_999_999).contains(&m.nanos)
-        || (m.units > 0 && m.nanos < 0)
-        || (m.units < 0 && m.nanos > 0)
+    if !(-999_999_999..=999_999_999).contains(&m.nanos) || (m.units > 0 && m.nanos < 0) || (m.units < 0 && m.nanos > 0)
     {
-        v.add(
-            format!("{field}.nanos"),
-            "must be within ±999999999 and have the sign of units",
-        );
+        v.add(format!("{field}.nanos"), "must be within ±999999999 and have the sign of units");
     }
-    let micros = m
-        .units
-        .checked_mul(MICROS)
-        .and_then(|u| u.checked_add(i64::from(m.nanos / 1000)));
+    let micros = m.units.checked_mul(MICROS).and_then(|u| u.checked_add(i64::from(m.nanos / 1000)));
     match micros {
         Some(x) if x > 0 && m.units < 1_000_000_000 => x,
         _ => {
@@ -153,9 +129,7 @@ fn balance_pb(b: domain::Balance) -> pb::Balance {
 }
 
 fn member_pb(m: MemberView) -> pb::Member {
-    let (next, missing) = m
-        .progress
-        .map_or((pb::Tier::Unspecified, 0), |(t, p)| (tier_pb(t), p));
+    let (next, missing) = m.progress.map_or((pb::Tier::Unspecified, 0), |(t, p)| (tier_pb(t), p));
     pb::Member {
         customer_id: m.customer_id,
         tier: tier_pb(m.tier).into(),
@@ -176,10 +150,7 @@ fn entry_pb(e: EntryView) -> pb::LedgerEntry {
         kind: kind_pb(e.kind).into(),
         points: e.points,
         reason: e.reason,
-        reverses_entry_id: e
-            .reverses_entry_id
-            .map(|i| i.to_string())
-            .unwrap_or_default(),
+        reverses_entry_id: e.reverses_entry_id.map(|i| i.to_string()).unwrap_or_default(),
         counterparty_customer_id: e.counterparty.unwrap_or_default(),
         create_time: Some(timestamp(e.created_at)),
         available_time: e.available_at.map(timestamp),
@@ -229,28 +200,17 @@ impl LoyaltyService for LoyaltyApi {
         v.finish().map_err(|e| status(e.into()))?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let name = (!r.display_name.is_empty()).then(|| r.display_name.clone());
-        let m = self
-            .store
-            .enrol(&key, &r.customer_id, name)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::EnrolMemberResponse {
-            member: Some(member_pb(m)),
-        }))
+        let m = self.store.enrol(&key, &r.customer_id, name).await.map_err(status)?;
+        Ok(Response::new(pb::EnrolMemberResponse { member: Some(member_pb(m)) }))
     }
 
-    async fn get_member(
-        &self,
-        req: Request<pb::GetMemberRequest>,
-    ) -> Result<Response<pb::GetMemberResponse>, Status> {
+    async fn get_member(&self, req: Request<pb::GetMemberRequest>) -> Result<Response<pb::GetMemberResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.id("customer_id", &r.customer_id);
         v.finish().map_err(|e| status(e.into()))?;
         let m = self.store.member(&r.customer_id).await.map_err(status)?;
-        Ok(Response::new(pb::GetMemberResponse {
-            member: Some(member_pb(m)),
-        }))
+        Ok(Response::new(pb::GetMemberResponse { member: Some(member_pb(m)) }))
     }
 
     async fn forget_member(
@@ -263,14 +223,8 @@ impl LoyaltyService for LoyaltyApi {
         v.id("customer_id", &r.customer_id);
         v.finish().map_err(|e| status(e.into()))?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let n = self
-            .store
-            .forget(&key, &r.customer_id)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::ForgetMemberResponse {
-            anonymised_entries: n,
-        }))
+        let n = self.store.forget(&key, &r.customer_id).await.map_err(status)?;
+        Ok(Response::new(pb::ForgetMemberResponse { anonymised_entries: n }))
     }
 
     async fn earn_points(
@@ -286,15 +240,8 @@ impl LoyaltyService for LoyaltyApi {
         v.text("reference", &r.reference, 200);
         v.finish().map_err(|e| status(e.into()))?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let (e, b) = self
-            .store
-            .earn(&key, &r.customer_id, r.points, &r.reason, &r.reference)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::EarnPointsResponse {
-            entry: Some(entry_pb(e)),
-            balance: Some(balance_pb(b)),
-        }))
+        let (e, b) = self.store.earn(&key, &r.customer_id, r.points, &r.reason, &r.reference).await.map_err(status)?;
+        Ok(Response::new(pb::EarnPointsResponse { entry: Some(entry_pb(e)), balance: Some(balance_pb(b)) }))
     }
 
     async fn redeem_points(
@@ -309,15 +256,8 @@ impl LoyaltyService for LoyaltyApi {
         v.text("reason", &r.reason, 500);
         v.finish().map_err(|e| status(e.into()))?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let (e, b) = self
-            .store
-            .redeem(&key, &r.customer_id, r.points, &r.reason)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::RedeemPointsResponse {
-            entry: Some(entry_pb(e)),
-            balance: Some(balance_pb(b)),
-        }))
+        let (e, b) = self.store.redeem(&key, &r.customer_id, r.points, &r.reason).await.map_err(status)?;
+        Ok(Response::new(pb::RedeemPointsResponse { entry: Some(entry_pb(e)), balance: Some(balance_pb(b)) }))
     }
 
     async fn adjust_points(
@@ -333,23 +273,12 @@ impl LoyaltyService for LoyaltyApi {
             "points",
             "must be non-zero and at most 1000000000 either way",
         );
-        v.check(
-            !r.reason.trim().is_empty(),
-            "reason",
-            "is required for an adjustment",
-        );
+        v.check(!r.reason.trim().is_empty(), "reason", "is required for an adjustment");
         v.text("reason", &r.reason, 500);
         v.finish().map_err(|e| status(e.into()))?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let (e, b) = self
-            .store
-            .adjust(&key, &r.customer_id, r.points, &r.reason)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::AdjustPointsResponse {
-            entry: Some(entry_pb(e)),
-            balance: Some(balance_pb(b)),
-        }))
+        let (e, b) = self.store.adjust(&key, &r.customer_id, r.points, &r.reason).await.map_err(status)?;
+        Ok(Response::new(pb::AdjustPointsResponse { entry: Some(entry_pb(e)), balance: Some(balance_pb(b)) }))
     }
 
     async fn reverse_points(
@@ -361,34 +290,17 @@ impl LoyaltyService for LoyaltyApi {
         v.request_id(&r.request_id);
         v.id("customer_id", &r.customer_id);
         let entry_id = r.entry_id.parse::<i64>().ok().filter(|i| *i > 0);
-        v.check(
-            entry_id.is_some(),
-            "entry_id",
-            "must be an entry id returned by the ledger",
-        );
-        v.check(
-            (0..=MAX_POINTS).contains(&r.points),
-            "points",
-            "must be between 0 (all) and 1000000000",
-        );
+        v.check(entry_id.is_some(), "entry_id", "must be an entry id returned by the ledger");
+        v.check((0..=MAX_POINTS).contains(&r.points), "points", "must be between 0 (all) and 1000000000");
         v.text("reason", &r.reason, 500);
         v.finish().map_err(|e| status(e.into()))?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let (e, b) = self
             .store
-            .reverse(
-                &key,
-                &r.customer_id,
-                entry_id.unwrap_or_default(),
-                r.points,
-                &r.reason,
-            )
+            .reverse(&key, &r.customer_id, entry_id.unwrap_or_default(), r.points, &r.reason)
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::ReversePointsResponse {
-            entry: Some(entry_pb(e)),
-            balance: Some(balance_pb(b)),
-        }))
+        Ok(Response::new(pb::ReversePointsResponse { entry: Some(entry_pb(e)), balance: Some(balance_pb(b)) }))
     }
 
     async fn transfer_points(
@@ -409,13 +321,7 @@ impl LoyaltyService for LoyaltyApi {
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let (d, c, b) = self
             .store
-            .transfer(
-                &key,
-                &r.from_customer_id,
-                &r.to_customer_id,
-                r.points,
-                &r.reason,
-            )
+            .transfer(&key, &r.from_customer_id, &r.to_customer_id, r.points, &r.reason)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::TransferPointsResponse {
@@ -436,11 +342,7 @@ impl LoyaltyService for LoyaltyApi {
         v.id("order_id", &r.order_id);
         let currency = self.store.rules().currency.clone();
         let amount = money(&mut v, "amount", r.amount.as_ref(), &currency);
-        v.check(
-            rapport_proto::common::v1::Channel::try_from(r.channel).is_ok(),
-            "channel",
-            "is not a known channel",
-        );
+        v.check(rapport_proto::common::v1::Channel::try_from(r.channel).is_ok(), "channel", "is not a known channel");
         v.finish().map_err(|e| status(e.into()))?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let cmd = PurchaseCmd {
@@ -451,11 +353,7 @@ impl LoyaltyService for LoyaltyApi {
             channel: r.channel,
             recurring: r.recurring,
         };
-        let out = self
-            .store
-            .record_purchase(&key, cmd)
-            .await
-            .map_err(status)?;
+        let out = self.store.record_purchase(&key, cmd).await.map_err(status)?;
         Ok(Response::new(pb::RecordPurchaseResponse {
             entry: out.entry.map(entry_pb),
             points: out.points,
@@ -474,16 +372,10 @@ impl LoyaltyService for LoyaltyApi {
         let size = PAGE.size(r.page_size, &mut v);
         v.finish().map_err(|e| status(e.into()))?;
         let cursor = page::decode(&r.customer_id, &r.page_token).map_err(|e| status(e.into()))?;
-        let (entries, next) = self
-            .store
-            .entries(&r.customer_id, cursor, size)
-            .await
-            .map_err(status)?;
+        let (entries, next) = self.store.entries(&r.customer_id, cursor, size).await.map_err(status)?;
         Ok(Response::new(pb::ListTransactionsResponse {
             entries: entries.into_iter().map(entry_pb).collect(),
-            next_page_token: next
-                .map(|c| page::encode(&r.customer_id, c))
-                .unwrap_or_default(),
+            next_page_token: next.map(|c| page::encode(&r.customer_id, c)).unwrap_or_default(),
         }))
     }
 
@@ -496,38 +388,22 @@ impl LoyaltyService for LoyaltyApi {
         v.request_id(&r.request_id);
         let Some(o) = r.offer.as_ref() else {
             v.add("offer", "is required");
-            return Err(status(
-                v.finish()
-                    .err()
-                    .map(Into::into)
-                    .unwrap_or(LoyaltyError::OfferNotFound),
-            ));
+            return Err(status(v.finish().err().map(Into::into).unwrap_or(LoyaltyError::OfferNotFound)));
         };
         v.id("offer.offer_id", &o.offer_id);
         v.check(!o.title.trim().is_empty(), "offer.title", "is required");
         v.text("offer.title", &o.title, 200);
         let kind = match pb::OfferKind::try_from(o.kind) {
             Ok(pb::OfferKind::PercentOff) => {
-                v.check(
-                    (1..=10_000).contains(&o.value),
-                    "offer.value",
-                    "must be 1 to 10000 basis points",
-                );
+                v.check((1..=10_000).contains(&o.value), "offer.value", "must be 1 to 10000 basis points");
                 OfferKind::PercentOff
             }
             Ok(pb::OfferKind::AmountOff) => {
-                v.check(
-                    o.value > 0 && o.value <= 100_000_000,
-                    "offer.value",
-                    "must be a positive amount of cents",
-                );
+                v.check(o.value > 0 && o.value <= 100_000_000, "offer.value", "must be a positive amount of cents");
                 OfferKind::AmountOff
             }
             _ => {
-                v.add(
-                    "offer.kind",
-                    "must be OFFER_KIND_PERCENT_OFF or OFFER_KIND_AMOUNT_OFF",
-                );
+                v.add("offer.kind", "must be OFFER_KIND_PERCENT_OFF or OFFER_KIND_AMOUNT_OFF");
                 OfferKind::PercentOff
             }
         };
@@ -535,11 +411,7 @@ impl LoyaltyService for LoyaltyApi {
             v.id("offer.sku", &o.sku);
         }
         let tiers: Vec<Tier> = o.tiers.iter().filter_map(|t| tier_from_pb(*t)).collect();
-        v.check(
-            tiers.len() == o.tiers.len(),
-            "offer.tiers",
-            "must name known tiers only",
-        );
+        v.check(tiers.len() == o.tiers.len(), "offer.tiers", "must name known tiers only");
         let start = o.start_time.as_ref().map(millis);
         let end = o.end_time.as_ref().map(millis);
         v.check(start.is_some(), "offer.start_time", "is required");
@@ -547,11 +419,7 @@ impl LoyaltyService for LoyaltyApi {
         if let (Some(s), Some(e)) = (start, end) {
             v.check(e > s, "offer.end_time", "must be after start_time");
         }
-        v.check(
-            o.max_uses_per_customer >= 1,
-            "offer.max_uses_per_customer",
-            "must be at least 1",
-        );
+        v.check(o.max_uses_per_customer >= 1, "offer.max_uses_per_customer", "must be at least 1");
         v.finish().map_err(|e| status(e.into()))?;
         let terms = OfferTerms {
             offer_id: o.offer_id.clone(),
@@ -566,9 +434,7 @@ impl LoyaltyService for LoyaltyApi {
         };
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let t = self.store.create_offer(&key, terms).await.map_err(status)?;
-        Ok(Response::new(pb::CreateOfferResponse {
-            offer: Some(offer_pb(t)),
-        }))
+        Ok(Response::new(pb::CreateOfferResponse { offer: Some(offer_pb(t)) }))
     }
 
     async fn grant_offers(
@@ -590,21 +456,15 @@ impl LoyaltyService for LoyaltyApi {
         }
         v.finish().map_err(|e| status(e.into()))?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let out = self
-            .store
-            .grant_offers(&key, &r.offer_id, &r.campaign_id, r.customer_ids.clone())
-            .await
-            .map_err(status)?;
+        let out =
+            self.store.grant_offers(&key, &r.offer_id, &r.campaign_id, r.customer_ids.clone()).await.map_err(status)?;
         Ok(Response::new(pb::GrantOffersResponse {
             granted: out.granted,
             already_granted: out.already,
             skipped: out
                 .skipped
                 .into_iter()
-                .map(|(customer_id, reason)| pb::GrantSkip {
-                    customer_id,
-                    reason,
-                })
+                .map(|(customer_id, reason)| pb::GrantSkip { customer_id, reason })
                 .collect(),
         }))
     }
@@ -617,14 +477,8 @@ impl LoyaltyService for LoyaltyApi {
         let mut v = Violations::new();
         v.id("customer_id", &r.customer_id);
         v.finish().map_err(|e| status(e.into()))?;
-        let held = self
-            .store
-            .held_offers(&r.customer_id, r.only_usable)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::ListMemberOffersResponse {
-            offers: held.into_iter().map(held_pb).collect(),
-        }))
+        let held = self.store.held_offers(&r.customer_id, r.only_usable).await.map_err(status)?;
+        Ok(Response::new(pb::ListMemberOffersResponse { offers: held.into_iter().map(held_pb).collect() }))
     }
 
     async fn redeem_offer(
@@ -639,14 +493,8 @@ impl LoyaltyService for LoyaltyApi {
         v.id("order_id", &r.order_id);
         v.finish().map_err(|e| status(e.into()))?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let h = self
-            .store
-            .redeem_offer(&key, &r.customer_id, &r.offer_id, &r.order_id)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::RedeemOfferResponse {
-            offer: Some(held_pb(h)),
-        }))
+        let h = self.store.redeem_offer(&key, &r.customer_id, &r.offer_id, &r.order_id).await.map_err(status)?;
+        Ok(Response::new(pb::RedeemOfferResponse { offer: Some(held_pb(h)) }))
     }
 
     async fn quote_price(
@@ -660,11 +508,7 @@ impl LoyaltyService for LoyaltyApi {
         let currency = self.store.rules().currency.clone();
         let base = money(&mut v, "base_price", r.base_price.as_ref(), &currency);
         v.finish().map_err(|e| status(e.into()))?;
-        let (q, tier) = self
-            .store
-            .quote(&r.customer_id, &r.sku, base, r.recurring)
-            .await
-            .map_err(status)?;
+        let (q, tier) = self.store.quote(&r.customer_id, &r.sku, base, r.recurring).await.map_err(status)?;
         Ok(Response::new(pb::QuotePriceResponse {
             price: Some(to_money(q.price, &currency)),
             base_price: Some(to_money(base, &currency)),

@@ -56,18 +56,12 @@ impl Config {
             validity_days: config::parse("RAPPORT_LOYALTY_VALIDITY_DAYS", d.validity_days)?,
             pending_days: config::parse("RAPPORT_LOYALTY_PENDING_DAYS", d.pending_days)?,
             points_per_unit: config::parse("RAPPORT_LOYALTY_POINTS_PER_UNIT", d.points_per_unit)?,
-            min_order_micros: config::parse(
-                "RAPPORT_LOYALTY_MIN_ORDER_UNITS",
-                d.min_order_micros / MICROS,
-            )? * MICROS,
+            min_order_micros: config::parse("RAPPORT_LOYALTY_MIN_ORDER_UNITS", d.min_order_micros / MICROS)? * MICROS,
             currency: config::parse("RAPPORT_LOYALTY_CURRENCY", d.currency.clone())?,
             ..d
         };
         Ok(Self {
-            listen: config::addr(
-                "RAPPORT_LOYALTY_LISTEN",
-                SocketAddr::from(([127, 0, 0, 1], 50052)),
-            )?,
+            listen: config::addr("RAPPORT_LOYALTY_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50052)))?,
             database_url: config::var("DATABASE_URL").unwrap_or_else(|| db::default_url("loyalty")),
             serve: ServeConfig::from_env()?,
             rules,
@@ -112,38 +106,14 @@ pub struct Loyalty {
 
 impl Loyalty {
     /// Binds the listener, connects and migrates the database.
-    pub async fn build(
-        config: Config,
-        auth: Arc<Authenticator>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, AppError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    pub async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|source| AppError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: config.listen, source })?;
         let db = db::connect_and_migrate::<Migrator>(&config.database_url).await?;
         let relay_wake = Arc::new(tokio::sync::Notify::new());
-        let store = Store::new(
-            db,
-            clock.clone(),
-            Arc::new(config.rules.clone()),
-            relay_wake.clone(),
-        );
-        Ok(Self {
-            listener,
-            addr,
-            store,
-            config,
-            auth,
-            clock,
-            relay_wake,
-        })
+        let store = Store::new(db, clock.clone(), Arc::new(config.rules.clone()), relay_wake.clone());
+        Ok(Self { listener, addr, store, config, auth, clock, relay_wake })
     }
 
     /// The bound address.
@@ -166,14 +136,8 @@ impl Loyalty {
             }
         };
         if let Some(url) = &self.config.segmentation_url {
-            let outgoing = Outgoing::as_service(
-                self.auth.clone(),
-                "loyalty",
-                Role::Loyalty,
-                Duration::from_secs(5),
-            );
-            let channel = client::channel(url, outgoing)
-                .map_err(|e| AppError::Config(format!("{url}: {e}")))?;
+            let outgoing = Outgoing::as_service(self.auth.clone(), "loyalty", Role::Loyalty, Duration::from_secs(5));
+            let channel = client::channel(url, outgoing).map_err(|e| AppError::Config(format!("{url}: {e}")))?;
             let mut relay = Relay::new(
                 self.store.db().clone(),
                 GrpcSink::new(channel),

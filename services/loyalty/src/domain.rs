@@ -95,26 +95,10 @@ impl Default for Rules {
             recurring_bonus_pct: 10,
             recurring_discount_bps: 500,
             tiers: [
-                TierRule {
-                    threshold: 0,
-                    multiplier_pct: 100,
-                    discount_bps: 0,
-                },
-                TierRule {
-                    threshold: 1_000,
-                    multiplier_pct: 125,
-                    discount_bps: 200,
-                },
-                TierRule {
-                    threshold: 5_000,
-                    multiplier_pct: 150,
-                    discount_bps: 500,
-                },
-                TierRule {
-                    threshold: 20_000,
-                    multiplier_pct: 200,
-                    discount_bps: 1_000,
-                },
+                TierRule { threshold: 0, multiplier_pct: 100, discount_bps: 0 },
+                TierRule { threshold: 1_000, multiplier_pct: 125, discount_bps: 200 },
+                TierRule { threshold: 5_000, multiplier_pct: 150, discount_bps: 500 },
+                TierRule { threshold: 20_000, multiplier_pct: 200, discount_bps: 1_000 },
             ],
         }
     }
@@ -128,11 +112,7 @@ impl Rules {
 
     /// The highest tier `qualifying` points reach.
     pub fn tier_for(&self, qualifying: i64) -> Tier {
-        Tier::ALL
-            .into_iter()
-            .rev()
-            .find(|t| qualifying >= self.tier(*t).threshold)
-            .unwrap_or(Tier::Bronze)
+        Tier::ALL.into_iter().rev().find(|t| qualifying >= self.tier(*t).threshold).unwrap_or(Tier::Bronze)
     }
 
     /// The next tier up and the qualifying points still missing for it.
@@ -142,27 +122,12 @@ impl Rules {
     }
 
     /// Points a purchase earns, and how.
-    pub fn purchase_points(
-        &self,
-        tier: Tier,
-        amount_micros: i64,
-        recurring: bool,
-    ) -> (i64, String) {
+    pub fn purchase_points(&self, tier: Tier, amount_micros: i64, recurring: bool) -> (i64, String) {
         if amount_micros < self.min_order_micros {
-            return (
-                0,
-                format!(
-                    "below the minimum order value of {}",
-                    fmt_micros(self.min_order_micros)
-                ),
-            );
+            return (0, format!("below the minimum order value of {}", fmt_micros(self.min_order_micros)));
         }
         let rule = self.tier(tier);
-        let bonus = if recurring {
-            self.recurring_bonus_pct
-        } else {
-            0
-        };
+        let bonus = if recurring { self.recurring_bonus_pct } else { 0 };
         let points = i128::from(amount_micros)
             * i128::from(self.points_per_unit)
             * i128::from(rule.multiplier_pct)
@@ -219,15 +184,8 @@ pub struct Balance {
 
 /// Active and pending points of `lots` at `now` (lots already settled: none past expiry with points left).
 pub fn balance(lots: &[Lot], now: i64, spent: i64, expired: i64) -> Balance {
-    let mut b = Balance {
-        spent,
-        expired,
-        ..Balance::default()
-    };
-    for lot in lots
-        .iter()
-        .filter(|l| l.remaining > 0 && l.expires_at > now)
-    {
+    let mut b = Balance { spent, expired, ..Balance::default() };
+    for lot in lots.iter().filter(|l| l.remaining > 0 && l.expires_at > now) {
         if lot.available_at <= now {
             b.active += lot.remaining;
             if lot.expires_at <= now + 30 * DAY_MS {
@@ -242,10 +200,7 @@ pub fn balance(lots: &[Lot], now: i64, spent: i64, expired: i64) -> Balance {
 
 /// Lots whose points have expired at `now`, with the points to write off.
 pub fn expired_lots(lots: &[Lot], now: i64) -> Vec<(i64, i64)> {
-    lots.iter()
-        .filter(|l| l.remaining > 0 && l.expires_at <= now)
-        .map(|l| (l.id, l.remaining))
-        .collect()
+    lots.iter().filter(|l| l.remaining > 0 && l.expires_at <= now).map(|l| (l.id, l.remaining)).collect()
 }
 
 /// Not enough active points.
@@ -257,10 +212,8 @@ pub struct Insufficient {
 
 /// Takes `points` from the active lots, the soonest-expiring first. Returns (lot id, points taken).
 pub fn allocate(lots: &[Lot], points: i64, now: i64) -> Result<Vec<(i64, i64)>, Insufficient> {
-    let mut active: Vec<&Lot> = lots
-        .iter()
-        .filter(|l| l.remaining > 0 && l.available_at <= now && l.expires_at > now)
-        .collect();
+    let mut active: Vec<&Lot> =
+        lots.iter().filter(|l| l.remaining > 0 && l.available_at <= now && l.expires_at > now).collect();
     active.sort_by_key(|l| (l.expires_at, l.id));
     let available: i64 = active.iter().map(|l| l.remaining).sum();
     if available < points {
@@ -287,19 +240,11 @@ pub fn allocate_reversal(
     points: i64,
     now: i64,
 ) -> Result<Vec<(i64, i64)>, Insufficient> {
-    let own = own_lot.and_then(|id| {
-        lots.iter()
-            .find(|l| l.id == id && l.remaining > 0 && l.expires_at > now)
-    });
+    let own = own_lot.and_then(|id| lots.iter().find(|l| l.id == id && l.remaining > 0 && l.expires_at > now));
     let from_own = own.map_or(0, |l| l.remaining.min(points));
-    let others: Vec<Lot> = lots
-        .iter()
-        .filter(|l| Some(l.id) != own.map(|o| o.id))
-        .copied()
-        .collect();
-    let mut takes = allocate(&others, points - from_own, now).map_err(|i| Insufficient {
-        available: i.available + from_own,
-    })?;
+    let others: Vec<Lot> = lots.iter().filter(|l| Some(l.id) != own.map(|o| o.id)).copied().collect();
+    let mut takes =
+        allocate(&others, points - from_own, now).map_err(|i| Insufficient { available: i.available + from_own })?;
     if let (Some(l), true) = (own, from_own > 0) {
         takes.insert(0, (l.id, from_own));
     }
@@ -318,10 +263,7 @@ pub struct TierChange {
 /// After points were earned: an upgrade, at once, when the qualifying points reach a higher tier.
 pub fn upgrade(rules: &Rules, current: Tier, qualifying: i64) -> Option<TierChange> {
     let q = rules.tier_for(qualifying);
-    (q > current).then_some(TierChange {
-        to: q,
-        reason: "qualified",
-    })
+    (q > current).then_some(TierChange { to: q, reason: "qualified" })
 }
 
 /// At the end of a tier period: a downgrade to the tier the qualifying points still hold (never an upgrade: that
@@ -341,10 +283,7 @@ pub fn period_end(
         next_end += 365 * DAY_MS;
     }
     let q = rules.tier_for(qualifying);
-    let change = (q < current).then_some(TierChange {
-        to: q,
-        reason: "period_end",
-    });
+    let change = (q < current).then_some(TierChange { to: q, reason: "period_end" });
     (change, next_end)
 }
 
@@ -398,18 +337,11 @@ fn round_cents(micros: i64) -> i64 {
 }
 
 fn bps_off(price: i64, bps: i64) -> i64 {
-    round_cents(i64::try_from(i128::from(price) * i128::from(bps) / 10_000).unwrap_or(price))
-        .min(price)
+    round_cents(i64::try_from(i128::from(price) * i128::from(bps) / 10_000).unwrap_or(price)).min(price)
 }
 
 /// The personalised price: tier discount, then the recurring-purchase price, then the best offer.
-pub fn quote(
-    rules: &Rules,
-    base: i64,
-    tier: Tier,
-    recurring: bool,
-    offers: &[UsableOffer],
-) -> Quote {
+pub fn quote(rules: &Rules, base: i64, tier: Tier, recurring: bool, offers: &[UsableOffer]) -> Quote {
     let mut price = base;
     let mut adjustments = Vec::new();
     let tier_bps = rules.tier(tier).discount_bps;
@@ -428,10 +360,7 @@ pub fn quote(
         price -= off;
         adjustments.push(Adjustment {
             kind: "recurring_price",
-            description: format!(
-                "recurring purchase: {} % off",
-                fmt_bps(rules.recurring_discount_bps)
-            ),
+            description: format!("recurring purchase: {} % off", fmt_bps(rules.recurring_discount_bps)),
             amount_off: off,
             offer_id: String::new(),
         });
@@ -456,31 +385,18 @@ pub fn quote(
             offer_id: o.offer_id.clone(),
         });
     }
-    Quote {
-        price: price.max(0),
-        adjustments,
-    }
+    Quote { price: price.max(0), adjustments }
 }
 
 fn fmt_bps(bps: i64) -> String {
-    if bps % 100 == 0 {
-        format!("{}", bps / 100)
-    } else {
-        format!("{}.{:02}", bps / 100, bps % 100)
-    }
+    if bps % 100 == 0 { format!("{}", bps / 100) } else { format!("{}.{:02}", bps / 100, bps % 100) }
 }
 
 /// The anonymous id that replaces a forgotten member's id in the ledger.
 pub fn anonymous_id(customer_id: &str, enrolled_at: i64) -> String {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(format!("{customer_id}/{enrolled_at}").as_bytes());
-    format!(
-        "anon-{}",
-        d.iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("anon-{}", d.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// A member as the API shows it.
@@ -559,10 +475,7 @@ impl EntryKind {
 
     /// Whether a reversal may undo it.
     pub fn reversible(self) -> bool {
-        matches!(
-            self,
-            EntryKind::Earn | EntryKind::Purchase | EntryKind::Redeem
-        )
+        matches!(self, EntryKind::Earn | EntryKind::Purchase | EntryKind::Redeem)
     }
 }
 
@@ -649,76 +562,38 @@ mod tests {
     use super::*;
 
     fn lot(id: i64, remaining: i64, available_at: i64, expires_at: i64) -> Lot {
-        Lot {
-            id,
-            remaining,
-            available_at,
-            expires_at,
-        }
+        Lot { id, remaining, available_at, expires_at }
     }
 
     #[test]
     fn redemption_takes_soonest_expiry_first() {
-        let lots = [
-            lot(1, 50, 0, 300),
-            lot(2, 30, 0, 100),
-            lot(3, 100, 500, 900),
-        ];
+        let lots = [lot(1, 50, 0, 300), lot(2, 30, 0, 100), lot(3, 100, 500, 900)];
         assert_eq!(allocate(&lots, 40, 10).unwrap(), vec![(2, 30), (1, 10)]);
-        assert_eq!(
-            allocate(&lots, 81, 10).unwrap_err(),
-            Insufficient { available: 80 }
-        );
+        assert_eq!(allocate(&lots, 81, 10).unwrap_err(), Insufficient { available: 80 });
         // after lot 2 expired it is not spendable
-        assert_eq!(
-            allocate(&lots, 60, 200).unwrap_err(),
-            Insufficient { available: 50 }
-        );
+        assert_eq!(allocate(&lots, 60, 200).unwrap_err(), Insufficient { available: 50 });
     }
 
     #[test]
     fn balance_splits_active_pending_and_soon_expiring() {
-        let lots = [
-            lot(1, 50, 0, 10 * DAY_MS),
-            lot(2, 30, 0, 100 * DAY_MS),
-            lot(3, 100, 5 * DAY_MS, 900 * DAY_MS),
-        ];
+        let lots = [lot(1, 50, 0, 10 * DAY_MS), lot(2, 30, 0, 100 * DAY_MS), lot(3, 100, 5 * DAY_MS, 900 * DAY_MS)];
         let b = balance(&lots, DAY_MS, 7, 3);
-        assert_eq!(
-            b,
-            Balance {
-                active: 80,
-                pending: 100,
-                spent: 7,
-                expired: 3,
-                expiring_soon: 50
-            }
-        );
+        assert_eq!(b, Balance { active: 80, pending: 100, spent: 7, expired: 3, expiring_soon: 50 });
         assert_eq!(expired_lots(&lots, 10 * DAY_MS), vec![(1, 50)]);
     }
 
     #[test]
     fn reversal_takes_from_its_own_lot_first() {
         let lots = [lot(1, 50, 0, 300), lot(2, 30, 500, 900)];
-        assert_eq!(
-            allocate_reversal(&lots, Some(2), 40, 10).unwrap(),
-            vec![(2, 30), (1, 10)]
-        );
-        assert_eq!(
-            allocate_reversal(&lots, Some(2), 90, 10).unwrap_err(),
-            Insufficient { available: 80 }
-        );
+        assert_eq!(allocate_reversal(&lots, Some(2), 40, 10).unwrap(), vec![(2, 30), (1, 10)]);
+        assert_eq!(allocate_reversal(&lots, Some(2), 90, 10).unwrap_err(), Insufficient { available: 80 });
     }
 
     #[test]
     fn purchase_points_apply_minimum_multiplier_and_bonus() {
         let r = Rules::default();
         assert_eq!(r.purchase_points(Tier::Bronze, 4 * MICROS, false).0, 0);
-        assert_eq!(
-            r.purchase_points(Tier::Bronze, 100 * MICROS + 990_000, false)
-                .0,
-            100
-        );
+        assert_eq!(r.purchase_points(Tier::Bronze, 100 * MICROS + 990_000, false).0, 100);
         assert_eq!(r.purchase_points(Tier::Gold, 100 * MICROS, false).0, 150);
         assert_eq!(r.purchase_points(Tier::Gold, 100 * MICROS, true).0, 165);
     }
@@ -728,23 +603,11 @@ mod tests {
         let r = Rules::default();
         assert_eq!(r.tier_for(999), Tier::Bronze);
         assert_eq!(r.tier_for(20_000), Tier::Vip);
-        assert_eq!(
-            upgrade(&r, Tier::Bronze, 5_000),
-            Some(TierChange {
-                to: Tier::Gold,
-                reason: "qualified"
-            })
-        );
+        assert_eq!(upgrade(&r, Tier::Bronze, 5_000), Some(TierChange { to: Tier::Gold, reason: "qualified" }));
         assert_eq!(upgrade(&r, Tier::Gold, 1_000), None);
         assert_eq!(period_end(&r, Tier::Gold, 1_000, 100, 50), (None, 100));
         let (c, next) = period_end(&r, Tier::Gold, 1_000, 100, 100);
-        assert_eq!(
-            c,
-            Some(TierChange {
-                to: Tier::Silver,
-                reason: "period_end"
-            })
-        );
+        assert_eq!(c, Some(TierChange { to: Tier::Silver, reason: "period_end" }));
         assert_eq!(next, 100 + 365 * DAY_MS);
         assert_eq!(r.progress(Tier::Silver, 1_200), Some((Tier::Gold, 3_800)));
         assert_eq!(r.progress(Tier::Vip, 1), None);
@@ -754,26 +617,13 @@ mod tests {
     fn quote_applies_tier_recurring_and_best_offer() {
         let r = Rules::default();
         let offers = [
-            UsableOffer {
-                offer_id: "pct".into(),
-                title: "10".into(),
-                kind: OfferKind::PercentOff,
-                value: 1_000,
-            },
-            UsableOffer {
-                offer_id: "amt".into(),
-                title: "5".into(),
-                kind: OfferKind::AmountOff,
-                value: 500,
-            },
+            UsableOffer { offer_id: "pct".into(), title: "10".into(), kind: OfferKind::PercentOff, value: 1_000 },
+            UsableOffer { offer_id: "amt".into(), title: "5".into(), kind: OfferKind::AmountOff, value: 500 },
         ];
         let q = quote(&r, 100 * MICROS, Tier::Gold, true, &offers);
         // 100 → gold 5 % → 95 → recurring 5 % (4.75) → 90.25 → best: 10 % (9.03) beats 5.00 → 81.22
         assert_eq!(
-            q.adjustments
-                .iter()
-                .map(|a| a.amount_off)
-                .collect::<Vec<_>>(),
+            q.adjustments.iter().map(|a| a.amount_off).collect::<Vec<_>>(),
             vec![5_000_000, 4_750_000, 9_030_000]
         );
         assert_eq!(q.price, 81_220_000);

@@ -9,10 +9,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _telemetry = rapport_telemetry::init("rapport-loyalty")?;
     let config = Config::from_env()?;
     if std::env::args().nth(1).as_deref() == Some("migrate") {
-        rapport_kit::db::connect_and_migrate::<rapport_loyalty::migration::Migrator>(
-            &config.database_url,
-        )
-        .await?;
+        rapport_kit::db::connect_and_migrate::<rapport_loyalty::migration::Migrator>(&config.database_url).await?;
         println!("loyalty database is up to date");
         return Ok(());
     }
@@ -21,10 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service = Loyalty::build(config, auth.clone(), Arc::new(SystemClock)).await?;
     println!("rapport-loyalty listening on {}", service.addr());
     if dev {
-        println!(
-            "development token (sre, 12 h): {}",
-            auth.issue("developer", Role::Sre, 12 * 3600)
-        );
+        println!("development token (sre, 12 h): {}", auth.issue("developer", Role::Sre, 12 * 3600));
     }
     service.run(shutdown_signal()).await?;
     Ok(())

@@ -6,20 +6,18 @@ use std::sync::Arc;
 use rapport_kit::{clock::Clock, db::begin_write, idempotency};
 use rapport_proto::events::v1::{CustomerForgotten, Event, PurchaseRecorded, TierChanged, event};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::Notify;
 
 use crate::{
     domain::{
-        self, Balance, DAY_MS, EntryKind, EntryView, HeldOffer, Lot, MemberView, OfferKind,
-        OfferTerms, Quote, Rules, Tier,
+        self, Balance, DAY_MS, EntryKind, EntryView, HeldOffer, Lot, MemberView, OfferKind, OfferTerms, Quote, Rules,
+        Tier,
     },
-    entities::{
-        ledger_entries, members, offer_grants, offers, point_lots, purchases, tier_changes,
-    },
+    entities::{ledger_entries, members, offer_grants, offers, point_lots, purchases, tier_changes},
     error::LoyaltyError,
 };
 
@@ -95,18 +93,8 @@ struct State {
 
 impl Store {
     /// A store over `db`.
-    pub fn new(
-        db: DatabaseConnection,
-        clock: Arc<dyn Clock>,
-        rules: Arc<Rules>,
-        outbox_wake: Arc<Notify>,
-    ) -> Self {
-        Self {
-            db,
-            clock,
-            rules,
-            outbox_wake,
-        }
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, rules: Arc<Rules>, outbox_wake: Arc<Notify>) -> Self {
+        Self { db, clock, rules, outbox_wake }
     }
 
     /// The connection.
@@ -121,11 +109,7 @@ impl Store {
 
     // ---- transaction frame ------------------------------------------------------------------------------------
 
-    async fn begin(
-        &self,
-        idem: &Idem,
-        method: &str,
-    ) -> Result<(DatabaseTransaction, i64, Option<Vec<u8>>)> {
+    async fn begin(&self, idem: &Idem, method: &str) -> Result<(DatabaseTransaction, i64, Option<Vec<u8>>)> {
         let txn = begin_write(&self.db).await?;
         let now = self.clock.now_ms();
         match idempotency::claim(&txn, &idem.request_id, method, &idem.fingerprint, now).await? {
@@ -135,12 +119,7 @@ impl Store {
         }
     }
 
-    async fn finish<T: Serialize>(
-        &self,
-        txn: DatabaseTransaction,
-        idem: &Idem,
-        out: T,
-    ) -> Result<T> {
+    async fn finish<T: Serialize>(&self, txn: DatabaseTransaction, idem: &Idem, out: T) -> Result<T> {
         idempotency::complete(&txn, &idem.request_id, serde_json::to_vec(&out)?).await?;
         txn.commit().await?;
         self.outbox_wake.notify_one();
@@ -151,11 +130,7 @@ impl Store {
     async fn once<T, F>(&self, idem: &Idem, method: &str, f: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
-        F: for<'t> FnOnce(
-            &'t Self,
-            &'t DatabaseTransaction,
-            i64,
-        ) -> futures_like::BoxFut<'t, Result<T>>,
+        F: for<'t> FnOnce(&'t Self, &'t DatabaseTransaction, i64) -> futures_like::BoxFut<'t, Result<T>>,
     {
         let (txn, now, replay) = self.begin(idem, method).await?;
         if let Some(bytes) = replay {
@@ -168,20 +143,11 @@ impl Store {
     // ---- members ----------------------------------------------------------------------------------------------
 
     /// Enrols a customer.
-    pub async fn enrol(
-        &self,
-        idem: &Idem,
-        customer_id: &str,
-        display_name: Option<String>,
-    ) -> Result<MemberView> {
+    pub async fn enrol(&self, idem: &Idem, customer_id: &str, display_name: Option<String>) -> Result<MemberView> {
         let customer_id = customer_id.to_string();
         self.once(idem, "EnrolMember", move |s, txn, now| {
             Box::pin(async move {
-                if members::Entity::find_by_id(customer_id.clone())
-                    .one(txn)
-                    .await?
-                    .is_some()
-                {
+                if members::Entity::find_by_id(customer_id.clone()).one(txn).await?.is_some() {
                     return Err(LoyaltyError::MemberExists);
                 }
                 let m = members::ActiveModel {
@@ -193,9 +159,7 @@ impl Store {
                     spent: Set(0),
                     expired: Set(0),
                 };
-                members::Entity::insert(m)
-                    .exec_without_returning(txn)
-                    .await?;
+                members::Entity::insert(m).exec_without_returning(txn).await?;
                 tracing::info!(customer_id = %customer_id, "member enrolled");
                 let st = s.lock(txn, &customer_id).await?;
                 s.view(txn, &st, now).await
@@ -223,19 +187,13 @@ impl Store {
                 let st = s.lock(txn, &customer_id).await?;
                 let anon = domain::anonymous_id(&customer_id, st.member.enrolled_at);
                 let n = ledger_entries::Entity::update_many()
-                    .col_expr(
-                        ledger_entries::Column::CustomerId,
-                        Expr::value(anon.clone()),
-                    )
+                    .col_expr(ledger_entries::Column::CustomerId, Expr::value(anon.clone()))
                     .filter(ledger_entries::Column::CustomerId.eq(customer_id.as_str()))
                     .exec(txn)
                     .await?
                     .rows_affected;
                 ledger_entries::Entity::update_many()
-                    .col_expr(
-                        ledger_entries::Column::Counterparty,
-                        Expr::value(anon.clone()),
-                    )
+                    .col_expr(ledger_entries::Column::Counterparty, Expr::value(anon.clone()))
                     .filter(ledger_entries::Column::Counterparty.eq(customer_id.as_str()))
                     .exec(txn)
                     .await?;
@@ -259,9 +217,7 @@ impl Store {
                     .filter(offer_grants::Column::CustomerId.eq(customer_id.as_str()))
                     .exec(txn)
                     .await?;
-                members::Entity::delete_by_id(customer_id.clone())
-                    .exec(txn)
-                    .await?;
+                members::Entity::delete_by_id(customer_id.clone()).exec(txn).await?;
                 let ev = event::Payload::CustomerForgotten(CustomerForgotten {});
                 s.publish(txn, &customer_id, ev, now).await?;
                 tracing::info!(entries = n, "member forgotten, ledger anonymised");
@@ -282,11 +238,7 @@ impl Store {
         reason: &str,
         reference: &str,
     ) -> Result<(EntryView, Balance)> {
-        let (customer_id, reason, reference) = (
-            customer_id.to_string(),
-            reason.to_string(),
-            reference.to_string(),
-        );
+        let (customer_id, reason, reference) = (customer_id.to_string(), reason.to_string(), reference.to_string());
         self.once(idem, "EarnPoints", move |s, txn, now| {
             Box::pin(async move {
                 let mut st = s.lock_settled(txn, &customer_id, now).await?;
@@ -325,18 +277,7 @@ impl Store {
         self.once(idem, "RedeemPoints", move |s, txn, now| {
             Box::pin(async move {
                 let mut st = s.lock_settled(txn, &customer_id, now).await?;
-                let e = s
-                    .debit(
-                        txn,
-                        &mut st,
-                        EntryKind::Redeem,
-                        points,
-                        &reason,
-                        None,
-                        None,
-                        now,
-                    )
-                    .await?;
+                let e = s.debit(txn, &mut st, EntryKind::Redeem, points, &reason, None, None, now).await?;
                 Ok((e, s.balance(&st, now)))
             })
         })
@@ -357,32 +298,9 @@ impl Store {
                 let mut st = s.lock_settled(txn, &customer_id, now).await?;
                 let e = if points > 0 {
                     let expires = now + s.rules.validity_days * DAY_MS;
-                    s.credit(
-                        txn,
-                        &mut st,
-                        EntryKind::Adjust,
-                        points,
-                        0,
-                        &reason,
-                        "",
-                        now,
-                        expires,
-                        None,
-                        None,
-                    )
-                    .await?
+                    s.credit(txn, &mut st, EntryKind::Adjust, points, 0, &reason, "", now, expires, None, None).await?
                 } else {
-                    s.debit(
-                        txn,
-                        &mut st,
-                        EntryKind::Adjust,
-                        -points,
-                        &reason,
-                        None,
-                        None,
-                        now,
-                    )
-                    .await?
+                    s.debit(txn, &mut st, EntryKind::Adjust, -points, &reason, None, None, now).await?
                 };
                 Ok((e, s.balance(&st, now)))
             })
@@ -424,11 +342,7 @@ impl Store {
                 if points > left || left == 0 {
                     return Err(LoyaltyError::NothingLeftToReverse { left });
                 }
-                let reason = if reason.is_empty() {
-                    format!("reversal of entry {entry_id}")
-                } else {
-                    reason
-                };
+                let reason = if reason.is_empty() { format!("reversal of entry {entry_id}") } else { reason };
                 let e = if kind == EntryKind::Redeem {
                     // Give the spent points back as a fresh lot.
                     let expires = now + s.rules.validity_days * DAY_MS;
@@ -455,13 +369,8 @@ impl Store {
                         .one(txn)
                         .await?
                         .map(|l| l.id);
-                    let takes =
-                        domain::allocate_reversal(&st.lots, own, points, now).map_err(|i| {
-                            LoyaltyError::InsufficientPoints {
-                                available: i.available,
-                                requested: points,
-                            }
-                        })?;
+                    let takes = domain::allocate_reversal(&st.lots, own, points, now)
+                        .map_err(|i| LoyaltyError::InsufficientPoints { available: i.available, requested: points })?;
                     s.take(txn, &mut st, &takes).await?;
                     s.write_entry(
                         txn,
@@ -505,33 +414,10 @@ impl Store {
                     let b = s.lock_settled(txn, &to, now).await?;
                     (s.lock_settled(txn, &from, now).await?, b)
                 };
-                let debit = s
-                    .debit(
-                        txn,
-                        &mut a,
-                        EntryKind::TransferOut,
-                        points,
-                        &reason,
-                        Some(&to),
-                        None,
-                        now,
-                    )
-                    .await?;
+                let debit = s.debit(txn, &mut a, EntryKind::TransferOut, points, &reason, Some(&to), None, now).await?;
                 let expires = now + s.rules.validity_days * DAY_MS;
                 let credit = s
-                    .credit(
-                        txn,
-                        &mut b,
-                        EntryKind::TransferIn,
-                        points,
-                        0,
-                        &reason,
-                        "",
-                        now,
-                        expires,
-                        None,
-                        Some(&from),
-                    )
+                    .credit(txn, &mut b, EntryKind::TransferIn, points, 0, &reason, "", now, expires, None, Some(&from))
                     .await?;
                 Ok((debit, credit, s.balance(&a, now)))
             })
@@ -544,17 +430,11 @@ impl Store {
         self.once(idem, "RecordPurchase", move |s, txn, now| {
             Box::pin(async move {
                 let mut st = s.lock_settled(txn, &cmd.customer_id, now).await?;
-                if purchases::Entity::find_by_id(cmd.order_id.clone())
-                    .one(txn)
-                    .await?
-                    .is_some()
-                {
+                if purchases::Entity::find_by_id(cmd.order_id.clone()).one(txn).await?.is_some() {
                     return Err(LoyaltyError::OrderAlreadyRecorded);
                 }
                 let tier = Tier::parse(&st.member.tier).unwrap_or(Tier::Bronze);
-                let (points, explanation) =
-                    s.rules
-                        .purchase_points(tier, cmd.amount_micros, cmd.recurring);
+                let (points, explanation) = s.rules.purchase_points(tier, cmd.amount_micros, cmd.recurring);
                 let entry = if points > 0 {
                     let available = now + s.rules.pending_days * DAY_MS;
                     let expires = available + s.rules.validity_days * DAY_MS;
@@ -595,8 +475,7 @@ impl Store {
                 let amount = rapport_proto::common::v1::Money {
                     currency_code: cmd.currency.clone(),
                     units: cmd.amount_micros.div_euclid(domain::MICROS),
-                    nanos: i32::try_from(cmd.amount_micros.rem_euclid(domain::MICROS) * 1000)
-                        .unwrap_or(0),
+                    nanos: i32::try_from(cmd.amount_micros.rem_euclid(domain::MICROS) * 1000).unwrap_or(0),
                 };
                 let ev = event::Payload::PurchaseRecorded(PurchaseRecorded {
                     order_id: cmd.order_id.clone(),
@@ -607,12 +486,7 @@ impl Store {
                 });
                 s.publish(txn, &cmd.customer_id, ev, now).await?;
                 let member = s.view(txn, &st, now).await?;
-                Ok(PurchaseOutcome {
-                    entry,
-                    points,
-                    explanation,
-                    member,
-                })
+                Ok(PurchaseOutcome { entry, points, explanation, member })
             })
         })
         .await
@@ -625,11 +499,7 @@ impl Store {
         before: Option<i64>,
         limit: u64,
     ) -> Result<(Vec<EntryView>, Option<i64>)> {
-        if members::Entity::find_by_id(customer_id.to_string())
-            .one(&self.db)
-            .await?
-            .is_none()
-        {
+        if members::Entity::find_by_id(customer_id.to_string()).one(&self.db).await?.is_none() {
             return Err(LoyaltyError::MemberNotFound);
         }
         let mut q = ledger_entries::Entity::find()
@@ -655,15 +525,8 @@ impl Store {
     pub async fn create_offer(&self, idem: &Idem, terms: OfferTerms) -> Result<OfferTerms> {
         self.once(idem, "CreateOffer", move |_s, txn, now| {
             Box::pin(async move {
-                if let Some(existing) = offers::Entity::find_by_id(terms.offer_id.clone())
-                    .one(txn)
-                    .await?
-                {
-                    return if offer_terms(&existing) == terms {
-                        Ok(terms)
-                    } else {
-                        Err(LoyaltyError::OfferExists)
-                    };
+                if let Some(existing) = offers::Entity::find_by_id(terms.offer_id.clone()).one(txn).await? {
+                    return if offer_terms(&existing) == terms { Ok(terms) } else { Err(LoyaltyError::OfferExists) };
                 }
                 offers::Entity::insert(offers::ActiveModel {
                     offer_id: Set(terms.offer_id.clone()),
@@ -671,12 +534,7 @@ impl Store {
                     kind: Set(offer_kind_str(terms.kind).into()),
                     value: Set(terms.value),
                     sku: Set(terms.sku.clone()),
-                    tiers: Set(terms
-                        .tiers
-                        .iter()
-                        .map(|t| t.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")),
+                    tiers: Set(terms.tiers.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")),
                     start_at: Set(terms.start_at),
                     end_at: Set(terms.end_at),
                     max_uses: Set(terms.max_uses),
@@ -747,24 +605,13 @@ impl Store {
     }
 
     /// Offers a member holds.
-    pub async fn held_offers(
-        &self,
-        customer_id: &str,
-        only_usable: bool,
-    ) -> Result<Vec<HeldOffer>> {
-        if members::Entity::find_by_id(customer_id.to_string())
-            .one(&self.db)
-            .await?
-            .is_none()
-        {
+    pub async fn held_offers(&self, customer_id: &str, only_usable: bool) -> Result<Vec<HeldOffer>> {
+        if members::Entity::find_by_id(customer_id.to_string()).one(&self.db).await?.is_none() {
             return Err(LoyaltyError::MemberNotFound);
         }
         let now = self.clock.now_ms();
         let held = held(&self.db, customer_id).await?;
-        Ok(held
-            .into_iter()
-            .filter(|h| !only_usable || (h.uses_left > 0 && h.terms.valid_at(now)))
-            .collect())
+        Ok(held.into_iter().filter(|h| !only_usable || (h.uses_left > 0 && h.terms.valid_at(now))).collect())
     }
 
     /// Uses a held offer once.
@@ -775,11 +622,7 @@ impl Store {
         offer_id: &str,
         order_id: &str,
     ) -> Result<HeldOffer> {
-        let (customer_id, offer_id, order_id) = (
-            customer_id.to_string(),
-            offer_id.to_string(),
-            order_id.to_string(),
-        );
+        let (customer_id, offer_id, order_id) = (customer_id.to_string(), offer_id.to_string(), order_id.to_string());
         self.once(idem, "RedeemOffer", move |s, txn, now| {
             Box::pin(async move {
                 s.lock(txn, &customer_id).await?;
@@ -807,10 +650,7 @@ impl Store {
                     .exec(txn)
                     .await?;
                 tracing::info!(offer_id = %offer_id, order_id = %order_id, "offer redeemed");
-                Ok(HeldOffer {
-                    uses_left: h.uses_left - 1,
-                    ..h
-                })
+                Ok(HeldOffer { uses_left: h.uses_left - 1, ..h })
             })
         })
         .await
@@ -841,10 +681,7 @@ impl Store {
                 value: h.terms.value,
             })
             .collect();
-        Ok((
-            domain::quote(&self.rules, base_micros, tier, recurring, &usable),
-            tier,
-        ))
+        Ok((domain::quote(&self.rules, base_micros, tier, recurring, &usable), tier))
     }
 
     // ---- time -------------------------------------------------------------------------------------------------
@@ -906,23 +743,13 @@ impl Store {
             .all(txn)
             .await?
             .into_iter()
-            .map(|l| Lot {
-                id: l.id,
-                remaining: l.remaining,
-                available_at: l.available_at,
-                expires_at: l.expires_at,
-            })
+            .map(|l| Lot { id: l.id, remaining: l.remaining, available_at: l.available_at, expires_at: l.expires_at })
             .collect();
         Ok(State { member, lots })
     }
 
     /// Locks the member and writes what time has done: expired lots, a downgrade at the end of the tier period.
-    async fn lock_settled(
-        &self,
-        txn: &DatabaseTransaction,
-        customer_id: &str,
-        now: i64,
-    ) -> Result<State> {
+    async fn lock_settled(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<State> {
         let mut st = self.lock(txn, customer_id).await?;
         let expired = domain::expired_lots(&st.lots, now);
         for (lot_id, points) in &expired {
@@ -930,21 +757,8 @@ impl Store {
             self.take(txn, &mut st, &[(*lot_id, *points)]).await?;
             let reason = format!("points of lot {lot_id} expired");
             let at = lot.map_or(now, |l| l.expires_at);
-            self.write_entry(
-                txn,
-                customer_id,
-                EntryKind::Expire,
-                -points,
-                0,
-                &reason,
-                "",
-                None,
-                None,
-                at,
-                None,
-                None,
-            )
-            .await?;
+            self.write_entry(txn, customer_id, EntryKind::Expire, -points, 0, &reason, "", None, None, at, None, None)
+                .await?;
         }
         let total: i64 = expired.iter().map(|(_, p)| p).sum();
         if total > 0 {
@@ -958,8 +772,7 @@ impl Store {
         if now >= st.member.tier_period_end {
             let tier = Tier::parse(&st.member.tier).unwrap_or(Tier::Bronze);
             let q = self.qualifying(txn, customer_id, now).await?;
-            let (change, next_end) =
-                domain::period_end(&self.rules, tier, q, st.member.tier_period_end, now);
+            let (change, next_end) = domain::period_end(&self.rules, tier, q, st.member.tier_period_end, now);
             st.member.tier_period_end = next_end;
             members::Entity::update_many()
                 .col_expr(members::Column::TierPeriodEnd, Expr::value(next_end))
@@ -973,17 +786,11 @@ impl Store {
         Ok(st)
     }
 
-    async fn maybe_upgrade(
-        &self,
-        txn: &DatabaseTransaction,
-        st: &mut State,
-        now: i64,
-    ) -> Result<()> {
+    async fn maybe_upgrade(&self, txn: &DatabaseTransaction, st: &mut State, now: i64) -> Result<()> {
         let tier = Tier::parse(&st.member.tier).unwrap_or(Tier::Bronze);
         let q = self.qualifying(txn, &st.member.customer_id, now).await?;
         if let Some(c) = domain::upgrade(&self.rules, tier, q) {
-            self.change_tier(txn, st, c, now + 365 * DAY_MS, now)
-                .await?;
+            self.change_tier(txn, st, c, now + 365 * DAY_MS, now).await?;
         }
         Ok(())
     }
@@ -1026,12 +833,7 @@ impl Store {
         Ok(())
     }
 
-    async fn qualifying(
-        &self,
-        txn: &DatabaseTransaction,
-        customer_id: &str,
-        now: i64,
-    ) -> Result<i64> {
+    async fn qualifying(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<i64> {
         let rows: Vec<i64> = ledger_entries::Entity::find()
             .select_only()
             .column(ledger_entries::Column::Qualifying)
@@ -1088,12 +890,7 @@ impl Store {
         })
         .exec(txn)
         .await?;
-        st.lots.push(Lot {
-            id: lot.last_insert_id,
-            remaining: points,
-            available_at,
-            expires_at,
-        });
+        st.lots.push(Lot { id: lot.last_insert_id, remaining: points, available_at, expires_at });
         Ok(e)
     }
 
@@ -1109,38 +906,15 @@ impl Store {
         reverses: Option<i64>,
         now: i64,
     ) -> Result<EntryView> {
-        let takes = domain::allocate(&st.lots, points, now).map_err(|i| {
-            LoyaltyError::InsufficientPoints {
-                available: i.available,
-                requested: points,
-            }
-        })?;
+        let takes = domain::allocate(&st.lots, points, now)
+            .map_err(|i| LoyaltyError::InsufficientPoints { available: i.available, requested: points })?;
         self.take(txn, st, &takes).await?;
         self.add_spent(txn, st, points).await?;
         let id = st.member.customer_id.clone();
-        self.write_entry(
-            txn,
-            &id,
-            kind,
-            -points,
-            0,
-            reason,
-            "",
-            reverses,
-            counterparty,
-            now,
-            None,
-            None,
-        )
-        .await
+        self.write_entry(txn, &id, kind, -points, 0, reason, "", reverses, counterparty, now, None, None).await
     }
 
-    async fn add_spent(
-        &self,
-        txn: &DatabaseTransaction,
-        st: &mut State,
-        points: i64,
-    ) -> Result<()> {
+    async fn add_spent(&self, txn: &DatabaseTransaction, st: &mut State, points: i64) -> Result<()> {
         st.member.spent += points;
         members::Entity::update_many()
             .col_expr(members::Column::Spent, Expr::value(st.member.spent))
@@ -1150,12 +924,7 @@ impl Store {
         Ok(())
     }
 
-    async fn take(
-        &self,
-        txn: &DatabaseTransaction,
-        st: &mut State,
-        takes: &[(i64, i64)],
-    ) -> Result<()> {
+    async fn take(&self, txn: &DatabaseTransaction, st: &mut State, takes: &[(i64, i64)]) -> Result<()> {
         for (lot_id, points) in takes {
             let Some(lot) = st.lots.iter_mut().find(|l| l.id == *lot_id) else {
                 continue;
@@ -1215,10 +984,7 @@ impl Store {
             created_at: Set(created_at),
             ..Default::default()
         };
-        m.id = ledger_entries::Entity::insert(am)
-            .exec(txn)
-            .await?
-            .last_insert_id;
+        m.id = ledger_entries::Entity::insert(am).exec(txn).await?.last_insert_id;
         Ok(entry_view(m))
     }
 
@@ -1294,11 +1060,7 @@ fn offer_terms(o: &offers::Model) -> OfferTerms {
     OfferTerms {
         offer_id: o.offer_id.clone(),
         title: o.title.clone(),
-        kind: if o.kind == "amount_off" {
-            OfferKind::AmountOff
-        } else {
-            OfferKind::PercentOff
-        },
+        kind: if o.kind == "amount_off" { OfferKind::AmountOff } else { OfferKind::PercentOff },
         value: o.value,
         sku: o.sku.clone(),
         tiers: o.tiers.split(',').filter_map(Tier::parse).collect(),
@@ -1316,10 +1078,7 @@ async fn held<C: ConnectionTrait>(db: &C, customer_id: &str) -> Result<Vec<HeldO
         .all(db)
         .await?;
     let ids: Vec<String> = grants.iter().map(|g| g.offer_id.clone()).collect();
-    let offers = offers::Entity::find()
-        .filter(offers::Column::OfferId.is_in(ids))
-        .all(db)
-        .await?;
+    let offers = offers::Entity::find().filter(offers::Column::OfferId.is_in(ids)).all(db).await?;
     let mut out: Vec<HeldOffer> = Vec::new();
     for g in grants {
         if let Some(h) = out.iter_mut().find(|h| h.terms.offer_id == g.offer_id) {
@@ -1344,8 +1103,5 @@ async fn held<C: ConnectionTrait>(db: &C, customer_id: &str) -> Result<Vec<HeldO
 
 /// Counts ledger entries of a member (tests and the CLI).
 pub async fn count_entries<C: ConnectionTrait>(db: &C, customer_id: &str) -> Result<u64> {
-    Ok(ledger_entries::Entity::find()
-        .filter(ledger_entries::Column::CustomerId.eq(customer_id))
-        .count(db)
-        .await?)
+    Ok(ledger_entries::Entity::find().filter(ledger_entries::Column::CustomerId.eq(customer_id)).count(db).await?)
 }

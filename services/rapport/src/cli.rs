@@ -18,20 +18,10 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Conn {
     /// Loyalty's address.
-    #[arg(
-        long,
-        global = true,
-        env = "RAPPORT_LOYALTY_ADDR",
-        default_value = "http://127.0.0.1:50052"
-    )]
+    #[arg(long, global = true, env = "RAPPORT_LOYALTY_ADDR", default_value = "http://127.0.0.1:50052")]
     pub loyalty_addr: String,
     /// Segmentation's address.
-    #[arg(
-        long,
-        global = true,
-        env = "RAPPORT_SEGMENTATION_ADDR",
-        default_value = "http://127.0.0.1:50051"
-    )]
+    #[arg(long, global = true, env = "RAPPORT_SEGMENTATION_ADDR", default_value = "http://127.0.0.1:50051")]
     pub segmentation_addr: String,
     /// Bearer token; defaults to the development token `rapport up` writes to ./data/dev-token.
     #[arg(long, global = true, env = "RAPPORT_TOKEN", hide_env_values = true)]
@@ -92,6 +82,9 @@ pub enum SegmentsCommand {
         /// Wait for the job, with a progress bar.
         #[arg(long)]
         wait: bool,
+        /// A Gaussian mixture instead of k-means.
+        #[arg(long)]
+        gmm: bool,
     },
     /// The active model's clusters.
     Model,

@@ -12,22 +12,14 @@ pub fn token(conn: &Conn) -> anyhow::Result<String> {
         return Ok(t.clone());
     }
     let path = crate::up::token_path("./data");
-    std::fs::read_to_string(&path)
-        .map(|s| s.trim().to_string())
-        .with_context(|| {
-            format!(
-                "no --token / RAPPORT_TOKEN and no {} (is `rapport up` running here?)",
-                path.display()
-            )
-        })
+    std::fs::read_to_string(&path).map(|s| s.trim().to_string()).with_context(|| {
+        format!("no --token / RAPPORT_TOKEN and no {} (is `rapport up` running here?)", path.display())
+    })
 }
 
 /// A channel to `addr` with the operator's token.
 pub fn channel(conn: &Conn, addr: &str) -> anyhow::Result<OutgoingChannel> {
-    Ok(client::channel(
-        addr,
-        Outgoing::new(Some(token(conn)?), Duration::from_secs(60)),
-    )?)
+    Ok(client::channel(addr, Outgoing::new(Some(token(conn)?), Duration::from_secs(60)))?)
 }
 
 /// A gRPC error with its reason and field violations, for people.

@@ -6,9 +6,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rapport_proto::{
     loyalty::v1::{EnrolMemberRequest, loyalty_service_client::LoyaltyServiceClient},
-    segmentation::v1::{
-        IngestEventsRequest, segmentation_service_client::SegmentationServiceClient,
-    },
+    segmentation::v1::{IngestEventsRequest, segmentation_service_client::SegmentationServiceClient},
 };
 
 use crate::{
@@ -17,26 +15,19 @@ use crate::{
 };
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Runs `rapport gen`.
 pub async fn run(conn: &Conn, args: GenArgs) -> anyhow::Result<()> {
     let now = now_ms();
     let bar = ProgressBar::new(args.customers).with_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg:<12} [{bar:40}] {pos}/{len} customers {per_sec} {eta}",
-        )?
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {msg:<12} [{bar:40}] {pos}/{len} customers {per_sec} {eta}")?
+            .progress_chars("=> "),
     );
     if let Some(path) = &args.out {
         bar.set_message("writing");
-        let mut out = std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {path}"))?,
-        );
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {path}"))?);
         for c in rapport_synth::customers(args.seed, args.customers, now) {
             serde_json::to_writer(&mut out, &c)?;
             out.write_all(b"\n")?;
@@ -51,10 +42,7 @@ pub async fn run(conn: &Conn, args: GenArgs) -> anyhow::Result<()> {
     let mut seg = SegmentationServiceClient::new(channel(conn, &conn.segmentation_addr)?);
     bar.set_message("streaming");
     let (tx, rx) = tokio::sync::mpsc::channel::<IngestEventsRequest>(8);
-    let stream = tokio::spawn(async move {
-        seg.ingest_events(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-    });
+    let stream = tokio::spawn(async move { seg.ingest_events(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
     let mut batch = Vec::new();
     for c in rapport_synth::customers(args.seed, args.customers, now) {
         if !args.no_enrol {
@@ -74,26 +62,17 @@ pub async fn run(conn: &Conn, args: GenArgs) -> anyhow::Result<()> {
         }
         let events = rapport_synth::behaviour_events(&c);
         if batch.len() + events.len() > 1000 {
-            tx.send(IngestEventsRequest {
-                events: std::mem::take(&mut batch),
-            })
-            .await
-            .context("the stream closed")?;
+            tx.send(IngestEventsRequest { events: std::mem::take(&mut batch) }).await.context("the stream closed")?;
         }
         batch.extend(events);
         bar.inc(1);
     }
     if !batch.is_empty() {
-        tx.send(IngestEventsRequest { events: batch })
-            .await
-            .context("the stream closed")?;
+        tx.send(IngestEventsRequest { events: batch }).await.context("the stream closed")?;
     }
     drop(tx);
     let r = stream.await?.map_err(explain)?.into_inner();
     bar.finish_with_message("done");
-    println!(
-        "{} customers: {} events applied, {} already there",
-        args.customers, r.applied, r.duplicates
-    );
+    println!("{} customers: {} events applied, {} already there", args.customers, r.applied, r.duplicates);
     Ok(())
 }

@@ -19,11 +19,7 @@ fn tier(t: i32) -> &'static str {
 
 fn kind(k: i32) -> String {
     pb::EntryKind::try_from(k)
-        .map(|k| {
-            k.as_str_name()
-                .trim_start_matches("ENTRY_KIND_")
-                .to_lowercase()
-        })
+        .map(|k| k.as_str_name().trim_start_matches("ENTRY_KIND_").to_lowercase())
         .unwrap_or_default()
 }
 
@@ -40,11 +36,8 @@ fn print_member(m: &pb::Member) {
         "qualifying",
         "to next tier",
     ]);
-    let next = if m.next_tier == 0 {
-        "-".to_string()
-    } else {
-        format!("{} to {}", m.points_to_next_tier, tier(m.next_tier))
-    };
+    let next =
+        if m.next_tier == 0 { "-".to_string() } else { format!("{} to {}", m.points_to_next_tier, tier(m.next_tier)) };
     t.add_row(vec![
         m.customer_id.clone(),
         tier(m.tier).to_string(),
@@ -64,34 +57,18 @@ pub async fn run(conn: &Conn, args: LoyaltyArgs) -> anyhow::Result<()> {
     let mut c = LoyaltyServiceClient::new(crate::conn::channel(conn, &conn.loyalty_addr)?);
     let rid = |r: Option<String>| r.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     match args.command {
-        LoyaltyCommand::Member {
-            command: MemberCommand::Enrol { customer_id, name },
-        } => {
+        LoyaltyCommand::Member { command: MemberCommand::Enrol { customer_id, name } } => {
             let r = c
-                .enrol_member(pb::EnrolMemberRequest {
-                    request_id: rid(None),
-                    customer_id,
-                    display_name: name,
-                })
+                .enrol_member(pb::EnrolMemberRequest { request_id: rid(None), customer_id, display_name: name })
                 .await
                 .map_err(explain)?;
             print_member(&r.into_inner().member.unwrap_or_default());
         }
-        LoyaltyCommand::Member {
-            command: MemberCommand::Show { customer_id },
-        } => {
-            let r = c
-                .get_member(pb::GetMemberRequest { customer_id })
-                .await
-                .map_err(explain)?;
+        LoyaltyCommand::Member { command: MemberCommand::Show { customer_id } } => {
+            let r = c.get_member(pb::GetMemberRequest { customer_id }).await.map_err(explain)?;
             print_member(&r.into_inner().member.unwrap_or_default());
         }
-        LoyaltyCommand::Earn {
-            customer_id,
-            points,
-            reason,
-            request_id,
-        } => {
+        LoyaltyCommand::Earn { customer_id, points, reason, request_id } => {
             let r = c
                 .earn_points(pb::EarnPointsRequest {
                     request_id: rid(request_id),
@@ -111,12 +88,7 @@ pub async fn run(conn: &Conn, args: LoyaltyArgs) -> anyhow::Result<()> {
                 r.balance.unwrap_or_default().active
             );
         }
-        LoyaltyCommand::Redeem {
-            customer_id,
-            points,
-            reason,
-            request_id,
-        } => {
+        LoyaltyCommand::Redeem { customer_id, points, reason, request_id } => {
             let r = c
                 .redeem_points(pb::RedeemPointsRequest {
                     request_id: rid(request_id),
@@ -135,16 +107,7 @@ pub async fn run(conn: &Conn, args: LoyaltyArgs) -> anyhow::Result<()> {
                 r.balance.unwrap_or_default().active
             );
         }
-        LoyaltyCommand::Offer {
-            command:
-                OfferCommand::Create {
-                    offer_id,
-                    title,
-                    percent,
-                    days,
-                    tiers,
-                },
-        } => {
+        LoyaltyCommand::Offer { command: OfferCommand::Create { offer_id, title, percent, days, tiers } } => {
             let tiers = tiers
                 .iter()
                 .map(|t| match t.as_str() {
@@ -155,9 +118,7 @@ pub async fn run(conn: &Conn, args: LoyaltyArgs) -> anyhow::Result<()> {
                     other => Err(anyhow::anyhow!("unknown tier {other:?}")),
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs() as i64;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
             let offer = pb::Offer {
                 offer_id: offer_id.clone(),
                 title,
@@ -165,22 +126,13 @@ pub async fn run(conn: &Conn, args: LoyaltyArgs) -> anyhow::Result<()> {
                 value: percent * 100,
                 sku: String::new(),
                 tiers: tiers.into_iter().map(Into::into).collect(),
-                start_time: Some(rapport_proto::Timestamp {
-                    seconds: now,
-                    nanos: 0,
-                }),
-                end_time: Some(rapport_proto::Timestamp {
-                    seconds: now + days * 86_400,
-                    nanos: 0,
-                }),
+                start_time: Some(rapport_proto::Timestamp { seconds: now, nanos: 0 }),
+                end_time: Some(rapport_proto::Timestamp { seconds: now + days * 86_400, nanos: 0 }),
                 max_uses_per_customer: 1,
             };
-            c.create_offer(pb::CreateOfferRequest {
-                request_id: rid(None),
-                offer: Some(offer),
-            })
-            .await
-            .map_err(explain)?;
+            c.create_offer(pb::CreateOfferRequest { request_id: rid(None), offer: Some(offer) })
+                .await
+                .map_err(explain)?;
             println!("offer {offer_id} created: {percent} % off for {days} days");
         }
         LoyaltyCommand::Transactions { customer_id, limit } => {

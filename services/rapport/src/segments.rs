@@ -15,8 +15,7 @@ use crate::{
 
 fn bar(len: u64, what: &str) -> anyhow::Result<ProgressBar> {
     let b = ProgressBar::new(len).with_style(
-        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:40}] {pos}/{len} {elapsed}")?
-            .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:40}] {pos}/{len} {elapsed}")?.progress_chars("=> "),
     );
     b.set_message(what.to_string());
     b.enable_steady_tick(Duration::from_millis(100));
@@ -31,20 +30,12 @@ pub fn parse_rule(text: &str) -> Result<pb::Condition, String> {
         let [lhs, op, rhs] = words[..] else {
             return Err(format!("expected `<name> <op> <value>`, got {part:?}"));
         };
-        let list = |s: &str| {
-            s.split(',')
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect::<Vec<_>>()
-        };
+        let list = |s: &str| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>();
         let node = match (lhs, op) {
             ("cluster", "=" | "in") => Node::Cluster(pb::ClusterIn {
                 cluster_ids: list(rhs)
                     .iter()
-                    .map(|x| {
-                        x.parse::<i32>()
-                            .map_err(|_| format!("cluster ids are numbers: {x:?}"))
-                    })
+                    .map(|x| x.parse::<i32>().map_err(|_| format!("cluster ids are numbers: {x:?}")))
                     .collect::<Result<_, _>>()?,
             }),
             ("tier", "=" | "in") => Node::Tier(pb::ValuesIn { values: list(rhs) }),
@@ -63,14 +54,8 @@ pub fn parse_rule(text: &str) -> Result<pb::Condition, String> {
                     "=" | "==" => pb::Comparison::Eq,
                     other => return Err(format!("unknown operator {other:?}")),
                 };
-                let value = rhs
-                    .parse::<f64>()
-                    .map_err(|_| format!("{name} compares with a number, not {rhs:?}"))?;
-                Node::Feature(pb::FeatureCompare {
-                    name: name.to_string(),
-                    op: op.into(),
-                    value,
-                })
+                let value = rhs.parse::<f64>().map_err(|_| format!("{name} compares with a number, not {rhs:?}"))?;
+                Node::Feature(pb::FeatureCompare { name: name.to_string(), op: op.into(), value })
             }
         };
         leaves.push(pb::Condition { node: Some(node) });
@@ -78,19 +63,13 @@ pub fn parse_rule(text: &str) -> Result<pb::Condition, String> {
     match leaves.len() {
         0 => Err("the rule is empty".into()),
         1 => Ok(leaves.remove(0)),
-        _ => Ok(pb::Condition {
-            node: Some(Node::All(pb::Conditions { conditions: leaves })),
-        }),
+        _ => Ok(pb::Condition { node: Some(Node::All(pb::Conditions { conditions: leaves })) }),
     }
 }
 
 fn kind_name(k: i32) -> String {
     pb::EventKind::try_from(k)
-        .map(|k| {
-            k.as_str_name()
-                .trim_start_matches("EVENT_KIND_")
-                .to_lowercase()
-        })
+        .map(|k| k.as_str_name().trim_start_matches("EVENT_KIND_").to_lowercase())
         .unwrap_or_else(|_| k.to_string())
 }
 
@@ -99,13 +78,8 @@ pub fn describe(c: Option<&pb::Condition>) -> String {
     let Some(node) = c.and_then(|c| c.node.as_ref()) else {
         return "-".into();
     };
-    let join = |cs: &pb::Conditions, sep: &str| {
-        cs.conditions
-            .iter()
-            .map(|c| describe(Some(c)))
-            .collect::<Vec<_>>()
-            .join(sep)
-    };
+    let join =
+        |cs: &pb::Conditions, sep: &str| cs.conditions.iter().map(|c| describe(Some(c))).collect::<Vec<_>>().join(sep);
     match node {
         Node::All(cs) => format!("({})", join(cs, " and ")),
         Node::Any(cs) => format!("({})", join(cs, " or ")),
@@ -138,7 +112,7 @@ pub fn describe(c: Option<&pb::Condition>) -> String {
 pub async fn run(conn: &Conn, args: SegmentsArgs) -> anyhow::Result<()> {
     let mut c = SegmentationServiceClient::new(channel(conn, &conn.segmentation_addr)?);
     match args.command {
-        SegmentsCommand::Train { k, seed, wait } => {
+        SegmentsCommand::Train { k, seed, wait, gmm } => {
             let req = pb::TrainModelRequest {
                 request_id: uuid::Uuid::new_v4().to_string(),
                 features: vec![],
@@ -147,13 +121,9 @@ pub async fn run(conn: &Conn, args: SegmentsArgs) -> anyhow::Result<()> {
                 k_max: 0,
                 sample_size: 0,
                 seed,
+                algorithm: if gmm { pb::Algorithm::Gmm } else { pb::Algorithm::Kmeans }.into(),
             };
-            let job = c
-                .train_model(req)
-                .await
-                .map_err(explain)?
-                .into_inner()
-                .job_id;
+            let job = c.train_model(req).await.map_err(explain)?.into_inner().job_id;
             println!("training job {job}");
             if !wait {
                 return Ok(());
@@ -161,9 +131,7 @@ pub async fn run(conn: &Conn, args: SegmentsArgs) -> anyhow::Result<()> {
             let b = bar(100, "queued")?;
             loop {
                 let j = c
-                    .get_training_job(pb::GetTrainingJobRequest {
-                        job_id: job.clone(),
-                    })
+                    .get_training_job(pb::GetTrainingJobRequest { job_id: job.clone() })
                     .await
                     .map_err(explain)?
                     .into_inner();
@@ -182,11 +150,7 @@ pub async fn run(conn: &Conn, args: SegmentsArgs) -> anyhow::Result<()> {
             print_model(&mut c).await?;
         }
         SegmentsCommand::Model => print_model(&mut c).await?,
-        SegmentsCommand::Create {
-            segment_id,
-            rule,
-            name,
-        } => {
+        SegmentsCommand::Create { segment_id, rule, name } => {
             let condition = parse_rule(&rule).map_err(anyhow::Error::msg)?;
             let s = c
                 .create_segment(pb::CreateSegmentRequest {
@@ -207,12 +171,7 @@ pub async fn run(conn: &Conn, args: SegmentsArgs) -> anyhow::Result<()> {
             println!("segment {} created with {} members", s.segment_id, s.size);
         }
         SegmentsCommand::List => {
-            let all = c
-                .list_segments(pb::ListSegmentsRequest {})
-                .await
-                .map_err(explain)?
-                .into_inner()
-                .segments;
+            let all = c.list_segments(pb::ListSegmentsRequest {}).await.map_err(explain)?.into_inner().segments;
             let mut t = table(&["segment", "name", "members", "created"]);
             for s in all {
                 t.add_row(vec![
@@ -261,10 +220,7 @@ pub async fn run(conn: &Conn, args: SegmentsArgs) -> anyhow::Result<()> {
                 println!("(more members: raise --limit)");
             }
         }
-        SegmentsCommand::Explain {
-            customer_id,
-            segment,
-        } => {
+        SegmentsCommand::Explain { customer_id, segment } => {
             let r = c
                 .explain_membership(pb::ExplainMembershipRequest {
                     customer_id: customer_id.clone(),
@@ -274,25 +230,14 @@ pub async fn run(conn: &Conn, args: SegmentsArgs) -> anyhow::Result<()> {
                 .map_err(explain)?
                 .into_inner();
             if segment.is_some() {
-                println!(
-                    "{customer_id} is {}a member",
-                    if r.member { "" } else { "not " }
-                );
+                println!("{customer_id} is {}a member", if r.member { "" } else { "not " });
                 let mut t = table(&["where", "condition", "value", "held"]);
                 for s in r.conditions {
-                    t.add_row(vec![
-                        s.path,
-                        s.description,
-                        s.actual,
-                        if s.held { "yes" } else { "no" }.to_string(),
-                    ]);
+                    t.add_row(vec![s.path, s.description, s.actual, if s.held { "yes" } else { "no" }.to_string()]);
                 }
                 println!("{t}");
             } else {
-                println!(
-                    "{customer_id}: cluster {} \"{}\", distance {:.2}",
-                    r.cluster_id, r.cluster_label, r.distance
-                );
+                println!("{customer_id}: cluster {} \"{}\", distance {:.2}", r.cluster_id, r.cluster_label, r.distance);
                 let mut t = table(&["feature", "value", "z-score", "cluster z-score"]);
                 for f in r.features {
                     t.add_row(vec![
@@ -309,29 +254,11 @@ pub async fn run(conn: &Conn, args: SegmentsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn print_model(
-    c: &mut SegmentationServiceClient<rapport_kit::client::OutgoingChannel>,
-) -> anyhow::Result<()> {
-    let m = c
-        .get_model(pb::GetModelRequest { version: 0 })
-        .await
-        .map_err(explain)?
-        .into_inner()
-        .model
-        .unwrap_or_default();
-    println!(
-        "model version {}: k = {}, silhouette {:.3}, inertia {:.1}",
-        m.version, m.k, m.silhouette, m.inertia
-    );
-    let mut t = table(&[
-        "cluster",
-        "label",
-        "customers",
-        "spend 365d",
-        "purchases 365d",
-        "recency (days)",
-        "last nps",
-    ]);
+async fn print_model(c: &mut SegmentationServiceClient<rapport_kit::client::OutgoingChannel>) -> anyhow::Result<()> {
+    let m =
+        c.get_model(pb::GetModelRequest { version: 0 }).await.map_err(explain)?.into_inner().model.unwrap_or_default();
+    println!("model version {}: k = {}, silhouette {:.3}, inertia {:.1}", m.version, m.k, m.silhouette, m.inertia);
+    let mut t = table(&["cluster", "label", "customers", "spend 365d", "purchases 365d", "recency (days)", "last nps"]);
     for cl in m.clusters {
         let v = |n: &str| cl.centroid.get(n).copied().unwrap_or_default();
         t.add_row(vec![
@@ -352,13 +279,7 @@ async fn print_model(
 pub async fn campaign(conn: &Conn, args: CampaignArgs) -> anyhow::Result<()> {
     let mut c = SegmentationServiceClient::new(channel(conn, &conn.segmentation_addr)?);
     let id = match args.command {
-        CampaignCommand::Trigger {
-            campaign_id,
-            segment,
-            offer,
-            holdout,
-            wait,
-        } => {
+        CampaignCommand::Trigger { campaign_id, segment, offer, holdout, wait } => {
             let r = c
                 .trigger_campaign(pb::TriggerCampaignRequest {
                     request_id: format!("cli-{campaign_id}"),
@@ -376,9 +297,7 @@ pub async fn campaign(conn: &Conn, args: CampaignArgs) -> anyhow::Result<()> {
                 let b = bar(u64::try_from(r.targeted).unwrap_or(0), "granting")?;
                 loop {
                     let s = c
-                        .get_campaign(pb::GetCampaignRequest {
-                            campaign_id: campaign_id.clone(),
-                        })
+                        .get_campaign(pb::GetCampaignRequest { campaign_id: campaign_id.clone() })
                         .await
                         .map_err(explain)?
                         .into_inner()
@@ -403,14 +322,8 @@ pub async fn campaign(conn: &Conn, args: CampaignArgs) -> anyhow::Result<()> {
         .into_inner()
         .campaign
         .unwrap_or_default();
-    let mut t = table(&[
-        "campaign", "segment", "offer", "state", "targeted", "granted", "held out", "failed",
-    ]);
-    let state = if s.state == i32::from(pb::CampaignState::Completed) {
-        "completed"
-    } else {
-        "running"
-    };
+    let mut t = table(&["campaign", "segment", "offer", "state", "targeted", "granted", "held out", "failed"]);
+    let state = if s.state == i32::from(pb::CampaignState::Completed) { "completed" } else { "running" };
     t.add_row(vec![
         s.campaign_id,
         s.segment_id,
@@ -431,28 +344,19 @@ mod tests {
 
     #[test]
     fn rules_parse() {
-        let c = parse_rule(
-            "monetary_365d >= 500 and nps = promoter and cluster in 1,2 and attribute.country = FR",
-        )
-        .unwrap();
-        let Some(Node::All(all)) = c.node else {
-            panic!("an all node")
-        };
+        let c = parse_rule("monetary_365d >= 500 and nps = promoter and cluster in 1,2 and attribute.country = FR")
+            .unwrap();
+        let Some(Node::All(all)) = c.node else { panic!("an all node") };
         assert_eq!(all.conditions.len(), 4);
         assert!(
             matches!(&all.conditions[0].node, Some(Node::Feature(f)) if f.name == "monetary_365d" && f.value == 500.0)
         );
-        assert!(
-            matches!(&all.conditions[2].node, Some(Node::Cluster(cl)) if cl.cluster_ids == vec![1, 2])
-        );
+        assert!(matches!(&all.conditions[2].node, Some(Node::Cluster(cl)) if cl.cluster_ids == vec![1, 2]));
         assert!(parse_rule("tier in gold,vip").is_ok());
         assert!(parse_rule("monetary_365d >= lots").is_err());
         assert!(parse_rule("").is_err());
         assert!(parse_rule("a ~ 1").is_err());
         let c = parse_rule("monetary_365d >= 500 and segment = fans").unwrap();
-        assert_eq!(
-            describe(Some(&c)),
-            "(monetary_365d >= 500 and segment = fans)"
-        );
+        assert_eq!(describe(Some(&c)), "(monetary_365d >= 500 and segment = fans)");
     }
 }

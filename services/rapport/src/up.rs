@@ -15,19 +15,16 @@ pub fn token_path(data_dir: &str) -> std::path::PathBuf {
 }
 
 fn sqlite(data_dir: &str, service: &str) -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{data_dir}/{service}.db?mode=rwc"))
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{data_dir}/{service}.db?mode=rwc"))
 }
 
 /// Runs the suite until Ctrl-C / SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let _telemetry = rapport_telemetry::init("rapport")?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir))?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir))?;
     let (auth, dev) = rapport_kit::auth::from_env(true).map_err(anyhow::Error::msg)?;
     let auth = Arc::new(auth);
-    let spinner =
-        ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg}")?);
+    let spinner = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg}")?);
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
     let seg_addr = SocketAddr::from(([127, 0, 0, 1], args.base_port));
     let loyalty_addr = SocketAddr::from(([127, 0, 0, 1], args.base_port + 1));
@@ -37,21 +34,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     seg_cfg.listen = seg_addr;
     seg_cfg.database_url = sqlite(&args.data_dir, "segmentation");
     seg_cfg.loyalty_url = format!("http://{loyalty_addr}");
-    let segmentation = rapport_segmentation::app::Segmentation::build(
-        seg_cfg,
-        auth.clone(),
-        Arc::new(SystemClock),
-    )
-    .await?;
+    let segmentation =
+        rapport_segmentation::app::Segmentation::build(seg_cfg, auth.clone(), Arc::new(SystemClock)).await?;
 
     spinner.set_message("loyalty: migrating the database");
     let mut loyalty_cfg = rapport_loyalty::app::Config::from_env()?;
     loyalty_cfg.listen = loyalty_addr;
     loyalty_cfg.database_url = sqlite(&args.data_dir, "loyalty");
     loyalty_cfg.segmentation_url = Some(format!("http://{seg_addr}"));
-    let loyalty =
-        rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock))
-            .await?;
+    let loyalty = rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock)).await?;
     spinner.finish_and_clear();
 
     let token = auth.issue("developer", Role::Sre, 12 * 3600);
@@ -69,15 +60,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     ]);
     println!("{t}");
     if dev {
-        println!(
-            "development token (role sre, 12 h), also in {}:",
-            token_path(&args.data_dir).display()
-        );
+        println!("development token (role sre, 12 h), also in {}:", token_path(&args.data_dir).display());
         println!("{token}");
     }
-    println!(
-        "try: rapport gen --customers 2000 && rapport segments train --wait && rapport segments model"
-    );
+    println!("try: rapport gen --customers 2000 && rapport segments train --wait && rapport segments model");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop = move || {

@@ -9,15 +9,14 @@ use rapport_kit::{
     idempotency,
     page::{self, PageBounds},
 };
-use rapport_proto::segmentation::v1::{
-    self as pb, condition::Node, segmentation_service_server::SegmentationService,
-};
+use rapport_proto::segmentation::v1::{self as pb, condition::Node, segmentation_service_server::SegmentationService};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     app::Background,
     domain::{
+        clustering::Algorithm,
         features::{CHANNELS, DEFAULT_MODEL_FEATURES, Event, FEATURE_NAMES, Kind},
         rules::{Op, Rule},
     },
@@ -27,10 +26,7 @@ use crate::{
 
 /// `ErrorInfo` domain of segmentation's errors.
 pub const DOMAIN: &str = "segmentation";
-const PAGE: PageBounds = PageBounds {
-    default: 100,
-    max: 1_000,
-};
+const PAGE: PageBounds = PageBounds { default: 100, max: 1_000 };
 const MAX_BATCH: usize = 1_000;
 const TIERS: [&str; 4] = ["bronze", "silver", "gold", "vip"];
 const NPS_CLASSES: [&str; 3] = ["promoter", "passive", "detractor"];
@@ -63,10 +59,7 @@ fn invalid(v: Violations) -> Result<(), Status> {
 fn idem<M: Message + Clone>(request_id: &str, msg: &M, blank: impl FnOnce(&mut M)) -> Idem {
     let mut m = msg.clone();
     blank(&mut m);
-    Idem {
-        request_id: request_id.to_string(),
-        fingerprint: idempotency::fingerprint(&m.encode_to_vec()),
-    }
+    Idem { request_id: request_id.to_string(), fingerprint: idempotency::fingerprint(&m.encode_to_vec()) }
 }
 
 fn kind_from(k: i32) -> Option<Kind> {
@@ -106,18 +99,10 @@ pub fn event_from(e: &pb::BehaviourEvent, field: &str, v: &mut Violations) -> Op
     let mut amount = 0;
     if kind == Some(Kind::Purchase) {
         match &e.amount {
-            Some(m)
-                if m.units >= 0
-                    && m.nanos >= 0
-                    && m.units < 1_000_000_000
-                    && m.currency_code.len() == 3 =>
-            {
+            Some(m) if m.units >= 0 && m.nanos >= 0 && m.units < 1_000_000_000 && m.currency_code.len() == 3 => {
                 amount = m.units * 1_000_000 + i64::from(m.nanos / 1000);
             }
-            _ => v.add(
-                format!("{field}.amount"),
-                "a purchase needs a non-negative amount with a currency",
-            ),
+            _ => v.add(format!("{field}.amount"), "a purchase needs a non-negative amount with a currency"),
         }
     }
     let score = (kind == Some(Kind::SurveyResponse)).then_some(e.score);
@@ -126,10 +111,7 @@ pub fn event_from(e: &pb::BehaviourEvent, field: &str, v: &mut Violations) -> Op
     }
     let tier = (kind == Some(Kind::TierChange)).then(|| e.tier.clone());
     if tier.as_ref().is_some_and(|t| !TIERS.contains(&t.as_str())) {
-        v.add(
-            format!("{field}.tier"),
-            "must be bronze, silver, gold or vip",
-        );
+        v.add(format!("{field}.tier"), "must be bronze, silver, gold or vip");
     }
     if v.len() > before {
         return None;
@@ -148,66 +130,36 @@ pub fn event_from(e: &pb::BehaviourEvent, field: &str, v: &mut Violations) -> Op
 
 fn events_from(events: &[pb::BehaviourEvent]) -> Result<Vec<Event>, Status> {
     let mut v = Violations::new();
-    v.check(
-        !events.is_empty() && events.len() <= MAX_BATCH,
-        "events",
-        "must hold 1 to 1000 events",
-    );
-    let out: Vec<Event> = events
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| event_from(e, &format!("events[{i}]"), &mut v))
-        .collect();
+    v.check(!events.is_empty() && events.len() <= MAX_BATCH, "events", "must hold 1 to 1000 events");
+    let out: Vec<Event> =
+        events.iter().enumerate().filter_map(|(i, e)| event_from(e, &format!("events[{i}]"), &mut v)).collect();
     invalid(v)?;
     Ok(out)
 }
 
 /// Converts a wire condition into a rule, recording every problem with its path.
-pub fn rule_from(
-    c: Option<&pb::Condition>,
-    path: &str,
-    segments: &HashSet<String>,
-    v: &mut Violations,
-) -> Rule {
+pub fn rule_from(c: Option<&pb::Condition>, path: &str, segments: &HashSet<String>, v: &mut Violations) -> Rule {
     let Some(node) = c.and_then(|c| c.node.as_ref()) else {
         v.add(path, "must be a condition (all, any, not or a leaf)");
         return Rule::All(vec![]);
     };
     let list = |cs: &pb::Conditions, name: &str, v: &mut Violations| -> Vec<Rule> {
         if cs.conditions.is_empty() {
-            v.add(
-                format!("{path}.{name}.conditions"),
-                "must hold at least one condition",
-            );
+            v.add(format!("{path}.{name}.conditions"), "must hold at least one condition");
         }
         cs.conditions
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                rule_from(
-                    Some(c),
-                    &format!("{path}.{name}.conditions[{i}]"),
-                    segments,
-                    v,
-                )
-            })
+            .map(|(i, c)| rule_from(Some(c), &format!("{path}.{name}.conditions[{i}]"), segments, v))
             .collect()
     };
     match node {
         Node::All(cs) => Rule::All(list(cs, "all", v)),
         Node::Any(cs) => Rule::Any(list(cs, "any", v)),
-        Node::Not(c) => Rule::Not(Box::new(rule_from(
-            Some(c),
-            &format!("{path}.not"),
-            segments,
-            v,
-        ))),
+        Node::Not(c) => Rule::Not(Box::new(rule_from(Some(c), &format!("{path}.not"), segments, v))),
         Node::Feature(f) => {
             if !FEATURE_NAMES.contains(&f.name.as_str()) {
-                v.add(
-                    format!("{path}.feature.name"),
-                    format!("unknown feature {:?}", f.name),
-                );
+                v.add(format!("{path}.feature.name"), format!("unknown feature {:?}", f.name));
             }
             let op = match pb::Comparison::try_from(f.op) {
                 Ok(pb::Comparison::Lt) => Op::Lt,
@@ -223,58 +175,36 @@ pub fn rule_from(
             if !f.value.is_finite() {
                 v.add(format!("{path}.feature.value"), "must be a finite number");
             }
-            Rule::Feature {
-                name: f.name.clone(),
-                op,
-                value: f.value,
-            }
+            Rule::Feature { name: f.name.clone(), op, value: f.value }
         }
         Node::Attribute(a) => {
             if a.name.is_empty() || a.name.len() > 64 {
-                v.add(
-                    format!("{path}.attribute.name"),
-                    "must be 1 to 64 characters",
-                );
+                v.add(format!("{path}.attribute.name"), "must be 1 to 64 characters");
             }
-            Rule::Attribute {
-                name: a.name.clone(),
-                value: a.value.clone(),
-            }
+            Rule::Attribute { name: a.name.clone(), value: a.value.clone() }
         }
         Node::Cluster(c) => {
             if c.cluster_ids.is_empty() || c.cluster_ids.iter().any(|i| *i < 0) {
-                v.add(
-                    format!("{path}.cluster.cluster_ids"),
-                    "must name at least one cluster id (>= 0)",
-                );
+                v.add(format!("{path}.cluster.cluster_ids"), "must name at least one cluster id (>= 0)");
             }
             Rule::Cluster(c.cluster_ids.clone())
         }
         Node::Tier(t) => {
             if t.values.is_empty() || t.values.iter().any(|x| !TIERS.contains(&x.as_str())) {
-                v.add(
-                    format!("{path}.tier.values"),
-                    "must name tiers among bronze, silver, gold, vip",
-                );
+                v.add(format!("{path}.tier.values"), "must name tiers among bronze, silver, gold, vip");
             }
             Rule::Tier(t.values.clone())
         }
         Node::NpsClass(t) => {
             if t.values.is_empty() || t.values.iter().any(|x| !NPS_CLASSES.contains(&x.as_str())) {
-                v.add(
-                    format!("{path}.nps_class.values"),
-                    "must name classes among promoter, passive, detractor",
-                );
+                v.add(format!("{path}.nps_class.values"), "must name classes among promoter, passive, detractor");
             }
             Rule::NpsClass(t.values.clone())
         }
         Node::EventCount(e) => {
             let kind = kind_from(e.kind);
             if kind.is_none() {
-                v.add(
-                    format!("{path}.event_count.kind"),
-                    "must be a known event kind",
-                );
+                v.add(format!("{path}.event_count.kind"), "must be a known event kind");
             }
             if e.times < 1 {
                 v.add(format!("{path}.event_count.times"), "must be at least 1");
@@ -282,43 +212,27 @@ pub fn rule_from(
             if !(1..=365).contains(&e.days) {
                 v.add(format!("{path}.event_count.days"), "must be 1 to 365");
             }
-            Rule::EventCount {
-                kind: kind.unwrap_or(Kind::Visit),
-                times: i64::from(e.times),
-                days: i64::from(e.days),
-            }
+            Rule::EventCount { kind: kind.unwrap_or(Kind::Visit), times: i64::from(e.times), days: i64::from(e.days) }
         }
         Node::EventAbsent(e) => {
             let kind = kind_from(e.kind);
             if kind.is_none() {
-                v.add(
-                    format!("{path}.event_absent.kind"),
-                    "must be a known event kind",
-                );
+                v.add(format!("{path}.event_absent.kind"), "must be a known event kind");
             }
             if !(1..=365).contains(&e.days) {
                 v.add(format!("{path}.event_absent.days"), "must be 1 to 365");
             }
-            Rule::EventAbsent {
-                kind: kind.unwrap_or(Kind::Visit),
-                days: i64::from(e.days),
-            }
+            Rule::EventAbsent { kind: kind.unwrap_or(Kind::Visit), days: i64::from(e.days) }
         }
         Node::InSegment(s) => {
             if !segments.contains(s) {
-                v.add(
-                    format!("{path}.in_segment"),
-                    format!("unknown segment {s:?}"),
-                );
+                v.add(format!("{path}.in_segment"), format!("unknown segment {s:?}"));
             }
             Rule::InSegment(s.clone())
         }
         Node::RandomBucket(b) => {
             if !(0..100).contains(&b.from) || !(1..=100).contains(&b.to) || b.from >= b.to {
-                v.add(
-                    format!("{path}.random_bucket"),
-                    "must satisfy 0 <= from < to <= 100",
-                );
+                v.add(format!("{path}.random_bucket"), "must satisfy 0 <= from < to <= 100");
             }
             Rule::Bucket {
                 from: u8::try_from(b.from.clamp(0, 100)).unwrap_or(0),
@@ -330,12 +244,8 @@ pub fn rule_from(
 
 fn rule_to(r: &Rule) -> pb::Condition {
     let node = match r {
-        Rule::All(rs) => Node::All(pb::Conditions {
-            conditions: rs.iter().map(rule_to).collect(),
-        }),
-        Rule::Any(rs) => Node::Any(pb::Conditions {
-            conditions: rs.iter().map(rule_to).collect(),
-        }),
+        Rule::All(rs) => Node::All(pb::Conditions { conditions: rs.iter().map(rule_to).collect() }),
+        Rule::Any(rs) => Node::Any(pb::Conditions { conditions: rs.iter().map(rule_to).collect() }),
         Rule::Not(r) => Node::Not(Box::new(rule_to(r))),
         Rule::Feature { name, op, value } => Node::Feature(pb::FeatureCompare {
             name: name.clone(),
@@ -349,13 +259,10 @@ fn rule_to(r: &Rule) -> pb::Condition {
             .into(),
             value: *value,
         }),
-        Rule::Attribute { name, value } => Node::Attribute(pb::AttributeEquals {
-            name: name.clone(),
-            value: value.clone(),
-        }),
-        Rule::Cluster(ids) => Node::Cluster(pb::ClusterIn {
-            cluster_ids: ids.clone(),
-        }),
+        Rule::Attribute { name, value } => {
+            Node::Attribute(pb::AttributeEquals { name: name.clone(), value: value.clone() })
+        }
+        Rule::Cluster(ids) => Node::Cluster(pb::ClusterIn { cluster_ids: ids.clone() }),
         Rule::Tier(t) => Node::Tier(pb::ValuesIn { values: t.clone() }),
         Rule::NpsClass(t) => Node::NpsClass(pb::ValuesIn { values: t.clone() }),
         Rule::EventCount { kind, times, days } => Node::EventCount(pb::EventCount {
@@ -368,10 +275,9 @@ fn rule_to(r: &Rule) -> pb::Condition {
             days: i32::try_from(*days).unwrap_or(i32::MAX),
         }),
         Rule::InSegment(s) => Node::InSegment(s.clone()),
-        Rule::Bucket { from, to } => Node::RandomBucket(pb::RandomBucket {
-            from: i32::from(*from),
-            to: i32::from(*to),
-        }),
+        Rule::Bucket { from, to } => {
+            Node::RandomBucket(pb::RandomBucket { from: i32::from(*from), to: i32::from(*to) })
+        }
     };
     pb::Condition { node: Some(node) }
 }
@@ -404,12 +310,7 @@ fn campaign_pb(c: CampaignView) -> pb::Campaign {
         segment_id: c.segment_id,
         offer_id: c.offer_id,
         holdout_percent: c.holdout_percent,
-        state: if c.state == "completed" {
-            pb::CampaignState::Completed
-        } else {
-            pb::CampaignState::Running
-        }
-        .into(),
+        state: if c.state == "completed" { pb::CampaignState::Completed } else { pb::CampaignState::Running }.into(),
         targeted: c.targeted,
         granted: c.granted,
         held_out: c.held_out,
@@ -435,10 +336,7 @@ impl SegmentationService for SegmentationApi {
             applied += a;
             duplicates += d;
         }
-        Ok(Response::new(pb::IngestEventsResponse {
-            applied,
-            duplicates,
-        }))
+        Ok(Response::new(pb::IngestEventsResponse { applied, duplicates }))
     }
 
     async fn ingest_event_batch(
@@ -447,10 +345,7 @@ impl SegmentationService for SegmentationApi {
     ) -> Result<Response<pb::IngestEventBatchResponse>, Status> {
         let events = events_from(&req.into_inner().events)?;
         let (applied, duplicates) = self.store.ingest(events).await.map_err(status)?;
-        Ok(Response::new(pb::IngestEventBatchResponse {
-            applied,
-            duplicates,
-        }))
+        Ok(Response::new(pb::IngestEventBatchResponse { applied, duplicates }))
     }
 
     async fn upsert_customer(
@@ -461,17 +356,9 @@ impl SegmentationService for SegmentationApi {
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         v.id("customer_id", &r.customer_id);
-        v.check(
-            r.attributes.len() <= 50,
-            "attributes",
-            "must hold at most 50 attributes",
-        );
+        v.check(r.attributes.len() <= 50, "attributes", "must hold at most 50 attributes");
         for (k, val) in &r.attributes {
-            v.check(
-                !k.is_empty() && k.len() <= 64,
-                &format!("attributes[{k}]"),
-                "names must be 1 to 64 characters",
-            );
+            v.check(!k.is_empty() && k.len() <= 64, &format!("attributes[{k}]"), "names must be 1 to 64 characters");
             v.text(&format!("attributes[{k}]"), val, 256);
         }
         invalid(v)?;
@@ -479,13 +366,7 @@ impl SegmentationService for SegmentationApi {
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let created = self
             .store
-            .upsert_customer(
-                &key,
-                &r.customer_id,
-                attributes,
-                r.consent_marketing,
-                r.consent_profiling,
-            )
+            .upsert_customer(&key, &r.customer_id, attributes, r.consent_marketing, r.consent_profiling)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::UpsertCustomerResponse { created }))
@@ -506,21 +387,14 @@ impl SegmentationService for SegmentationApi {
         Ok(Response::new(pb::GetCustomerFeaturesResponse {
             features: Some(pb::CustomerFeatures {
                 customer_id: st.customer_id.clone(),
-                recency_days: if f.last_purchase_at.is_some() {
-                    val("recency_days")
-                } else {
-                    -1.0
-                },
+                recency_days: if f.last_purchase_at.is_some() { val("recency_days") } else { -1.0 },
                 frequency_90d: val("frequency_90d"),
                 monetary_90d: val("monetary_90d"),
                 frequency_365d: val("frequency_365d"),
                 monetary_365d: val("monetary_365d"),
                 average_basket: val("average_basket"),
                 tenure_days: val("tenure_days"),
-                channel_mix: CHANNELS
-                    .iter()
-                    .map(|c| (c.to_string(), val(&format!("channel_mix.{c}"))))
-                    .collect(),
+                channel_mix: CHANNELS.iter().map(|c| (c.to_string(), val(&format!("channel_mix.{c}")))).collect(),
                 last_nps: f.last_nps.unwrap_or(-1),
                 nps_class: crate::domain::features::nps_class(f.last_nps).into(),
                 complaints_90d: val("complaints_90d"),
@@ -537,10 +411,7 @@ impl SegmentationService for SegmentationApi {
         _req: Request<pb::RefreshFeaturesRequest>,
     ) -> Result<Response<pb::RefreshFeaturesResponse>, Status> {
         let (aged, changes) = self.store.refresh().await.map_err(status)?;
-        Ok(Response::new(pb::RefreshFeaturesResponse {
-            customers_aged: aged,
-            membership_changes: changes,
-        }))
+        Ok(Response::new(pb::RefreshFeaturesResponse { customers_aged: aged, membership_changes: changes }))
     }
 
     async fn train_model(
@@ -551,43 +422,25 @@ impl SegmentationService for SegmentationApi {
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         let features: Vec<String> = if r.features.is_empty() {
-            DEFAULT_MODEL_FEATURES
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
+            DEFAULT_MODEL_FEATURES.iter().map(|s| s.to_string()).collect()
         } else {
             r.features.clone()
         };
         for (i, f) in features.iter().enumerate() {
-            v.check(
-                FEATURE_NAMES.contains(&f.as_str()),
-                &format!("features[{i}]"),
-                "is not a known feature",
-            );
+            v.check(FEATURE_NAMES.contains(&f.as_str()), &format!("features[{i}]"), "is not a known feature");
         }
         v.check(
             features.iter().collect::<HashSet<_>>().len() == features.len(),
             "features",
             "must not repeat a feature",
         );
-        v.check(
-            (0..=50).contains(&r.k) && r.k != 1,
-            "k",
-            "must be 0 (choose) or 2 to 50",
-        );
+        v.check((0..=50).contains(&r.k) && r.k != 1, "k", "must be 0 (choose) or 2 to 50");
         let k_min = if r.k_min == 0 { 2 } else { r.k_min };
         let k_max = if r.k_max == 0 { 10 } else { r.k_max };
         v.check((2..=50).contains(&k_min), "k_min", "must be 2 to 50");
-        v.check(
-            (2..=50).contains(&k_max) && k_max >= k_min,
-            "k_max",
-            "must be 2 to 50 and at least k_min",
-        );
-        v.check(
-            (0..=1_000_000).contains(&r.sample_size),
-            "sample_size",
-            "must be 0 (100000) to 1000000",
-        );
+        v.check((2..=50).contains(&k_max) && k_max >= k_min, "k_max", "must be 2 to 50 and at least k_min");
+        v.check((0..=1_000_000).contains(&r.sample_size), "sample_size", "must be 0 (100000) to 1000000");
+        v.check(pb::Algorithm::try_from(r.algorithm).is_ok(), "algorithm", "must be a known algorithm");
         invalid(v)?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let (job_id, fresh) = self.store.start_training(&key).await.map_err(status)?;
@@ -596,12 +449,13 @@ impl SegmentationService for SegmentationApi {
                 features,
                 k: (r.k > 0).then_some(r.k as usize),
                 k_range: (k_min as usize, k_max as usize),
-                sample: if r.sample_size == 0 {
-                    100_000
-                } else {
-                    r.sample_size as usize
-                },
+                sample: if r.sample_size == 0 { 100_000 } else { r.sample_size as usize },
                 seed: r.seed,
+                algorithm: if r.algorithm == i32::from(pb::Algorithm::Gmm) {
+                    Algorithm::Gmm
+                } else {
+                    Algorithm::KMeans
+                },
             };
             self.background.train(job_id.clone(), params);
         }
@@ -632,10 +486,7 @@ impl SegmentationService for SegmentationApi {
         }))
     }
 
-    async fn get_model(
-        &self,
-        req: Request<pb::GetModelRequest>,
-    ) -> Result<Response<pb::GetModelResponse>, Status> {
+    async fn get_model(&self, req: Request<pb::GetModelRequest>) -> Result<Response<pb::GetModelResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.check(r.version >= 0, "version", "must not be negative");
@@ -648,18 +499,8 @@ impl SegmentationService for SegmentationApi {
                 cluster_id: c.id,
                 label: c.label.clone(),
                 size: c.size,
-                centroid: spec
-                    .features
-                    .iter()
-                    .cloned()
-                    .zip(c.original.iter().copied())
-                    .collect(),
-                z_scores: spec
-                    .features
-                    .iter()
-                    .cloned()
-                    .zip(c.z.iter().copied())
-                    .collect(),
+                centroid: spec.features.iter().cloned().zip(c.original.iter().copied()).collect(),
+                z_scores: spec.features.iter().cloned().zip(c.z.iter().copied()).collect(),
             })
             .collect();
         Ok(Response::new(pb::GetModelResponse {
@@ -671,6 +512,11 @@ impl SegmentationService for SegmentationApi {
                 silhouette: spec.silhouette,
                 clusters,
                 create_time: Some(timestamp(created)),
+                algorithm: match spec.algorithm {
+                    Algorithm::KMeans => pb::Algorithm::Kmeans,
+                    Algorithm::Gmm => pb::Algorithm::Gmm,
+                }
+                .into(),
             }),
         }))
     }
@@ -688,11 +534,7 @@ impl SegmentationService for SegmentationApi {
             return Err(Status::invalid_argument("segment is required"));
         };
         v.id("segment.segment_id", &s.segment_id);
-        v.check(
-            !s.display_name.trim().is_empty(),
-            "segment.display_name",
-            "is required",
-        );
+        v.check(!s.display_name.trim().is_empty(), "segment.display_name", "is required");
         v.text("segment.display_name", &s.display_name, 200);
         let existing = self.store.segment_ids().await.map_err(status)?;
         let rule = rule_from(s.condition.as_ref(), "segment.condition", &existing, &mut v);
@@ -701,14 +543,9 @@ impl SegmentationService for SegmentationApi {
         }
         invalid(v)?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        self.store
-            .create_segment(&key, &s.segment_id, &s.display_name, rule)
-            .await
-            .map_err(status)?;
+        self.store.create_segment(&key, &s.segment_id, &s.display_name, rule).await.map_err(status)?;
         let (def, size) = self.store.segment(&s.segment_id).await.map_err(status)?;
-        Ok(Response::new(pb::CreateSegmentResponse {
-            segment: Some(segment_pb(def, size)),
-        }))
+        Ok(Response::new(pb::CreateSegmentResponse { segment: Some(segment_pb(def, size)) }))
     }
 
     async fn get_segment(
@@ -720,9 +557,7 @@ impl SegmentationService for SegmentationApi {
         v.id("segment_id", &r.segment_id);
         invalid(v)?;
         let (def, size) = self.store.segment(&r.segment_id).await.map_err(status)?;
-        Ok(Response::new(pb::GetSegmentResponse {
-            segment: Some(segment_pb(def, size)),
-        }))
+        Ok(Response::new(pb::GetSegmentResponse { segment: Some(segment_pb(def, size)) }))
     }
 
     async fn list_segments(
@@ -745,10 +580,7 @@ impl SegmentationService for SegmentationApi {
         v.id("segment_id", &r.segment_id);
         invalid(v)?;
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        self.store
-            .delete_segment(&key, &r.segment_id)
-            .await
-            .map_err(status)?;
+        self.store.delete_segment(&key, &r.segment_id).await.map_err(status)?;
         Ok(Response::new(pb::DeleteSegmentResponse {}))
     }
 
@@ -762,16 +594,10 @@ impl SegmentationService for SegmentationApi {
         let size = PAGE.size(r.page_size, &mut v);
         invalid(v)?;
         let cursor = page::decode(&r.segment_id, &r.page_token).map_err(|e| status(e.into()))?;
-        let (ids, next) = self
-            .store
-            .members(&r.segment_id, cursor, size)
-            .await
-            .map_err(status)?;
+        let (ids, next) = self.store.members(&r.segment_id, cursor, size).await.map_err(status)?;
         Ok(Response::new(pb::ListSegmentMembersResponse {
             customer_ids: ids,
-            next_page_token: next
-                .map(|c| page::encode(&r.segment_id, c))
-                .unwrap_or_default(),
+            next_page_token: next.map(|c| page::encode(&r.segment_id, c)).unwrap_or_default(),
         }))
     }
 
@@ -784,11 +610,7 @@ impl SegmentationService for SegmentationApi {
         v.id("segment_id", &r.segment_id);
         v.id("customer_id", &r.customer_id);
         invalid(v)?;
-        let member = self
-            .store
-            .is_member(&r.segment_id, &r.customer_id)
-            .await
-            .map_err(status)?;
+        let member = self.store.is_member(&r.segment_id, &r.customer_id).await.map_err(status)?;
         Ok(Response::new(pb::CheckMembershipResponse { member }))
     }
 
@@ -800,15 +622,8 @@ impl SegmentationService for SegmentationApi {
         let mut v = Violations::new();
         v.id("customer_id", &r.customer_id);
         invalid(v)?;
-        let (segment_ids, cluster) = self
-            .store
-            .customer_segments(&r.customer_id)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::ListCustomerSegmentsResponse {
-            segment_ids,
-            cluster_id: cluster.unwrap_or(-1),
-        }))
+        let (segment_ids, cluster) = self.store.customer_segments(&r.customer_id).await.map_err(status)?;
+        Ok(Response::new(pb::ListCustomerSegmentsResponse { segment_ids, cluster_id: cluster.unwrap_or(-1) }))
     }
 
     async fn explain_membership(
@@ -823,11 +638,7 @@ impl SegmentationService for SegmentationApi {
         }
         invalid(v)?;
         if r.segment_id.is_empty() {
-            let (p, label, assigned) = self
-                .store
-                .explain_cluster(&r.customer_id)
-                .await
-                .map_err(status)?;
+            let (p, label, assigned) = self.store.explain_cluster(&r.customer_id).await.map_err(status)?;
             return Ok(Response::new(pb::ExplainMembershipResponse {
                 member: assigned,
                 conditions: vec![],
@@ -846,11 +657,7 @@ impl SegmentationService for SegmentationApi {
                     .collect(),
             }));
         }
-        let (member, steps) = self
-            .store
-            .explain_segment(&r.customer_id, &r.segment_id)
-            .await
-            .map_err(status)?;
+        let (member, steps) = self.store.explain_segment(&r.customer_id, &r.segment_id).await.map_err(status)?;
         Ok(Response::new(pb::ExplainMembershipResponse {
             member,
             conditions: steps
@@ -881,33 +688,17 @@ impl SegmentationService for SegmentationApi {
         }
         v.id("segment_id", &r.segment_id);
         v.id("offer_id", &r.offer_id);
-        v.check(
-            (0..=50).contains(&r.holdout_percent),
-            "holdout_percent",
-            "must be 0 to 50",
-        );
+        v.check((0..=50).contains(&r.holdout_percent), "holdout_percent", "must be 0 to 50");
         invalid(v)?;
-        let campaign_id = if r.campaign_id.is_empty() {
-            r.request_id.clone()
-        } else {
-            r.campaign_id.clone()
-        };
+        let campaign_id = if r.campaign_id.is_empty() { r.request_id.clone() } else { r.campaign_id.clone() };
         let key = idem(&r.request_id, &r, |m| m.request_id.clear());
         let c = self
             .store
-            .trigger_campaign(
-                &key,
-                &campaign_id,
-                &r.segment_id,
-                &r.offer_id,
-                r.holdout_percent,
-            )
+            .trigger_campaign(&key, &campaign_id, &r.segment_id, &r.offer_id, r.holdout_percent)
             .await
             .map_err(status)?;
         self.background.wake_campaigns();
-        Ok(Response::new(pb::TriggerCampaignResponse {
-            campaign: Some(campaign_pb(c)),
-        }))
+        Ok(Response::new(pb::TriggerCampaignResponse { campaign: Some(campaign_pb(c)) }))
     }
 
     async fn get_campaign(
@@ -919,8 +710,6 @@ impl SegmentationService for SegmentationApi {
         v.id("campaign_id", &r.campaign_id);
         invalid(v)?;
         let c = self.store.campaign(&r.campaign_id).await.map_err(status)?;
-        Ok(Response::new(pb::GetCampaignResponse {
-            campaign: Some(campaign_pb(c)),
-        }))
+        Ok(Response::new(pb::GetCampaignResponse { campaign: Some(campaign_pb(c)) }))
     }
 }

@@ -61,19 +61,11 @@ impl Config {
     /// From the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            listen: config::addr(
-                "RAPPORT_SEGMENTATION_LISTEN",
-                SocketAddr::from(([127, 0, 0, 1], 50051)),
-            )?,
-            database_url: config::var("DATABASE_URL")
-                .unwrap_or_else(|| db::default_url("segmentation")),
+            listen: config::addr("RAPPORT_SEGMENTATION_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50051)))?,
+            database_url: config::var("DATABASE_URL").unwrap_or_else(|| db::default_url("segmentation")),
             serve: ServeConfig::from_env()?,
-            loyalty_url: config::var("RAPPORT_LOYALTY_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:50052".into()),
-            refresh_interval: config::millis(
-                "RAPPORT_SEGMENTATION_REFRESH_MS",
-                Duration::from_secs(3600),
-            )?,
+            loyalty_url: config::var("RAPPORT_LOYALTY_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
+            refresh_interval: config::millis("RAPPORT_SEGMENTATION_REFRESH_MS", Duration::from_secs(3600))?,
             campaign_poll: Duration::from_secs(2),
         })
     }
@@ -139,11 +131,7 @@ impl EventSinkService for Sink {
         let (mut applied, mut duplicates) = (0, 0);
         let mut batch = Vec::new();
         for e in req.into_inner().events {
-            let at_ms = e
-                .occurred_at
-                .as_ref()
-                .map(rapport_kit::clock::millis)
-                .unwrap_or_else(|| self.store.now());
+            let at_ms = e.occurred_at.as_ref().map(rapport_kit::clock::millis).unwrap_or_else(|| self.store.now());
             let base = |kind: Kind| Event {
                 event_id: e.event_id.clone(),
                 customer_id: e.customer_id.clone(),
@@ -156,31 +144,15 @@ impl EventSinkService for Sink {
             };
             match &e.payload {
                 Some(event::Payload::PurchaseRecorded(p)) => {
-                    let amount = p
-                        .amount
-                        .as_ref()
-                        .map_or(0, |m| m.units * 1_000_000 + i64::from(m.nanos / 1000));
-                    let channel = usize::try_from(p.channel)
-                        .ok()
-                        .filter(|c| (1..=7).contains(c))
-                        .map(|c| c - 1);
-                    batch.push(Event {
-                        channel,
-                        amount_micros: amount.max(0),
-                        ..base(Kind::Purchase)
-                    });
+                    let amount = p.amount.as_ref().map_or(0, |m| m.units * 1_000_000 + i64::from(m.nanos / 1000));
+                    let channel = usize::try_from(p.channel).ok().filter(|c| (1..=7).contains(c)).map(|c| c - 1);
+                    batch.push(Event { channel, amount_micros: amount.max(0), ..base(Kind::Purchase) });
                 }
-                Some(event::Payload::TierChanged(t)) => batch.push(Event {
-                    tier: Some(t.to_tier.clone()),
-                    ..base(Kind::TierChange)
-                }),
+                Some(event::Payload::TierChanged(t)) => {
+                    batch.push(Event { tier: Some(t.to_tier.clone()), ..base(Kind::TierChange) })
+                }
                 Some(event::Payload::CustomerForgotten(_)) => {
-                    if self
-                        .store
-                        .forget(&e.event_id, &e.customer_id)
-                        .await
-                        .map_err(|e| e.to_api().to_status(DOMAIN))?
-                    {
+                    if self.store.forget(&e.event_id, &e.customer_id).await.map_err(|e| e.to_api().to_status(DOMAIN))? {
                         applied += 1;
                     } else {
                         duplicates += 1;
@@ -191,18 +163,11 @@ impl EventSinkService for Sink {
             }
         }
         if !batch.is_empty() {
-            let (a, d) = self
-                .store
-                .ingest(batch)
-                .await
-                .map_err(|e| e.to_api().to_status(DOMAIN))?;
+            let (a, d) = self.store.ingest(batch).await.map_err(|e| e.to_api().to_status(DOMAIN))?;
             applied += a as i32;
             duplicates += d as i32;
         }
-        Ok(tonic::Response::new(DeliverEventsResponse {
-            applied,
-            duplicates,
-        }))
+        Ok(tonic::Response::new(DeliverEventsResponse { applied, duplicates }))
     }
 }
 
@@ -217,30 +182,13 @@ pub struct Segmentation {
 
 impl Segmentation {
     /// Binds, connects and migrates, loads the active model.
-    pub async fn build(
-        config: Config,
-        auth: Arc<Authenticator>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, AppError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    pub async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|source| AppError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: config.listen, source })?;
         let db = db::connect_and_migrate::<Migrator>(&config.database_url).await?;
         let store = Store::open(db, clock, Arc::new(Notify::new())).await?;
-        Ok(Self {
-            listener,
-            addr,
-            store,
-            config,
-            auth,
-        })
+        Ok(Self { listener, addr, store, config, auth })
     }
 
     /// The bound address.
@@ -257,12 +205,8 @@ impl Segmentation {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let campaigns = Arc::new(Notify::new());
-        let outgoing = Outgoing::as_service(
-            self.auth.clone(),
-            "segmentation",
-            Role::Segmentation,
-            Duration::from_secs(10),
-        );
+        let outgoing =
+            Outgoing::as_service(self.auth.clone(), "segmentation", Role::Segmentation, Duration::from_secs(10));
         let loyalty = client::channel(&self.config.loyalty_url, outgoing)
             .map_err(|e| AppError::Config(format!("{}: {e}", self.config.loyalty_url)))?;
         tokio::spawn(campaign_worker(
@@ -272,22 +216,12 @@ impl Segmentation {
             self.config.campaign_poll,
             stop_rx.clone(),
         ));
-        tokio::spawn(refresher(
-            self.store.clone(),
-            self.config.refresh_interval,
-            stop_rx,
-        ));
-        let background = Background {
-            store: self.store.clone(),
-            campaigns,
-        };
-        let api =
-            SegmentationServiceServer::new(SegmentationApi::new(self.store.clone(), background))
-                .max_decoding_message_size(self.config.serve.max_message_bytes);
-        let sink = EventSinkServiceServer::new(Sink {
-            store: self.store.clone(),
-        })
-        .max_decoding_message_size(self.config.serve.max_message_bytes);
+        tokio::spawn(refresher(self.store.clone(), self.config.refresh_interval, stop_rx));
+        let background = Background { store: self.store.clone(), campaigns };
+        let api = SegmentationServiceServer::new(SegmentationApi::new(self.store.clone(), background))
+            .max_decoding_message_size(self.config.serve.max_message_bytes);
+        let sink = EventSinkServiceServer::new(Sink { store: self.store.clone() })
+            .max_decoding_message_size(self.config.serve.max_message_bytes);
         let parts = ServeParts {
             listener: self.listener,
             config: self.config.serve.clone(),
@@ -352,15 +286,9 @@ async fn grant_pending(
 ) -> Result<(), String> {
     for (campaign_id, offer_id) in store.running_campaigns().await.map_err(|e| e.to_string())? {
         loop {
-            let batch = store
-                .pending_targets(&campaign_id, 500)
-                .await
-                .map_err(|e| e.to_string())?;
+            let batch = store.pending_targets(&campaign_id, 500).await.map_err(|e| e.to_string())?;
             if batch.is_empty() {
-                store
-                    .record_grants(&campaign_id, &[], &[])
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store.record_grants(&campaign_id, &[], &[]).await.map_err(|e| e.to_string())?;
                 break;
             }
             let request_id = format!("{campaign_id}:{}:{}", batch[0], batch.len());
@@ -379,37 +307,23 @@ async fn grant_pending(
             match answer {
                 Ok(resp) => {
                     let resp = resp.into_inner();
-                    let failed: Vec<(String, String)> = resp
-                        .skipped
-                        .into_iter()
-                        .map(|s| (s.customer_id, s.reason))
-                        .collect();
-                    let granted: Vec<String> = batch
-                        .into_iter()
-                        .filter(|c| !failed.iter().any(|(f, _)| f == c))
-                        .collect();
+                    let failed: Vec<(String, String)> =
+                        resp.skipped.into_iter().map(|s| (s.customer_id, s.reason)).collect();
+                    let granted: Vec<String> =
+                        batch.into_iter().filter(|c| !failed.iter().any(|(f, _)| f == c)).collect();
                     tracing::info!(campaign_id = %campaign_id, granted = granted.len(), failed = failed.len(), "campaign batch granted");
-                    store
-                        .record_grants(&campaign_id, &granted, &failed)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    store.record_grants(&campaign_id, &granted, &failed).await.map_err(|e| e.to_string())?;
                 }
                 // The offer does not exist or the request is refused: every target fails with that reason.
                 Err(s)
                     if matches!(
                         s.code(),
-                        tonic::Code::NotFound
-                            | tonic::Code::InvalidArgument
-                            | tonic::Code::PermissionDenied
+                        tonic::Code::NotFound | tonic::Code::InvalidArgument | tonic::Code::PermissionDenied
                     ) =>
                 {
                     let reason = format!("{:?}", s.code()).to_uppercase();
-                    let failed: Vec<(String, String)> =
-                        batch.into_iter().map(|c| (c, reason.clone())).collect();
-                    store
-                        .record_grants(&campaign_id, &[], &failed)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let failed: Vec<(String, String)> = batch.into_iter().map(|c| (c, reason.clone())).collect();
+                    store.record_grants(&campaign_id, &[], &failed).await.map_err(|e| e.to_string())?;
                 }
                 Err(s) => return Err(format!("loyalty: {:?} {}", s.code(), s.message())),
             }

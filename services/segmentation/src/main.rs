@@ -9,10 +9,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _telemetry = rapport_telemetry::init("rapport-segmentation")?;
     let config = Config::from_env()?;
     if std::env::args().nth(1).as_deref() == Some("migrate") {
-        rapport_kit::db::connect_and_migrate::<rapport_segmentation::migration::Migrator>(
-            &config.database_url,
-        )
-        .await?;
+        rapport_kit::db::connect_and_migrate::<rapport_segmentation::migration::Migrator>(&config.database_url).await?;
         println!("segmentation database is up to date");
         return Ok(());
     }
@@ -21,10 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service = Segmentation::build(config, auth.clone(), Arc::new(SystemClock)).await?;
     println!("rapport-segmentation listening on {}", service.addr());
     if dev {
-        println!(
-            "development token (sre, 12 h): {}",
-            auth.issue("developer", Role::Sre, 12 * 3600)
-        );
+        println!("development token (sre, 12 h): {}", auth.issue("developer", Role::Sre, 12 * 3600));
     }
     service.run(shutdown_signal()).await?;
     Ok(())

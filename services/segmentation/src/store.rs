@@ -10,9 +10,8 @@ use rapport_kit::{clock::Clock, db::begin_write, idempotency};
 use rapport_outbox::inbox;
 use rapport_proto::events::v1::{Event as OutboxEvent, SegmentMembershipChanged, event};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult, sea_query::Expr,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -26,8 +25,8 @@ use crate::{
         rules::{self, Rule, Step, Subject},
     },
     entities::{
-        campaign_targets, campaigns, customers, daily_activity, models, segment_changes,
-        segment_members, segments, training_jobs,
+        campaign_targets, campaigns, customers, daily_activity, models, segment_changes, segment_members, segments,
+        training_jobs,
     },
     error::SegmentationError,
 };
@@ -89,6 +88,8 @@ pub struct TrainParams {
     pub sample: usize,
     /// Seed.
     pub seed: u64,
+    /// Algorithm.
+    pub algorithm: crate::domain::clustering::Algorithm,
 }
 
 /// A training job's state.
@@ -152,27 +153,15 @@ impl Store {
         clock: Arc<dyn Clock>,
         outbox_wake: Arc<tokio::sync::Notify>,
     ) -> Result<Self> {
-        let store = Self {
-            db,
-            clock,
-            model: Arc::new(RwLock::new(None)),
-            outbox_wake,
-        };
-        if let Some(m) = models::Entity::find()
-            .order_by_desc(models::Column::Version)
-            .one(&store.db)
-            .await?
-        {
+        let store = Self { db, clock, model: Arc::new(RwLock::new(None)), outbox_wake };
+        if let Some(m) = models::Entity::find().order_by_desc(models::Column::Version).one(&store.db).await? {
             let spec: ModelSpec = serde_json::from_str(&m.spec)?;
             store.set_model(m.version, spec);
         }
         // A job that was running when the process stopped will not finish.
         training_jobs::Entity::update_many()
             .col_expr(training_jobs::Column::State, Expr::value("failed"))
-            .col_expr(
-                training_jobs::Column::Error,
-                Expr::value("interrupted by a restart"),
-            )
+            .col_expr(training_jobs::Column::Error, Expr::value("interrupted by a restart"))
             .filter(training_jobs::Column::State.eq("running"))
             .exec(&store.db)
             .await?;
@@ -257,8 +246,7 @@ impl Store {
                 st.features.apply(e);
                 add_to_bucket(&txn, &mut buckets, e).await?;
             }
-            self.settle_customer(&txn, &mut st, &buckets, &segments, now)
-                .await?;
+            self.settle_customer(&txn, &mut st, &buckets, &segments, now).await?;
         }
         txn.commit().await?;
         self.outbox_wake.notify_one();
@@ -272,9 +260,7 @@ impl Store {
         if !inbox::apply_once(&txn, event_id, "forget", now).await? {
             return Ok(false);
         }
-        customers::Entity::delete_by_id(customer_id.to_string())
-            .exec(&txn)
-            .await?;
+        customers::Entity::delete_by_id(customer_id.to_string()).exec(&txn).await?;
         daily_activity::Entity::delete_many()
             .filter(daily_activity::Column::CustomerId.eq(customer_id))
             .exec(&txn)
@@ -304,18 +290,14 @@ impl Store {
         let customer_id = customer_id.to_string();
         self.once(idem, "UpsertCustomer", move |s, txn, now| {
             Box::pin(async move {
-                let existed = customers::Entity::find_by_id(customer_id.clone())
-                    .one(txn)
-                    .await?
-                    .is_some();
+                let existed = customers::Entity::find_by_id(customer_id.clone()).one(txn).await?.is_some();
                 let mut st = s.lock_or_create(txn, &customer_id, now).await?;
                 st.attributes = attributes;
                 st.consent_marketing = consent_marketing;
                 st.consent_profiling = consent_profiling;
                 let buckets = load_buckets(txn, &customer_id, day_of(now) - 400).await?;
                 let segments = load_segments(txn).await?;
-                s.settle_customer(txn, &mut st, &buckets, &segments, now)
-                    .await?;
+                s.settle_customer(txn, &mut st, &buckets, &segments, now).await?;
                 Ok(!existed)
             })
         })
@@ -331,16 +313,8 @@ impl Store {
         decode_customer(row)
     }
 
-    async fn lock_or_create(
-        &self,
-        txn: &DatabaseTransaction,
-        customer_id: &str,
-        now: i64,
-    ) -> Result<CustomerState> {
-        let fresh = Features {
-            window_day: day_of(now),
-            ..Features::default()
-        };
+    async fn lock_or_create(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<CustomerState> {
+        let fresh = Features { window_day: day_of(now), ..Features::default() };
         // Customers first seen through their events consent by default (legitimate interest); UpsertCustomer
         // records what they chose.
         let row = customers::ActiveModel {
@@ -382,31 +356,13 @@ impl Store {
         };
         let changes = reevaluate(txn, st, buckets, segments, now).await?;
         customers::Entity::update_many()
-            .col_expr(
-                customers::Column::Attributes,
-                Expr::value(serde_json::to_string(&st.attributes)?),
-            )
-            .col_expr(
-                customers::Column::ConsentMarketing,
-                Expr::value(st.consent_marketing),
-            )
-            .col_expr(
-                customers::Column::ConsentProfiling,
-                Expr::value(st.consent_profiling),
-            )
-            .col_expr(
-                customers::Column::Features,
-                Expr::value(serde_json::to_string(&st.features)?),
-            )
+            .col_expr(customers::Column::Attributes, Expr::value(serde_json::to_string(&st.attributes)?))
+            .col_expr(customers::Column::ConsentMarketing, Expr::value(st.consent_marketing))
+            .col_expr(customers::Column::ConsentProfiling, Expr::value(st.consent_profiling))
+            .col_expr(customers::Column::Features, Expr::value(serde_json::to_string(&st.features)?))
             .col_expr(customers::Column::ClusterId, Expr::value(st.cluster))
-            .col_expr(
-                customers::Column::ModelVersion,
-                Expr::value(model.map(|(v, _)| v)),
-            )
-            .col_expr(
-                customers::Column::WindowDay,
-                Expr::value(st.features.window_day),
-            )
+            .col_expr(customers::Column::ModelVersion, Expr::value(model.map(|(v, _)| v)))
+            .col_expr(customers::Column::WindowDay, Expr::value(st.features.window_day))
             .col_expr(customers::Column::UpdatedAt, Expr::value(now))
             .filter(customers::Column::CustomerId.eq(st.customer_id.as_str()))
             .exec(txn)
@@ -440,9 +396,7 @@ impl Store {
                     st.features.age(today, &buckets);
                     aged += 1;
                 }
-                changes += self
-                    .settle_customer(&txn, &mut st, &buckets, &segments, now)
-                    .await? as i64;
+                changes += self.settle_customer(&txn, &mut st, &buckets, &segments, now).await? as i64;
             }
             txn.commit().await?;
             after = last;
@@ -535,19 +489,14 @@ impl Store {
         let mut matrix = Vec::with_capacity(rows.len());
         for r in rows {
             let f: Features = serde_json::from_str(&r.features)?;
-            matrix.push(
-                params
-                    .features
-                    .iter()
-                    .map(|n| f.value(n, now).unwrap_or(0.0))
-                    .collect::<Vec<f64>>(),
-            );
+            matrix.push(params.features.iter().map(|n| f.value(n, now).unwrap_or(0.0)).collect::<Vec<f64>>());
             ids.push(r.customer_id);
         }
         let previous = self.model().map(|(_, m)| m);
         let progress = Arc::new(std::sync::Mutex::new(("fitting".to_string(), 0.0)));
         let p = progress.clone();
         let cfg = FitConfig {
+            algorithm: params.algorithm,
             k: params.k,
             k_range: params.k_range,
             seed: params.seed,
@@ -556,18 +505,11 @@ impl Store {
         let names = params.features.clone();
         let sample = params.sample;
         let mut work = tokio::task::spawn_blocking(move || {
-            model::train(
-                &names,
-                &matrix,
-                sample,
-                &cfg,
-                previous.as_deref(),
-                &|phase, x| {
-                    if let Ok(mut g) = p.lock() {
-                        *g = (phase.to_string(), x * 0.9);
-                    }
-                },
-            )
+            model::train(&names, &matrix, sample, &cfg, previous.as_deref(), &|phase, x| {
+                if let Ok(mut g) = p.lock() {
+                    *g = (phase.to_string(), x * 0.9);
+                }
+            })
         });
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
         let outcome = loop {
@@ -605,16 +547,10 @@ impl Store {
             }
         }
         txn.commit().await?;
-        tracing::info!(
-            version,
-            k = spec.clusters.len(),
-            silhouette = spec.silhouette,
-            "model trained"
-        );
+        tracing::info!(version, k = spec.clusters.len(), silhouette = spec.silhouette, "model trained");
         self.set_model(version, spec);
         // Cluster segments follow the new model.
-        self.job_progress(job_id, "re-evaluating segments", 0.95)
-            .await?;
+        self.job_progress(job_id, "re-evaluating segments", 0.95).await?;
         self.refresh().await?;
         Ok(version)
     }
@@ -638,19 +574,12 @@ impl Store {
     /// A model version (0 = active) with its creation time.
     pub async fn model_version(&self, version: i64) -> Result<(i64, ModelSpec, i64)> {
         let row = if version == 0 {
-            models::Entity::find()
-                .order_by_desc(models::Column::Version)
-                .one(&self.db)
-                .await?
+            models::Entity::find().order_by_desc(models::Column::Version).one(&self.db).await?
         } else {
             models::Entity::find_by_id(version).one(&self.db).await?
         };
         let row = row.ok_or(SegmentationError::NoModel)?;
-        Ok((
-            row.version,
-            serde_json::from_str(&row.spec)?,
-            row.created_at,
-        ))
+        Ok((row.version, serde_json::from_str(&row.spec)?, row.created_at))
     }
 
     // ---- segments ---------------------------------------------------------------------------------------------
@@ -667,39 +596,22 @@ impl Store {
     }
 
     /// Creates a segment and materialises its members.
-    pub async fn create_segment(
-        &self,
-        idem: &Idem,
-        segment_id: &str,
-        display_name: &str,
-        rule: Rule,
-    ) -> Result<i64> {
+    pub async fn create_segment(&self, idem: &Idem, segment_id: &str, display_name: &str, rule: Rule) -> Result<i64> {
         let (segment_id, display_name) = (segment_id.to_string(), display_name.to_string());
         let sid = segment_id.clone();
         self.once(idem, "CreateSegment", move |_s, txn, now| {
             Box::pin(async move {
-                if segments::Entity::find_by_id(segment_id.clone())
-                    .one(txn)
-                    .await?
-                    .is_some()
-                {
+                if segments::Entity::find_by_id(segment_id.clone()).one(txn).await?.is_some() {
                     return Err(SegmentationError::SegmentExists);
                 }
                 for dep in rule.dependencies() {
-                    if segments::Entity::find_by_id(dep.clone())
-                        .one(txn)
-                        .await?
-                        .is_none()
-                    {
+                    if segments::Entity::find_by_id(dep.clone()).one(txn).await?.is_none() {
                         let mut e = rapport_kit::error::ApiError::new(
                             rapport_kit::error::ErrorCode::InvalidArgument,
                             "INVALID_ARGUMENT",
                             format!("segment {dep:?} does not exist"),
                         );
-                        e.violations.push((
-                            "segment.condition".into(),
-                            format!("refers to unknown segment {dep:?}"),
-                        ));
+                        e.violations.push(("segment.condition".into(), format!("refers to unknown segment {dep:?}")));
                         return Err(SegmentationError::Invalid(e));
                     }
                 }
@@ -784,19 +696,12 @@ impl Store {
         let segment_id = segment_id.to_string();
         self.once(idem, "DeleteSegment", move |_s, txn, _now| {
             Box::pin(async move {
-                if segments::Entity::find_by_id(segment_id.clone())
-                    .one(txn)
-                    .await?
-                    .is_none()
-                {
+                if segments::Entity::find_by_id(segment_id.clone()).one(txn).await?.is_none() {
                     return Err(SegmentationError::SegmentNotFound);
                 }
                 for other in load_segments(txn).await? {
                     if other.rule.dependencies().contains(&segment_id) {
-                        return Err(SegmentationError::SegmentInUse(format!(
-                            "segment {:?}",
-                            other.segment_id
-                        )));
+                        return Err(SegmentationError::SegmentInUse(format!("segment {:?}", other.segment_id)));
                     }
                 }
                 let running = campaigns::Entity::find()
@@ -805,18 +710,13 @@ impl Store {
                     .one(txn)
                     .await?;
                 if let Some(c) = running {
-                    return Err(SegmentationError::SegmentInUse(format!(
-                        "running campaign {:?}",
-                        c.campaign_id
-                    )));
+                    return Err(SegmentationError::SegmentInUse(format!("running campaign {:?}", c.campaign_id)));
                 }
                 segment_members::Entity::delete_many()
                     .filter(segment_members::Column::SegmentId.eq(segment_id.as_str()))
                     .exec(txn)
                     .await?;
-                segments::Entity::delete_by_id(segment_id.clone())
-                    .exec(txn)
-                    .await?;
+                segments::Entity::delete_by_id(segment_id.clone()).exec(txn).await?;
                 tracing::info!(segment_id = %segment_id, "segment deleted");
                 Ok(())
             })
@@ -831,11 +731,7 @@ impl Store {
         after: Option<i64>,
         limit: u64,
     ) -> Result<(Vec<String>, Option<i64>)> {
-        if segments::Entity::find_by_id(segment_id.to_string())
-            .one(&self.db)
-            .await?
-            .is_none()
-        {
+        if segments::Entity::find_by_id(segment_id.to_string()).one(&self.db).await?.is_none() {
             return Err(SegmentationError::SegmentNotFound);
         }
         let mut q = segment_members::Entity::find()
@@ -857,11 +753,7 @@ impl Store {
 
     /// Whether a customer is a member.
     pub async fn is_member(&self, segment_id: &str, customer_id: &str) -> Result<bool> {
-        if segments::Entity::find_by_id(segment_id.to_string())
-            .one(&self.db)
-            .await?
-            .is_none()
-        {
+        if segments::Entity::find_by_id(segment_id.to_string()).one(&self.db).await?.is_none() {
             return Err(SegmentationError::SegmentNotFound);
         }
         Ok(segment_members::Entity::find()
@@ -887,21 +779,12 @@ impl Store {
     }
 
     /// Why a customer is (or is not) in a segment: every condition with the customer's value.
-    pub async fn explain_segment(
-        &self,
-        customer_id: &str,
-        segment_id: &str,
-    ) -> Result<(bool, Vec<Step>)> {
+    pub async fn explain_segment(&self, customer_id: &str, segment_id: &str) -> Result<(bool, Vec<Step>)> {
         let (def, _) = self.segment(segment_id).await?;
         let st = self.customer(customer_id).await?;
         let now = self.now();
         let buckets = load_buckets(&self.db, customer_id, day_of(now) - 400).await?;
-        let memberships: HashSet<String> = self
-            .customer_segments(customer_id)
-            .await?
-            .0
-            .into_iter()
-            .collect();
+        let memberships: HashSet<String> = self.customer_segments(customer_id).await?.0.into_iter().collect();
         let daily = daily_map(&buckets);
         let subject = Subject {
             customer_id,
@@ -923,10 +806,7 @@ impl Store {
         let st = self.customer(customer_id).await?;
         let (_, spec) = self.model().ok_or(SegmentationError::NoModel)?;
         let p = spec.place(&st.features, self.now());
-        let label = spec
-            .cluster(p.cluster_id)
-            .map(|c| c.label.clone())
-            .unwrap_or_default();
+        let label = spec.cluster(p.cluster_id).map(|c| c.label.clone()).unwrap_or_default();
         Ok((p, label, st.cluster.is_some()))
     }
 
@@ -941,11 +821,8 @@ impl Store {
         offer_id: &str,
         holdout: i32,
     ) -> Result<CampaignView> {
-        let (campaign_id, segment_id, offer_id) = (
-            campaign_id.to_string(),
-            segment_id.to_string(),
-            offer_id.to_string(),
-        );
+        let (campaign_id, segment_id, offer_id) =
+            (campaign_id.to_string(), segment_id.to_string(), offer_id.to_string());
         let id = campaign_id.clone();
         self.once(idem, "TriggerCampaign", move |_s, txn, now| {
             Box::pin(async move {
@@ -1031,12 +908,8 @@ impl Store {
                     .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
             }
         };
-        let (pending, granted, held_out, failed) = (
-            count("pending").await?,
-            count("granted").await?,
-            count("held_out").await?,
-            count("failed").await?,
-        );
+        let (pending, granted, held_out, failed) =
+            (count("pending").await?, count("granted").await?, count("held_out").await?, count("failed").await?);
         Ok(CampaignView {
             campaign_id: c.campaign_id,
             segment_id: c.segment_id,
@@ -1089,19 +962,14 @@ impl Store {
             campaign_targets::Entity::update_many()
                 .col_expr(campaign_targets::Column::Status, Expr::value("granted"))
                 .filter(campaign_targets::Column::CampaignId.eq(campaign_id))
-                .filter(
-                    campaign_targets::Column::CustomerId.is_in(chunk.iter().map(String::as_str)),
-                )
+                .filter(campaign_targets::Column::CustomerId.is_in(chunk.iter().map(String::as_str)))
                 .exec(&txn)
                 .await?;
         }
         for (customer, reason) in failed {
             campaign_targets::Entity::update_many()
                 .col_expr(campaign_targets::Column::Status, Expr::value("failed"))
-                .col_expr(
-                    campaign_targets::Column::Reason,
-                    Expr::value(Some(reason.clone())),
-                )
+                .col_expr(campaign_targets::Column::Reason, Expr::value(Some(reason.clone())))
                 .filter(campaign_targets::Column::CampaignId.eq(campaign_id))
                 .filter(campaign_targets::Column::CustomerId.eq(customer.as_str()))
                 .exec(&txn)
@@ -1160,11 +1028,7 @@ async fn load_segments<C: ConnectionTrait>(db: &C) -> Result<Vec<SegmentDef>> {
         .collect()
 }
 
-async fn load_buckets<C: ConnectionTrait>(
-    db: &C,
-    customer_id: &str,
-    since_day: i64,
-) -> Result<Vec<Bucket>> {
+async fn load_buckets<C: ConnectionTrait>(db: &C, customer_id: &str, since_day: i64) -> Result<Vec<Bucket>> {
     Ok(daily_activity::Entity::find()
         .filter(daily_activity::Column::CustomerId.eq(customer_id))
         .filter(daily_activity::Column::Day.gt(since_day))
@@ -1172,34 +1036,19 @@ async fn load_buckets<C: ConnectionTrait>(
         .await?
         .into_iter()
         .filter_map(|b| {
-            Some(Bucket {
-                day: b.day,
-                kind: Kind::parse(&b.kind)?,
-                count: b.count,
-                amount_micros: b.amount_micros,
-            })
+            Some(Bucket { day: b.day, kind: Kind::parse(&b.kind)?, count: b.count, amount_micros: b.amount_micros })
         })
         .collect())
 }
 
-async fn add_to_bucket(
-    txn: &DatabaseTransaction,
-    buckets: &mut Vec<Bucket>,
-    e: &Event,
-) -> Result<()> {
+async fn add_to_bucket(txn: &DatabaseTransaction, buckets: &mut Vec<Bucket>, e: &Event) -> Result<()> {
     let day = day_of(e.at_ms);
-    if let Some(b) = buckets
-        .iter_mut()
-        .find(|b| b.day == day && b.kind == e.kind)
-    {
+    if let Some(b) = buckets.iter_mut().find(|b| b.day == day && b.kind == e.kind) {
         b.count += 1;
         b.amount_micros += e.amount_micros;
         daily_activity::Entity::update_many()
             .col_expr(daily_activity::Column::Count, Expr::value(b.count))
-            .col_expr(
-                daily_activity::Column::AmountMicros,
-                Expr::value(b.amount_micros),
-            )
+            .col_expr(daily_activity::Column::AmountMicros, Expr::value(b.amount_micros))
             .filter(daily_activity::Column::CustomerId.eq(e.customer_id.as_str()))
             .filter(daily_activity::Column::Day.eq(day))
             .filter(daily_activity::Column::Kind.eq(e.kind.as_str()))
@@ -1233,22 +1082,14 @@ async fn add_to_bucket(
         if let Some(r) = row {
             daily_activity::Entity::update_many()
                 .col_expr(daily_activity::Column::Count, Expr::value(r.count + 1))
-                .col_expr(
-                    daily_activity::Column::AmountMicros,
-                    Expr::value(r.amount_micros + e.amount_micros),
-                )
+                .col_expr(daily_activity::Column::AmountMicros, Expr::value(r.amount_micros + e.amount_micros))
                 .filter(daily_activity::Column::Id.eq(r.id))
                 .exec(txn)
                 .await?;
         }
         return Ok(());
     }
-    buckets.push(Bucket {
-        day,
-        kind: e.kind,
-        count: 1,
-        amount_micros: e.amount_micros,
-    });
+    buckets.push(Bucket { day, kind: e.kind, count: 1, amount_micros: e.amount_micros });
     Ok(())
 }
 
@@ -1297,10 +1138,7 @@ async fn reevaluate(
     }
     let mut changes = 0;
     for seg in segments {
-        let (was, is) = (
-            current.contains(&seg.segment_id),
-            decided.contains(&seg.segment_id),
-        );
+        let (was, is) = (current.contains(&seg.segment_id), decided.contains(&seg.segment_id));
         if was == is {
             continue;
         }
@@ -1336,12 +1174,10 @@ async fn reevaluate(
             customer_id: st.customer_id.clone(),
             occurred_at: Some(rapport_kit::clock::timestamp(now)),
             traceparent: String::new(),
-            payload: Some(event::Payload::SegmentMembershipChanged(
-                SegmentMembershipChanged {
-                    segment_id: seg.segment_id.clone(),
-                    entered: is,
-                },
-            )),
+            payload: Some(event::Payload::SegmentMembershipChanged(SegmentMembershipChanged {
+                segment_id: seg.segment_id.clone(),
+                entered: is,
+            })),
         };
         rapport_outbox::enqueue(txn, CHANGES_DESTINATION, ev, now).await?;
     }

@@ -40,8 +40,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("outbox_events").to_owned())
-            .await
+        manager.drop_table(Table::drop().table("outbox_events").to_owned()).await
     }
 }

@@ -21,8 +21,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("inbox_events").to_owned())
-            .await
+        manager.drop_table(Table::drop().table("inbox_events").to_owned()).await
     }
 }

@@ -53,8 +53,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("ledger_entries").to_owned())
-            .await
+        manager.drop_table(Table::drop().table("ledger_entries").to_owned()).await
     }
 }

@@ -35,20 +35,13 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("idx_lots_due")
-                    .table("point_lots")
-                    .col("expires_at")
-                    .if_not_exists()
-                    .to_owned(),
+                Index::create().name("idx_lots_due").table("point_lots").col("expires_at").if_not_exists().to_owned(),
             )
             .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("point_lots").to_owned())
-            .await
+        manager.drop_table(Table::drop().table("point_lots").to_owned()).await
     }
 }

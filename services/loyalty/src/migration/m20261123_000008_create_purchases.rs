@@ -38,8 +38,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("purchases").to_owned())
-            .await
+        manager.drop_table(Table::drop().table("purchases").to_owned()).await
     }
 }

@@ -48,8 +48,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("offer_grants").to_owned())
-            .await
+        manager.drop_table(Table::drop().table("offer_grants").to_owned()).await
     }
 }

@@ -6,17 +6,13 @@ use std::{
 };
 
 use rapport_kit::{auth::Role, db};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 use crate::support::{SECRET, authenticator, client_as, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_calls() {
-    let url = db::testing::fresh_database(db::testing::Backend::Sqlite)
-        .await
-        .unwrap();
+    let url = db::testing::fresh_database(db::testing::Backend::Sqlite).await.unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-loyalty"))
         .env("RAPPORT_LOYALTY_LISTEN", "127.0.0.1:0")
         .env("DATABASE_URL", &url)
@@ -31,10 +27,7 @@ async fn sigterm_drains_in_flight_calls() {
     let addr = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("rapport-loyalty listening on ")
-                .map(str::to_string)
-        })
+        .find_map(|l| l.strip_prefix("rapport-loyalty listening on ").map(str::to_string))
         .expect("the listening line");
     let auth = authenticator();
     let addr: std::net::SocketAddr = addr.parse().unwrap();
@@ -64,38 +57,23 @@ async fn sigterm_drains_in_flight_calls() {
             .await
         })
     };
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
     let health = HealthClient::new(ch);
     eventually(10, "health NOT_SERVING", || {
         let mut h = health.clone();
         async move {
-            h.check(HealthCheckRequest {
-                service: rapport_loyalty::app::SERVICE_NAME.into(),
-            })
-            .await
-            .is_ok_and(|r| r.into_inner().status == ServingStatus::NotServing as i32)
+            h.check(HealthCheckRequest { service: rapport_loyalty::app::SERVICE_NAME.into() })
+                .await
+                .is_ok_and(|r| r.into_inner().status == ServingStatus::NotServing as i32)
         }
     })
     .await;
-    assert!(
-        !in_flight.is_finished(),
-        "the call is still in flight when health turns"
-    );
+    assert!(!in_flight.is_finished(), "the call is still in flight when health turns");
     lock.commit().await.unwrap();
-    let done = in_flight
-        .await
-        .unwrap()
-        .expect("the in-flight call finishes");
+    let done = in_flight.await.unwrap().expect("the in-flight call finishes");
     assert_eq!(done.into_inner().balance.unwrap().active, 7);
 
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -103,17 +81,9 @@ async fn sigterm_drains_in_flight_calls() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the process did not stop"
-        );
+        assert!(std::time::Instant::now() < deadline, "the process did not stop");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(code.success(), "exit status {code}");
-    assert_eq!(
-        rapport_loyalty::store::count_entries(&blocker, "drain")
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(rapport_loyalty::store::count_entries(&blocker, "drain").await.unwrap(), 1);
 }

@@ -28,24 +28,19 @@ async fn bad_inputs(db: Db) {
     let seed_entry = app.all_entries("m1").await[0].entry_id.clone();
     app.redeem("seed-r", "m1", 10).await.unwrap();
 
-    let purchase =
-        |order: &str, money: Option<rapport_proto::common::v1::Money>, channel: i32| -> Call {
-            let r = pb::RecordPurchaseRequest {
-                request_id: format!("p-{order}"),
-                customer_id: "m1".into(),
-                order_id: order.into(),
-                amount: money,
-                channel,
-                recurring: false,
-            };
-            Box::new(move |mut c| Box::pin(async move { c.record_purchase(r).await.map(|_| ()) }))
-        };
-    let page = |size: i32, token: &str| -> Call {
-        let r = pb::ListTransactionsRequest {
+    let purchase = |order: &str, money: Option<rapport_proto::common::v1::Money>, channel: i32| -> Call {
+        let r = pb::RecordPurchaseRequest {
+            request_id: format!("p-{order}"),
             customer_id: "m1".into(),
-            page_size: size,
-            page_token: token.into(),
+            order_id: order.into(),
+            amount: money,
+            channel,
+            recurring: false,
         };
+        Box::new(move |mut c| Box::pin(async move { c.record_purchase(r).await.map(|_| ()) }))
+    };
+    let page = |size: i32, token: &str| -> Call {
+        let r = pb::ListTransactionsRequest { customer_id: "m1".into(), page_size: size, page_token: token.into() };
         Box::new(move |mut c| Box::pin(async move { c.list_transactions(r).await.map(|_| ()) }))
     };
     let reverse = |entry: &str, points: i64| -> Call {
@@ -97,32 +92,12 @@ async fn bad_inputs(db: Db) {
         };
         Box::new(move |mut c| Box::pin(async move { c.grant_offers(r).await.map(|_| ()) }))
     };
-    let dollars = rapport_proto::common::v1::Money {
-        currency_code: "USD".into(),
-        units: 10,
-        nanos: 0,
-    };
-    let bad_nanos = rapport_proto::common::v1::Money {
-        currency_code: "EUR".into(),
-        units: 1,
-        nanos: -5,
-    };
+    let dollars = rapport_proto::common::v1::Money { currency_code: "USD".into(), units: 10, nanos: 0 };
+    let bad_nanos = rapport_proto::common::v1::Money { currency_code: "EUR".into(), units: 1, nanos: -5 };
 
     let cases: Vec<(&str, Call, Code, &str, Option<&str>)> = vec![
-        (
-            "empty customer",
-            earn("", 1, "x1"),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("customer_id"),
-        ),
-        (
-            "bad customer chars",
-            earn("a b", 1, "x2"),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("customer_id"),
-        ),
+        ("empty customer", earn("", 1, "x1"), Code::InvalidArgument, "INVALID_ARGUMENT", Some("customer_id")),
+        ("bad customer chars", earn("a b", 1, "x2"), Code::InvalidArgument, "INVALID_ARGUMENT", Some("customer_id")),
         (
             "long customer",
             earn(&"c".repeat(129), 1, "x3"),
@@ -130,41 +105,11 @@ async fn bad_inputs(db: Db) {
             "INVALID_ARGUMENT",
             Some("customer_id"),
         ),
-        (
-            "zero points",
-            earn("m1", 0, "x4"),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("points"),
-        ),
-        (
-            "negative points",
-            earn("m1", -5, "x5"),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("points"),
-        ),
-        (
-            "huge points",
-            earn("m1", 1_000_000_001, "x6"),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("points"),
-        ),
-        (
-            "missing request id",
-            earn("m1", 1, ""),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("request_id"),
-        ),
-        (
-            "unknown member",
-            earn("ghost", 1, "x7"),
-            Code::NotFound,
-            "MEMBER_NOT_FOUND",
-            None,
-        ),
+        ("zero points", earn("m1", 0, "x4"), Code::InvalidArgument, "INVALID_ARGUMENT", Some("points")),
+        ("negative points", earn("m1", -5, "x5"), Code::InvalidArgument, "INVALID_ARGUMENT", Some("points")),
+        ("huge points", earn("m1", 1_000_000_001, "x6"), Code::InvalidArgument, "INVALID_ARGUMENT", Some("points")),
+        ("missing request id", earn("m1", 1, ""), Code::InvalidArgument, "INVALID_ARGUMENT", Some("request_id")),
+        ("unknown member", earn("ghost", 1, "x7"), Code::NotFound, "MEMBER_NOT_FOUND", None),
         (
             "overdraft",
             Box::new(|mut c: Client| {
@@ -183,90 +128,18 @@ async fn bad_inputs(db: Db) {
             "INSUFFICIENT_POINTS",
             None,
         ),
-        (
-            "enrol twice",
-            enrol_again,
-            Code::AlreadyExists,
-            "MEMBER_EXISTS",
-            None,
-        ),
-        (
-            "adjust zero",
-            adjust(0, "r"),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("points"),
-        ),
-        (
-            "adjust without reason",
-            adjust(5, " "),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("reason"),
-        ),
-        (
-            "adjust below zero",
-            adjust(-10_000, "fix"),
-            Code::FailedPrecondition,
-            "INSUFFICIENT_POINTS",
-            None,
-        ),
-        (
-            "reverse bad id",
-            reverse("abc", 0),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("entry_id"),
-        ),
-        (
-            "reverse unknown entry",
-            reverse("999999", 0),
-            Code::NotFound,
-            "ENTRY_NOT_FOUND",
-            None,
-        ),
-        (
-            "reverse too much",
-            reverse(&seed_entry, 101),
-            Code::FailedPrecondition,
-            "NOTHING_LEFT_TO_REVERSE",
-            None,
-        ),
-        (
-            "reverse negative",
-            reverse(&seed_entry, -1),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("points"),
-        ),
-        (
-            "transfer to self",
-            transfer("m1", "m1", 1),
-            Code::InvalidArgument,
-            "SAME_MEMBER",
-            None,
-        ),
-        (
-            "transfer overdraft",
-            transfer("m1", "m2", 5000),
-            Code::FailedPrecondition,
-            "INSUFFICIENT_POINTS",
-            None,
-        ),
-        (
-            "transfer to stranger",
-            transfer("m1", "ghost", 1),
-            Code::NotFound,
-            "MEMBER_NOT_FOUND",
-            None,
-        ),
-        (
-            "purchase no amount",
-            purchase("o1", None, 1),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("amount"),
-        ),
+        ("enrol twice", enrol_again, Code::AlreadyExists, "MEMBER_EXISTS", None),
+        ("adjust zero", adjust(0, "r"), Code::InvalidArgument, "INVALID_ARGUMENT", Some("points")),
+        ("adjust without reason", adjust(5, " "), Code::InvalidArgument, "INVALID_ARGUMENT", Some("reason")),
+        ("adjust below zero", adjust(-10_000, "fix"), Code::FailedPrecondition, "INSUFFICIENT_POINTS", None),
+        ("reverse bad id", reverse("abc", 0), Code::InvalidArgument, "INVALID_ARGUMENT", Some("entry_id")),
+        ("reverse unknown entry", reverse("999999", 0), Code::NotFound, "ENTRY_NOT_FOUND", None),
+        ("reverse too much", reverse(&seed_entry, 101), Code::FailedPrecondition, "NOTHING_LEFT_TO_REVERSE", None),
+        ("reverse negative", reverse(&seed_entry, -1), Code::InvalidArgument, "INVALID_ARGUMENT", Some("points")),
+        ("transfer to self", transfer("m1", "m1", 1), Code::InvalidArgument, "SAME_MEMBER", None),
+        ("transfer overdraft", transfer("m1", "m2", 5000), Code::FailedPrecondition, "INSUFFICIENT_POINTS", None),
+        ("transfer to stranger", transfer("m1", "ghost", 1), Code::NotFound, "MEMBER_NOT_FOUND", None),
+        ("purchase no amount", purchase("o1", None, 1), Code::InvalidArgument, "INVALID_ARGUMENT", Some("amount")),
         (
             "purchase other currency",
             purchase("o2", Some(dollars), 1),
@@ -295,13 +168,7 @@ async fn bad_inputs(db: Db) {
             "INVALID_ARGUMENT",
             Some("channel"),
         ),
-        (
-            "page size negative",
-            page(-1, ""),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("page_size"),
-        ),
+        ("page size negative", page(-1, ""), Code::InvalidArgument, "INVALID_ARGUMENT", Some("page_size")),
         (
             "page token garbage",
             page(10, "not-a-token"),
@@ -309,13 +176,7 @@ async fn bad_inputs(db: Db) {
             "INVALID_PAGE_TOKEN",
             Some("page_token"),
         ),
-        (
-            "grant nobody",
-            grant(vec![]),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-            Some("customer_ids"),
-        ),
+        ("grant nobody", grant(vec![]), Code::InvalidArgument, "INVALID_ARGUMENT", Some("customer_ids")),
         (
             "grant too many",
             grant((0..1001).map(|i| format!("c{i}")).collect()),
@@ -323,13 +184,7 @@ async fn bad_inputs(db: Db) {
             "INVALID_ARGUMENT",
             Some("customer_ids"),
         ),
-        (
-            "grant unknown offer",
-            grant(vec!["m1".into()]),
-            Code::NotFound,
-            "OFFER_NOT_FOUND",
-            None,
-        ),
+        ("grant unknown offer", grant(vec!["m1".into()]), Code::NotFound, "OFFER_NOT_FOUND", None),
     ];
     for (name, call, code, reason, field) in cases {
         let err = call(app.client.clone()).await.expect_err(name);

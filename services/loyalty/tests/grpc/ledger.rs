@@ -4,11 +4,7 @@ use tonic::Code;
 
 use crate::support::{Db, assert_status, balance, on_both, spawn_app};
 
-on_both!(
-    earn_redeem_adjust_reverse_transfer,
-    retries_return_the_first_result,
-    forget_anonymises_the_ledger
-);
+on_both!(earn_redeem_adjust_reverse_transfer, retries_return_the_first_result, forget_anonymises_the_ledger);
 
 async fn earn_redeem_adjust_reverse_transfer(db: Db) {
     let app = spawn_app(db).await;
@@ -53,13 +49,7 @@ async fn earn_redeem_adjust_reverse_transfer(db: Db) {
     assert_eq!(r.entry.unwrap().points, -250);
     assert_eq!(r.balance.unwrap().active, 0);
     // A fully reversed entry has nothing left.
-    let small = app
-        .earn("e-small", "bob", 50)
-        .await
-        .unwrap()
-        .entry
-        .unwrap()
-        .entry_id;
+    let small = app.earn("e-small", "bob", 50).await.unwrap().entry.unwrap().entry_id;
     let full = pb::ReversePointsRequest {
         request_id: "v5".into(),
         customer_id: "bob".into(),
@@ -67,16 +57,7 @@ async fn earn_redeem_adjust_reverse_transfer(db: Db) {
         points: 0,
         reason: String::new(),
     };
-    assert_eq!(
-        c.reverse_points(full)
-            .await
-            .unwrap()
-            .into_inner()
-            .entry
-            .unwrap()
-            .points,
-        -50
-    );
+    assert_eq!(c.reverse_points(full).await.unwrap().into_inner().entry.unwrap().points, -50);
     let again = pb::ReversePointsRequest {
         request_id: "v6".into(),
         customer_id: "bob".into(),
@@ -85,12 +66,7 @@ async fn earn_redeem_adjust_reverse_transfer(db: Db) {
         reason: String::new(),
     };
     let err = c.reverse_points(again).await.unwrap_err();
-    assert_status(
-        &err,
-        Code::FailedPrecondition,
-        "NOTHING_LEFT_TO_REVERSE",
-        None,
-    );
+    assert_status(&err, Code::FailedPrecondition, "NOTHING_LEFT_TO_REVERSE", None);
 
     // Reversing a redemption gives the points back.
     let e2 = app.earn("e2", "alice", 1000).await.unwrap();
@@ -150,15 +126,7 @@ async fn retries_return_the_first_result(db: Db) {
     let err = app.redeem("later", "carol", 100).await.unwrap_err();
     assert_status(&err, Code::FailedPrecondition, "INSUFFICIENT_POINTS", None);
     app.earn("more", "carol", 100).await.unwrap();
-    assert_eq!(
-        app.redeem("later", "carol", 100)
-            .await
-            .unwrap()
-            .balance
-            .unwrap()
-            .active,
-        40
-    );
+    assert_eq!(app.redeem("later", "carol", 100).await.unwrap().balance.unwrap().active, 40);
     app.stop().await;
 }
 
@@ -176,34 +144,16 @@ async fn forget_anonymises_the_ledger(db: Db) {
     app.earn("e", "dave", 10).await.unwrap();
     app.redeem("r", "dave", 5).await.unwrap();
     let f = c
-        .forget_member(pb::ForgetMemberRequest {
-            request_id: "f".into(),
-            customer_id: "dave".into(),
-        })
+        .forget_member(pb::ForgetMemberRequest { request_id: "f".into(), customer_id: "dave".into() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(f.anonymised_entries, 2);
-    let err = c
-        .get_member(pb::GetMemberRequest {
-            customer_id: "dave".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = c.get_member(pb::GetMemberRequest { customer_id: "dave".into() }).await.unwrap_err();
     assert_status(&err, Code::NotFound, "MEMBER_NOT_FOUND", None);
-    assert_eq!(
-        rapport_loyalty::store::count_entries(&app.db, "dave")
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(rapport_loyalty::store::count_entries(&app.db, "dave").await.unwrap(), 0);
     let anon = rapport_loyalty::domain::anonymous_id("dave", crate::support::T0);
-    assert_eq!(
-        rapport_loyalty::store::count_entries(&app.db, &anon)
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(rapport_loyalty::store::count_entries(&app.db, &anon).await.unwrap(), 2);
     // the customer may enrol again, from scratch
     let m = app.enrol("dave").await;
     assert_eq!(balance(&m).active, 0);

@@ -81,11 +81,6 @@ async fn pages(db: Db) {
         })
         .await
         .unwrap_err();
-    assert_status(
-        &err,
-        Code::InvalidArgument,
-        "INVALID_PAGE_TOKEN",
-        Some("page_token"),
-    );
+    assert_status(&err, Code::InvalidArgument, "INVALID_PAGE_TOKEN", Some("page_token"));
     app.stop().await;
 }

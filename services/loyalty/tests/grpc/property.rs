@@ -49,11 +49,7 @@ impl Model {
         }
     }
     fn active(&self) -> i64 {
-        self.lots
-            .iter()
-            .filter(|l| l.2 > self.now)
-            .map(|l| l.1)
-            .sum()
+        self.lots.iter().filter(|l| l.2 > self.now).map(|l| l.1).sum()
     }
     fn take(&mut self, mut points: i64, first: Option<usize>) {
         let now = self.now;
@@ -62,9 +58,7 @@ impl Model {
             l.1 -= t;
             points -= t;
         }
-        let mut order: Vec<usize> = (0..self.lots.len())
-            .filter(|k| self.lots[*k].2 > now)
-            .collect();
+        let mut order: Vec<usize> = (0..self.lots.len()).filter(|k| self.lots[*k].2 > now).collect();
         order.sort_by_key(|k| (self.lots[*k].2, *k));
         for k in order {
             let t = self.lots[k].1.min(points);
@@ -85,10 +79,7 @@ async fn run(db: Db, ops: Vec<Op>) {
     let app: TestApp = spawn_app(db).await;
     app.enrol("prop").await;
     let mut c = app.client.clone();
-    let mut m = Model {
-        now: crate::support::T0,
-        ..Model::default()
-    };
+    let mut m = Model { now: crate::support::T0, ..Model::default() };
     let mut sent: Vec<(Sent, Result<i64, Code>)> = Vec::new();
     for (n, op) in ops.into_iter().enumerate() {
         let rid = format!("req-{n}");
@@ -161,18 +152,11 @@ async fn run(db: Db, ops: Vec<Op>) {
                 let (req, first) = &sent[k % sent.len()];
                 // A retry has no second effect and returns the first answer.
                 let again = match req {
-                    Sent::Earn(r) => c
-                        .earn_points(r.clone())
-                        .await
-                        .map(|x| x.into_inner().balance.unwrap().active),
-                    Sent::Redeem(r) => c
-                        .redeem_points(r.clone())
-                        .await
-                        .map(|x| x.into_inner().balance.unwrap().active),
-                    Sent::Reverse(r) => c
-                        .reverse_points(r.clone())
-                        .await
-                        .map(|x| x.into_inner().balance.unwrap().active),
+                    Sent::Earn(r) => c.earn_points(r.clone()).await.map(|x| x.into_inner().balance.unwrap().active),
+                    Sent::Redeem(r) => c.redeem_points(r.clone()).await.map(|x| x.into_inner().balance.unwrap().active),
+                    Sent::Reverse(r) => {
+                        c.reverse_points(r.clone()).await.map(|x| x.into_inner().balance.unwrap().active)
+                    }
                 };
                 assert_eq!(again.map_err(|s| s.code()), *first);
             }
@@ -185,25 +169,13 @@ async fn run(db: Db, ops: Vec<Op>) {
     }
     let b = balance(&app.member("prop").await);
     let sum: i64 = app.all_entries("prop").await.iter().map(|e| e.points).sum();
-    assert_eq!(
-        sum,
-        b.active + b.pending,
-        "the entries add up to the balance"
-    );
+    assert_eq!(sum, b.active + b.pending, "the entries add up to the balance");
     app.stop().await;
 }
 
 fn check(db: Db) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let cfg = ProptestConfig {
-        cases: 12,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let cfg = ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(cfg, |(ops in proptest::collection::vec(op(), 1..40))| {
         rt.block_on(run(db, ops));
     });

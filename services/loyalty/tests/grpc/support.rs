@@ -47,10 +47,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            serve: ServeConfig {
-                drain_delay: Duration::from_millis(50),
-                ..ServeConfig::default()
-            },
+            serve: ServeConfig { drain_delay: Duration::from_millis(50), ..ServeConfig::default() },
             segmentation_url: None,
             database_url: None,
         }
@@ -80,9 +77,7 @@ pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
     };
     let auth = authenticator();
     let clock = ManualClock::new(T0);
-    let app = Loyalty::build(config, auth.clone(), Arc::new(clock.clone()))
-        .await
-        .expect("build loyalty");
+    let app = Loyalty::build(config, auth.clone(), Arc::new(clock.clone())).await.expect("build loyalty");
     let addr = app.addr();
     let db = app.store().db().clone();
     let (tx, rx) = oneshot::channel::<()>();
@@ -94,16 +89,7 @@ pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
         .expect("loyalty run");
     });
     let client = client_as(addr, &auth, Role::Sre);
-    TestApp {
-        addr,
-        client,
-        auth,
-        clock,
-        db,
-        database_url,
-        stop: Some(tx),
-        handle: Some(handle),
-    }
+    TestApp { addr, client, auth, clock, db, database_url, stop: Some(tx), handle: Some(handle) }
 }
 
 pub fn client_as(addr: std::net::SocketAddr, auth: &Authenticator, role: Role) -> Client {
@@ -111,11 +97,7 @@ pub fn client_as(addr: std::net::SocketAddr, auth: &Authenticator, role: Role) -
 }
 
 pub fn with_token(addr: std::net::SocketAddr, token: Option<String>) -> Client {
-    let ch = client::channel(
-        &format!("http://{addr}"),
-        Outgoing::new(token, Duration::from_secs(30)),
-    )
-    .unwrap();
+    let ch = client::channel(&format!("http://{addr}"), Outgoing::new(token, Duration::from_secs(30))).unwrap();
     LoyaltyServiceClient::new(ch)
 }
 
@@ -145,12 +127,7 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn earn(
-        &self,
-        rid: &str,
-        id: &str,
-        points: i64,
-    ) -> Result<pb::EarnPointsResponse, Status> {
+    pub async fn earn(&self, rid: &str, id: &str, points: i64) -> Result<pb::EarnPointsResponse, Status> {
         self.client
             .clone()
             .earn_points(pb::EarnPointsRequest {
@@ -164,12 +141,7 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
-    pub async fn redeem(
-        &self,
-        rid: &str,
-        id: &str,
-        points: i64,
-    ) -> Result<pb::RedeemPointsResponse, Status> {
+    pub async fn redeem(&self, rid: &str, id: &str, points: i64) -> Result<pb::RedeemPointsResponse, Status> {
         self.client
             .clone()
             .redeem_points(pb::RedeemPointsRequest {
@@ -185,9 +157,7 @@ impl TestApp {
     pub async fn member(&self, id: &str) -> pb::Member {
         self.client
             .clone()
-            .get_member(pb::GetMemberRequest {
-                customer_id: id.into(),
-            })
+            .get_member(pb::GetMemberRequest { customer_id: id.into() })
             .await
             .unwrap()
             .into_inner()
@@ -244,11 +214,7 @@ impl TestApp {
 }
 
 pub fn eur(units: i64) -> rapport_proto::common::v1::Money {
-    rapport_proto::common::v1::Money {
-        currency_code: "EUR".into(),
-        units,
-        nanos: 0,
-    }
+    rapport_proto::common::v1::Money { currency_code: "EUR".into(), units, nanos: 0 }
 }
 
 pub fn balance(m: &pb::Member) -> pb::Balance {
@@ -259,25 +225,15 @@ pub fn balance(m: &pb::Member) -> pb::Balance {
 pub fn assert_status(s: &Status, code: Code, reason: &str, field: Option<&str>) {
     assert_eq!(s.code(), code, "code of {s:?}");
     let d = s.get_error_details();
-    let info = d
-        .error_info()
-        .unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
+    let info = d.error_info().unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
     assert_eq!(info.reason, reason, "reason of {s:?}");
     assert_eq!(info.domain, "loyalty");
     if let Some(f) = field {
-        let fields: Vec<_> = d
-            .bad_request()
-            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-            .unwrap_or_default();
+        let fields: Vec<_> =
+            d.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default();
         assert!(fields.iter().any(|x| x == f), "field {f} not in {fields:?}");
     }
-    assert!(
-        s.message()
-            .chars()
-            .next()
-            .is_some_and(|c| !c.is_uppercase()),
-        "lowercase message: {s:?}"
-    );
+    assert!(s.message().chars().next().is_some_and(|c| !c.is_uppercase()), "lowercase message: {s:?}");
 }
 
 /// Polls `f` until it returns true, failing after `secs` seconds.
@@ -291,10 +247,7 @@ where
         if f().await {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -4,11 +4,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::support::{Db, balance, on_both, spawn_app};
 
-on_both!(
-    pending_then_active_then_expired,
-    tiers_up_at_once_down_at_period_end,
-    sweeper_settles_idle_members
-);
+on_both!(pending_then_active_then_expired, tiers_up_at_once_down_at_period_end, sweeper_settles_idle_members);
 
 async fn pending_then_active_then_expired(db: Db) {
     let app = spawn_app(db).await;
@@ -66,11 +62,8 @@ async fn tiers_up_at_once_down_at_period_end(db: Db) {
     assert_eq!(m.tier, i32::from(pb::Tier::Bronze));
     // every change was recorded and published for segmentation
     use rapport_outbox::entities::outbox_event;
-    let events = outbox_event::Entity::find()
-        .filter(outbox_event::Column::PartitionKey.eq("tim"))
-        .count(&app.db)
-        .await
-        .unwrap();
+    let events =
+        outbox_event::Entity::find().filter(outbox_event::Column::PartitionKey.eq("tim")).count(&app.db).await.unwrap();
     assert_eq!(events, 4, "silver, purchase, gold, bronze");
     app.stop().await;
 }
@@ -87,17 +80,7 @@ async fn sweeper_settles_idle_members(db: Db) {
         std::sync::Arc::new(tokio::sync::Notify::new()),
     );
     assert_eq!(store.settle_due(100).await.unwrap(), 1);
-    assert_eq!(
-        rapport_loyalty::store::count_entries(&app.db, "ida")
-            .await
-            .unwrap(),
-        2,
-        "earn and expiry"
-    );
-    assert_eq!(
-        store.settle_due(100).await.unwrap(),
-        0,
-        "nothing left to settle"
-    );
+    assert_eq!(rapport_loyalty::store::count_entries(&app.db, "ida").await.unwrap(), 2, "earn and expiry");
+    assert_eq!(store.settle_due(100).await.unwrap(), 0, "nothing left to settle");
     app.stop().await;
 }

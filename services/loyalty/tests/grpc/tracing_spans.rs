@@ -40,9 +40,7 @@ async fn server_span_is_a_child_of_the_callers_span() {
     let caller = tracing::info_span!("caller");
     let (trace_id, caller_id) = ids(&caller);
     assert_ne!(trace_id, "00000000000000000000000000000000");
-    async { app.member("traced").await }
-        .instrument(caller)
-        .await;
+    async { app.member("traced").await }.instrument(caller).await;
     eventually(10, "the server span", || async {
         exp.get_finished_spans().unwrap().iter().any(|s| {
             s.span_context.trace_id().to_string() == trace_id
@@ -64,20 +62,12 @@ impl EventSinkService for Recorder {
         &self,
         req: tonic::Request<DeliverEventsRequest>,
     ) -> Result<tonic::Response<DeliverEventsResponse>, tonic::Status> {
-        let tp = req
-            .metadata()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let tp = req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let events = req.into_inner().events;
         let n = events.len() as i32;
         let mut all = self.0.lock().unwrap();
         all.extend(events.into_iter().map(|e| (e, tp.clone())));
-        Ok(tonic::Response::new(DeliverEventsResponse {
-            applied: n,
-            duplicates: 0,
-        }))
+        Ok(tonic::Response::new(DeliverEventsResponse { applied: n, duplicates: 0 }))
     }
 }
 
@@ -86,21 +76,13 @@ on_both!(a_delayed_outbox_event_keeps_its_trace);
 async fn a_delayed_outbox_event_keeps_its_trace(db: Db) {
     let (exp, _) = exporter();
     // Segmentation's address, not serving yet.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let opts = Options {
-        segmentation_url: Some(format!("http://{addr}")),
-        ..Options::default()
-    };
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let opts = Options { segmentation_url: Some(format!("http://{addr}")), ..Options::default() };
     let app = spawn_with(db, opts).await;
     app.enrol("late").await;
     let caller = tracing::info_span!("checkout");
     let (trace_id, _) = ids(&caller);
-    async { app.purchase("p1", "late", "order-late", 42, false).await }
-        .instrument(caller)
-        .await;
+    async { app.purchase("p1", "late", "order-late", 42, false).await }.instrument(caller).await;
 
     // The receiver is down: the relay fails and keeps the event.
     eventually(15, "a failed delivery attempt", || async {
@@ -125,50 +107,26 @@ async fn a_delayed_outbox_event_keeps_its_trace(db: Db) {
             .await
     });
     eventually(20, "the delivered purchase", || async {
-        recorder
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(e, _)| e.customer_id == "late" && e.payload.is_some())
+        recorder.0.lock().unwrap().iter().any(|(e, _)| e.customer_id == "late" && e.payload.is_some())
     })
     .await;
     let got = recorder.0.lock().unwrap().clone();
     let (event, incoming) = got
         .iter()
-        .find(|(e, _)| {
-            matches!(
-                e.payload,
-                Some(rapport_proto::events::v1::event::Payload::PurchaseRecorded(
-                    _
-                ))
-            )
-        })
+        .find(|(e, _)| matches!(e.payload, Some(rapport_proto::events::v1::event::Payload::PurchaseRecorded(_))))
         .unwrap();
     assert_eq!(event.source, "loyalty");
-    assert_eq!(
-        &event.traceparent[3..35],
-        trace_id,
-        "the event carries the writer's trace"
-    );
-    assert_eq!(
-        &incoming[3..35],
-        trace_id,
-        "the delivery call joined that trace"
-    );
+    assert_eq!(&event.traceparent[3..35], trace_id, "the event carries the writer's trace");
+    assert_eq!(&incoming[3..35], trace_id, "the delivery call joined that trace");
     eventually(10, "the outbox.deliver span", || async {
-        exp.get_finished_spans().unwrap().iter().any(|s| {
-            s.name == "outbox.deliver" && s.span_context.trace_id().to_string() == trace_id
-        })
+        exp.get_finished_spans()
+            .unwrap()
+            .iter()
+            .any(|s| s.name == "outbox.deliver" && s.span_context.trace_id().to_string() == trace_id)
     })
     .await;
     eventually(10, "rows marked delivered", || async {
-        outbox_event::Entity::find()
-            .all(&app.db)
-            .await
-            .unwrap()
-            .iter()
-            .all(|r| r.delivered_at.is_some())
+        outbox_event::Entity::find().all(&app.db).await.unwrap().iter().all(|r| r.delivered_at.is_some())
     })
     .await;
     app.stop().await;

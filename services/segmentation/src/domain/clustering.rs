@@ -2,7 +2,7 @@
 //! with k-means++ (k given, or chosen by silhouette on a sample), parallel assignment, stable cluster ids across
 //! refits, and readable profiles with generated labels. CPU-heavy: callers run it off the async runtime.
 use linfa::{DatasetBase, traits::Fit as _};
-use linfa_clustering::{KMeans, KMeansInit};
+use linfa_clustering::{GaussianMixtureModel, KMeans, KMeansInit};
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rand_xoshiro::{Xoshiro256Plus, rand_core::SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -37,21 +37,12 @@ impl Scaler {
             .enumerate()
             .map(|(j, name)| {
                 let log = is_skewed(name);
-                let col: Vec<f64> = raw
-                    .column(j)
-                    .iter()
-                    .map(|x| if log { x.max(0.0).ln_1p() } else { *x })
-                    .collect();
+                let col: Vec<f64> = raw.column(j).iter().map(|x| if log { x.max(0.0).ln_1p() } else { *x }).collect();
                 let n = col.len().max(1) as f64;
                 let mean = col.iter().sum::<f64>() / n;
                 let var = col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
                 let std = if var.sqrt() < 1e-12 { 1.0 } else { var.sqrt() };
-                ScaledFeature {
-                    name: name.clone(),
-                    log,
-                    mean,
-                    std,
-                }
+                ScaledFeature { name: name.clone(), log, mean, std }
             })
             .collect();
         Self { features }
@@ -81,9 +72,100 @@ impl Scaler {
     }
 }
 
+/// The clustering algorithm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// k-means (k-means++ initialisation): hard clusters around centroids.
+    #[default]
+    KMeans,
+    /// A Gaussian mixture (full covariances): customers go to their most likely component.
+    Gmm,
+}
+
+/// A Gaussian component in scaled space (its mean is the cluster's centroid).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    /// ln of the mixing weight.
+    pub log_weight: f64,
+    /// Precision matrix (inverse covariance), row-major d × d.
+    pub precision: Vec<f64>,
+    /// ½ ln det(precision).
+    pub half_log_det: f64,
+}
+
+impl Component {
+    /// Log-likelihood of `x` under the component, up to a constant shared by all components.
+    pub fn score(&self, x: ArrayView1<f64>, mean: ArrayView1<f64>) -> f64 {
+        let d = x.len();
+        let diff: Vec<f64> = x.iter().zip(mean.iter()).map(|(a, b)| a - b).collect();
+        let mut q = 0.0;
+        for i in 0..d {
+            for j in 0..d {
+                q += diff[i] * self.precision[i * d + j] * diff[j];
+            }
+        }
+        self.log_weight + self.half_log_det - 0.5 * q
+    }
+}
+
+/// ½ ln det of a symmetric positive-definite matrix (Cholesky); `None` when it is not positive definite.
+pub fn half_log_det(m: &[f64], d: usize) -> Option<f64> {
+    let mut l = vec![0.0; d * d];
+    for i in 0..d {
+        for j in 0..=i {
+            let mut sum = m[i * d + j];
+            for k in 0..j {
+                sum -= l[i * d + k] * l[j * d + k];
+            }
+            if i == j {
+                if sum <= 0.0 {
+                    return None;
+                }
+                l[i * d + i] = sum.sqrt();
+            } else {
+                l[i * d + j] = sum / l[j * d + j];
+            }
+        }
+    }
+    Some((0..d).map(|i| l[i * d + i].ln()).sum())
+}
+
+/// Fitted cluster centres: centroids, and the Gaussian components for a mixture.
+#[derive(Debug, Clone)]
+pub struct Centers {
+    /// Centroids (k × features), scaled.
+    pub centroids: Array2<f64>,
+    /// Components, for [`Algorithm::Gmm`].
+    pub components: Option<Vec<Component>>,
+}
+
+impl Centers {
+    /// The cluster of one scaled row, and its distance to the centroid.
+    pub fn place(&self, row: ArrayView1<f64>) -> (usize, f64) {
+        match &self.components {
+            None => {
+                let (c, d2) = nearest(row, self.centroids.view());
+                (c, d2.sqrt())
+            }
+            Some(comps) => {
+                let mut best = (0, f64::NEG_INFINITY);
+                for (c, comp) in comps.iter().enumerate() {
+                    let s = comp.score(row, self.centroids.row(c));
+                    if s > best.1 {
+                        best = (c, s);
+                    }
+                }
+                (best.0, sq_dist(row, self.centroids.row(best.0)).sqrt())
+            }
+        }
+    }
+}
+
 /// How to fit.
 #[derive(Debug, Clone)]
 pub struct FitConfig {
+    /// Algorithm.
+    pub algorithm: Algorithm,
     /// Clusters; `None` = choose in `k_range` by silhouette.
     pub k: Option<usize>,
     /// Range to choose k from (inclusive).
@@ -103,6 +185,7 @@ pub struct FitConfig {
 impl Default for FitConfig {
     fn default() -> Self {
         Self {
+            algorithm: Algorithm::KMeans,
             k: None,
             k_range: (2, 10),
             n_runs: 3,
@@ -117,8 +200,8 @@ impl Default for FitConfig {
 /// A fitted clustering in scaled space.
 #[derive(Debug, Clone)]
 pub struct Fit {
-    /// Centroids (k × features), scaled.
-    pub centroids: Array2<f64>,
+    /// Centres.
+    pub centers: Centers,
     /// Sum of squared distances of the fitted points to their centroid.
     pub inertia: f64,
     /// Mean silhouette on a sample.
@@ -139,19 +222,50 @@ pub enum ClusteringError {
     /// linfa failed.
     #[error("k-means: {0}")]
     KMeans(String),
+    /// linfa's Gaussian mixture failed.
+    #[error("gaussian mixture: {0}")]
+    Gmm(String),
+}
+
+/// Fits a Gaussian mixture (full covariances, k-means initialisation) on scaled rows.
+pub fn gmm(data: ArrayView2<f64>, k: usize, cfg: &FitConfig) -> Result<Centers, ClusteringError> {
+    if data.nrows() < k || k == 0 {
+        return Err(ClusteringError::TooFewPoints { points: data.nrows(), k });
+    }
+    let ds = DatasetBase::from(data.to_owned());
+    let model = GaussianMixtureModel::params_with_rng(k, Xoshiro256Plus::seed_from_u64(cfg.seed))
+        .n_runs(cfg.n_runs.max(1) as u64)
+        .max_n_iterations(cfg.max_iterations)
+        .tolerance(1e-3)
+        .reg_covariance(1e-6)
+        .fit(&ds)
+        .map_err(|e| ClusteringError::Gmm(e.to_string()))?;
+    let d = data.ncols();
+    let mut components = Vec::with_capacity(k);
+    for c in 0..k {
+        let precision: Vec<f64> = model.precisions().index_axis(Axis(0), c).iter().copied().collect();
+        let half =
+            half_log_det(&precision, d).ok_or_else(|| ClusteringError::Gmm("a covariance is singular".into()))?;
+        components.push(Component {
+            log_weight: model.weights()[c].max(f64::MIN_POSITIVE).ln(),
+            precision,
+            half_log_det: half,
+        });
+    }
+    Ok(Centers { centroids: model.means().clone(), components: Some(components) })
+}
+
+fn centers(data: ArrayView2<f64>, k: usize, cfg: &FitConfig) -> Result<Centers, ClusteringError> {
+    match cfg.algorithm {
+        Algorithm::KMeans => kmeans(data, k, cfg).map(|(centroids, _)| Centers { centroids, components: None }),
+        Algorithm::Gmm => gmm(data, k, cfg),
+    }
 }
 
 /// Runs linfa k-means (k-means++ init) on scaled rows.
-pub fn kmeans(
-    data: ArrayView2<f64>,
-    k: usize,
-    cfg: &FitConfig,
-) -> Result<(Array2<f64>, f64), ClusteringError> {
+pub fn kmeans(data: ArrayView2<f64>, k: usize, cfg: &FitConfig) -> Result<(Array2<f64>, f64), ClusteringError> {
     if data.nrows() < k || k == 0 {
-        return Err(ClusteringError::TooFewPoints {
-            points: data.nrows(),
-            k,
-        });
+        return Err(ClusteringError::TooFewPoints { points: data.nrows(), k });
     }
     let ds = DatasetBase::from(data.to_owned());
     let model = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(cfg.seed))
@@ -167,11 +281,7 @@ pub fn kmeans(
 }
 
 /// Fits on scaled rows: k given, or the best silhouette in the range. `progress` gets 0..1.
-pub fn fit(
-    data: ArrayView2<f64>,
-    cfg: &FitConfig,
-    progress: &dyn Fn(f64),
-) -> Result<Fit, ClusteringError> {
+pub fn fit(data: ArrayView2<f64>, cfg: &FitConfig, progress: &dyn Fn(f64)) -> Result<Fit, ClusteringError> {
     let sample = sample_rows(data, cfg.silhouette_sample, cfg.seed);
     let ks: Vec<usize> = match cfg.k {
         Some(k) => vec![k],
@@ -179,23 +289,17 @@ pub fn fit(
     };
     let mut best: Option<Fit> = None;
     for (i, k) in ks.iter().enumerate() {
-        let (centroids, inertia) = kmeans(data, *k, cfg)?;
-        let labels = assign(sample.view(), centroids.view());
+        let centers = centers(data, *k, cfg)?;
+        let labels = assign_to(sample.view(), &centers);
         let silhouette = silhouette(sample.view(), &labels, *k);
-        tracing::debug!(k, inertia, silhouette, "k-means fitted");
+        let inertia = inertia(data, centers.centroids.view());
+        tracing::debug!(k, inertia, silhouette, "clustering fitted");
         if best.as_ref().is_none_or(|b| silhouette > b.silhouette) {
-            best = Some(Fit {
-                centroids,
-                inertia,
-                silhouette,
-            });
+            best = Some(Fit { centers, inertia, silhouette });
         }
         progress((i + 1) as f64 / ks.len() as f64);
     }
-    best.ok_or(ClusteringError::TooFewPoints {
-        points: data.nrows(),
-        k: 0,
-    })
+    best.ok_or(ClusteringError::TooFewPoints { points: data.nrows(), k: 0 })
 }
 
 fn sq_dist(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
@@ -217,17 +321,11 @@ pub fn nearest(row: ArrayView1<f64>, centroids: ArrayView2<f64>) -> (usize, f64)
 /// Nearest centroid of every row, in parallel chunks over the machine's cores.
 pub fn assign(data: ArrayView2<f64>, centroids: ArrayView2<f64>) -> Vec<usize> {
     let n = data.nrows();
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .min(n.max(1));
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).min(n.max(1));
     let chunk = n.div_ceil(threads.max(1)).max(1);
     let mut out = vec![0usize; n];
     std::thread::scope(|s| {
-        for (part, rows) in out
-            .chunks_mut(chunk)
-            .zip(data.axis_chunks_iter(Axis(0), chunk))
-        {
+        for (part, rows) in out.chunks_mut(chunk).zip(data.axis_chunks_iter(Axis(0), chunk)) {
             s.spawn(move || {
                 for (slot, row) in part.iter_mut().zip(rows.rows()) {
                     *slot = nearest(row, centroids).0;
@@ -238,12 +336,60 @@ pub fn assign(data: ArrayView2<f64>, centroids: ArrayView2<f64>) -> Vec<usize> {
     out
 }
 
+/// Lloyd iterations over all rows from given centroids (a fit on a sample, refined on everyone): each assigns in
+/// parallel and moves every centroid to the mean of its rows. Stops early when nothing moves.
+pub fn refine(data: ArrayView2<f64>, centroids: &Array2<f64>, iterations: usize) -> Array2<f64> {
+    let mut c = centroids.clone();
+    let (k, d) = c.dim();
+    for _ in 0..iterations {
+        let labels = assign(data, c.view());
+        let mut sums = Array2::<f64>::zeros((k, d));
+        let mut counts = vec![0usize; k];
+        for (row, l) in data.rows().into_iter().zip(&labels) {
+            counts[*l] += 1;
+            let mut s = sums.row_mut(*l);
+            s += &row;
+        }
+        let mut moved = 0.0;
+        for (j, n) in counts.iter().enumerate() {
+            if *n == 0 {
+                continue;
+            }
+            let mean = sums.row(j).mapv(|v| v / *n as f64);
+            moved += sq_dist(mean.view(), c.row(j));
+            c.row_mut(j).assign(&mean);
+        }
+        if moved < 1e-10 {
+            break;
+        }
+    }
+    c
+}
+
+/// The cluster of every row (nearest centroid, or most likely component), in parallel chunks.
+pub fn assign_to(data: ArrayView2<f64>, centers: &Centers) -> Vec<usize> {
+    if centers.components.is_none() {
+        return assign(data, centers.centroids.view());
+    }
+    let n = data.nrows();
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).min(n.max(1));
+    let chunk = n.div_ceil(threads.max(1)).max(1);
+    let mut out = vec![0usize; n];
+    std::thread::scope(|s| {
+        for (part, rows) in out.chunks_mut(chunk).zip(data.axis_chunks_iter(Axis(0), chunk)) {
+            s.spawn(move || {
+                for (slot, row) in part.iter_mut().zip(rows.rows()) {
+                    *slot = centers.place(row).0;
+                }
+            });
+        }
+    });
+    out
+}
+
 /// Sum of squared distances to the nearest centroid.
 pub fn inertia(data: ArrayView2<f64>, centroids: ArrayView2<f64>) -> f64 {
-    data.rows()
-        .into_iter()
-        .map(|r| nearest(r, centroids).1)
-        .sum()
+    data.rows().into_iter().map(|r| nearest(r, centroids).1).sum()
 }
 
 /// Mean silhouette of labelled rows (O(n²): use a sample).
@@ -305,17 +451,8 @@ pub fn sample_indices(n: usize, max: usize, seed: u64) -> Vec<usize> {
 
 /// Stable ids for new centroids: each takes the id of the nearest previous centroid (compared in original units,
 /// scaled with the new scaler), greedily closest pair first; new clusters get fresh ids.
-pub fn stable_ids(
-    previous: &[(i32, Vec<f64>)],
-    new_original: &[Vec<f64>],
-    scaler: &Scaler,
-) -> Vec<i32> {
-    let z = |v: &[f64]| {
-        v.iter()
-            .enumerate()
-            .map(|(j, x)| scaler.scale_one(j, *x))
-            .collect::<Vec<f64>>()
-    };
+pub fn stable_ids(previous: &[(i32, Vec<f64>)], new_original: &[Vec<f64>], scaler: &Scaler) -> Vec<i32> {
+    let z = |v: &[f64]| v.iter().enumerate().map(|(j, x)| scaler.scale_one(j, *x)).collect::<Vec<f64>>();
     let new_z: Vec<Vec<f64>> = new_original.iter().map(|v| z(v)).collect();
     let prev_z: Vec<(i32, Vec<f64>)> = previous.iter().map(|(id, v)| (*id, z(v))).collect();
     let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
@@ -365,11 +502,7 @@ pub fn label(names: &[String], z: &[f64]) -> String {
     say("channel_mix.store", "in-store", "", 0.8);
     say("complaints_90d", "complaining", "", 0.8);
     say("last_nps", "promoters", "detractors", 0.6);
-    if traits.is_empty() {
-        "average".to_string()
-    } else {
-        traits.join(" · ")
-    }
+    if traits.is_empty() { "average".to_string() } else { traits.join(" · ") }
 }
 
 /// Adjusted Rand index of two labelings (1 = identical partitions, about 0 = chance).
@@ -390,11 +523,7 @@ pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
     let total = c2(a.len() as f64);
     let expected = sa * sb / total;
     let max = (sa + sb) / 2.0;
-    if (max - expected).abs() < f64::EPSILON {
-        1.0
-    } else {
-        (index - expected) / (max - expected)
-    }
+    if (max - expected).abs() < f64::EPSILON { 1.0 } else { (index - expected) / (max - expected) }
 }
 
 #[cfg(test)]
@@ -419,15 +548,37 @@ mod tests {
     #[test]
     fn recovers_blobs_and_chooses_k_by_silhouette() {
         let (data, truth) = blobs();
-        let cfg = FitConfig {
-            k_range: (2, 6),
-            ..FitConfig::default()
-        };
+        let cfg = FitConfig { k_range: (2, 6), ..FitConfig::default() };
         let fit = fit(data.view(), &cfg, &|_| {}).unwrap();
-        assert_eq!(fit.centroids.nrows(), 3);
-        let labels = assign(data.view(), fit.centroids.view());
+        assert_eq!(fit.centers.centroids.nrows(), 3);
+        let labels = assign(data.view(), fit.centers.centroids.view());
         assert!((adjusted_rand_index(&labels, &truth) - 1.0).abs() < 1e-9);
         assert!(fit.silhouette > 0.8);
+    }
+
+    #[test]
+    fn refining_never_raises_inertia() {
+        let (data, _) = blobs();
+        let rough = array![[1.0, 1.0], [9.0, 9.0], [1.0, 9.0]];
+        let refined = refine(data.view(), &rough, 5);
+        assert!(inertia(data.view(), refined.view()) <= inertia(data.view(), rough.view()));
+        assert!((refined[[0, 0]] - 0.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn a_gaussian_mixture_recovers_blobs_too() {
+        let (data, truth) = blobs();
+        let cfg = FitConfig { algorithm: Algorithm::Gmm, k: Some(3), ..FitConfig::default() };
+        let fit = fit(data.view(), &cfg, &|_| {}).unwrap();
+        let labels = assign_to(data.view(), &fit.centers);
+        assert!((adjusted_rand_index(&labels, &truth) - 1.0).abs() < 1e-9);
+        assert!(fit.centers.components.as_ref().is_some_and(|c| c.len() == 3));
+    }
+
+    #[test]
+    fn half_log_det_of_known_matrices() {
+        assert!((half_log_det(&[4.0, 0.0, 0.0, 9.0], 2).unwrap() - 0.5 * 36f64.ln()).abs() < 1e-12);
+        assert!(half_log_det(&[1.0, 2.0, 2.0, 1.0], 2).is_none());
     }
 
     #[test]
@@ -452,27 +603,17 @@ mod tests {
 
     #[test]
     fn labels_name_the_traits() {
-        let names: Vec<String> = [
-            "monetary_365d",
-            "frequency_365d",
-            "channel_mix.mobile",
-            "last_nps",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            label(&names, &[1.2, 0.9, 1.5, 1.0]),
-            "high value · frequent · mobile-first · promoters"
-        );
+        let names: Vec<String> = ["monetary_365d", "frequency_365d", "channel_mix.mobile", "last_nps"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(label(&names, &[1.2, 0.9, 1.5, 1.0]), "high value · frequent · mobile-first · promoters");
         assert_eq!(label(&names, &[0.0, 0.0, 0.0, 0.0]), "average");
     }
 
     #[test]
     fn ari_of_relabelled_partitions_is_one_and_of_noise_is_low() {
-        assert!(
-            (adjusted_rand_index(&[0, 0, 1, 1, 2, 2], &[5, 5, 3, 3, 9, 9]) - 1.0).abs() < 1e-12
-        );
+        assert!((adjusted_rand_index(&[0, 0, 1, 1, 2, 2], &[5, 5, 3, 3, 9, 9]) - 1.0).abs() < 1e-12);
         let a: Vec<usize> = (0..1000).map(|i| i % 2).collect();
         let b: Vec<usize> = (0..1000).map(|i| (i / 2) % 2).collect();
         assert!(adjusted_rand_index(&a, &b).abs() < 0.05);

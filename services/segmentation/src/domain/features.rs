@@ -180,8 +180,7 @@ impl Features {
             Kind::Purchase => {
                 self.purchases += 1;
                 self.spend_micros += e.amount_micros;
-                self.last_purchase_at =
-                    Some(self.last_purchase_at.map_or(e.at_ms, |l| l.max(e.at_ms)));
+                self.last_purchase_at = Some(self.last_purchase_at.map_or(e.at_ms, |l| l.max(e.at_ms)));
                 if in90 {
                     self.f90 += 1;
                     self.m90_micros += e.amount_micros;
@@ -207,11 +206,7 @@ impl Features {
         let units = |m: i64| m as f64 / 1e6;
         let total: i64 = self.channels.iter().sum();
         let share = |i: usize| {
-            if total == 0 {
-                0.0
-            } else {
-                self.channels[i] as f64 / total as f64
-            }
+            if total == 0 { 0.0 } else { self.channels[i] as f64 / total as f64 }
         };
         Some(match name {
             // Never bought: as long ago as the customer is known, at least two years.
@@ -244,15 +239,7 @@ impl Features {
 
     /// The channel mix (share of events per channel).
     pub fn channel_mix(&self) -> Vec<(&'static str, f64)> {
-        CHANNELS
-            .iter()
-            .map(|c| {
-                (
-                    *c,
-                    self.value(&format!("channel_mix.{c}"), 0).unwrap_or(0.0),
-                )
-            })
-            .collect()
+        CHANNELS.iter().map(|c| (*c, self.value(&format!("channel_mix.{c}"), 0).unwrap_or(0.0))).collect()
     }
 }
 
@@ -308,10 +295,7 @@ pub fn is_skewed(name: &str) -> bool {
 /// Folds a history into features as of `now_ms` (the generator, tests and benchmarks use it; the service applies
 /// events one by one, which gives the same result).
 pub fn from_history(events: &[Event], now_ms: i64) -> Features {
-    let mut f = Features {
-        window_day: day_of(now_ms),
-        ..Features::default()
-    };
+    let mut f = Features { window_day: day_of(now_ms), ..Features::default() };
     for e in events {
         f.apply(e);
     }
@@ -367,34 +351,19 @@ mod tests {
     fn buckets(events: &[Event]) -> Vec<Bucket> {
         events
             .iter()
-            .map(|e| Bucket {
-                day: day_of(e.at_ms),
-                kind: e.kind,
-                count: 1,
-                amount_micros: e.amount_micros,
-            })
+            .map(|e| Bucket { day: day_of(e.at_ms), kind: e.kind, count: 1, amount_micros: e.amount_micros })
             .collect()
     }
 
     #[test]
     fn windows_fill_and_age_out() {
-        let events = [
-            ev(Kind::Purchase, 1000, 10),
-            ev(Kind::Purchase, 1050, 20),
-            ev(Kind::Complaint, 1060, 0),
-        ];
-        let mut f = Features {
-            window_day: 1000,
-            ..Features::default()
-        };
+        let events = [ev(Kind::Purchase, 1000, 10), ev(Kind::Purchase, 1050, 20), ev(Kind::Complaint, 1060, 0)];
+        let mut f = Features { window_day: 1000, ..Features::default() };
         for e in &events {
             f.age(day_of(e.at_ms), &buckets(&events));
             f.apply(e);
         }
-        assert_eq!(
-            (f.f90, f.m90_micros / 1_000_000, f.f365, f.complaints_90),
-            (2, 30, 2, 1)
-        );
+        assert_eq!((f.f90, f.m90_micros / 1_000_000, f.f365, f.complaints_90), (2, 30, 2, 1));
         // day 1100: the purchase of day 1000 leaves the 90-day window
         f.age(1100, &buckets(&events));
         assert_eq!((f.f90, f.m90_micros / 1_000_000, f.f365), (1, 20, 2));
@@ -413,19 +382,10 @@ mod tests {
 
     #[test]
     fn values_and_classes() {
-        let mut f = from_history(
-            &[ev(Kind::Purchase, 100, 30), ev(Kind::Purchase, 110, 10)],
-            120 * DAY_MS,
-        );
-        f.apply(&Event {
-            score: Some(9),
-            ..ev(Kind::SurveyResponse, 115, 0)
-        });
+        let mut f = from_history(&[ev(Kind::Purchase, 100, 30), ev(Kind::Purchase, 110, 10)], 120 * DAY_MS);
+        f.apply(&Event { score: Some(9), ..ev(Kind::SurveyResponse, 115, 0) });
         // a late, older answer does not replace the newer one
-        f.apply(&Event {
-            score: Some(2),
-            ..ev(Kind::SurveyResponse, 105, 0)
-        });
+        f.apply(&Event { score: Some(2), ..ev(Kind::SurveyResponse, 105, 0) });
         assert_eq!(f.value("average_basket", 0), Some(20.0));
         assert!((f.value("recency_days", 120 * DAY_MS).unwrap() - 10.0).abs() < 0.01);
         assert_eq!(f.value("channel_mix.mobile", 0), Some(1.0));

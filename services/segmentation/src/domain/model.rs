@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView1};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    clustering::{self, ClusteringError, FitConfig, Scaler},
+    clustering::{self, Algorithm, Centers, ClusteringError, Component, FitConfig, Scaler},
     features::Features,
 };
 
@@ -36,6 +36,12 @@ pub struct ModelSpec {
     pub inertia: f64,
     /// Mean silhouette on a sample.
     pub silhouette: f64,
+    /// The algorithm.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Gaussian components, in cluster order (mixtures only).
+    #[serde(default)]
+    pub components: Vec<Component>,
 }
 
 /// Where a customer falls.
@@ -52,45 +58,29 @@ pub struct Placement {
 impl ModelSpec {
     /// The raw feature row of a customer.
     pub fn row(&self, f: &Features, now_ms: i64) -> Vec<f64> {
-        self.features
-            .iter()
-            .map(|n| f.value(n, now_ms).unwrap_or(0.0))
-            .collect()
+        self.features.iter().map(|n| f.value(n, now_ms).unwrap_or(0.0)).collect()
     }
 
-    fn centroids(&self) -> Array2<f64> {
+    fn centers(&self) -> Centers {
         let k = self.clusters.len();
         let d = self.features.len();
-        Array2::from_shape_fn((k, d), |(i, j)| self.clusters[i].z[j])
+        let centroids = Array2::from_shape_fn((k, d), |(i, j)| self.clusters[i].z[j]);
+        let components = (self.algorithm == Algorithm::Gmm).then(|| self.components.clone());
+        Centers { centroids, components }
     }
 
     /// Assigns one customer (online, as features change).
     pub fn place(&self, f: &Features, now_ms: i64) -> Placement {
         let raw = self.row(f, now_ms);
-        let z: Vec<f64> = raw
-            .iter()
-            .enumerate()
-            .map(|(j, x)| self.scaler.scale_one(j, *x))
-            .collect();
-        let centroids = self.centroids();
-        let (c, d2) = clustering::nearest(ArrayView1::from(&z), centroids.view());
+        let z: Vec<f64> = raw.iter().enumerate().map(|(j, x)| self.scaler.scale_one(j, *x)).collect();
+        let (c, distance) = self.centers().place(ArrayView1::from(&z));
         let cluster = &self.clusters[c];
         // The features that pull the customer towards this centroid: those where the centroid stands out and the
         // customer stands out the same way.
-        let mut contributions: Vec<(String, f64, f64, f64)> = self
-            .features
-            .iter()
-            .enumerate()
-            .map(|(j, n)| (n.clone(), raw[j], z[j], cluster.z[j]))
-            .collect();
-        contributions.sort_by(|a, b| {
-            (b.3.abs() - (b.2 - b.3).abs()).total_cmp(&(a.3.abs() - (a.2 - a.3).abs()))
-        });
-        Placement {
-            cluster_id: cluster.id,
-            distance: d2.sqrt(),
-            contributions,
-        }
+        let mut contributions: Vec<(String, f64, f64, f64)> =
+            self.features.iter().enumerate().map(|(j, n)| (n.clone(), raw[j], z[j], cluster.z[j])).collect();
+        contributions.sort_by(|a, b| (b.3.abs() - (b.2 - b.3).abs()).total_cmp(&(a.3.abs() - (a.2 - a.3).abs())));
+        Placement { cluster_id: cluster.id, distance, contributions }
     }
 
     /// The cluster with a stable id.
@@ -112,10 +102,7 @@ pub fn train(
     let d = names.len();
     let n = rows.len();
     if n == 0 {
-        return Err(ClusteringError::TooFewPoints {
-            points: 0,
-            k: cfg.k.unwrap_or(cfg.k_range.0),
-        });
+        return Err(ClusteringError::TooFewPoints { points: 0, k: cfg.k.unwrap_or(cfg.k_range.0) });
     }
     progress("sampling", 0.0);
     let all = Array2::from_shape_fn((n, d), |(i, j)| rows[i][j]);
@@ -124,29 +111,25 @@ pub fn train(
     let scaler = Scaler::fit(names, fit_rows.view());
     scaler.transform(&mut fit_rows);
     progress("fitting", 0.05);
-    let fit = clustering::fit(fit_rows.view(), cfg, &|p| {
-        progress("fitting", 0.05 + 0.75 * p)
-    })?;
+    let fit = clustering::fit(fit_rows.view(), cfg, &|p| progress("fitting", 0.05 + 0.75 * p))?;
     progress("assigning", 0.8);
     let mut scaled = all;
     scaler.transform(&mut scaled);
-    let labels = clustering::assign(scaled.view(), fit.centroids.view());
-    let k = fit.centroids.nrows();
-    let original: Vec<Vec<f64>> = (0..k)
-        .map(|c| {
-            (0..d)
-                .map(|j| scaler.unscale_one(j, fit.centroids[[c, j]]))
-                .collect()
-        })
-        .collect();
+    // k-means was fitted on a sample: a few Lloyd passes over everyone move the centroids to where all the
+    // customers are (mixtures keep their components).
+    let mut centers = fit.centers.clone();
+    if centers.components.is_none() && idx.len() < n {
+        progress("refining", 0.82);
+        centers.centroids = clustering::refine(scaled.view(), &centers.centroids, 3);
+    }
+    let labels = clustering::assign_to(scaled.view(), &centers);
+    let centroids = &centers.centroids;
+    let k = centroids.nrows();
+    let original: Vec<Vec<f64>> =
+        (0..k).map(|c| (0..d).map(|j| scaler.unscale_one(j, centroids[[c, j]])).collect()).collect();
     let prev: Vec<(i32, Vec<f64>)> = previous
         .filter(|p| p.features == names)
-        .map(|p| {
-            p.clusters
-                .iter()
-                .map(|c| (c.id, c.original.clone()))
-                .collect()
-        })
+        .map(|p| p.clusters.iter().map(|c| (c.id, c.original.clone())).collect())
         .unwrap_or_default();
     let ids = clustering::stable_ids(&prev, &original, &scaler);
     let mut sizes = vec![0i64; k];
@@ -155,7 +138,7 @@ pub fn train(
     }
     let clusters = (0..k)
         .map(|c| {
-            let z: Vec<f64> = fit.centroids.row(c).to_vec();
+            let z: Vec<f64> = centroids.row(c).to_vec();
             Cluster {
                 id: ids[c],
                 label: clustering::label(names, &z),
@@ -172,6 +155,8 @@ pub fn train(
         clusters,
         inertia: fit.inertia,
         silhouette: fit.silhouette,
+        algorithm: cfg.algorithm,
+        components: centers.components.clone().unwrap_or_default(),
     };
     Ok((spec, labels.into_iter().map(|l| ids[l]).collect()))
 }
@@ -186,16 +171,15 @@ mod tests {
     };
 
     fn dataset(n: u64, seed: u64, now: i64) -> (Vec<Vec<f64>>, Vec<usize>, Vec<String>) {
-        let names: Vec<String> = DEFAULT_MODEL_FEATURES
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let names: Vec<String> = DEFAULT_MODEL_FEATURES.iter().map(|s| s.to_string()).collect();
         let spec = ModelSpec {
             features: names.clone(),
             scaler: Scaler { features: vec![] },
             clusters: vec![],
             inertia: 0.0,
             silhouette: 0.0,
+            algorithm: Algorithm::KMeans,
+            components: vec![],
         };
         let mut rows = Vec::new();
         let mut truth = Vec::new();
@@ -211,10 +195,7 @@ mod tests {
     fn recovers_planted_personas_with_readable_labels_and_stable_ids() {
         let now = 20_000 * DAY_MS;
         let (rows, truth, names) = dataset(3_000, 11, now);
-        let cfg = FitConfig {
-            k_range: (2, 8),
-            ..FitConfig::default()
-        };
+        let cfg = FitConfig { k_range: (2, 8), ..FitConfig::default() };
         let (model, ids) = train(&names, &rows, 2_000, &cfg, None, &|_, _| {}).unwrap();
         let labels: Vec<usize> = ids.iter().map(|i| *i as usize).collect();
         let ari = adjusted_rand_index(&labels, &truth);
@@ -226,10 +207,7 @@ mod tests {
         for t in ["high value", "frequent", "mobile-first", "promoters"] {
             assert!(vip_label.contains(t), "{vip_label}");
         }
-        let lapsing = &model
-            .cluster(ids[truth.iter().position(|p| *p == 3).unwrap()])
-            .unwrap()
-            .label;
+        let lapsing = &model.cluster(ids[truth.iter().position(|p| *p == 3).unwrap()]).unwrap().label;
         for t in ["lapsing", "complaining", "detractors"] {
             assert!(lapsing.contains(t), "{lapsing}");
         }
@@ -243,5 +221,21 @@ mod tests {
             assert_eq!(before, after, "persona {persona} keeps its cluster id");
         }
         assert_eq!(model2.clusters.iter().map(|c| c.id).max(), Some(3));
+    }
+
+    #[test]
+    fn a_gaussian_mixture_also_recovers_the_personas() {
+        let now = 20_000 * DAY_MS;
+        let (rows, truth, names) = dataset(2_000, 13, now);
+        let cfg = FitConfig { algorithm: Algorithm::Gmm, k: Some(4), ..FitConfig::default() };
+        let (model, ids) = train(&names, &rows, 2_000, &cfg, None, &|_, _| {}).unwrap();
+        let labels: Vec<usize> = ids.iter().map(|i| *i as usize).collect();
+        let ari = adjusted_rand_index(&labels, &truth);
+        assert!(ari >= 0.85, "ari {ari}");
+        assert_eq!(model.components.len(), 4);
+        // online placement agrees with the batch assignment
+        let c = rapport_synth::customer(13, 0, now);
+        let placed = model.place(&from_synth(&c, now), now);
+        assert_eq!(placed.cluster_id, ids[0]);
     }
 }

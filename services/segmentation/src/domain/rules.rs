@@ -118,10 +118,8 @@ impl Rule {
         self.walk(&mut |r| match r {
             Rule::EventCount { .. } | Rule::EventAbsent { .. } | Rule::InSegment(_) => t = true,
             Rule::Feature { name, .. } => {
-                t |= name.ends_with("_90d")
-                    || name.ends_with("_365d")
-                    || name == "recency_days"
-                    || name == "tenure_days"
+                t |=
+                    name.ends_with("_90d") || name.ends_with("_365d") || name == "recency_days" || name == "tenure_days"
             }
             _ => {}
         });
@@ -185,12 +183,7 @@ pub struct Step {
 pub fn evaluate(rule: &Rule, s: &Subject<'_>, path: &str, trace: &mut Option<Vec<Step>>) -> bool {
     let mut record = |description: String, actual: String, held: bool| {
         if let Some(t) = trace.as_mut() {
-            t.push(Step {
-                path: path.to_string(),
-                description,
-                actual,
-                held,
-            });
+            t.push(Step { path: path.to_string(), description, actual, held });
         }
         held
     };
@@ -212,28 +205,16 @@ pub fn evaluate(rule: &Rule, s: &Subject<'_>, path: &str, trace: &mut Option<Vec
         Rule::Not(r) => !evaluate(r, s, &format!("{path}.not"), trace),
         Rule::Feature { name, op, value } => {
             let v = s.features.value(name, s.now_ms).unwrap_or(f64::NAN);
-            record(
-                format!("{name} {} {value}", op.symbol()),
-                format!("{v:.2}"),
-                op.holds(v, *value),
-            )
+            record(format!("{name} {} {value}", op.symbol()), format!("{v:.2}"), op.holds(v, *value))
         }
         Rule::Attribute { name, value } => {
             let v = s.attributes.get(name).cloned().unwrap_or_default();
             let held = v == *value;
-            record(
-                format!("attribute {name} = {value:?}"),
-                format!("{v:?}"),
-                held,
-            )
+            record(format!("attribute {name} = {value:?}"), format!("{v:?}"), held)
         }
         Rule::Cluster(ids) => {
             let held = s.cluster.is_some_and(|c| ids.contains(&c));
-            record(
-                format!("cluster in {ids:?}"),
-                s.cluster.map_or("none".into(), |c| c.to_string()),
-                held,
-            )
+            record(format!("cluster in {ids:?}"), s.cluster.map_or("none".into(), |c| c.to_string()), held)
         }
         Rule::Tier(tiers) => {
             let t = s.features.tier.clone().unwrap_or_default();
@@ -247,22 +228,11 @@ pub fn evaluate(rule: &Rule, s: &Subject<'_>, path: &str, trace: &mut Option<Vec
         }
         Rule::EventCount { kind, times, days } => {
             let n = s.count_within(*kind, *days);
-            record(
-                format!(
-                    "{} at least {times} times within {days} days",
-                    kind.as_str()
-                ),
-                n.to_string(),
-                n >= *times,
-            )
+            record(format!("{} at least {times} times within {days} days", kind.as_str()), n.to_string(), n >= *times)
         }
         Rule::EventAbsent { kind, days } => {
             let n = s.count_within(*kind, *days);
-            record(
-                format!("no {} within {days} days", kind.as_str()),
-                n.to_string(),
-                n == 0,
-            )
+            record(format!("no {} within {days} days", kind.as_str()), n.to_string(), n == 0)
         }
         Rule::InSegment(id) => {
             let held = s.memberships.contains(id);
@@ -270,11 +240,7 @@ pub fn evaluate(rule: &Rule, s: &Subject<'_>, path: &str, trace: &mut Option<Vec
         }
         Rule::Bucket { from, to } => {
             let b = super::bucket(s.customer_id, "segment");
-            record(
-                format!("random bucket in [{from}, {to})"),
-                b.to_string(),
-                b >= *from && b < *to,
-            )
+            record(format!("random bucket in [{from}, {to})"), b.to_string(), b >= *from && b < *to)
         }
     }
 }
@@ -312,37 +278,16 @@ mod tests {
             ..Features::default()
         };
         let attrs = BTreeMap::from([("country".to_string(), "FR".to_string())]);
-        let daily = HashMap::from([
-            ((Kind::Purchase, 99), 2),
-            ((Kind::Purchase, 50), 1),
-            ((Kind::Complaint, 10), 1),
-        ]);
+        let daily = HashMap::from([((Kind::Purchase, 99), 2), ((Kind::Purchase, 50), 1), ((Kind::Complaint, 10), 1)]);
         let members = HashSet::from(["vip".to_string()]);
         let s = subject(&f, &attrs, &daily, &members);
         let rule = Rule::All(vec![
-            Rule::Feature {
-                name: "monetary_365d".into(),
-                op: Op::Ge,
-                value: 500.0,
-            },
-            Rule::Attribute {
-                name: "country".into(),
-                value: "FR".into(),
-            },
-            Rule::Any(vec![
-                Rule::Cluster(vec![1]),
-                Rule::Tier(vec!["gold".into(), "vip".into()]),
-            ]),
+            Rule::Feature { name: "monetary_365d".into(), op: Op::Ge, value: 500.0 },
+            Rule::Attribute { name: "country".into(), value: "FR".into() },
+            Rule::Any(vec![Rule::Cluster(vec![1]), Rule::Tier(vec!["gold".into(), "vip".into()])]),
             Rule::NpsClass(vec!["promoter".into()]),
-            Rule::EventCount {
-                kind: Kind::Purchase,
-                times: 2,
-                days: 7,
-            },
-            Rule::EventAbsent {
-                kind: Kind::Complaint,
-                days: 30,
-            },
+            Rule::EventCount { kind: Kind::Purchase, times: 2, days: 7 },
+            Rule::EventAbsent { kind: Kind::Complaint, days: 30 },
             Rule::Not(Box::new(Rule::InSegment("churners".into()))),
             Rule::InSegment("vip".into()),
         ]);
@@ -351,58 +296,20 @@ mod tests {
         let steps = trace.unwrap();
         assert_eq!(steps[0].path, "condition.all[0]");
         assert_eq!(steps[0].actual, "900.00");
-        assert!(
-            steps
-                .iter()
-                .any(|st| st.path == "condition.all[2].any[0]" && !st.held)
-        );
+        assert!(steps.iter().any(|st| st.path == "condition.all[2].any[0]" && !st.held));
         // a window too short for the old complaint and purchase
-        let r = Rule::EventCount {
-            kind: Kind::Purchase,
-            times: 3,
-            days: 50,
-        };
+        let r = Rule::EventCount { kind: Kind::Purchase, times: 3, days: 50 };
         assert!(!evaluate(&r, &s, "c", &mut None));
-        assert!(evaluate(
-            &Rule::EventCount {
-                kind: Kind::Purchase,
-                times: 3,
-                days: 51
-            },
-            &s,
-            "c",
-            &mut None
-        ));
-        assert!(!evaluate(
-            &Rule::EventAbsent {
-                kind: Kind::Complaint,
-                days: 91
-            },
-            &s,
-            "c",
-            &mut None
-        ));
+        assert!(evaluate(&Rule::EventCount { kind: Kind::Purchase, times: 3, days: 51 }, &s, "c", &mut None));
+        assert!(!evaluate(&Rule::EventAbsent { kind: Kind::Complaint, days: 91 }, &s, "c", &mut None));
     }
 
     #[test]
     fn dependencies_and_time() {
-        let r = Rule::Any(vec![
-            Rule::InSegment("a".into()),
-            Rule::Not(Box::new(Rule::InSegment("b".into()))),
-        ]);
-        assert_eq!(
-            r.dependencies(),
-            HashSet::from(["a".to_string(), "b".to_string()])
-        );
+        let r = Rule::Any(vec![Rule::InSegment("a".into()), Rule::Not(Box::new(Rule::InSegment("b".into())))]);
+        assert_eq!(r.dependencies(), HashSet::from(["a".to_string(), "b".to_string()]));
         assert!(!Rule::Tier(vec!["vip".into()]).time_dependent());
-        assert!(
-            Rule::Feature {
-                name: "recency_days".into(),
-                op: Op::Gt,
-                value: 1.0
-            }
-            .time_dependent()
-        );
+        assert!(Rule::Feature { name: "recency_days".into(), op: Op::Gt, value: 1.0 }.time_dependent());
     }
 
     #[test]
@@ -414,10 +321,7 @@ mod tests {
         let mut inside = 0;
         for i in 0..1000 {
             let id = format!("c{i}");
-            let s = Subject {
-                customer_id: &id,
-                ..subject(&f, &attrs, &daily, &members)
-            };
+            let s = Subject { customer_id: &id, ..subject(&f, &attrs, &daily, &members) };
             if evaluate(&Rule::Bucket { from: 0, to: 10 }, &s, "c", &mut None) {
                 inside += 1;
             }

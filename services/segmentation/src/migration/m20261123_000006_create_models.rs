@@ -22,8 +22,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("models").to_owned())
-            .await
+        manager.drop_table(Table::drop().table("models").to_owned()).await
     }
 }

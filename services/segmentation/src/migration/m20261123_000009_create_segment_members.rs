@@ -45,8 +45,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("segment_members").to_owned())
-            .await
+        manager.drop_table(Table::drop().table("segment_members").to_owned()).await
     }
 }

@@ -35,8 +35,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("segment_changes").to_owned())
-            .await
+        manager.drop_table(Table::drop().table("segment_changes").to_owned()).await
     }
 }

@@ -19,8 +19,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         use rapport_kit::migration::m20261123_000001_create_idempotency_keys as idempotency;
         use rapport_outbox::migration::{
-            m20261123_000002_create_outbox_events as outbox,
-            m20261123_000003_create_inbox_events as inbox,
+            m20261123_000002_create_outbox_events as outbox, m20261123_000003_create_inbox_events as inbox,
         };
         vec![
             Box::new(idempotency::Migration),

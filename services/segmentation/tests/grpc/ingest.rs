@@ -20,24 +20,8 @@ async fn features_follow_events_and_age_with_time(db: Db) {
     let r = app.ingest(batch).await.unwrap();
     assert_eq!((r.applied, r.duplicates), (0, 4), "each event id once");
     let f = app.features("ana").await;
-    assert_eq!(
-        (
-            f.frequency_90d,
-            f.monetary_90d,
-            f.frequency_365d,
-            f.monetary_365d
-        ),
-        (1.0, 60.0, 2.0, 100.0)
-    );
-    assert_eq!(
-        (
-            f.complaints_90d,
-            f.average_basket,
-            f.last_nps,
-            f.nps_class.as_str()
-        ),
-        (1.0, 50.0, 10, "promoter")
-    );
+    assert_eq!((f.frequency_90d, f.monetary_90d, f.frequency_365d, f.monetary_365d), (1.0, 60.0, 2.0, 100.0));
+    assert_eq!((f.complaints_90d, f.average_basket, f.last_nps, f.nps_class.as_str()), (1.0, 50.0, 10, "promoter"));
     assert!((f.recency_days - 10.0).abs() < 1e-6);
     assert_eq!(f.channel_mix["mobile"], 1.0);
 
@@ -46,16 +30,11 @@ async fn features_follow_events_and_age_with_time(db: Db) {
     let r = app.refresh().await;
     assert_eq!(r.customers_aged, 1);
     let f = app.features("ana").await;
-    assert_eq!(
-        (f.frequency_90d, f.complaints_90d, f.frequency_365d),
-        (0.0, 0.0, 2.0)
-    );
+    assert_eq!((f.frequency_90d, f.complaints_90d, f.frequency_365d), (0.0, 0.0, 2.0));
     assert!((f.recency_days - 95.0).abs() < 1e-6);
     // an event arriving later ages the windows on its own, without a refresh
     app.clock.advance_days(200);
-    app.ingest(vec![purchase("p3", "ana", T0 + 284 * DAY, 10)])
-        .await
-        .unwrap();
+    app.ingest(vec![purchase("p3", "ana", T0 + 284 * DAY, 10)]).await.unwrap();
     let f = app.features("ana").await;
     assert_eq!(
         (f.frequency_90d, f.frequency_365d, f.monetary_365d),

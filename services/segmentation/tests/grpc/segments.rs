@@ -11,34 +11,18 @@ on_both!(segments_update_explain_and_protect);
 async fn segments_update_explain_and_protect(db: Db) {
     let app = spawn_app(db).await;
     let mut c = app.client.clone();
-    app.ingest(vec![
-        purchase("a1", "amy", T0 - DAY, 30),
-        purchase("b1", "bob", T0 - 2 * DAY, 500),
-    ])
-    .await
-    .unwrap();
+    app.ingest(vec![purchase("a1", "amy", T0 - DAY, 30), purchase("b1", "bob", T0 - 2 * DAY, 500)]).await.unwrap();
 
-    let big = app
-        .segment("big", feature("monetary_365d", pb::Comparison::Ge, 100.0))
-        .await
-        .unwrap();
+    let big = app.segment("big", feature("monetary_365d", pb::Comparison::Ge, 100.0)).await.unwrap();
     assert_eq!(big.size, 1, "materialised at creation");
     assert!(app.is_member("big", "bob").await && !app.is_member("big", "amy").await);
     // incremental: amy's next purchase puts her in
-    app.ingest(vec![purchase("a2", "amy", T0, 80)])
-        .await
-        .unwrap();
+    app.ingest(vec![purchase("a2", "amy", T0, 80)]).await.unwrap();
     assert!(app.is_member("big", "amy").await);
 
     // time-based: nobody bought in 30 days → after a month, both are lapsed
     let lapsed = app
-        .segment(
-            "lapsed",
-            Node::EventAbsent(pb::EventAbsent {
-                kind: pb::EventKind::Purchase.into(),
-                days: 30,
-            }),
-        )
+        .segment("lapsed", Node::EventAbsent(pb::EventAbsent { kind: pb::EventKind::Purchase.into(), days: 30 }))
         .await
         .unwrap();
     assert_eq!(lapsed.size, 0);
@@ -61,17 +45,12 @@ async fn segments_update_explain_and_protect(db: Db) {
         conditions: vec![
             cond(Node::InSegment("big".into())),
             cond(Node::InSegment("lapsed".into())),
-            cond(Node::Attribute(pb::AttributeEquals {
-                name: "country".into(),
-                value: "FR".into(),
-            })),
+            cond(Node::Attribute(pb::AttributeEquals { name: "country".into(), value: "FR".into() })),
         ],
     });
     assert_eq!(app.segment("big-lapsed-fr", both).await.unwrap().size, 1);
     let segs = c
-        .list_customer_segments(pb::ListCustomerSegmentsRequest {
-            customer_id: "bob".into(),
-        })
+        .list_customer_segments(pb::ListCustomerSegmentsRequest { customer_id: "bob".into() })
         .await
         .unwrap()
         .into_inner();
@@ -87,17 +66,10 @@ async fn segments_update_explain_and_protect(db: Db) {
         .unwrap()
         .into_inner();
     assert!(!e.member);
-    let attr = e
-        .conditions
-        .iter()
-        .find(|s| s.path == "condition.all[2]")
-        .unwrap();
+    let attr = e.conditions.iter().find(|s| s.path == "condition.all[2]").unwrap();
     assert_eq!((attr.actual.as_str(), attr.held), ("\"\"", false));
     let e = c
-        .explain_membership(pb::ExplainMembershipRequest {
-            customer_id: "amy".into(),
-            segment_id: "big".into(),
-        })
+        .explain_membership(pb::ExplainMembershipRequest { customer_id: "amy".into(), segment_id: "big".into() })
         .await
         .unwrap()
         .into_inner();
@@ -105,10 +77,7 @@ async fn segments_update_explain_and_protect(db: Db) {
     assert_eq!(e.conditions[0].actual, "110.00");
 
     // deletion is refused while another segment or a running campaign uses the segment
-    let del = |id: &str, rid: &str| pb::DeleteSegmentRequest {
-        request_id: rid.into(),
-        segment_id: id.into(),
-    };
+    let del = |id: &str, rid: &str| pb::DeleteSegmentRequest { request_id: rid.into(), segment_id: id.into() };
     assert_status(
         &c.delete_segment(del("big", "d1")).await.unwrap_err(),
         Code::FailedPrecondition,
@@ -133,24 +102,14 @@ async fn segments_update_explain_and_protect(db: Db) {
     );
     c.delete_segment(del("big", "d4")).await.unwrap();
     assert_status(
-        &c.get_segment(pb::GetSegmentRequest {
-            segment_id: "big".into(),
-        })
-        .await
-        .unwrap_err(),
+        &c.get_segment(pb::GetSegmentRequest { segment_id: "big".into() }).await.unwrap_err(),
         Code::NotFound,
         "SEGMENT_NOT_FOUND",
         None,
     );
 
     // entering and leaving were recorded and published
-    let published = rapport_outbox::entities::outbox_event::Entity::find()
-        .count(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(
-        published, 5,
-        "bob and amy entered big and lapsed, bob big-lapsed-fr"
-    );
+    let published = rapport_outbox::entities::outbox_event::Entity::find().count(&app.db).await.unwrap();
+    assert_eq!(published, 5, "bob and amy entered big and lapsed, bob big-lapsed-fr");
     app.stop().await;
 }

@@ -8,9 +8,7 @@ use rapport_kit::{
     db::testing::fresh_database,
     serve::ServeConfig,
 };
-use rapport_proto::segmentation::v1::{
-    self as pb, segmentation_service_client::SegmentationServiceClient,
-};
+use rapport_proto::segmentation::v1::{self as pb, segmentation_service_client::SegmentationServiceClient};
 use rapport_segmentation::app::{Config, Segmentation};
 use tokio::sync::oneshot;
 use tonic::{Code, Status};
@@ -35,33 +33,20 @@ pub struct TestApp {
 pub async fn spawn_app(backend: Db) -> TestApp {
     let url = fresh_database(backend).await.unwrap();
     // Loyalty is not running here: campaigns stay pending.
-    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: url,
-        serve: ServeConfig {
-            drain_delay: Duration::from_millis(10),
-            ..ServeConfig::default()
-        },
+        serve: ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() },
         loyalty_url: format!("http://{nowhere}"),
         refresh_interval: Duration::from_secs(3600),
         campaign_poll: Duration::from_secs(3600),
     };
     let auth = Arc::new(
-        Authenticator::new(
-            "segmentation-test-key-segmentation".to_string().into(),
-            "rapport",
-            "rapport",
-        )
-        .unwrap(),
+        Authenticator::new("segmentation-test-key-segmentation".to_string().into(), "rapport", "rapport").unwrap(),
     );
     let clock = ManualClock::new(T0);
-    let app = Segmentation::build(config, auth.clone(), Arc::new(clock.clone()))
-        .await
-        .unwrap();
+    let app = Segmentation::build(config, auth.clone(), Arc::new(clock.clone())).await.unwrap();
     let addr = app.addr();
     let db = app.store().db().clone();
     let (tx, rx) = oneshot::channel::<()>();
@@ -74,19 +59,10 @@ pub async fn spawn_app(backend: Db) -> TestApp {
     });
     let ch = client::channel(
         &format!("http://{addr}"),
-        Outgoing::new(
-            Some(auth.issue("t", Role::Sre, 600)),
-            Duration::from_secs(120),
-        ),
+        Outgoing::new(Some(auth.issue("t", Role::Sre, 600)), Duration::from_secs(120)),
     )
     .unwrap();
-    TestApp {
-        client: SegmentationServiceClient::new(ch),
-        clock,
-        db,
-        stop: Some(tx),
-        handle: Some(handle),
-    }
+    TestApp { client: SegmentationServiceClient::new(ch), clock, db, stop: Some(tx), handle: Some(handle) }
 }
 
 impl TestApp {
@@ -99,10 +75,7 @@ impl TestApp {
         }
     }
 
-    pub async fn ingest(
-        &self,
-        events: Vec<pb::BehaviourEvent>,
-    ) -> Result<pb::IngestEventBatchResponse, Status> {
+    pub async fn ingest(&self, events: Vec<pb::BehaviourEvent>) -> Result<pb::IngestEventBatchResponse, Status> {
         self.client
             .clone()
             .ingest_event_batch(pb::IngestEventBatchRequest { events })
@@ -113,9 +86,7 @@ impl TestApp {
     pub async fn features(&self, id: &str) -> pb::CustomerFeatures {
         self.client
             .clone()
-            .get_customer_features(pb::GetCustomerFeaturesRequest {
-                customer_id: id.into(),
-            })
+            .get_customer_features(pb::GetCustomerFeaturesRequest { customer_id: id.into() })
             .await
             .unwrap()
             .into_inner()
@@ -123,11 +94,7 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn segment(
-        &self,
-        id: &str,
-        node: pb::condition::Node,
-    ) -> Result<pb::Segment, Status> {
+    pub async fn segment(&self, id: &str, node: pb::condition::Node) -> Result<pb::Segment, Status> {
         self.client
             .clone()
             .create_segment(pb::CreateSegmentRequest {
@@ -147,10 +114,7 @@ impl TestApp {
     pub async fn is_member(&self, segment: &str, customer: &str) -> bool {
         self.client
             .clone()
-            .check_membership(pb::CheckMembershipRequest {
-                segment_id: segment.into(),
-                customer_id: customer.into(),
-            })
+            .check_membership(pb::CheckMembershipRequest { segment_id: segment.into(), customer_id: customer.into() })
             .await
             .unwrap()
             .into_inner()
@@ -158,12 +122,7 @@ impl TestApp {
     }
 
     pub async fn refresh(&self) -> pb::RefreshFeaturesResponse {
-        self.client
-            .clone()
-            .refresh_features(pb::RefreshFeaturesRequest {})
-            .await
-            .unwrap()
-            .into_inner()
+        self.client.clone().refresh_features(pb::RefreshFeaturesRequest {}).await.unwrap().into_inner()
     }
 }
 
@@ -182,21 +141,13 @@ pub fn event(id: &str, customer: &str, kind: pb::EventKind, at_ms: i64) -> pb::B
 
 pub fn purchase(id: &str, customer: &str, at_ms: i64, units: i64) -> pb::BehaviourEvent {
     pb::BehaviourEvent {
-        amount: Some(rapport_proto::common::v1::Money {
-            currency_code: "EUR".into(),
-            units,
-            nanos: 0,
-        }),
+        amount: Some(rapport_proto::common::v1::Money { currency_code: "EUR".into(), units, nanos: 0 }),
         ..event(id, customer, pb::EventKind::Purchase, at_ms)
     }
 }
 
 pub fn feature(name: &str, op: pb::Comparison, value: f64) -> pb::condition::Node {
-    pb::condition::Node::Feature(pb::FeatureCompare {
-        name: name.into(),
-        op: op.into(),
-        value,
-    })
+    pb::condition::Node::Feature(pb::FeatureCompare { name: name.into(), op: op.into(), value })
 }
 
 pub fn cond(node: pb::condition::Node) -> pb::Condition {
@@ -206,16 +157,12 @@ pub fn cond(node: pb::condition::Node) -> pb::Condition {
 pub fn assert_status(s: &Status, code: Code, reason: &str, field: Option<&str>) {
     assert_eq!(s.code(), code, "code of {s:?}");
     let d = s.get_error_details();
-    let info = d
-        .error_info()
-        .unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
+    let info = d.error_info().unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
     assert_eq!(info.reason, reason, "reason of {s:?}");
     assert_eq!(info.domain, "segmentation");
     if let Some(f) = field {
-        let fields: Vec<_> = d
-            .bad_request()
-            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-            .unwrap_or_default();
+        let fields: Vec<_> =
+            d.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default();
         assert!(fields.iter().any(|x| x == f), "field {f} not in {fields:?}");
     }
 }
@@ -230,10 +177,7 @@ where
         if f().await {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

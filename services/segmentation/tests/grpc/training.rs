@@ -20,6 +20,7 @@ async fn train(c: &Client, rid: &str, seed: u64) -> i64 {
             k_max: 6,
             sample_size: 0,
             seed,
+            algorithm: 0,
         })
         .await
         .unwrap()
@@ -29,21 +30,13 @@ async fn train(c: &Client, rid: &str, seed: u64) -> i64 {
         let mut c = c.clone();
         let job = job.clone();
         async move {
-            let j = c
-                .get_training_job(pb::GetTrainingJobRequest { job_id: job })
-                .await
-                .unwrap()
-                .into_inner();
+            let j = c.get_training_job(pb::GetTrainingJobRequest { job_id: job }).await.unwrap().into_inner();
             assert_ne!(j.state, i32::from(pb::JobState::Failed), "{}", j.error);
             j.state == i32::from(pb::JobState::Succeeded)
         }
     })
     .await;
-    c2.get_training_job(pb::GetTrainingJobRequest { job_id: job })
-        .await
-        .unwrap()
-        .into_inner()
-        .model_version
+    c2.get_training_job(pb::GetTrainingJobRequest { job_id: job }).await.unwrap().into_inner().model_version
 }
 
 async fn clusters_of(c: &Client, customers: &[rapport_synth::Customer]) -> Vec<i32> {
@@ -51,9 +44,7 @@ async fn clusters_of(c: &Client, customers: &[rapport_synth::Customer]) -> Vec<i
     for cu in customers {
         let r = c
             .clone()
-            .list_customer_segments(pb::ListCustomerSegmentsRequest {
-                customer_id: cu.customer_id.clone(),
-            })
+            .list_customer_segments(pb::ListCustomerSegmentsRequest { customer_id: cu.customer_id.clone() })
             .await
             .unwrap()
             .into_inner();
@@ -67,29 +58,13 @@ async fn personas_come_back_as_clusters(db: Db) {
     let customers: Vec<_> = rapport_synth::customers(21, 600, T0).collect();
     let stream: Vec<pb::IngestEventsRequest> = customers
         .chunks(10)
-        .map(|cs| pb::IngestEventsRequest {
-            events: cs
-                .iter()
-                .flat_map(rapport_synth::behaviour_events)
-                .collect(),
-        })
+        .map(|cs| pb::IngestEventsRequest { events: cs.iter().flat_map(rapport_synth::behaviour_events).collect() })
         .collect();
-    app.client
-        .clone()
-        .ingest_events(tokio_stream::iter(stream))
-        .await
-        .unwrap();
+    app.client.clone().ingest_events(tokio_stream::iter(stream)).await.unwrap();
 
     let v1 = train(&app.client, "train-1", 1).await;
-    let model = app
-        .client
-        .clone()
-        .get_model(pb::GetModelRequest { version: 0 })
-        .await
-        .unwrap()
-        .into_inner()
-        .model
-        .unwrap();
+    let model =
+        app.client.clone().get_model(pb::GetModelRequest { version: 0 }).await.unwrap().into_inner().model.unwrap();
     assert_eq!((model.version, model.k), (v1, 4));
     assert!(model.silhouette > 0.3 && model.inertia > 0.0);
     let ids = clusters_of(&app.client, &customers).await;
@@ -97,8 +72,7 @@ async fn personas_come_back_as_clusters(db: Db) {
     let labels: Vec<usize> = ids.iter().map(|i| usize::try_from(*i).unwrap()).collect();
     let ari = adjusted_rand_index(&labels, &truth);
     assert!(ari >= 0.9, "adjusted rand index {ari}");
-    let by_id: HashMap<i32, &pb::ClusterProfile> =
-        model.clusters.iter().map(|c| (c.cluster_id, c)).collect();
+    let by_id: HashMap<i32, &pb::ClusterProfile> = model.clusters.iter().map(|c| (c.cluster_id, c)).collect();
     let vip = customers.iter().position(|c| c.persona == 0).unwrap();
     let profile = by_id[&ids[vip]];
     for t in ["high value", "frequent", "mobile-first", "promoters"] {
@@ -118,10 +92,7 @@ async fn personas_come_back_as_clusters(db: Db) {
         .unwrap()
         .into_inner();
     assert!(e.member);
-    assert_eq!(
-        (e.cluster_id, e.cluster_label.as_str()),
-        (ids[vip], profile.label.as_str())
-    );
+    assert_eq!((e.cluster_id, e.cluster_label.as_str()), (ids[vip], profile.label.as_str()));
     assert_eq!(e.features.len(), 8);
     assert!(e.distance >= 0.0);
 
@@ -130,16 +101,10 @@ async fn personas_come_back_as_clusters(db: Db) {
     assert!(v2 > v1);
     let ids2 = clusters_of(&app.client, &customers).await;
     let same = ids.iter().zip(&ids2).filter(|(a, b)| a == b).count();
-    assert!(
-        same as f64 >= 0.97 * ids.len() as f64,
-        "{same} of {} kept their cluster id",
-        ids.len()
-    );
+    assert!(same as f64 >= 0.97 * ids.len() as f64, "{same} of {} kept their cluster id", ids.len());
     // new customers are assigned online
     let newcomer = rapport_synth::customer(99, 0, T0);
-    app.ingest(rapport_synth::behaviour_events(&newcomer))
-        .await
-        .unwrap();
+    app.ingest(rapport_synth::behaviour_events(&newcomer)).await.unwrap();
     let c = clusters_of(&app.client, std::slice::from_ref(&newcomer)).await;
     assert!(c[0] >= 0);
     app.stop().await;
