@@ -113,6 +113,32 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     #[tokio::test]
+    async fn outgoing_calls_carry_what_is_left_of_the_deadline_and_the_token() {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let req = crate::guard::DEADLINE
+            .scope(deadline, async {
+                let mut o = Outgoing::new(Some("t0k3n".into()), Duration::from_secs(10));
+                o.call(Request::new(())).unwrap()
+            })
+            .await;
+        let h = req.metadata().clone().into_headers();
+        let left = crate::guard::grpc_timeout(&h).unwrap();
+        assert!(left <= Duration::from_millis(200) && left > Duration::ZERO, "{left:?}");
+        assert_eq!(h.get("authorization").unwrap(), "Bearer t0k3n");
+        // outside a served request: the client's own timeout
+        let mut o = Outgoing::new(None, Duration::from_secs(3));
+        let h = o.call(Request::new(())).unwrap().metadata().clone().into_headers();
+        assert_eq!(crate::guard::grpc_timeout(&h), Some(Duration::from_secs(3)));
+        assert!(h.get("authorization").is_none());
+        // no time left: refused before sending
+        let past = tokio::time::Instant::now();
+        let r = crate::guard::DEADLINE
+            .scope(past, async { Outgoing::new(None, Duration::from_secs(1)).call(Request::new(())) })
+            .await;
+        assert_eq!(r.unwrap_err().code(), tonic::Code::DeadlineExceeded);
+    }
+
+    #[tokio::test]
     async fn retries_only_unavailable() {
         let budget = RetryBudget::default();
         let n = AtomicU32::new(0);

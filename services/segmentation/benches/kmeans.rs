@@ -3,7 +3,7 @@
 //! `cargo bench -p rapport-segmentation --bench kmeans` (env: BENCH_CUSTOMERS, default 1,000,000; BENCH_K, 8).
 //!
 //! 1. 1,000,000 generated customers × the 8 default features, scaled as the service scales them. Rapport's
-//!    pipeline — linfa k-means (k-means++, three restarts) on a 100,000-customer sample, three Lloyd passes over
+//!    pipeline — linfa k-means from greedy k-means++ seeds (three restarts) on a 100,000-customer sample, three Lloyd passes over
 //!    everyone, then every customer assigned in parallel — against scikit-learn's KMeans (Lloyd, one k-means++ init) fitted on all of them, same data, same
 //!    thread count, in the same run when Python with scikit-learn is present. Inertia is measured on all points.
 //! 2. Event ingestion through the streaming RPC (features, buckets, segment evaluation, one transaction per
@@ -182,8 +182,8 @@ fn main() {
         "K-means, {} customers × {} features (the default model features of generated customers, scaled as the \
          service scales them), k = {k}, {threads} threads (`cargo bench -p rapport-segmentation --bench kmeans`):\n\n\
          | pipeline | fit | assign all | total | inertia (all points) |\n|---|---:|---:|---:|---:|\n\
-         | Rapport: linfa k-means++ (3 restarts) on a {sample_n} sample, 3 Lloyd passes on all, parallel assignment | {fit_s:.2} s | {assign_s:.2} s | {ours_total:.2} s | {inertia:.1} |\n\
-         | linfa k-means++ (one init) on all points (reference) | {full_fit_s:.2} s | — | {full_fit_s:.2} s | {full_inertia:.1} |\n",
+         | Rapport: linfa k-means from greedy k-means++ seeds (3 restarts) on a {sample_n} sample, 3 Lloyd passes on all, parallel assignment | {fit_s:.2} s | {assign_s:.2} s | {ours_total:.2} s | {inertia:.1} |\n\
+         | the same k-means (one seeding) on all points (reference) | {full_fit_s:.2} s | — | {full_fit_s:.2} s | {full_inertia:.1} |\n",
         x.nrows(),
         x.ncols()
     );

@@ -262,22 +262,70 @@ fn centers(data: ArrayView2<f64>, k: usize, cfg: &FitConfig) -> Result<Centers, 
     }
 }
 
-/// Runs linfa k-means (k-means++ init) on scaled rows.
+/// Greedy k-means++ seeding (as scikit-learn seeds): each new centre is the best of `2 + ln k` candidates drawn
+/// with probability proportional to the squared distance to the nearest centre so far, "best" being the one that
+/// lowers the total squared distance most. Plain k-means++ draws one candidate and lands in worse optima more often.
+pub fn greedy_kmeans_pp(data: ArrayView2<f64>, k: usize, seed: u64) -> Array2<f64> {
+    use rand_xoshiro::rand_core::RngCore;
+    let (n, d) = data.dim();
+    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+    let mut unit = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let trials = 2 + (k as f64).ln().floor() as usize;
+    let mut centres = Array2::<f64>::zeros((k, d));
+    let first = ((unit() * n as f64) as usize).min(n - 1);
+    centres.row_mut(0).assign(&data.row(first));
+    let mut closest: Vec<f64> = data.rows().into_iter().map(|r| sq_dist(r, data.row(first))).collect();
+    for c in 1..k {
+        let total: f64 = closest.iter().sum();
+        let mut cumulative = Vec::with_capacity(n);
+        let mut acc = 0.0;
+        for v in &closest {
+            acc += v;
+            cumulative.push(acc);
+        }
+        let mut best: Option<(f64, usize, Vec<f64>)> = None;
+        for _ in 0..trials {
+            let target = unit() * total;
+            let cand = cumulative.partition_point(|x| *x < target).min(n - 1);
+            let dists: Vec<f64> =
+                data.rows().into_iter().zip(&closest).map(|(r, old)| sq_dist(r, data.row(cand)).min(*old)).collect();
+            let pot: f64 = dists.iter().sum();
+            if best.as_ref().is_none_or(|b| pot < b.0) {
+                best = Some((pot, cand, dists));
+            }
+        }
+        if let Some((_, cand, dists)) = best {
+            centres.row_mut(c).assign(&data.row(cand));
+            closest = dists;
+        }
+    }
+    centres
+}
+
+/// Runs linfa k-means on scaled rows from greedy k-means++ seeds, `n_runs` times with different seeds; the lowest
+/// inertia wins.
 pub fn kmeans(data: ArrayView2<f64>, k: usize, cfg: &FitConfig) -> Result<(Array2<f64>, f64), ClusteringError> {
     if data.nrows() < k || k == 0 {
         return Err(ClusteringError::TooFewPoints { points: data.nrows(), k });
     }
     let ds = DatasetBase::from(data.to_owned());
-    let model = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(cfg.seed))
-        .n_runs(cfg.n_runs.max(1))
-        .max_n_iterations(cfg.max_iterations)
-        .tolerance(cfg.tolerance)
-        .init_method(KMeansInit::KMeansPlusPlus)
-        .fit(&ds)
-        .map_err(|e| ClusteringError::KMeans(e.to_string()))?;
-    let centroids = model.centroids().clone();
-    let inertia = inertia(data, centroids.view());
-    Ok((centroids, inertia))
+    let mut best: Option<(Array2<f64>, f64)> = None;
+    for run in 0..cfg.n_runs.max(1) as u64 {
+        let seeds = greedy_kmeans_pp(data, k, cfg.seed.wrapping_add(run));
+        let model = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(cfg.seed.wrapping_add(run)))
+            .n_runs(1)
+            .max_n_iterations(cfg.max_iterations)
+            .tolerance(cfg.tolerance)
+            .init_method(KMeansInit::Precomputed(seeds))
+            .fit(&ds)
+            .map_err(|e| ClusteringError::KMeans(e.to_string()))?;
+        let centroids = model.centroids().clone();
+        let inertia = inertia(data, centroids.view());
+        if best.as_ref().is_none_or(|b| inertia < b.1) {
+            best = Some((centroids, inertia));
+        }
+    }
+    best.ok_or(ClusteringError::TooFewPoints { points: data.nrows(), k })
 }
 
 /// Fits on scaled rows: k given, or the best silhouette in the range. `progress` gets 0..1.
@@ -554,6 +602,14 @@ mod tests {
         let labels = assign(data.view(), fit.centers.centroids.view());
         assert!((adjusted_rand_index(&labels, &truth) - 1.0).abs() < 1e-9);
         assert!(fit.silhouette > 0.8);
+    }
+
+    #[test]
+    fn greedy_seeding_picks_one_point_per_blob() {
+        let (data, truth) = blobs();
+        let seeds = greedy_kmeans_pp(data.view(), 3, 7);
+        let labels = assign(data.view(), seeds.view());
+        assert!((adjusted_rand_index(&labels, &truth) - 1.0).abs() < 1e-9);
     }
 
     #[test]
