@@ -188,7 +188,7 @@ impl Default for FitConfig {
             algorithm: Algorithm::KMeans,
             k: None,
             k_range: (2, 10),
-            n_runs: 3,
+            n_runs: 1,
             max_iterations: 200,
             tolerance: 1e-4,
             silhouette_sample: 2_000,
