@@ -12,3 +12,4 @@ pub mod idempotency;
 pub mod migration;
 pub mod page;
 pub mod serve;
+pub mod testing;

@@ -43,6 +43,27 @@ pub async fn enqueue<C: ConnectionTrait>(
     Ok(event.event_id)
 }
 
+/// Writes an event of `source` about `customer_id` for `destination` inside the caller's transaction (the common
+/// case of [`enqueue`]: a fresh event id, the current trace context).
+pub async fn publish<C: ConnectionTrait>(
+    txn: &C,
+    destination: &str,
+    source: &str,
+    customer_id: &str,
+    payload: rapport_proto::events::v1::event::Payload,
+    now_ms: i64,
+) -> Result<String, DbErr> {
+    let event = Event {
+        event_id: String::new(),
+        source: source.into(),
+        customer_id: customer_id.into(),
+        occurred_at: Some(rapport_kit::clock::timestamp(now_ms)),
+        traceparent: String::new(),
+        payload: Some(payload),
+    };
+    enqueue(txn, destination, event, now_ms).await
+}
+
 /// Undelivered events for `destination`.
 pub async fn pending<C: ConnectionTrait>(db: &C, destination: &str) -> Result<u64, DbErr> {
     use entities::outbox_event::{Column, Entity};

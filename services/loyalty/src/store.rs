@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use rapport_kit::{clock::Clock, db::begin_write, idempotency};
-use rapport_proto::events::v1::{CustomerForgotten, Event, PurchaseRecorded, TierChanged, event};
+use rapport_proto::events::v1::{CustomerForgotten, PurchaseRecorded, TierChanged, event};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
@@ -995,15 +995,7 @@ impl Store {
         payload: event::Payload,
         now: i64,
     ) -> Result<()> {
-        let ev = Event {
-            event_id: String::new(),
-            source: "loyalty".into(),
-            customer_id: customer_id.into(),
-            occurred_at: Some(rapport_kit::clock::timestamp(now)),
-            traceparent: String::new(),
-            payload: Some(payload),
-        };
-        rapport_outbox::enqueue(txn, EVENTS_DESTINATION, ev, now).await?;
+        rapport_outbox::publish(txn, EVENTS_DESTINATION, "loyalty", customer_id, payload, now).await?;
         Ok(())
     }
 

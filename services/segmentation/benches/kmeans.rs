@@ -121,14 +121,7 @@ async fn ingestion(backend: Backend, customers: u64) -> (usize, f64) {
 
 fn write_report(report: &str) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../BENCHMARKS.md");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let (start, end) = ("<!-- kmeans:start -->", "<!-- kmeans:end -->");
-    let block = format!("{start}\n{report}{end}");
-    let new = match (text.find(start), text.find(end)) {
-        (Some(a), Some(b)) => format!("{}{}{}", &text[..a], block, &text[b + end.len()..]),
-        _ => format!("{text}\n{block}\n"),
-    };
-    std::fs::write(path, new).expect("write BENCHMARKS.md");
+    rapport_kit::testing::write_benchmark_section(path, "kmeans", report).expect("write BENCHMARKS.md");
 }
 
 fn main() {

@@ -8,7 +8,7 @@ use std::{
 
 use rapport_kit::{clock::Clock, db::begin_write, idempotency};
 use rapport_outbox::inbox;
-use rapport_proto::events::v1::{Event as OutboxEvent, SegmentMembershipChanged, event};
+use rapport_proto::events::v1::{SegmentMembershipChanged, event};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult, sea_query::Expr,
@@ -1168,18 +1168,11 @@ async fn reevaluate(
         })
         .exec_without_returning(txn)
         .await?;
-        let ev = OutboxEvent {
-            event_id: String::new(),
-            source: "segmentation".into(),
-            customer_id: st.customer_id.clone(),
-            occurred_at: Some(rapport_kit::clock::timestamp(now)),
-            traceparent: String::new(),
-            payload: Some(event::Payload::SegmentMembershipChanged(SegmentMembershipChanged {
-                segment_id: seg.segment_id.clone(),
-                entered: is,
-            })),
-        };
-        rapport_outbox::enqueue(txn, CHANGES_DESTINATION, ev, now).await?;
+        let payload = event::Payload::SegmentMembershipChanged(SegmentMembershipChanged {
+            segment_id: seg.segment_id.clone(),
+            entered: is,
+        });
+        rapport_outbox::publish(txn, CHANGES_DESTINATION, "segmentation", &st.customer_id, payload, now).await?;
     }
     Ok(changes)
 }

@@ -16,7 +16,6 @@ use rapport_proto::loyalty::v1::{self as pb, loyalty_service_client::LoyaltyServ
 use sea_orm::DatabaseConnection;
 use tokio::sync::oneshot;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
 pub use rapport_kit::db::testing::Backend as Db;
 
@@ -221,37 +220,6 @@ pub fn balance(m: &pb::Member) -> pb::Balance {
     m.balance.unwrap_or_default()
 }
 
-/// Asserts a status: gRPC code, ErrorInfo reason (domain loyalty unless the guard answered), and a violated field.
-pub fn assert_status(s: &Status, code: Code, reason: &str, field: Option<&str>) {
-    assert_eq!(s.code(), code, "code of {s:?}");
-    let d = s.get_error_details();
-    let info = d.error_info().unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
-    assert_eq!(info.reason, reason, "reason of {s:?}");
-    assert_eq!(info.domain, "loyalty");
-    if let Some(f) = field {
-        let fields: Vec<_> =
-            d.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default();
-        assert!(fields.iter().any(|x| x == f), "field {f} not in {fields:?}");
-    }
-    assert!(s.message().chars().next().is_some_and(|c| !c.is_uppercase()), "lowercase message: {s:?}");
-}
-
-/// Polls `f` until it returns true, failing after `secs` seconds.
-pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// One test per backend.
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
@@ -270,3 +238,10 @@ macro_rules! on_both {
     };
 }
 pub(crate) use on_both;
+
+pub use rapport_kit::testing::eventually;
+
+/// Asserts a loyalty error: code, reason, violated field.
+pub fn assert_status(s: &Status, code: Code, reason: &str, field: Option<&str>) {
+    rapport_kit::testing::assert_status(s, code, reason, "loyalty", field);
+}

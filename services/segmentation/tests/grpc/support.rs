@@ -12,7 +12,6 @@ use rapport_proto::segmentation::v1::{self as pb, segmentation_service_client::S
 use rapport_segmentation::app::{Config, Segmentation};
 use tokio::sync::oneshot;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
 pub use rapport_kit::db::testing::Backend as Db;
 
@@ -154,34 +153,6 @@ pub fn cond(node: pb::condition::Node) -> pb::Condition {
     pb::Condition { node: Some(node) }
 }
 
-pub fn assert_status(s: &Status, code: Code, reason: &str, field: Option<&str>) {
-    assert_eq!(s.code(), code, "code of {s:?}");
-    let d = s.get_error_details();
-    let info = d.error_info().unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
-    assert_eq!(info.reason, reason, "reason of {s:?}");
-    assert_eq!(info.domain, "segmentation");
-    if let Some(f) = field {
-        let fields: Vec<_> =
-            d.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default();
-        assert!(fields.iter().any(|x| x == f), "field {f} not in {fields:?}");
-    }
-}
-
-pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         $(
@@ -199,3 +170,10 @@ macro_rules! on_both {
     };
 }
 pub(crate) use on_both;
+
+pub use rapport_kit::testing::eventually;
+
+/// Asserts a segmentation error: code, reason, violated field.
+pub fn assert_status(s: &Status, code: Code, reason: &str, field: Option<&str>) {
+    rapport_kit::testing::assert_status(s, code, reason, "segmentation", field);
+}

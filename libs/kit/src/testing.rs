@@ -1,0 +1,71 @@
+//! Helpers the services' tests and benchmarks share: polling with a deadline (no sleeps to wait for things),
+//! asserting a `google.rpc` error, and writing a benchmark's section of BENCHMARKS.md.
+use std::{future::Future, time::Duration};
+
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+pub use crate::db::testing::{BACKENDS, Backend, fresh_database};
+
+/// Polls `f` until it returns true; panics naming `what` after `secs` seconds.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts a status: gRPC code, `ErrorInfo` reason and domain, a violated field when given, a lowercase message.
+pub fn assert_status(s: &Status, code: Code, reason: &str, domain: &str, field: Option<&str>) {
+    assert_eq!(s.code(), code, "code of {s:?}");
+    let d = s.get_error_details();
+    let info = d.error_info().unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
+    assert_eq!(info.reason, reason, "reason of {s:?}");
+    assert_eq!(info.domain, domain, "domain of {s:?}");
+    if let Some(f) = field {
+        let fields: Vec<String> =
+            d.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default();
+        assert!(fields.iter().any(|x| x == f), "field {f} not in {fields:?}");
+    }
+    assert!(s.message().chars().next().is_some_and(|c| !c.is_uppercase()), "lowercase message: {s:?}");
+}
+
+/// Replaces the section `name` of the Markdown file at `path` (between `<!-- name:start -->` and
+/// `<!-- name:end -->`), appending it when missing.
+pub fn write_benchmark_section(path: &str, name: &str, report: &str) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let (start, end) = (format!("<!-- {name}:start -->"), format!("<!-- {name}:end -->"));
+    let block = format!("{start}\n{report}{end}");
+    let new = match (text.find(&start), text.find(&end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{}{}", &text[..a], block, &text[b + end.len()..]),
+        _ => format!("{text}\n{block}\n"),
+    };
+    std::fs::write(path, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn benchmark_sections_are_replaced_in_place() {
+        let path = std::env::temp_dir().join(format!("bench-{}.md", uuid::Uuid::new_v4()));
+        let p = path.to_str().unwrap();
+        std::fs::write(p, "# B\n\n<!-- a:start -->\nold\n<!-- a:end -->\ntail\n").unwrap();
+        write_benchmark_section(p, "a", "new\n").unwrap();
+        write_benchmark_section(p, "b", "other\n").unwrap();
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(text.contains("<!-- a:start -->\nnew\n<!-- a:end -->\ntail"));
+        assert!(text.contains("<!-- b:start -->\nother\n<!-- b:end -->"));
+        assert!(!text.contains("old"));
+        let _ = std::fs::remove_file(p);
+    }
+}
