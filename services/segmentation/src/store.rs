@@ -370,9 +370,20 @@ impl Store {
         Ok(changes)
     }
 
-    /// Ages every customer's windows to today, re-places them and re-evaluates segments, in pages; returns
-    /// (customers aged, membership changes).
+    /// Ages the windows of every customer not yet aged today, re-places them and re-evaluates their segments, in
+    /// pages; returns (customers aged, membership changes).
     pub async fn refresh(&self) -> Result<(i64, i64)> {
+        self.settle_all(true).await
+    }
+
+    /// Re-places every customer and re-evaluates every segment (after a new model).
+    pub async fn reevaluate_all(&self) -> Result<(i64, i64)> {
+        self.settle_all(false).await
+    }
+
+    /// Time moves windows by whole days: a customer is stale once per day (or until its next event settles it), so
+    /// a refresh touches each customer at most daily, found through the `window_day` index.
+    async fn settle_all(&self, only_stale: bool) -> Result<(i64, i64)> {
         let now = self.now();
         let today = day_of(now);
         let (mut aged, mut changes) = (0i64, 0i64);
@@ -380,12 +391,14 @@ impl Store {
         loop {
             let txn = begin_write(&self.db).await?;
             let segments = load_segments(&txn).await?;
-            let page = customers::Entity::find()
+            let mut q = customers::Entity::find()
                 .filter(customers::Column::CustomerId.gt(after.as_str()))
                 .order_by_asc(customers::Column::CustomerId)
-                .limit(200)
-                .all(&txn)
-                .await?;
+                .limit(200);
+            if only_stale {
+                q = q.filter(customers::Column::WindowDay.lt(today));
+            }
+            let page = q.all(&txn).await?;
             let Some(last) = page.last().map(|r| r.customer_id.clone()) else {
                 break;
             };
@@ -551,7 +564,7 @@ impl Store {
         self.set_model(version, spec);
         // Cluster segments follow the new model.
         self.job_progress(job_id, "re-evaluating segments", 0.95).await?;
-        self.refresh().await?;
+        self.reevaluate_all().await?;
         Ok(version)
     }
 

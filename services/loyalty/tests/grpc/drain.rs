@@ -1,7 +1,8 @@
 //! SIGTERM to the real binary: health turns NOT_SERVING first, the call in flight finishes, the process exits 0.
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
     time::Duration,
 };
 
@@ -10,15 +11,14 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus,
 
 use crate::support::{SECRET, authenticator, client_as, eventually};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_drains_in_flight_calls() {
-    let url = db::testing::fresh_database(db::testing::Backend::Sqlite).await.unwrap();
+/// Starts the real binary on an ephemeral port with the given drain delay and deadline (ms).
+fn start(url: &str, delay_ms: &str, deadline_ms: &str) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-loyalty"))
         .env("RAPPORT_LOYALTY_LISTEN", "127.0.0.1:0")
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", url)
         .env("RAPPORT_AUTH_SECRET", SECRET)
-        .env("RAPPORT_DRAIN_DELAY_MS", "1000")
-        .env("RAPPORT_DRAIN_DEADLINE_MS", "20000")
+        .env("RAPPORT_DRAIN_DELAY_MS", delay_ms)
+        .env("RAPPORT_DRAIN_DEADLINE_MS", deadline_ms)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -29,8 +29,71 @@ async fn sigterm_drains_in_flight_calls() {
         .map_while(Result::ok)
         .find_map(|l| l.strip_prefix("rapport-loyalty listening on ").map(str::to_string))
         .expect("the listening line");
+    (child, addr.parse().unwrap())
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// Waits (polling, with a deadline) for the process to exit.
+async fn exited(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the process did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn earn_request(rid: &str, customer: &str, points: i64) -> rapport_proto::loyalty::v1::EarnPointsRequest {
+    rapport_proto::loyalty::v1::EarnPointsRequest {
+        request_id: rid.into(),
+        customer_id: customer.into(),
+        points,
+        reason: String::new(),
+        reference: String::new(),
+    }
+}
+
+/// A call still running when the drain deadline passes is cut off: the process stops anyway, and the call's
+/// transaction never commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_outlives_the_drain_deadline_is_cut_off() {
+    let url = db::testing::fresh_database(db::testing::Backend::Sqlite).await.unwrap();
+    let (mut child, addr) = start(&url, "10", "300");
+    let client = client_as(addr, &authenticator(), Role::Sre);
+    let mut c = client.clone();
+    c.enrol_member(rapport_proto::loyalty::v1::EnrolMemberRequest {
+        request_id: "e".into(),
+        customer_id: "stuck".into(),
+        display_name: String::new(),
+    })
+    .await
+    .unwrap();
+    let blocker = db::connect(&url).await.unwrap();
+    let lock = db::begin_write(&blocker).await.unwrap();
+    let stuck = {
+        let mut c = client.clone();
+        tokio::spawn(async move { c.earn_points(earn_request("stuck", "stuck", 1)).await })
+    };
+    sigterm(&child);
+    // The lock is held for as long as the process lives: only the forced stop can end it.
+    let code = exited(&mut child).await;
+    assert!(code.success(), "exit status {code}");
+    assert!(stuck.await.unwrap().is_err(), "the cut-off call fails");
+    lock.rollback().await.unwrap();
+    assert_eq!(rapport_loyalty::store::count_entries(&blocker, "stuck").await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_calls() {
+    let url = db::testing::fresh_database(db::testing::Backend::Sqlite).await.unwrap();
+    let (mut child, addr) = start(&url, "1000", "20000");
     let auth = authenticator();
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
     let client = client_as(addr, &auth, Role::Sre);
     let mut c = client.clone();
     c.enrol_member(rapport_proto::loyalty::v1::EnrolMemberRequest {
@@ -46,19 +109,9 @@ async fn sigterm_drains_in_flight_calls() {
     let lock = db::begin_write(&blocker).await.unwrap();
     let in_flight = {
         let mut c = client.clone();
-        tokio::spawn(async move {
-            c.earn_points(rapport_proto::loyalty::v1::EarnPointsRequest {
-                request_id: "in-flight".into(),
-                customer_id: "drain".into(),
-                points: 7,
-                reason: String::new(),
-                reference: String::new(),
-            })
-            .await
-        })
+        tokio::spawn(async move { c.earn_points(earn_request("in-flight", "drain", 7)).await })
     };
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    sigterm(&child);
 
     let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
     let health = HealthClient::new(ch);
@@ -76,14 +129,7 @@ async fn sigterm_drains_in_flight_calls() {
     let done = in_flight.await.unwrap().expect("the in-flight call finishes");
     assert_eq!(done.into_inner().balance.unwrap().active, 7);
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(std::time::Instant::now() < deadline, "the process did not stop");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let code = exited(&mut child).await;
     assert!(code.success(), "exit status {code}");
     assert_eq!(rapport_loyalty::store::count_entries(&blocker, "drain").await.unwrap(), 1);
 }
