@@ -1,4 +1,5 @@
-//! SIGTERM to the real binary: health turns NOT_SERVING first, the call in flight finishes, the process exits 0.
+//! SIGTERM to the real binary: health turns NOT_SERVING first and the call in flight finishes; a call that outlives
+//! the drain deadline is cut off; the process exits 0 either way.
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,

@@ -1,0 +1,117 @@
+//! The README's first command and the operator CLI, as a person runs them: `rapport up` in a fresh folder, then
+//! `rapport gen`, training, a segment, an offer and a campaign, then Ctrl-C's SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    time::Duration,
+};
+
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+fn rapport(dir: &Path, base: u16, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .current_dir(dir)
+        .env("RAPPORT_SEGMENTATION_ADDR", format!("http://127.0.0.1:{base}"))
+        .env("RAPPORT_LOYALTY_ADDR", format!("http://127.0.0.1:{}", base + 1))
+        .env_remove("RAPPORT_TOKEN")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rapport {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn free_pair() -> u16 {
+    loop {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < 65_000 && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+async fn serving(port: u16) -> bool {
+    let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await
+    else {
+        return false;
+    };
+    HealthClient::new(ch)
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+}
+
+fn stop(child: &mut Child) -> std::process::ExitStatus {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "rapport up did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_then_the_walk_through_of_the_readme() {
+    let dir = std::env::temp_dir().join(format!("rapport-up-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = free_pair();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .current_dir(&dir)
+        .args(["up", "--base-port", &base.to_string()])
+        .env("RAPPORT_DRAIN_DELAY_MS", "100")
+        .env("RUST_LOG", "warn")
+        .env_remove("RAPPORT_AUTH_SECRET")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The table of services comes first on stdout.
+    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let printed: Vec<String> = (&mut lines).map_while(Result::ok).take_while(|l| !l.starts_with("try:")).collect();
+    assert!(printed.iter().any(|l| l.contains("segmentation") && l.contains(&base.to_string())), "{printed:?}");
+    assert!(printed.iter().any(|l| l.contains("development token")));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !(serving(base).await && serving(base + 1).await) {
+        assert!(tokio::time::Instant::now() < deadline, "the suite did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dir.join("data/dev-token").exists() && dir.join("data/loyalty.db").exists());
+
+    let out = rapport(&dir, base, &["gen", "--customers", "120", "--seed", "4"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("120 customers"));
+    let out = rapport(&dir, base, &["segments", "train", "--k", "4", "--wait"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("model version 1") && text.contains("promoters"), "{text}");
+    rapport(&dir, base, &["segments", "create", "fans", "nps = promoter"]);
+    let out = rapport(&dir, base, &["segments", "show", "fans"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nps in [\"promoter\"]"));
+    rapport(&dir, base, &["loyalty", "offer", "create", "thanks", "--title", "thank you", "--percent", "15"]);
+    let out = rapport(
+        &dir,
+        base,
+        &["campaign", "trigger", "spring", "--segment", "fans", "--offer", "thanks", "--holdout", "10", "--wait"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("completed"), "{text}");
+    let out = rapport(&dir, base, &["segments", "explain", "cust-4-0"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cluster"));
+    // bad input: a clear error and a failing exit status
+    let bad = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .current_dir(&dir)
+        .env("RAPPORT_LOYALTY_ADDR", format!("http://127.0.0.1:{}", base + 1))
+        .args(["loyalty", "earn", "nobody", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("points: must be between 1 and 1000000000"));
+
+    let status = stop(&mut up);
+    assert!(status.success(), "exit status {status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
