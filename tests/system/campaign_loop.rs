@@ -267,6 +267,36 @@ async fn campaign_loop(db: Db) {
         }
     })
     .await;
+
+    // Erasure in loyalty reaches segmentation: the customer is gone there too, campaign counts unchanged.
+    let forgotten = customers.iter().map(|c| c.customer_id.clone()).find(|c| holders.contains_key(c)).unwrap();
+    lc.forget_member(lpb::ForgetMemberRequest { request_id: "forget".into(), customer_id: forgotten.clone() })
+        .await
+        .unwrap();
+    eventually(30, "the erasure in segmentation", || {
+        let mut sc = sc.clone();
+        let id = forgotten.clone();
+        async move {
+            sc.get_customer_features(spb::GetCustomerFeaturesRequest { customer_id: id })
+                .await
+                .is_err_and(|s| s.code() == tonic::Code::NotFound)
+        }
+    })
+    .await;
+    let after = sc
+        .get_campaign(spb::GetCampaignRequest { campaign_id: "spring".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .campaign
+        .unwrap();
+    assert_eq!((after.targeted, after.granted), (c.targeted, c.granted));
+    let r = sc
+        .check_membership(spb::CheckMembershipRequest { segment_id: "fans".into(), customer_id: forgotten })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.member);
     s2.stop().await;
     l2.stop().await;
 }

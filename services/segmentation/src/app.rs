@@ -20,6 +20,7 @@ use rapport_proto::{
 };
 use tokio::{net::TcpListener, sync::Notify};
 use tonic::service::Routes;
+use tracing::Instrument;
 
 use crate::{
     api::{DOMAIN, SegmentationApi},
@@ -303,6 +304,7 @@ async fn grant_pending(
                 let r = req.clone();
                 async move { c.grant_offers(r).await }
             })
+            .instrument(tracing::info_span!("campaign.grant", campaign_id = %campaign_id, batch = batch.len()))
             .await;
             match answer {
                 Ok(resp) => {

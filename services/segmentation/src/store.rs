@@ -273,6 +273,12 @@ impl Store {
             .filter(segment_changes::Column::CustomerId.eq(customer_id))
             .exec(&txn)
             .await?;
+        // Campaign counts stay true: the targets are kept under an anonymous id.
+        campaign_targets::Entity::update_many()
+            .col_expr(campaign_targets::Column::CustomerId, Expr::value(anonymous(customer_id)))
+            .filter(campaign_targets::Column::CustomerId.eq(customer_id))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
         tracing::info!("customer erased from segmentation");
         Ok(true)
@@ -1004,6 +1010,13 @@ impl Store {
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// The id that replaces an erased customer's where a row must stay (campaign targets).
+fn anonymous(customer_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("erased/{customer_id}").as_bytes());
+    format!("erased-{}", d.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// Boxed futures for the mutation closures.
