@@ -1,0 +1,104 @@
+//! One trace across services: a campaign's grant call from segmentation is the parent of loyalty's server span.
+use std::sync::OnceLock;
+
+use opentelemetry_sdk::trace::InMemorySpanExporter;
+use rapport_kit::{
+    auth::Role,
+    clock::{ManualClock, timestamp},
+    db::testing::fresh_database,
+};
+use rapport_proto::{
+    loyalty::v1::{self as lpb, loyalty_service_client::LoyaltyServiceClient},
+    segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
+};
+
+use crate::support::{Db, T0, channel, eventually, free_port, loyalty, segmentation};
+
+fn exporter() -> &'static InMemorySpanExporter {
+    static E: OnceLock<(InMemorySpanExporter, rapport_telemetry::TelemetryGuard)> = OnceLock::new();
+    &E.get_or_init(|| {
+        let e = InMemorySpanExporter::default();
+        let g = rapport_telemetry::init_with_exporter("system-test", e.clone());
+        (e, g)
+    })
+    .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_grant_is_one_trace_across_segmentation_and_loyalty() {
+    let exp = exporter();
+    let clock = ManualClock::new(T0);
+    let l = loyalty(free_port(), &fresh_database(Db::Sqlite).await.unwrap(), None, &clock).await;
+    let s = segmentation(free_port(), &fresh_database(Db::Sqlite).await.unwrap(), l.addr, &clock).await;
+    let mut lc = LoyaltyServiceClient::new(channel(l.addr, Role::Sre));
+    let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Sre));
+    let customers: Vec<_> = rapport_synth::customers(8, 5, T0).collect();
+    for c in &customers {
+        lc.enrol_member(lpb::EnrolMemberRequest {
+            request_id: c.customer_id.clone(),
+            customer_id: c.customer_id.clone(),
+            display_name: String::new(),
+        })
+        .await
+        .unwrap();
+    }
+    lc.create_offer(lpb::CreateOfferRequest {
+        request_id: "o".into(),
+        offer: Some(lpb::Offer {
+            offer_id: "o".into(),
+            title: "o".into(),
+            kind: lpb::OfferKind::AmountOff.into(),
+            value: 500,
+            sku: String::new(),
+            tiers: vec![],
+            start_time: Some(timestamp(T0)),
+            end_time: Some(timestamp(T0 + 86_400_000)),
+            max_uses_per_customer: 1,
+        }),
+    })
+    .await
+    .unwrap();
+    let events: Vec<_> = customers.iter().flat_map(rapport_synth::behaviour_events).collect();
+    sc.ingest_event_batch(spb::IngestEventBatchRequest { events }).await.unwrap();
+    let everyone = spb::Condition {
+        node: Some(Node::Feature(spb::FeatureCompare {
+            name: "tenure_days".into(),
+            op: spb::Comparison::Ge.into(),
+            value: 0.0,
+        })),
+    };
+    sc.create_segment(spb::CreateSegmentRequest {
+        request_id: "s".into(),
+        segment: Some(spb::Segment {
+            segment_id: "all".into(),
+            display_name: "all".into(),
+            condition: Some(everyone),
+            size: 0,
+            create_time: None,
+        }),
+    })
+    .await
+    .unwrap();
+    sc.trigger_campaign(spb::TriggerCampaignRequest {
+        request_id: "c".into(),
+        campaign_id: "traced".into(),
+        segment_id: "all".into(),
+        offer_id: "o".into(),
+        holdout_percent: 0,
+    })
+    .await
+    .unwrap();
+    eventually(30, "loyalty's span under the campaign's grant", || async {
+        let spans = exp.get_finished_spans().unwrap();
+        spans.iter().filter(|g| g.name == "campaign.grant").any(|g| {
+            spans.iter().any(|l| {
+                l.name == "rapport.loyalty.v1.LoyaltyService/GrantOffers"
+                    && l.span_context.trace_id() == g.span_context.trace_id()
+                    && l.parent_span_id == g.span_context.span_id()
+            })
+        })
+    })
+    .await;
+    s.stop().await;
+    l.stop().await;
+}
