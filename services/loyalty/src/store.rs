@@ -130,7 +130,7 @@ impl Store {
     async fn once<T, F>(&self, idem: &Idem, method: &str, f: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
-        F: for<'t> FnOnce(&'t Self, &'t DatabaseTransaction, i64) -> futures_like::BoxFut<'t, Result<T>>,
+        F: for<'t> FnOnce(&'t Self, &'t DatabaseTransaction, i64) -> BoxFut<'t, Result<T>>,
     {
         let (txn, now, replay) = self.begin(idem, method).await?;
         if let Some(bytes) = replay {
@@ -1020,10 +1020,7 @@ impl Store {
 }
 
 /// Boxed futures for the mutation closures.
-mod futures_like {
-    /// A boxed, sendable future borrowing for `'a`.
-    pub type BoxFut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-}
+type BoxFut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 fn entry_view(m: ledger_entries::Model) -> EntryView {
     EntryView {
