@@ -84,15 +84,30 @@ async fn segments_update_explain_and_protect(db: Db) {
         "SEGMENT_IN_USE",
         None,
     );
-    c.trigger_campaign(pb::TriggerCampaignRequest {
-        request_id: "camp".into(),
-        campaign_id: String::new(),
-        segment_id: "lapsed".into(),
-        offer_id: "o".into(),
-        holdout_percent: 0,
+    // amy opts out of marketing: the campaign leaves her out
+    c.upsert_customer(pb::UpsertCustomerRequest {
+        request_id: "u2".into(),
+        customer_id: "amy".into(),
+        attributes: Default::default(),
+        consent_marketing: false,
+        consent_profiling: true,
     })
     .await
     .unwrap();
+    let camp = c
+        .trigger_campaign(pb::TriggerCampaignRequest {
+            request_id: "camp".into(),
+            campaign_id: String::new(),
+            segment_id: "lapsed".into(),
+            offer_id: "o".into(),
+            holdout_percent: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .campaign
+        .unwrap();
+    assert_eq!(camp.targeted, 1, "only bob consents to offers");
     c.delete_segment(del("big-lapsed-fr", "d2")).await.unwrap();
     assert_status(
         &c.delete_segment(del("lapsed", "d3")).await.unwrap_err(),

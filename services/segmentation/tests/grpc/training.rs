@@ -107,5 +107,18 @@ async fn personas_come_back_as_clusters(db: Db) {
     app.ingest(rapport_synth::behaviour_events(&newcomer)).await.unwrap();
     let c = clusters_of(&app.client, std::slice::from_ref(&newcomer)).await;
     assert!(c[0] >= 0);
+    // without consent to profiling a customer has no cluster
+    app.client
+        .clone()
+        .upsert_customer(pb::UpsertCustomerRequest {
+            request_id: "no-profiling".into(),
+            customer_id: newcomer.customer_id.clone(),
+            attributes: Default::default(),
+            consent_marketing: true,
+            consent_profiling: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(clusters_of(&app.client, std::slice::from_ref(&newcomer)).await, vec![-1]);
     app.stop().await;
 }
