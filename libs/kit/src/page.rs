@@ -34,6 +34,17 @@ fn tag(query: &str, cursor: i64) -> [u8; 8] {
     out
 }
 
+/// Splits rows fetched with `limit + 1` into the page and the cursor of the next one (the last row's), if more.
+pub fn split<T>(mut rows: Vec<T>, limit: u64, cursor: impl Fn(&T) -> i64) -> (Vec<T>, Option<i64>) {
+    if rows.len() as u64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = rows.last().map(cursor);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}
+
 /// The token for the page after `cursor` of `query` (the list request's filter, e.g. the customer id).
 pub fn encode(query: &str, cursor: i64) -> String {
     let mut bytes = cursor.to_be_bytes().to_vec();
@@ -78,6 +89,13 @@ mod tests {
         bytes[7] ^= 1;
         assert!(decode("c-1", &URL_SAFE_NO_PAD.encode(bytes)).is_err());
         assert!(decode("c-1", "!!!").is_err());
+    }
+
+    #[test]
+    fn split_keeps_the_page_and_points_past_it() {
+        assert_eq!(split(vec![1, 2, 3], 2, |x| *x), (vec![1, 2], Some(2)));
+        assert_eq!(split(vec![1, 2], 2, |x| *x), (vec![1, 2], None));
+        assert_eq!(split(Vec::<i64>::new(), 2, |x| *x), (vec![], None));
     }
 
     #[test]

@@ -7,6 +7,26 @@ use tonic_types::StatusExt;
 
 pub use crate::db::testing::{BACKENDS, Backend, fresh_database};
 
+/// Declares, for each async test function `name(backend)`, a module `name` with one test per database:
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::testing::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::testing::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
 /// Polls `f` until it returns true; panics naming `what` after `secs` seconds.
 pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
 where

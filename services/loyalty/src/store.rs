@@ -509,13 +509,7 @@ impl Store {
         if let Some(b) = before {
             q = q.filter(ledger_entries::Column::Id.lt(b));
         }
-        let mut rows = q.all(&self.db).await?;
-        let next = if rows.len() as u64 > limit {
-            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            rows.last().map(|r| r.id)
-        } else {
-            None
-        };
+        let (rows, next) = rapport_kit::page::split(q.all(&self.db).await?, limit, |r| r.id);
         Ok((rows.into_iter().map(entry_view).collect(), next))
     }
 

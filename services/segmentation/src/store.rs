@@ -760,13 +760,7 @@ impl Store {
         if let Some(a) = after {
             q = q.filter(segment_members::Column::Id.gt(a));
         }
-        let mut rows = q.all(&self.db).await?;
-        let next = if rows.len() as u64 > limit {
-            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            rows.last().map(|r| r.id)
-        } else {
-            None
-        };
+        let (rows, next) = rapport_kit::page::split(q.all(&self.db).await?, limit, |r| r.id);
         Ok((rows.into_iter().map(|r| r.customer_id).collect(), next))
     }
 

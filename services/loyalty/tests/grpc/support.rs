@@ -220,24 +220,7 @@ pub fn balance(m: &pb::Member) -> pb::Balance {
     m.balance.unwrap_or_default()
 }
 
-/// One test per backend.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name($crate::support::Db::Sqlite).await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name($crate::support::Db::Postgres).await
-                }
-            }
-        )*
-    };
-}
-pub(crate) use on_both;
+pub(crate) use rapport_kit::on_both;
 
 pub use rapport_kit::testing::eventually;
 
