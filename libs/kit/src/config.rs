@@ -37,3 +37,15 @@ pub fn millis(name: &str, default: Duration) -> Result<Duration, ConfigError> {
 pub fn addr(name: &str, default: SocketAddr) -> Result<SocketAddr, ConfigError> {
     parse(name, default)
 }
+
+/// The process exit for a service binary's result: errors are printed for people (`<binary>: <error>`), not as
+/// debug output.
+pub fn exit_code(binary: &str, result: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{binary}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -5,7 +5,11 @@ use rapport_kit::{auth::Role, clock::SystemClock, serve::shutdown_signal};
 use rapport_segmentation::app::{Config, Segmentation};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    rapport_kit::config::exit_code("rapport-segmentation", run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let _telemetry = rapport_telemetry::init("rapport-segmentation")?;
     let config = Config::from_env()?;
     if std::env::args().nth(1).as_deref() == Some("migrate") {
