@@ -43,6 +43,8 @@ pub struct GuardConfig {
     pub concurrency: usize,
     /// The longest a request may run.
     pub request_timeout: Duration,
+    /// Paths of long-running calls (client streams of a data set) and the longest they may run instead.
+    pub long_running: (Vec<String>, Duration),
     /// The `ErrorInfo` domain of errors the guard itself returns.
     pub domain: String,
 }
@@ -142,8 +144,12 @@ where
                 let e = ApiError::new(ErrorCode::ResourceExhausted, "OVERLOADED", "server is overloaded, retry later");
                 return Ok(reply(e, domain));
             };
-            let budget =
-                grpc_timeout(req.headers()).map_or(state.cfg.request_timeout, |t| t.min(state.cfg.request_timeout));
+            let cap = if state.cfg.long_running.0.contains(&path) {
+                state.cfg.long_running.1
+            } else {
+                state.cfg.request_timeout
+            };
+            let budget = grpc_timeout(req.headers()).map_or(cap, |t| t.min(cap));
             let deadline = Instant::now() + budget;
             req.extensions_mut().insert(caller);
             match tokio::time::timeout_at(deadline, DEADLINE.scope(deadline, inner.call(req))).await {

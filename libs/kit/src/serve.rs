@@ -18,6 +18,8 @@ use crate::{
 pub struct ServeConfig {
     /// The longest one request may run (`RAPPORT_REQUEST_TIMEOUT_MS`, default 10 s).
     pub request_timeout: Duration,
+    /// The longest a long-running call (a client stream) may run (`RAPPORT_STREAM_TIMEOUT_MS`, default 1 h).
+    pub stream_timeout: Duration,
     /// Requests served at once before shedding (`RAPPORT_MAX_CONCURRENCY`, default 256).
     pub concurrency: usize,
     /// Largest message accepted, in bytes (`RAPPORT_MAX_MESSAGE_BYTES`, default 4 MiB).
@@ -33,6 +35,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(10),
+            stream_timeout: Duration::from_secs(3600),
             concurrency: 256,
             max_message_bytes: 4 * 1024 * 1024,
             drain_delay: Duration::from_secs(5),
@@ -47,6 +50,7 @@ impl ServeConfig {
         let d = Self::default();
         Ok(Self {
             request_timeout: config::millis("RAPPORT_REQUEST_TIMEOUT_MS", d.request_timeout)?,
+            stream_timeout: config::millis("RAPPORT_STREAM_TIMEOUT_MS", d.stream_timeout)?,
             concurrency: config::parse("RAPPORT_MAX_CONCURRENCY", d.concurrency)?,
             max_message_bytes: config::parse("RAPPORT_MAX_MESSAGE_BYTES", d.max_message_bytes)?,
             drain_delay: config::millis("RAPPORT_DRAIN_DELAY_MS", d.drain_delay)?,
@@ -67,6 +71,8 @@ pub struct ServeParts {
     pub policy: Policy,
     /// Full names of the services in `routes`, reported by health.
     pub service_names: Vec<&'static str>,
+    /// Paths (`/package.Service/Method`) of long-running calls, capped by `stream_timeout` instead.
+    pub long_running: Vec<&'static str>,
     /// The services.
     pub routes: Routes,
     /// `ErrorInfo` domain of the guard's own errors.
@@ -86,7 +92,7 @@ pub enum ServeError {
 
 /// Serves until `shutdown` resolves, then drains.
 pub async fn serve(parts: ServeParts, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
-    let ServeParts { listener, config, auth, policy, service_names, routes, domain } = parts;
+    let ServeParts { listener, config, auth, policy, service_names, long_running, routes, domain } = parts;
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in service_names.iter().copied().chain([""]) {
         reporter.set_service_status(name, ServingStatus::Serving).await;
@@ -109,6 +115,7 @@ pub async fn serve(parts: ServeParts, shutdown: impl Future<Output = ()> + Send)
         policy,
         concurrency: config.concurrency,
         request_timeout: config.request_timeout,
+        long_running: (long_running.iter().map(|p| p.to_string()).collect(), config.stream_timeout),
         domain,
     });
 

@@ -179,6 +179,7 @@ impl Loyalty {
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
             service_names: vec![SERVICE_NAME],
+            long_running: vec![],
             routes: Routes::new(api),
             domain: DOMAIN.into(),
         };

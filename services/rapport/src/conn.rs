@@ -19,7 +19,12 @@ pub fn token(conn: &Conn) -> anyhow::Result<String> {
 
 /// A channel to `addr` with the operator's token.
 pub fn channel(conn: &Conn, addr: &str) -> anyhow::Result<OutgoingChannel> {
-    Ok(client::channel(addr, Outgoing::new(Some(token(conn)?), Duration::from_secs(60)))?)
+    channel_with_timeout(conn, addr, Duration::from_secs(60))
+}
+
+/// A channel whose calls may last `timeout` (a stream of a whole data set).
+pub fn channel_with_timeout(conn: &Conn, addr: &str, timeout: Duration) -> anyhow::Result<OutgoingChannel> {
+    Ok(client::channel(addr, Outgoing::new(Some(token(conn)?), timeout))?)
 }
 
 /// A gRPC error with its reason and field violations, for people.

@@ -11,7 +11,7 @@ use rapport_proto::{
 
 use crate::{
     cli::{Conn, GenArgs},
-    conn::{channel, explain},
+    conn::{channel, channel_with_timeout, explain},
 };
 
 fn now_ms() -> i64 {
@@ -39,7 +39,11 @@ pub async fn run(conn: &Conn, args: GenArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut loyalty = LoyaltyServiceClient::new(channel(conn, &conn.loyalty_addr)?);
-    let mut seg = SegmentationServiceClient::new(channel(conn, &conn.segmentation_addr)?);
+    let mut seg = SegmentationServiceClient::new(channel_with_timeout(
+        conn,
+        &conn.segmentation_addr,
+        std::time::Duration::from_secs(3600),
+    )?);
     bar.set_message("streaming");
     let (tx, rx) = tokio::sync::mpsc::channel::<IngestEventsRequest>(8);
     let stream = tokio::spawn(async move { seg.ingest_events(tokio_stream::wrappers::ReceiverStream::new(rx)).await });

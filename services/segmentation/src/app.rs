@@ -229,6 +229,13 @@ impl Segmentation {
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
             service_names: vec![SERVICE_NAME, SINK_NAME],
+            // A client stream carries a whole data set, creating a segment evaluates everyone, a refresh ages
+            // everyone: they may outlive the per-request cap.
+            long_running: vec![
+                "/rapport.segmentation.v1.SegmentationService/IngestEvents",
+                "/rapport.segmentation.v1.SegmentationService/CreateSegment",
+                "/rapport.segmentation.v1.SegmentationService/RefreshFeatures",
+            ],
             routes: Routes::new(api).add_service(sink),
             domain: DOMAIN.into(),
         };
