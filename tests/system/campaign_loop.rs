@@ -14,7 +14,7 @@ use rapport_proto::{
     segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{Db, T0, channel, eventually, free_port, loyalty, segmentation};
+use crate::support::{Db, T0, any_port, channel, eventually, free_port, loyalty, segmentation};
 
 const CUSTOMERS: u64 = 240;
 
@@ -65,7 +65,7 @@ async fn campaign_loop(db: Db) {
     l1.stop().await;
 
     // Segmentation: events in (client streaming), train, a rule segment, a campaign — loyalty is down.
-    let s1 = segmentation(free_port(), &seg_db, loyalty_addr, &clock).await;
+    let s1 = segmentation(any_port(), &seg_db, loyalty_addr, &clock).await;
     let mut sc = SegmentationServiceClient::new(channel(s1.addr, Role::Sre));
     let messages: Vec<spb::IngestEventsRequest> = customers
         .chunks(20)
@@ -159,9 +159,8 @@ async fn campaign_loop(db: Db) {
     s1.stop().await;
 
     // Loyalty comes back (its outbox now delivers to segmentation), segmentation restarts on the same database.
-    let seg_addr = free_port();
-    let l2 = loyalty(loyalty_addr, &loyalty_db, Some(format!("http://{seg_addr}")), &clock).await;
-    let s2 = segmentation(seg_addr, &seg_db, loyalty_addr, &clock).await;
+    let s2 = segmentation(any_port(), &seg_db, loyalty_addr, &clock).await;
+    let l2 = loyalty(loyalty_addr, &loyalty_db, Some(format!("http://{}", s2.addr)), &clock).await;
     let mut sc = SegmentationServiceClient::new(channel(s2.addr, Role::Sre));
     let mut lc = LoyaltyServiceClient::new(channel(l2.addr, Role::Sre));
     eventually(60, "the campaign to complete", || {

@@ -101,7 +101,13 @@ pub fn channel(addr: SocketAddr, role: Role) -> OutgoingChannel {
     .unwrap()
 }
 
-/// A free port on loopback (for a service that must come back on the same address).
+/// Any port on loopback: the service binds port 0 and reports the address it got.
+pub fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A free port on loopback, for a service that must come back on the same address after a restart (the only
+/// case where the address must be known before binding).
 pub fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }

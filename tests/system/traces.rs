@@ -12,7 +12,7 @@ use rapport_proto::{
     segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{Db, T0, channel, eventually, free_port, loyalty, segmentation};
+use crate::support::{Db, T0, any_port, channel, eventually, loyalty, segmentation};
 
 fn exporter() -> &'static InMemorySpanExporter {
     static E: OnceLock<(InMemorySpanExporter, rapport_telemetry::TelemetryGuard)> = OnceLock::new();
@@ -28,8 +28,8 @@ fn exporter() -> &'static InMemorySpanExporter {
 async fn a_campaign_grant_is_one_trace_across_segmentation_and_loyalty() {
     let exp = exporter();
     let clock = ManualClock::new(T0);
-    let l = loyalty(free_port(), &fresh_database(Db::Sqlite).await.unwrap(), None, &clock).await;
-    let s = segmentation(free_port(), &fresh_database(Db::Sqlite).await.unwrap(), l.addr, &clock).await;
+    let l = loyalty(any_port(), &fresh_database(Db::Sqlite).await.unwrap(), None, &clock).await;
+    let s = segmentation(any_port(), &fresh_database(Db::Sqlite).await.unwrap(), l.addr, &clock).await;
     let mut lc = LoyaltyServiceClient::new(channel(l.addr, Role::Sre));
     let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Sre));
     let customers: Vec<_> = rapport_synth::customers(8, 5, T0).collect();

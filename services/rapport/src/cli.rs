@@ -165,7 +165,7 @@ pub struct UpArgs {
     /// Folder for the SQLite files and the development token.
     #[arg(long, default_value = "./data")]
     pub data_dir: String,
-    /// First port; services take consecutive ones (loyalty = base + 1).
+    /// First port; services take consecutive ones (segmentation = base, loyalty = base + 1); 0 = any free ports.
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,
 }

@@ -26,23 +26,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let auth = Arc::new(auth);
     let spinner = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg}")?);
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
-    let seg_addr = SocketAddr::from(([127, 0, 0, 1], args.base_port));
-    let loyalty_addr = SocketAddr::from(([127, 0, 0, 1], args.base_port + 1));
+    // Base port 0: every service on any free port (tests); otherwise consecutive ports.
+    let port = |offset: u16| if args.base_port == 0 { 0 } else { args.base_port + offset };
+    let seg_addr = SocketAddr::from(([127, 0, 0, 1], port(0)));
+    let loyalty_addr = SocketAddr::from(([127, 0, 0, 1], port(1)));
 
     spinner.set_message("segmentation: migrating the database");
     let mut seg_cfg = rapport_segmentation::app::Config::from_env()?;
     seg_cfg.listen = seg_addr;
     seg_cfg.database_url = sqlite(&args.data_dir, "segmentation");
-    seg_cfg.loyalty_url = format!("http://{loyalty_addr}");
-    let segmentation =
+    let mut segmentation =
         rapport_segmentation::app::Segmentation::build(seg_cfg, auth.clone(), Arc::new(SystemClock)).await?;
 
     spinner.set_message("loyalty: migrating the database");
     let mut loyalty_cfg = rapport_loyalty::app::Config::from_env()?;
     loyalty_cfg.listen = loyalty_addr;
     loyalty_cfg.database_url = sqlite(&args.data_dir, "loyalty");
-    loyalty_cfg.segmentation_url = Some(format!("http://{seg_addr}"));
+    loyalty_cfg.segmentation_url = Some(format!("http://{}", segmentation.addr()));
     let loyalty = rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock)).await?;
+    segmentation.set_loyalty_url(format!("http://{}", loyalty.addr()));
     spinner.finish_and_clear();
 
     let token = auth.issue("developer", Role::Sre, 12 * 3600);

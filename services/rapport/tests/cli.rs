@@ -10,11 +10,14 @@ use std::{
 
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-fn rapport(dir: &Path, base: u16, args: &[&str]) -> Output {
+/// The addresses `rapport up` printed: (segmentation, loyalty).
+struct Addrs(String, String);
+
+fn rapport(dir: &Path, addrs: &Addrs, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(dir)
-        .env("RAPPORT_SEGMENTATION_ADDR", format!("http://127.0.0.1:{base}"))
-        .env("RAPPORT_LOYALTY_ADDR", format!("http://127.0.0.1:{}", base + 1))
+        .env("RAPPORT_SEGMENTATION_ADDR", &addrs.0)
+        .env("RAPPORT_LOYALTY_ADDR", &addrs.1)
         .env_remove("RAPPORT_TOKEN")
         .args(args)
         .output()
@@ -23,19 +26,8 @@ fn rapport(dir: &Path, base: u16, args: &[&str]) -> Output {
     out
 }
 
-fn free_pair() -> u16 {
-    loop {
-        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = a.local_addr().unwrap().port();
-        if p < 65_000 && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-}
-
-async fn serving(port: u16) -> bool {
-    let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await
-    else {
+async fn serving(addr: &str) -> bool {
+    let Ok(ch) = tonic::transport::Endpoint::from_shared(addr.to_string()).unwrap().connect().await else {
         return false;
     };
     HealthClient::new(ch)
@@ -60,10 +52,9 @@ fn stop(child: &mut Child) -> std::process::ExitStatus {
 async fn up_then_the_walk_through_of_the_readme() {
     let dir = std::env::temp_dir().join(format!("rapport-up-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let base = free_pair();
     let mut up = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(&dir)
-        .args(["up", "--base-port", &base.to_string()])
+        .args(["up", "--base-port", "0"])
         .env("RAPPORT_DRAIN_DELAY_MS", "100")
         .env("RUST_LOG", "warn")
         .env_remove("RAPPORT_AUTH_SECRET")
@@ -74,37 +65,45 @@ async fn up_then_the_walk_through_of_the_readme() {
     // The table of services comes first on stdout.
     let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
     let printed: Vec<String> = (&mut lines).map_while(Result::ok).take_while(|l| !l.starts_with("try:")).collect();
-    assert!(printed.iter().any(|l| l.contains("segmentation") && l.contains(&base.to_string())), "{printed:?}");
+    let addr_of = |service: &str| {
+        printed
+            .iter()
+            .find(|l| l.contains(service))
+            .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+            .unwrap_or_else(|| panic!("no address of {service} in {printed:?}"))
+            .to_string()
+    };
+    let addrs = Addrs(addr_of("segmentation"), addr_of("loyalty"));
     assert!(printed.iter().any(|l| l.contains("development token")));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !(serving(base).await && serving(base + 1).await) {
+    while !(serving(&addrs.0).await && serving(&addrs.1).await) {
         assert!(tokio::time::Instant::now() < deadline, "the suite did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(dir.join("data/dev-token").exists() && dir.join("data/loyalty.db").exists());
 
-    let out = rapport(&dir, base, &["gen", "--customers", "120", "--seed", "4"]);
+    let out = rapport(&dir, &addrs, &["gen", "--customers", "120", "--seed", "4"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("120 customers"));
-    let out = rapport(&dir, base, &["segments", "train", "--k", "4", "--wait"]);
+    let out = rapport(&dir, &addrs, &["segments", "train", "--k", "4", "--wait"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("model version 1") && text.contains("promoters"), "{text}");
-    rapport(&dir, base, &["segments", "create", "fans", "nps = promoter"]);
-    let out = rapport(&dir, base, &["segments", "show", "fans"]);
+    rapport(&dir, &addrs, &["segments", "create", "fans", "nps = promoter"]);
+    let out = rapport(&dir, &addrs, &["segments", "show", "fans"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nps in [\"promoter\"]"));
-    rapport(&dir, base, &["loyalty", "offer", "create", "thanks", "--title", "thank you", "--percent", "15"]);
+    rapport(&dir, &addrs, &["loyalty", "offer", "create", "thanks", "--title", "thank you", "--percent", "15"]);
     let out = rapport(
         &dir,
-        base,
+        &addrs,
         &["campaign", "trigger", "spring", "--segment", "fans", "--offer", "thanks", "--holdout", "10", "--wait"],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("completed"), "{text}");
-    let out = rapport(&dir, base, &["segments", "explain", "cust-4-0"]);
+    let out = rapport(&dir, &addrs, &["segments", "explain", "cust-4-0"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("cluster"));
     // bad input: a clear error and a failing exit status
     let bad = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(&dir)
-        .env("RAPPORT_LOYALTY_ADDR", format!("http://127.0.0.1:{}", base + 1))
+        .env("RAPPORT_LOYALTY_ADDR", &addrs.1)
         .args(["loyalty", "earn", "nobody", "0"])
         .output()
         .unwrap();

@@ -197,6 +197,11 @@ impl Segmentation {
         self.addr
     }
 
+    /// Where campaigns grant offers, when loyalty was bound after segmentation (`rapport up` on any free ports).
+    pub fn set_loyalty_url(&mut self, url: String) {
+        self.config.loyalty_url = url;
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store

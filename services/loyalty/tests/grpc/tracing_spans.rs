@@ -53,8 +53,9 @@ async fn server_span_is_a_child_of_the_callers_span() {
     app.stop().await;
 }
 
+/// Segmentation's event sink, as a test double that is unavailable until switched on.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<(Event, String)>>>);
+struct Recorder(Arc<Mutex<Vec<(Event, String)>>>, Arc<std::sync::atomic::AtomicBool>);
 
 #[tonic::async_trait]
 impl EventSinkService for Recorder {
@@ -62,6 +63,9 @@ impl EventSinkService for Recorder {
         &self,
         req: tonic::Request<DeliverEventsRequest>,
     ) -> Result<tonic::Response<DeliverEventsResponse>, tonic::Status> {
+        if !self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tonic::Status::unavailable("receiver down"));
+        }
         let tp = req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let events = req.into_inner().events;
         let n = events.len() as i32;
@@ -75,8 +79,17 @@ on_both!(a_delayed_outbox_event_keeps_its_trace);
 
 async fn a_delayed_outbox_event_keeps_its_trace(db: Db) {
     let (exp, _) = exporter();
-    // Segmentation's address, not serving yet.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // Segmentation's event sink, unavailable at first.
+    let recorder = Recorder::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sink = recorder.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(EventSinkServiceServer::new(sink))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+    });
     let opts = Options { segmentation_url: Some(format!("http://{addr}")), ..Options::default() };
     let app = spawn_with(db, opts).await;
     app.enrol("late").await;
@@ -97,15 +110,7 @@ async fn a_delayed_outbox_event_keeps_its_trace(db: Db) {
 
     // The relay's backoff runs on the service clock, which this test moves by hand.
     app.clock.advance_ms(60_000);
-    let recorder = Recorder::default();
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let sink = recorder.clone();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(EventSinkServiceServer::new(sink))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-    });
+    recorder.1.store(true, std::sync::atomic::Ordering::SeqCst);
     eventually(20, "the delivered purchase", || async {
         recorder.0.lock().unwrap().iter().any(|(e, _)| e.customer_id == "late" && e.payload.is_some())
     })
