@@ -153,6 +153,17 @@ impl EventSinkService for Sink {
                     batch.push(Event { tier: Some(t.to_tier.clone()), ..base(Kind::TierChange) })
                 }
                 Some(event::Payload::CustomerForgotten(_)) => {
+                    // The batch is in delivery order: what came before the erasure is applied first, so it is
+                    // erased too instead of re-creating the customer afterwards.
+                    if !batch.is_empty() {
+                        let (a, d) = self
+                            .store
+                            .ingest(std::mem::take(&mut batch))
+                            .await
+                            .map_err(|e| e.to_api().to_status(DOMAIN))?;
+                        applied += a as i32;
+                        duplicates += d as i32;
+                    }
                     if self.store.forget(&e.event_id, &e.customer_id).await.map_err(|e| e.to_api().to_status(DOMAIN))? {
                         applied += 1;
                     } else {

@@ -48,3 +48,57 @@ async fn features_follow_events_and_age_with_time(db: Db) {
     assert_eq!(app.features("ana").await.tier, "gold");
     app.stop().await;
 }
+
+on_both!(outbox_events_apply_in_delivery_order);
+
+/// Loyalty's outbox delivers a purchase and then the customer's erasure in one batch: the erasure comes last, so
+/// nothing of the customer remains. Only services may deliver.
+async fn outbox_events_apply_in_delivery_order(db: Db) {
+    use rapport_kit::{
+        auth::Role,
+        client::{self, Outgoing},
+        clock::timestamp,
+    };
+    use rapport_proto::events::v1::{
+        CustomerForgotten, DeliverEventsRequest, Event, PurchaseRecorded, event,
+        event_sink_service_client::EventSinkServiceClient,
+    };
+    let app = spawn_app(db).await;
+    let sink = |role: Role| {
+        let ch = client::channel(
+            &format!("http://{}", app.addr),
+            Outgoing::new(Some(app.auth.issue("t", role, 60)), std::time::Duration::from_secs(30)),
+        )
+        .unwrap();
+        EventSinkServiceClient::new(ch)
+    };
+    let ev = |id: &str, payload: event::Payload| Event {
+        event_id: id.into(),
+        source: "loyalty".into(),
+        customer_id: "gone".into(),
+        occurred_at: Some(timestamp(T0)),
+        traceparent: String::new(),
+        payload: Some(payload),
+    };
+    let purchase = event::Payload::PurchaseRecorded(PurchaseRecorded {
+        order_id: "o".into(),
+        amount: Some(rapport_proto::common::v1::Money { currency_code: "EUR".into(), units: 20, nanos: 0 }),
+        channel: rapport_proto::common::v1::Channel::Web.into(),
+        recurring: false,
+        points: 20,
+    });
+    let batch = DeliverEventsRequest {
+        events: vec![ev("l-1", purchase), ev("l-2", event::Payload::CustomerForgotten(CustomerForgotten {}))],
+    };
+    let err = sink(Role::Sre).deliver_events(batch.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    let r = sink(Role::Loyalty).deliver_events(batch.clone()).await.unwrap().into_inner();
+    assert_eq!((r.applied, r.duplicates), (2, 0));
+    let gone =
+        app.client.clone().get_customer_features(pb::GetCustomerFeaturesRequest { customer_id: "gone".into() }).await;
+    assert_eq!(gone.unwrap_err().code(), tonic::Code::NotFound);
+    // a redelivery changes nothing
+    let r = sink(Role::Loyalty).deliver_events(batch).await.unwrap().into_inner();
+    assert_eq!((r.applied, r.duplicates), (0, 2));
+    app.stop().await;
+}

@@ -23,6 +23,8 @@ pub type Client = SegmentationServiceClient<OutgoingChannel>;
 
 pub struct TestApp {
     pub client: Client,
+    pub addr: std::net::SocketAddr,
+    pub auth: Arc<Authenticator>,
     pub clock: ManualClock,
     pub db: sea_orm::DatabaseConnection,
     stop: Option<oneshot::Sender<()>>,
@@ -61,7 +63,7 @@ pub async fn spawn_app(backend: Db) -> TestApp {
         Outgoing::new(Some(auth.issue("t", Role::Sre, 600)), Duration::from_secs(120)),
     )
     .unwrap();
-    TestApp { client: SegmentationServiceClient::new(ch), clock, db, stop: Some(tx), handle: Some(handle) }
+    TestApp { client: SegmentationServiceClient::new(ch), addr, auth, clock, db, stop: Some(tx), handle: Some(handle) }
 }
 
 impl TestApp {
