@@ -72,6 +72,9 @@ async fn campaign_loop(db: Db) {
         .map(|cs| spb::IngestEventsRequest { events: cs.iter().flat_map(rapport_synth::behaviour_events).collect() })
         .collect();
     let total: i64 = messages.iter().map(|m| m.events.len() as i64).sum();
+    for c in &customers {
+        sc.upsert_customer(rapport_synth::consent(c)).await.unwrap();
+    }
     let r = sc.ingest_events(tokio_stream::iter(messages.clone())).await.unwrap().into_inner();
     assert_eq!((r.applied, r.duplicates), (total, 0));
     // the same stream again changes nothing

@@ -52,14 +52,11 @@ pub async fn loyalty(
     segmentation: Option<String>,
     clock: &ManualClock,
 ) -> Running {
-    let config = rapport_loyalty::app::Config {
-        listen,
-        database_url: database_url.into(),
-        serve: serve_config(),
-        rules: rapport_loyalty::domain::Rules::default(),
-        segmentation_url: segmentation,
-        sweep_interval: Duration::from_secs(3600),
-    };
+    let mut config = rapport_loyalty::app::Config::local(database_url);
+    config.listen = listen;
+    config.serve = serve_config();
+    config.set_subscriber_url("segmentation", segmentation);
+    config.sweep_interval = Duration::from_secs(3600);
     let app = rapport_loyalty::app::Loyalty::build(config, auth(), Arc::new(clock.clone())).await.expect("loyalty");
     let addr = app.addr();
     spawn_run(addr, |rx| async move {
@@ -72,14 +69,10 @@ pub async fn loyalty(
 }
 
 pub async fn segmentation(listen: SocketAddr, database_url: &str, loyalty: SocketAddr, clock: &ManualClock) -> Running {
-    let config = rapport_segmentation::app::Config {
-        listen,
-        database_url: database_url.into(),
-        serve: serve_config(),
-        loyalty_url: format!("http://{loyalty}"),
-        refresh_interval: Duration::from_secs(3600),
-        campaign_poll: Duration::from_millis(100),
-    };
+    let mut config = rapport_segmentation::app::Config::local(database_url, &format!("http://{loyalty}"));
+    config.listen = listen;
+    config.serve = serve_config();
+    config.campaign_poll = Duration::from_millis(100);
     let app = rapport_segmentation::app::Segmentation::build(config, auth(), Arc::new(clock.clone()))
         .await
         .expect("segmentation");

@@ -58,6 +58,9 @@ async fn a_campaign_grant_is_one_trace_across_segmentation_and_loyalty() {
     })
     .await
     .unwrap();
+    for c in &customers {
+        sc.upsert_customer(rapport_synth::consent(c)).await.unwrap();
+    }
     let events: Vec<_> = customers.iter().flat_map(rapport_synth::behaviour_events).collect();
     sc.ingest_event_batch(spb::IngestEventBatchRequest { events }).await.unwrap();
     let everyone = spb::Condition {

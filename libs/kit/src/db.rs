@@ -33,11 +33,17 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(opts).await
 }
 
-/// Connects and brings the schema up to date.
+/// Connects and brings the schema up to date. Replicas starting together migrate one after the other (under the
+/// `migrations` lease): concurrent `CREATE TABLE`s clash in PostgreSQL's catalogue even with `IF NOT EXISTS`.
 pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, DbErr> {
     let db = connect(url).await?;
-    M::up(&db, None).await?;
+    migrate::<M>(&db).await?;
     Ok(db)
+}
+
+/// Brings the schema of `db` up to date under the `migrations` lease.
+pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> Result<(), DbErr> {
+    crate::lease::with_lease(db, "migrations", || M::up(db, None)).await?
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {

@@ -1,20 +1,138 @@
-//! The transactional outbox (DESIGN.md): an event row is written in the same transaction as the change that caused
-//! it, a relay delivers the rows in order with backoff and marks them delivered, and receivers apply each event id
-//! once through the inbox. Works on SQLite and PostgreSQL (`FOR UPDATE SKIP LOCKED` there, so relays of several
-//! replicas never take the same rows). The event carries the W3C trace context of the transaction that wrote it.
+//! Events between services (DESIGN.md), one way for every service.
+//!
+//! Producing: [`Outbox::publish`] writes an event in the caller's transaction, one row per subscriber, so each
+//! subscriber has its own place in line and adding one never touches the producer's code. A [`Relay`] per
+//! subscriber delivers that subscriber's rows in order under a lease (one relay per destination across replicas),
+//! parks what is refused too often, and prunes what was delivered. [`admin`] serves `OutboxService` so operators see
+//! and replay parked events.
+//!
+//! Receiving: [`sink::EventSink`] serves `EventSinkService` in front of a service's [`sink::EventHandler`]: it binds
+//! each event's `source` to the caller's identity, validates, de-duplicates by event id, keeps a tombstone per erased
+//! customer and drops what arrives about them later, and hands the batch over in delivery order.
+pub mod admin;
 pub mod entities;
 pub mod inbox;
 pub mod migration;
 pub mod relay;
+pub mod sink;
+
+use std::sync::Arc;
 
 use prost::Message;
-use rapport_proto::events::v1::Event;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use rapport_kit::config::{self, ConfigError};
+use rapport_proto::events::v1::{Event, event::Payload};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use tokio::sync::Notify;
 
 pub use relay::{GrpcSink, Relay, RelayConfig, Sink};
 
+use crate::entities::outbox_event;
+
+/// A subscriber of a producer's events: its name (the destination) and where its `EventSinkService` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    /// Destination name, e.g. `segmentation`.
+    pub name: String,
+    /// Its address; `None`: events are written and wait until one is configured.
+    pub url: Option<String>,
+}
+
+/// The subscribers named by `var` (a comma-separated list, default `defaults`); each one's address comes from
+/// `RAPPORT_<NAME>_URL` (e.g. `RAPPORT_SEGMENTATION_URL`).
+pub fn subscribers_from_env(var: &str, defaults: &[&str]) -> Result<Vec<Subscriber>, ConfigError> {
+    let names: Vec<String> = match config::var(var) {
+        Some(list) => list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        None => defaults.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            return Err(ConfigError { name: var.into(), problem: format!("{name:?} is not a service name") });
+        }
+        let url = config::var(&format!("RAPPORT_{}_URL", name.to_uppercase().replace('-', "_")));
+        out.push(Subscriber { name, url });
+    }
+    Ok(out)
+}
+
+/// A producer's outbox: who it writes for, and the waker of its relays.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    source: Arc<str>,
+    destinations: Arc<[String]>,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    /// The outbox of `source`, writing one row per destination.
+    pub fn new(source: &str, destinations: impl IntoIterator<Item = String>) -> Self {
+        Self { source: source.into(), destinations: destinations.into_iter().collect(), wake: Arc::new(Notify::new()) }
+    }
+
+    /// The producing service.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The destinations it writes for.
+    pub fn destinations(&self) -> &[String] {
+        &self.destinations
+    }
+
+    /// Wakes the relays (call after the commit); [`Relay::set_waker`] takes it.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Tells the relays that a commit wrote events.
+    pub fn notify(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    /// Writes an event about `customer_id` in the caller's transaction, for every destination. Write it after
+    /// taking the customer's row lock, so one customer's events are numbered in commit order.
+    pub async fn publish<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        customer_id: &str,
+        payload: Payload,
+        now_ms: i64,
+    ) -> Result<String, DbErr> {
+        let event = Event {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            source: self.source.to_string(),
+            customer_id: customer_id.into(),
+            occurred_at: Some(rapport_kit::clock::timestamp(now_ms)),
+            traceparent: rapport_telemetry::current_traceparent(),
+            payload: Some(payload),
+        };
+        for d in self.destinations.iter() {
+            enqueue(txn, d, event.clone(), now_ms).await?;
+        }
+        Ok(event.event_id)
+    }
+
+    /// Part of an erasure: deletes what the outbox still keeps of the customer's delivered events. Rows not yet
+    /// delivered stay until their receiver has them (the erasure itself is one of them); the relay deletes them
+    /// once it has delivered the erasure.
+    pub async fn scrub<C: ConnectionTrait>(&self, txn: &C, customer_id: &str) -> Result<u64, DbErr> {
+        let r = outbox_event::Entity::delete_many()
+            .filter(outbox_event::Column::PartitionKey.eq(customer_id))
+            .filter(outbox_event::Column::DeliveredAt.is_not_null())
+            .exec(txn)
+            .await?;
+        Ok(r.rows_affected)
+    }
+}
+
+/// The row key of an event for a destination: an event fanned out to several subscribers has one row each.
+pub fn row_key(destination: &str, event_id: &str) -> String {
+    format!("{destination}/{event_id}")
+}
+
 /// Writes `event` for `destination` inside the caller's transaction. An empty `event_id` gets a fresh one and an
-/// empty `traceparent` the current span's.
+/// empty `traceparent` the current span's. Most producers use [`Outbox::publish`].
 pub async fn enqueue<C: ConnectionTrait>(
     txn: &C,
     destination: &str,
@@ -27,8 +145,8 @@ pub async fn enqueue<C: ConnectionTrait>(
     if event.traceparent.is_empty() {
         event.traceparent = rapport_telemetry::current_traceparent();
     }
-    let row = entities::outbox_event::ActiveModel {
-        event_id: Set(event.event_id.clone()),
+    let row = outbox_event::ActiveModel {
+        event_id: Set(row_key(destination, &event.event_id)),
         destination: Set(destination.to_string()),
         partition_key: Set(event.customer_id.clone()),
         payload: Set(event.encode_to_vec()),
@@ -37,36 +155,44 @@ pub async fn enqueue<C: ConnectionTrait>(
         next_attempt_at: Set(now_ms),
         delivered_at: Set(None),
         last_error: Set(None),
+        parked_at: Set(None),
         ..Default::default()
     };
-    entities::outbox_event::Entity::insert(row).exec_without_returning(txn).await?;
+    outbox_event::Entity::insert(row).exec_without_returning(txn).await?;
     Ok(event.event_id)
 }
 
-/// Writes an event of `source` about `customer_id` for `destination` inside the caller's transaction (the common
-/// case of [`enqueue`]: a fresh event id, the current trace context).
-pub async fn publish<C: ConnectionTrait>(
-    txn: &C,
-    destination: &str,
-    source: &str,
-    customer_id: &str,
-    payload: rapport_proto::events::v1::event::Payload,
-    now_ms: i64,
-) -> Result<String, DbErr> {
-    let event = Event {
-        event_id: String::new(),
-        source: source.into(),
-        customer_id: customer_id.into(),
-        occurred_at: Some(rapport_kit::clock::timestamp(now_ms)),
-        traceparent: String::new(),
-        payload: Some(payload),
-    };
-    enqueue(txn, destination, event, now_ms).await
+/// Events for `destination` not yet delivered (parked ones included).
+pub async fn pending<C: ConnectionTrait>(db: &C, destination: &str) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    outbox_event::Entity::find()
+        .filter(outbox_event::Column::Destination.eq(destination))
+        .filter(outbox_event::Column::DeliveredAt.is_null())
+        .count(db)
+        .await
 }
 
-/// Undelivered events for `destination`.
-pub async fn pending<C: ConnectionTrait>(db: &C, destination: &str) -> Result<u64, DbErr> {
-    use entities::outbox_event::{Column, Entity};
-    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
-    Entity::find().filter(Column::Destination.eq(destination)).filter(Column::DeliveredAt.is_null()).count(db).await
+/// The name of an event's payload kind, e.g. `purchase_recorded`.
+pub fn kind(payload: Option<&Payload>) -> &'static str {
+    match payload {
+        Some(Payload::PurchaseRecorded(_)) => "purchase_recorded",
+        Some(Payload::TierChanged(_)) => "tier_changed",
+        Some(Payload::CustomerForgotten(_)) => "customer_forgotten",
+        Some(Payload::SegmentMembershipChanged(_)) => "segment_membership_changed",
+        None => "empty",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscribers_come_from_the_list_and_their_urls() {
+        let subs = subscribers_from_env("RAPPORT_TEST_OUTBOX_SUBSCRIBERS_UNSET", &["segmentation"]).unwrap();
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].name, "segmentation");
+        assert_eq!(row_key("segmentation", "e1"), "segmentation/e1");
+        assert_eq!(kind(None), "empty");
+    }
 }

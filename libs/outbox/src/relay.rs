@@ -1,18 +1,39 @@
-//! Delivers outbox rows to their destination, oldest first, one event per call so each delivery joins the trace
-//! of the transaction that wrote it. A failed delivery stops the batch (order is kept) and is retried with
-//! exponential backoff; nothing is marked delivered before the receiver acknowledged it.
-use std::{future::Future, sync::Arc, time::Duration};
+//! Delivers one destination's outbox rows, oldest first, one event per call so each delivery joins the trace of the
+//! transaction that wrote it.
+//!
+//! - **One relay per destination at a time.** The relay runs under the lease `<source>.outbox.<destination>`
+//!   (`rapport_kit::lease`): with several replicas, exactly one delivers, in `id` order. Events of one customer are
+//!   written under that customer's row lock, so their ids follow their commit order, and one relay delivering in id
+//!   order keeps them in order at the receiver.
+//! - **Short transactions.** Rows are read, delivered and marked one statement at a time; no transaction stays open
+//!   across a network call. A crash between delivery and marking redelivers the event, which the receiver's inbox
+//!   de-duplicates.
+//! - **Parking.** A failed delivery holds back the rows behind it (order) and is retried with exponential backoff;
+//!   after `max_attempts` the event is parked with its last error and the destination moves on. Parked events wait
+//!   for an operator (`OutboxService.RetryParkedEvents`, `rapport events retry`).
+//! - **Retention.** Delivered rows are deleted after `retention`; once a customer's erasure is delivered, that
+//!   customer's delivered and parked rows for the destination are deleted at once.
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use prost::Message;
 use rapport_kit::{
     client::{OutgoingChannel, RetryBudget},
     clock::Clock,
+    lease::Worker,
 };
-use rapport_proto::events::v1::{DeliverEventsRequest, Event, event_sink_service_client::EventSinkServiceClient};
+use rapport_proto::events::v1::{
+    DeliverEventsRequest, Event, event, event_sink_service_client::EventSinkServiceClient,
+};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
-    sea_query::{Expr, LockBehavior, LockType},
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
 };
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -56,6 +77,8 @@ impl Sink for GrpcSink {
 pub struct RelayConfig {
     /// The destination whose rows it delivers.
     pub destination: String,
+    /// The lease it runs under (`<source>.outbox.<destination>`).
+    pub lease: String,
     /// Rows taken per round.
     pub batch: u64,
     /// How often it looks for rows when not woken.
@@ -64,18 +87,36 @@ pub struct RelayConfig {
     pub base_backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// Attempts before an event the receiver refuses is parked (`RAPPORT_OUTBOX_MAX_ATTEMPTS`, default 10). A receiver
+    /// that is down, overloaded or refusing the relay's identity parks nothing: the destination waits, in order.
+    pub max_attempts: i32,
+    /// How long delivered rows are kept (`RAPPORT_OUTBOX_RETENTION_MS`, default 7 days).
+    pub retention: Duration,
 }
 
 impl RelayConfig {
-    /// Defaults for `destination`.
-    pub fn new(destination: &str) -> Self {
+    /// Defaults for `source`'s rows to `destination`.
+    pub fn new(source: &str, destination: &str) -> Self {
         Self {
             destination: destination.into(),
+            lease: format!("{source}.outbox.{destination}"),
             batch: 100,
             poll_interval: Duration::from_millis(500),
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(60),
+            max_attempts: 10,
+            retention: Duration::from_secs(7 * 86_400),
         }
+    }
+
+    /// With `RAPPORT_OUTBOX_MAX_ATTEMPTS` and `RAPPORT_OUTBOX_RETENTION_MS` applied.
+    pub fn from_env(source: &str, destination: &str) -> Result<Self, rapport_kit::config::ConfigError> {
+        let d = Self::new(source, destination);
+        Ok(Self {
+            max_attempts: Ord::max(rapport_kit::config::parse("RAPPORT_OUTBOX_MAX_ATTEMPTS", d.max_attempts)?, 1),
+            retention: rapport_kit::config::millis("RAPPORT_OUTBOX_RETENTION_MS", d.retention)?,
+            ..d
+        })
     }
 }
 
@@ -86,12 +127,16 @@ pub struct Relay<S: Sink> {
     config: RelayConfig,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    last_prune: AtomicI64,
 }
+
+/// How often delivered rows past their retention are deleted.
+const PRUNE_EVERY_MS: i64 = 60_000;
 
 impl<S: Sink> Relay<S> {
     /// A relay over `db`'s outbox.
     pub fn new(db: DatabaseConnection, sink: S, config: RelayConfig, clock: Arc<dyn Clock>) -> Self {
-        Self { db, sink, config, clock, wake: Arc::new(Notify::new()) }
+        Self { db, sink, config, clock, wake: Arc::new(Notify::new()), last_prune: AtomicI64::new(i64::MIN) }
     }
 
     /// Notify it after a commit that enqueued events, to deliver them without waiting for the next poll.
@@ -104,32 +149,18 @@ impl<S: Sink> Relay<S> {
         self.wake = wake;
     }
 
-    /// One round: delivers what is due, in order; returns how many rows were delivered.
+    /// One round: delivers what is due, in order, parking what ran out of attempts; returns how many rows were
+    /// delivered. Callers other than [`Relay::run`] must hold the destination's lease themselves.
     pub async fn run_once(&self) -> Result<usize, DbErr> {
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            // Rows stay locked while they are delivered: other replicas' relays skip them.
-            let txn = self.db.begin().await?;
-            let n = self.round(&txn, true).await?;
-            txn.commit().await?;
-            Ok(n)
-        } else {
-            // SQLite has one writer and one relay per file; a read transaction upgraded to a write one could fail
-            // with a busy snapshot while the service writes, so each statement stands alone.
-            self.round(&self.db, false).await
-        }
-    }
-
-    async fn round<C: ConnectionTrait>(&self, txn: &C, lock: bool) -> Result<usize, DbErr> {
         let now = self.clock.now_ms();
-        let mut q = Entity::find()
+        let rows: Vec<Model> = Entity::find()
             .filter(Column::Destination.eq(self.config.destination.as_str()))
             .filter(Column::DeliveredAt.is_null())
+            .filter(Column::ParkedAt.is_null())
             .order_by_asc(Column::Id)
-            .limit(self.config.batch);
-        if lock {
-            q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let rows: Vec<Model> = q.all(txn).await?;
+            .limit(self.config.batch)
+            .all(&self.db)
+            .await?;
         let mut delivered = 0;
         for row in rows {
             // Strict order: a row in backoff holds back the rows behind it.
@@ -139,26 +170,45 @@ impl<S: Sink> Relay<S> {
             let event = match Event::decode(row.payload.as_slice()) {
                 Ok(e) => e,
                 Err(e) => {
-                    tracing::error!(event_id = %row.event_id, error = %e, "undecodable outbox row skipped");
-                    self.mark_delivered(txn, row.id, now).await?;
+                    tracing::error!(event_id = %row.event_id, error = %e, "undecodable outbox row parked");
+                    self.park(&row, row.attempts, &format!("undecodable: {e}"), now).await?;
                     continue;
                 }
             };
+            let forgotten = matches!(event.payload, Some(event::Payload::CustomerForgotten(_)));
             let span = tracing::info_span!(
                 "outbox.deliver",
                 otel.kind = "producer",
                 messaging.destination.name = %self.config.destination,
-                messaging.message.id = %row.event_id,
+                messaging.message.id = %event.event_id,
             );
             rapport_telemetry::set_parent(&span, rapport_telemetry::context_from_traceparent(&event.traceparent));
             match self.sink.deliver(event).instrument(span).await {
                 Ok(()) => {
-                    self.mark_delivered(txn, row.id, now).await?;
+                    Entity::update_many()
+                        .col_expr(Column::DeliveredAt, Expr::value(now))
+                        .filter(Column::Id.eq(row.id))
+                        .exec(&self.db)
+                        .await?;
                     delivered += 1;
+                    if forgotten {
+                        self.scrub(&row.partition_key).await?;
+                    }
                 }
                 Err(status) => {
                     let attempts = row.attempts.saturating_add(1);
-                    let backoff = backoff(&self.config, attempts);
+                    let error = format!("{:?}: {}", status.code(), status.message());
+                    if attempts >= self.config.max_attempts && refuses_the_event(status.code()) {
+                        tracing::error!(
+                            destination = %self.config.destination,
+                            event_id = %row.event_id,
+                            attempts,
+                            code = ?status.code(),
+                            "event parked after its last attempt"
+                        );
+                        self.park(&row, attempts, &error, now).await?;
+                        continue;
+                    }
                     tracing::warn!(
                         destination = %self.config.destination,
                         event_id = %row.event_id,
@@ -168,10 +218,10 @@ impl<S: Sink> Relay<S> {
                     );
                     Entity::update_many()
                         .col_expr(Column::Attempts, Expr::value(attempts))
-                        .col_expr(Column::NextAttemptAt, Expr::value(now + backoff))
-                        .col_expr(Column::LastError, Expr::value(status.message().to_string()))
+                        .col_expr(Column::NextAttemptAt, Expr::value(now + backoff(&self.config, attempts)))
+                        .col_expr(Column::LastError, Expr::value(error))
                         .filter(Column::Id.eq(row.id))
-                        .exec(txn)
+                        .exec(&self.db)
                         .await?;
                     break;
                 }
@@ -180,36 +230,81 @@ impl<S: Sink> Relay<S> {
         Ok(delivered)
     }
 
-    async fn mark_delivered<C: ConnectionTrait>(&self, txn: &C, id: i64, now: i64) -> Result<(), DbErr> {
+    async fn park(&self, row: &Model, attempts: i32, error: &str, now: i64) -> Result<(), DbErr> {
         Entity::update_many()
-            .col_expr(Column::DeliveredAt, Expr::value(now))
-            .filter(Column::Id.eq(id))
-            .exec(txn)
+            .col_expr(Column::Attempts, Expr::value(attempts))
+            .col_expr(Column::LastError, Expr::value(error.to_string()))
+            .col_expr(Column::ParkedAt, Expr::value(now))
+            .filter(Column::Id.eq(row.id))
+            .exec(&self.db)
             .await?;
         Ok(())
     }
 
-    /// Runs until `stop` resolves.
-    pub async fn run(self, stop: impl Future<Output = ()> + Send) {
-        tokio::pin!(stop);
-        loop {
-            let more = match self.run_once().await {
-                Ok(n) => n as u64 == self.config.batch,
-                Err(e) => {
-                    tracing::error!(error = %e, destination = %self.config.destination, "outbox relay round failed");
-                    false
-                }
-            };
-            if more {
-                continue;
+    /// The destination now has the customer's erasure: nothing of that customer needs keeping for it.
+    async fn scrub(&self, partition_key: &str) -> Result<(), DbErr> {
+        Entity::delete_many()
+            .filter(Column::Destination.eq(self.config.destination.as_str()))
+            .filter(Column::PartitionKey.eq(partition_key))
+            .filter(Column::DeliveredAt.is_not_null().or(Column::ParkedAt.is_not_null()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes delivered rows older than the retention; returns how many.
+    pub async fn prune(&self) -> Result<u64, DbErr> {
+        let cutoff = self.clock.now_ms().saturating_sub(i64::try_from(self.config.retention.as_millis()).unwrap_or(0));
+        let r = Entity::delete_many()
+            .filter(Column::Destination.eq(self.config.destination.as_str()))
+            .filter(Column::DeliveredAt.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        Ok(r.rows_affected)
+    }
+
+    async fn round(&self) -> bool {
+        let now = self.clock.now_ms();
+        if now.saturating_sub(self.last_prune.load(Ordering::Relaxed)) >= PRUNE_EVERY_MS {
+            self.last_prune.store(now, Ordering::Relaxed);
+            match self.prune().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(destination = %self.config.destination, rows = n, "delivered events pruned"),
+                Err(e) => tracing::warn!(destination = %self.config.destination, error = %e, "pruning failed"),
             }
-            tokio::select! {
-                () = &mut stop => return,
-                () = self.wake.notified() => {},
-                () = tokio::time::sleep(self.config.poll_interval) => {},
+        }
+        match self.run_once().await {
+            Ok(n) => n as u64 == self.config.batch,
+            Err(e) => {
+                tracing::error!(error = %e, destination = %self.config.destination, "outbox relay round failed");
+                false
             }
         }
     }
+
+    /// Runs under the destination's lease until `stop` resolves.
+    pub async fn run(self, stop: impl Future<Output = ()> + Send) {
+        let worker = Worker::new(self.config.lease.clone(), self.config.poll_interval).with_wake(self.wake.clone());
+        let db = self.db.clone();
+        let relay = &self;
+        worker.run(db, stop, || relay.round()).await;
+    }
+}
+
+/// Whether the receiver's answer is about this event (park it once attempts run out) rather than about the receiver
+/// or the relay (down, overloaded, misconfigured: wait, keeping order).
+fn refuses_the_event(code: tonic::Code) -> bool {
+    use tonic::Code as C;
+    !matches!(
+        code,
+        C::Unavailable
+            | C::DeadlineExceeded
+            | C::ResourceExhausted
+            | C::Cancelled
+            | C::Unauthenticated
+            | C::PermissionDenied
+            | C::Unknown
+    )
 }
 
 fn backoff(cfg: &RelayConfig, attempts: i32) -> i64 {
@@ -224,9 +319,12 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let c = RelayConfig::new("x");
+        let c = RelayConfig::new("x", "y");
         assert_eq!(backoff(&c, 1), 200);
         assert_eq!(backoff(&c, 2), 400);
         assert_eq!(backoff(&c, 30), 60_000);
+        assert_eq!(c.lease, "x.outbox.y");
+        assert!(refuses_the_event(tonic::Code::InvalidArgument));
+        assert!(!refuses_the_event(tonic::Code::Unavailable));
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use rapport_kit::{
     clock::ManualClock,
     db::{self, testing::Backend},
+    on_both,
 };
 use rapport_outbox::{Relay, RelayConfig, Sink, inbox, migration};
 use rapport_proto::events::v1::{Event, event};
@@ -18,28 +19,39 @@ struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(migration::m20261123_000002_create_outbox_events::Migration),
-            Box::new(migration::m20261123_000003_create_inbox_events::Migration),
-        ]
+        let mut all: Vec<Box<dyn MigrationTrait>> =
+            vec![Box::new(rapport_kit::migration::m20261123_000001_create_idempotency_keys::Migration)];
+        all.extend(migration::all());
+        all
     }
 }
 
-/// A receiver that records what it gets and refuses the listed event ids once each.
+/// A receiver that records what it gets (event id, customer), refuses the listed event ids once each as if it were
+/// down, and refuses the poison ones for good until cured.
 #[derive(Clone, Default)]
 struct Receiver {
     got: Arc<Mutex<Vec<String>>>,
+    by_customer: Arc<Mutex<Vec<(String, String)>>>,
     fail_once: Arc<Mutex<Vec<String>>>,
+    poison: Arc<Mutex<Vec<String>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Sink for Receiver {
     async fn deliver(&self, e: Event) -> Result<(), tonic::Status> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tonic::Status::unavailable("receiver down"));
+        }
+        if self.poison.lock().unwrap().contains(&e.event_id) {
+            return Err(tonic::Status::invalid_argument("this event is refused"));
+        }
         let mut fail = self.fail_once.lock().unwrap();
         if let Some(i) = fail.iter().position(|id| *id == e.event_id) {
             fail.remove(i);
             return Err(tonic::Status::unavailable("receiver down"));
         }
-        self.got.lock().unwrap().push(e.event_id);
+        self.got.lock().unwrap().push(e.event_id.clone());
+        self.by_customer.lock().unwrap().push((e.customer_id, e.event_id));
         Ok(())
     }
 }
@@ -51,8 +63,12 @@ fn event(id: &str, customer: &str) -> Event {
         customer_id: customer.into(),
         occurred_at: None,
         traceparent: String::new(),
-        payload: Some(event::Payload::CustomerForgotten(Default::default())),
+        payload: Some(event::Payload::TierChanged(Default::default())),
     }
+}
+
+fn forgotten(id: &str, customer: &str) -> Event {
+    Event { payload: Some(event::Payload::CustomerForgotten(Default::default())), ..event(id, customer) }
 }
 
 async fn setup(backend: Backend) -> DatabaseConnection {
@@ -76,7 +92,7 @@ async fn in_order_with_retries(backend: Backend) {
     let receiver = Receiver::default();
     receiver.fail_once.lock().unwrap().push("e3".into());
     let clock = ManualClock::new(0);
-    let relay = Relay::new(db.clone(), receiver.clone(), RelayConfig::new("seg"), Arc::new(clock.clone()));
+    let relay = Relay::new(db.clone(), receiver.clone(), RelayConfig::new("test", "seg"), Arc::new(clock.clone()));
     assert_eq!(relay.run_once().await.unwrap(), 2, "stops at the failed event");
     assert_eq!(relay.run_once().await.unwrap(), 0, "the failed event is in backoff and holds the rest back");
     clock.advance_ms(1_000);
@@ -97,54 +113,220 @@ async fn inbox_applies_once(backend: Backend) {
     txn.commit().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_in_order_with_retries() {
-    in_order_with_retries(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_in_order_with_retries() {
-    in_order_with_retries(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_inbox_applies_once() {
-    inbox_applies_once(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_inbox_applies_once() {
-    inbox_applies_once(Backend::Postgres).await;
-}
-
-/// Two relays of two replicas on one PostgreSQL outbox: each event is delivered once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_two_relays_never_deliver_twice() {
-    let db = setup(Backend::Postgres).await;
-    for i in 0..200 {
-        rapport_outbox::enqueue(&db, "seg", event(&format!("e{i}"), &format!("c{}", i % 7)), 0).await.unwrap();
+/// A poison event is parked after its attempts while the rest flows; a receiver that is down parks nothing; an
+/// operator's retry delivers the parked event once it is cured.
+async fn poison_is_parked_and_replayed(backend: Backend) {
+    use rapport_proto::events::v1::{
+        ListParkedEventsRequest, RetryParkedEventsRequest, outbox_service_server::OutboxService,
+    };
+    let db = setup(backend).await;
+    for i in 1..=4 {
+        rapport_outbox::enqueue(&db, "seg", event(&format!("e{i}"), "c1"), 0).await.unwrap();
     }
     let receiver = Receiver::default();
-    let clock = Arc::new(ManualClock::new(0));
-    let mut cfg = RelayConfig::new("seg");
-    cfg.batch = 10;
-    let a = Relay::new(db.clone(), receiver.clone(), cfg.clone(), clock.clone());
-    let b = Relay::new(db.clone(), receiver.clone(), cfg, clock);
-    let (da, db_) = (db.clone(), db.clone());
-    let ta = tokio::spawn(async move {
-        while rapport_outbox::pending(&da, "seg").await.unwrap() > 0 {
-            a.run_once().await.unwrap();
+    let clock = ManualClock::new(0);
+    let mut cfg = RelayConfig::new("test", "seg");
+    cfg.max_attempts = 3;
+    let relay = Relay::new(db.clone(), receiver.clone(), cfg, Arc::new(clock.clone()));
+
+    // Down for longer than the attempts: nothing is parked, order is kept.
+    receiver.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..6 {
+        assert_eq!(relay.run_once().await.unwrap(), 0);
+        clock.advance_ms(120_000);
+    }
+    assert_eq!(rapport_outbox::admin::parked(&db, "seg").await.unwrap(), 0, "an outage parks nothing");
+    receiver.down.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    receiver.poison.lock().unwrap().push("e2".into());
+    assert_eq!(relay.run_once().await.unwrap(), 1, "e1, then e2 is refused");
+    clock.advance_ms(120_000);
+    assert_eq!(relay.run_once().await.unwrap(), 0, "e2 refused again");
+    clock.advance_ms(120_000);
+    assert_eq!(relay.run_once().await.unwrap(), 2, "e2 parked on its third refusal, e3 and e4 flow");
+    assert_eq!(*receiver.got.lock().unwrap(), vec!["e1", "e3", "e4"]);
+    assert_eq!(rapport_outbox::admin::parked(&db, "seg").await.unwrap(), 1);
+
+    let admin = rapport_outbox::admin::OutboxAdmin::new(
+        db.clone(),
+        Arc::new(clock.clone()),
+        rapport_outbox::Outbox::new("test", ["seg".to_string()]),
+        "test",
+    );
+    let listed =
+        admin.list_parked_events(tonic::Request::new(ListParkedEventsRequest::default())).await.unwrap().into_inner();
+    assert_eq!(listed.events.len(), 1);
+    assert_eq!(listed.events[0].event_id, "e2");
+    assert_eq!(listed.events[0].kind, "tier_changed");
+    assert_eq!(listed.events[0].attempts, 3);
+    assert!(listed.events[0].last_error.contains("refused"), "{:?}", listed.events[0]);
+
+    receiver.poison.lock().unwrap().clear();
+    let retry = RetryParkedEventsRequest { request_id: "r1".into(), destination: "seg".into(), event_ids: vec![] };
+    let n = admin.retry_parked_events(tonic::Request::new(retry.clone())).await.unwrap().into_inner();
+    assert_eq!(n.requeued, 1);
+    let again = admin.retry_parked_events(tonic::Request::new(retry)).await.unwrap().into_inner();
+    assert_eq!(again.requeued, 1, "a retried request gets its first answer");
+    assert_eq!(relay.run_once().await.unwrap(), 1);
+    assert_eq!(*receiver.got.lock().unwrap(), vec!["e1", "e3", "e4", "e2"]);
+    assert_eq!(rapport_outbox::admin::parked(&db, "seg").await.unwrap(), 0);
+    assert_eq!(rapport_outbox::pending(&db, "seg").await.unwrap(), 0);
+    assert_eq!(relay.run_once().await.unwrap(), 0, "delivered once");
+    let bad = admin.retry_parked_events(tonic::Request::new(RetryParkedEventsRequest::default())).await.unwrap_err();
+    rapport_kit::testing::assert_status(
+        &bad,
+        tonic::Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+        "test",
+        Some("destination"),
+    );
+}
+
+/// Delivered rows go after the retention; a delivered erasure takes the customer's rows with it at once.
+async fn retention_and_erasure_scrub(backend: Backend) {
+    let db = setup(backend).await;
+    rapport_outbox::enqueue(&db, "seg", event("a1", "ann"), 0).await.unwrap();
+    rapport_outbox::enqueue(&db, "seg", event("b1", "bob"), 0).await.unwrap();
+    rapport_outbox::enqueue(&db, "seg", forgotten("a2", "ann"), 0).await.unwrap();
+    let receiver = Receiver::default();
+    let clock = ManualClock::new(0);
+    let relay = Relay::new(db.clone(), receiver.clone(), RelayConfig::new("test", "seg"), Arc::new(clock.clone()));
+    assert_eq!(relay.run_once().await.unwrap(), 3);
+    use rapport_outbox::entities::outbox_event;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let rows_of = |c: &'static str| {
+        let db = db.clone();
+        async move {
+            outbox_event::Entity::find().filter(outbox_event::Column::PartitionKey.eq(c)).count(&db).await.unwrap()
         }
-    });
-    let tb = tokio::spawn(async move {
-        while rapport_outbox::pending(&db_, "seg").await.unwrap() > 0 {
-            b.run_once().await.unwrap();
+    };
+    assert_eq!(rows_of("ann").await, 0, "nothing of an erased customer stays once its erasure is delivered");
+    assert_eq!(rows_of("bob").await, 1);
+    clock.advance_ms(6 * 86_400_000);
+    assert_eq!(relay.prune().await.unwrap(), 0, "kept for 7 days");
+    clock.advance_ms(2 * 86_400_000);
+    assert_eq!(relay.prune().await.unwrap(), 1);
+    assert_eq!(rows_of("bob").await, 0);
+}
+
+/// Fan-out: one row per subscriber, each delivered on its own.
+async fn fan_out(backend: Backend) {
+    let db = setup(backend).await;
+    let outbox = rapport_outbox::Outbox::new("test", ["seg".to_string(), "referrals".to_string()]);
+    let txn = db.begin().await.unwrap();
+    let id = outbox.publish(&txn, "c1", event::Payload::TierChanged(Default::default()), 0).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(rapport_outbox::pending(&db, "seg").await.unwrap(), 1);
+    assert_eq!(rapport_outbox::pending(&db, "referrals").await.unwrap(), 1);
+    let (r1, r2) = (Receiver::default(), Receiver::default());
+    let clock: Arc<ManualClock> = Arc::new(ManualClock::new(0));
+    Relay::new(db.clone(), r1.clone(), RelayConfig::new("test", "seg"), clock.clone()).run_once().await.unwrap();
+    assert_eq!(*r1.got.lock().unwrap(), vec![id.clone()]);
+    assert_eq!(rapport_outbox::pending(&db, "referrals").await.unwrap(), 1, "each subscriber has its own place");
+    Relay::new(db.clone(), r2.clone(), RelayConfig::new("test", "referrals"), clock).run_once().await.unwrap();
+    assert_eq!(*r2.got.lock().unwrap(), vec![id], "the same event id for every subscriber");
+}
+
+on_both!(
+    in_order_with_retries,
+    inbox_applies_once,
+    poison_is_parked_and_replayed,
+    retention_and_erasure_scrub,
+    fan_out
+);
+
+/// Two replicas' relays on one PostgreSQL outbox while writers keep adding events: one relay delivers at a time
+/// (the lease), so every customer's events arrive once each and in the order they were written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_relays_keep_each_customers_order() {
+    let db = setup(Backend::Postgres).await;
+    let receiver = Receiver::default();
+    let clock = Arc::new(rapport_kit::clock::SystemClock);
+    let mut cfg = RelayConfig::new("test", "seg");
+    cfg.batch = 7;
+    cfg.poll_interval = std::time::Duration::from_millis(5);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
         }
-    });
-    ta.await.unwrap();
-    tb.await.unwrap();
-    let got = receiver.got.lock().unwrap().clone();
-    let unique: std::collections::HashSet<_> = got.iter().collect();
-    assert_eq!(got.len(), 200, "delivered once each");
-    assert_eq!(unique.len(), 200);
+    };
+    let relays: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(Relay::new(db.clone(), receiver.clone(), cfg.clone(), clock.clone()).run(stopped())))
+        .collect();
+    // Four writers, each customer written by one writer in order (as under a customer's row lock).
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for i in 0..150 {
+                    let customer = format!("c{w}-{}", i % 5);
+                    let txn = db.begin().await.unwrap();
+                    rapport_outbox::enqueue(&txn, "seg", event(&format!("{customer}/{i:03}"), &customer), 0)
+                        .await
+                        .unwrap();
+                    txn.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    rapport_kit::testing::eventually(60, "every event delivered", || async {
+        rapport_outbox::pending(&db, "seg").await.unwrap() == 0
+    })
+    .await;
+    let _ = stop_tx.send(true);
+    for r in relays {
+        r.await.unwrap();
+    }
+    let got = receiver.by_customer.lock().unwrap().clone();
+    assert_eq!(got.len(), 600, "each event once");
+    let mut per: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (c, e) in got {
+        per.entry(c).or_default().push(e);
+    }
+    for (c, events) in per {
+        let mut sorted = events.clone();
+        sorted.sort();
+        assert_eq!(events, sorted, "events of {c} out of order");
+    }
+}
+
+/// Leases: one holder at a time on PostgreSQL, released when dropped or released; always granted on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_have_one_holder() {
+    use rapport_kit::lease::Lease;
+    let pg = setup(Backend::Postgres).await;
+    let mut a = Lease::try_acquire(&pg, "t.lease").await.unwrap().expect("first holder");
+    assert!(Lease::try_acquire(&pg, "t.lease").await.unwrap().is_none(), "a second holder waits");
+    assert!(Lease::try_acquire(&pg, "t.other").await.unwrap().is_some(), "other names are independent");
+    assert!(a.held().await);
+    a.release().await;
+    let b = Lease::try_acquire(&pg, "t.lease").await.unwrap().expect("free again");
+    drop(b);
+    rapport_kit::testing::eventually(10, "a dropped lease is released", || async {
+        Lease::try_acquire(&pg, "t.lease").await.unwrap().is_some()
+    })
+    .await;
+    let lite = setup(Backend::Sqlite).await;
+    assert!(Lease::try_acquire(&lite, "t.lease").await.unwrap().is_some());
+    assert!(Lease::try_acquire(&lite, "t.lease").await.unwrap().is_some());
+}
+
+/// Replicas starting together on a fresh PostgreSQL database migrate one after the other, and all start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_on_a_fresh_database() {
+    let url = db::testing::fresh_database(Backend::Postgres).await.unwrap();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { db::connect_and_migrate::<Migrator>(&url).await.map(|_| ()) })
+        })
+        .collect();
+    for s in starts {
+        s.await.unwrap().expect("every replica starts");
+    }
 }

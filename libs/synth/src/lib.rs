@@ -241,6 +241,18 @@ pub fn customers(seed: u64, n: u64, now_ms: i64) -> impl Iterator<Item = Custome
     (0..n).map(move |i| customer(seed, i, now_ms))
 }
 
+/// A synthetic customer's consent, as segmentation's wire request: every synthetic customer consents to profiling
+/// and offers (a customer first seen through its events has consented to nothing).
+pub fn consent(c: &Customer) -> rapport_proto::segmentation::v1::UpsertCustomerRequest {
+    rapport_proto::segmentation::v1::UpsertCustomerRequest {
+        request_id: format!("consent-{}", c.customer_id),
+        customer_id: c.customer_id.clone(),
+        attributes: Default::default(),
+        consent_marketing: true,
+        consent_profiling: true,
+    }
+}
+
 /// A customer's history as segmentation's wire events (what `rapport gen` streams and the tests ingest).
 pub fn behaviour_events(c: &Customer) -> Vec<rapport_proto::segmentation::v1::BehaviourEvent> {
     use rapport_proto::{

@@ -15,10 +15,7 @@ use rapport_kit::{
     db::{self, testing},
     serve::ServeConfig,
 };
-use rapport_loyalty::{
-    app::{Config, Loyalty},
-    domain::Rules,
-};
+use rapport_loyalty::app::{Config, Loyalty};
 use rapport_proto::loyalty::v1::{self as pb, loyalty_service_client::LoyaltyServiceClient};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 
@@ -137,14 +134,9 @@ fn main() {
 
         // The service, over gRPC on loopback.
         let url = testing::fresh_database(testing::Backend::Postgres).await.expect("database");
-        let config = Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: url.clone(),
-            serve: ServeConfig { concurrency: 1024, ..ServeConfig::default() },
-            rules: Rules::default(),
-            segmentation_url: None,
-            sweep_interval: Duration::from_secs(3600),
-        };
+        let mut config = Config::local(&url);
+        config.serve = ServeConfig { concurrency: 1024, ..ServeConfig::default() };
+        config.sweep_interval = Duration::from_secs(3600);
         let app = Loyalty::build(config, auth.clone(), Arc::new(SystemClock)).await.expect("loyalty");
         let addr = app.addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

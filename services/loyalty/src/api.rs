@@ -14,7 +14,7 @@ use rapport_proto::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{self, EntryKind, EntryView, HeldOffer, MAX_POINTS, MICROS, MemberView, OfferKind, OfferTerms, Tier},
+    domain::{self, EntryKind, EntryView, HeldOffer, MAX_POINTS, MemberView, OfferKind, OfferTerms, Tier},
     error::LoyaltyError,
     store::{Idem, PurchaseCmd, Store},
 };
@@ -57,33 +57,11 @@ fn points(v: &mut Violations, field: &str, p: i64) {
 
 /// Micro-units of a money value, validating it against the programme currency.
 fn money(v: &mut Violations, field: &str, m: Option<&Money>, currency: &str) -> i64 {
-    let Some(m) = m else {
-        v.add(field, "is required");
-        return 0;
-    };
-    if m.currency_code != currency {
-        v.add(format!("{field}.currency_code"), format!("must be {currency}, the programme currency"));
-    }
-    if !(-999_999_999..=999_999_999).contains(&m.nanos) || (m.units > 0 && m.nanos < 0) || (m.units < 0 && m.nanos > 0)
-    {
-        v.add(format!("{field}.nanos"), "must be within ±999999999 and have the sign of units");
-    }
-    let micros = m.units.checked_mul(MICROS).and_then(|u| u.checked_add(i64::from(m.nanos / 1000)));
-    match micros {
-        Some(x) if x > 0 && m.units < 1_000_000_000 => x,
-        _ => {
-            v.add(field, "must be positive and below 1000000000 units");
-            0
-        }
-    }
+    rapport_kit::money::positive(v, field, m, Some(currency))
 }
 
 fn to_money(micros: i64, currency: &str) -> Money {
-    Money {
-        currency_code: currency.into(),
-        units: micros.div_euclid(MICROS),
-        nanos: i32::try_from(micros.rem_euclid(MICROS) * 1000).unwrap_or(0),
-    }
+    rapport_kit::money::money(micros, currency)
 }
 
 fn tier_pb(t: Tier) -> pb::Tier {

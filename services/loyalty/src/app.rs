@@ -7,10 +7,14 @@ use rapport_kit::{
     clock::Clock,
     config::{self, ConfigError},
     db,
+    lease::Worker,
+    pseudonym::Pseudonyms,
     serve::{self, ServeConfig, ServeParts},
 };
-use rapport_outbox::{GrpcSink, Relay, RelayConfig};
-use rapport_proto::loyalty::v1::loyalty_service_server::LoyaltyServiceServer;
+use rapport_outbox::{GrpcSink, Outbox, Relay, RelayConfig, Subscriber, admin::OutboxAdmin};
+use rapport_proto::{
+    events::v1::outbox_service_server::OutboxServiceServer, loyalty::v1::loyalty_service_server::LoyaltyServiceServer,
+};
 use tokio::{net::TcpListener, sync::watch};
 use tonic::service::Routes;
 
@@ -18,7 +22,7 @@ use crate::{
     api::{DOMAIN, LoyaltyApi},
     domain::{MICROS, Rules},
     migration::Migrator,
-    store::{EVENTS_DESTINATION, Store},
+    store::Store,
 };
 
 /// Full name of the gRPC service.
@@ -28,7 +32,9 @@ pub const AUTHZ: &str = include_str!("../authz.txt");
 
 /// The role × RPC matrix of loyalty.
 pub fn policy() -> Result<Policy, String> {
-    Policy::parse(SERVICE_NAME, AUTHZ)
+    let mut p = Policy::parse(SERVICE_NAME, AUTHZ)?;
+    p.extend(rapport_outbox::admin::SERVICE_NAME, rapport_outbox::admin::AUTHZ)?;
+    Ok(p)
 }
 
 /// Loyalty's configuration.
@@ -42,10 +48,13 @@ pub struct Config {
     pub serve: ServeConfig,
     /// Programme rules.
     pub rules: Rules,
-    /// Segmentation's address for the outbox relay (`RAPPORT_SEGMENTATION_URL`); unset: events wait.
-    pub segmentation_url: Option<String>,
+    /// Who receives loyalty's events (`RAPPORT_LOYALTY_SUBSCRIBERS`, default `segmentation`; each one's address
+    /// from `RAPPORT_<NAME>_URL`, e.g. `RAPPORT_SEGMENTATION_URL`; without an address its events wait).
+    pub subscribers: Vec<Subscriber>,
     /// How often expired points and ended tier periods are settled (`RAPPORT_LOYALTY_SWEEP_MS`, default 60 s).
     pub sweep_interval: Duration,
+    /// Keyed pseudonyms for erased members (`RAPPORT_PSEUDONYM_KEY`).
+    pub pseudonyms: Pseudonyms,
 }
 
 impl Config {
@@ -60,14 +69,38 @@ impl Config {
             currency: config::parse("RAPPORT_LOYALTY_CURRENCY", d.currency.clone())?,
             ..d
         };
+        let listen = config::addr("RAPPORT_LOYALTY_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50052)))?;
         Ok(Self {
-            listen: config::addr("RAPPORT_LOYALTY_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50052)))?,
+            listen,
             database_url: config::var("DATABASE_URL").unwrap_or_else(|| db::default_url("loyalty")),
             serve: ServeConfig::from_env()?,
             rules,
-            segmentation_url: config::var("RAPPORT_SEGMENTATION_URL"),
+            subscribers: rapport_outbox::subscribers_from_env("RAPPORT_LOYALTY_SUBSCRIBERS", &["segmentation"])?,
             sweep_interval: config::millis("RAPPORT_LOYALTY_SWEEP_MS", Duration::from_secs(60))?,
+            pseudonyms: Pseudonyms::from_env(listen.ip().is_loopback())?,
         })
+    }
+
+    /// Defaults for a service on an ephemeral loopback port over `database_url` (tests, benchmarks): segmentation
+    /// subscribes without an address, the development pseudonym key.
+    pub fn local(database_url: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            serve: ServeConfig::default(),
+            rules: Rules::default(),
+            subscribers: vec![Subscriber { name: "segmentation".into(), url: None }],
+            sweep_interval: Duration::from_secs(60),
+            pseudonyms: Pseudonyms::development(),
+        }
+    }
+
+    /// Sets where the subscriber `name` listens (adding it when missing).
+    pub fn set_subscriber_url(&mut self, name: &str, url: Option<String>) {
+        match self.subscribers.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.url = url,
+            None => self.subscribers.push(Subscriber { name: name.into(), url }),
+        }
     }
 }
 
@@ -101,7 +134,7 @@ pub struct Loyalty {
     config: Config,
     auth: Arc<Authenticator>,
     clock: Arc<dyn Clock>,
-    relay_wake: Arc<tokio::sync::Notify>,
+    outbox: Outbox,
 }
 
 impl Loyalty {
@@ -111,9 +144,10 @@ impl Loyalty {
             TcpListener::bind(config.listen).await.map_err(|source| AppError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: config.listen, source })?;
         let db = db::connect_and_migrate::<Migrator>(&config.database_url).await?;
-        let relay_wake = Arc::new(tokio::sync::Notify::new());
-        let store = Store::new(db, clock.clone(), Arc::new(config.rules.clone()), relay_wake.clone());
-        Ok(Self { listener, addr, store, config, auth, clock, relay_wake })
+        let outbox = Outbox::new("loyalty", config.subscribers.iter().map(|s| s.name.clone()));
+        let store =
+            Store::new(db, clock.clone(), Arc::new(config.rules.clone()), outbox.clone(), config.pseudonyms.clone());
+        Ok(Self { listener, addr, store, config, auth, clock, outbox })
     }
 
     /// The bound address.
@@ -126,7 +160,7 @@ impl Loyalty {
         &self.store
     }
 
-    /// Serves until `shutdown`, with the relay and the sweeper running beside it.
+    /// Serves until `shutdown`, with a relay per subscriber and the sweeper running beside it, each under its lease.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = move || {
@@ -135,40 +169,37 @@ impl Loyalty {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
-        if let Some(url) = &self.config.segmentation_url {
+        for sub in &self.config.subscribers {
+            let Some(url) = &sub.url else {
+                tracing::info!(destination = %sub.name, "no address for this subscriber: its events wait in the outbox");
+                continue;
+            };
             let outgoing = Outgoing::as_service(self.auth.clone(), "loyalty", Role::Loyalty, Duration::from_secs(5));
             let channel = client::channel(url, outgoing).map_err(|e| AppError::Config(format!("{url}: {e}")))?;
-            let mut relay = Relay::new(
-                self.store.db().clone(),
-                GrpcSink::new(channel),
-                RelayConfig::new(EVENTS_DESTINATION),
-                self.clock.clone(),
-            );
-            relay.set_waker(self.relay_wake.clone());
+            let cfg = RelayConfig::from_env("loyalty", &sub.name).map_err(|e| AppError::Config(e.to_string()))?;
+            let mut relay = Relay::new(self.store.db().clone(), GrpcSink::new(channel), cfg, self.clock.clone());
+            relay.set_waker(self.outbox.waker());
             tokio::spawn(relay.run(stopped()));
-        } else {
-            tracing::info!("RAPPORT_SEGMENTATION_URL not set: events wait in the outbox");
         }
         let sweeper = {
             let store = self.store.clone();
-            let every = self.config.sweep_interval;
-            let stop = stopped();
-            async move {
-                tokio::pin!(stop);
-                loop {
-                    tokio::select! {
-                        () = &mut stop => return,
-                        () = tokio::time::sleep(every) => {},
-                    }
+            let worker = Worker::new("loyalty.sweeper", self.config.sweep_interval);
+            worker.run(self.store.db().clone(), stopped(), move || {
+                let store = store.clone();
+                async move {
                     match store.settle_due(500).await {
-                        Ok(0) => {}
+                        Ok(0) => false,
                         Ok(n) => {
-                            tracing::info!(members = n, "settled expired points and tier periods")
+                            tracing::info!(members = n, "settled expired points and tier periods");
+                            n >= 500
                         }
-                        Err(e) => tracing::error!(error = %e, "settling failed"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "settling failed");
+                            false
+                        }
                     }
                 }
-            }
+            })
         };
         tokio::spawn(sweeper);
         let api = LoyaltyServiceServer::new(LoyaltyApi::new(self.store.clone()))
@@ -178,9 +209,14 @@ impl Loyalty {
             config: self.config.serve.clone(),
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
-            service_names: vec![SERVICE_NAME],
+            service_names: vec![SERVICE_NAME, rapport_outbox::admin::SERVICE_NAME],
             long_running: vec![],
-            routes: Routes::new(api),
+            routes: Routes::new(api).add_service(OutboxServiceServer::new(OutboxAdmin::new(
+                self.store.db().clone(),
+                self.clock.clone(),
+                self.outbox.clone(),
+                DOMAIN,
+            ))),
             domain: DOMAIN.into(),
         };
         tracing::info!(addr = %self.addr, "loyalty serving");

@@ -392,13 +392,6 @@ fn fmt_bps(bps: i64) -> String {
     if bps % 100 == 0 { format!("{}", bps / 100) } else { format!("{}.{:02}", bps / 100, bps % 100) }
 }
 
-/// The anonymous id that replaces a forgotten member's id in the ledger.
-pub fn anonymous_id(customer_id: &str, enrolled_at: i64) -> String {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(format!("{customer_id}/{enrolled_at}").as_bytes());
-    format!("anon-{}", d.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
-}
-
 /// A member as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberView {
@@ -630,12 +623,5 @@ mod tests {
         assert_eq!(q.adjustments[2].offer_id, "pct");
         let q = quote(&r, 3 * MICROS, Tier::Bronze, false, &offers[1..]);
         assert_eq!(q.price, 0);
-    }
-
-    #[test]
-    fn anonymous_ids_are_stable_and_hide_the_id() {
-        let a = anonymous_id("alice", 1);
-        assert_eq!(a, anonymous_id("alice", 1));
-        assert!(!a.contains("alice"));
     }
 }

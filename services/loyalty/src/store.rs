@@ -3,14 +3,14 @@
 //! the response, commit. A retry with the same request id gets the stored response back.
 use std::sync::Arc;
 
-use rapport_kit::{clock::Clock, db::begin_write, idempotency};
+use rapport_kit::{clock::Clock, db::begin_write, idempotency, pseudonym::Pseudonyms};
+use rapport_outbox::Outbox;
 use rapport_proto::events::v1::{CustomerForgotten, PurchaseRecorded, TierChanged, event};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde::{Serialize, de::DeserializeOwned};
-use tokio::sync::Notify;
 
 use crate::{
     domain::{
@@ -20,9 +20,6 @@ use crate::{
     entities::{ledger_entries, members, offer_grants, offers, point_lots, purchases, tier_changes},
     error::LoyaltyError,
 };
-
-/// Where loyalty's events go.
-pub const EVENTS_DESTINATION: &str = "segmentation";
 
 type Result<T> = std::result::Result<T, LoyaltyError>;
 
@@ -82,7 +79,8 @@ pub struct Store {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     rules: Arc<Rules>,
-    outbox_wake: Arc<Notify>,
+    outbox: Outbox,
+    pseudonyms: Pseudonyms,
 }
 
 /// A locked member and its open lots, kept in step with what is written.
@@ -93,8 +91,14 @@ struct State {
 
 impl Store {
     /// A store over `db`.
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, rules: Arc<Rules>, outbox_wake: Arc<Notify>) -> Self {
-        Self { db, clock, rules, outbox_wake }
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        rules: Arc<Rules>,
+        outbox: Outbox,
+        pseudonyms: Pseudonyms,
+    ) -> Self {
+        Self { db, clock, rules, outbox, pseudonyms }
     }
 
     /// The connection.
@@ -122,7 +126,7 @@ impl Store {
     async fn finish<T: Serialize>(&self, txn: DatabaseTransaction, idem: &Idem, out: T) -> Result<T> {
         idempotency::complete(&txn, &idem.request_id, serde_json::to_vec(&out)?).await?;
         txn.commit().await?;
-        self.outbox_wake.notify_one();
+        self.outbox.notify();
         Ok(out)
     }
 
@@ -175,7 +179,7 @@ impl Store {
         let st = self.lock_settled(&txn, customer_id, now).await?;
         let v = self.view(&txn, &st, now).await?;
         txn.commit().await?;
-        self.outbox_wake.notify_one();
+        self.outbox.notify();
         Ok(v)
     }
 
@@ -185,7 +189,7 @@ impl Store {
         self.once(idem, "ForgetMember", move |s, txn, now| {
             Box::pin(async move {
                 let st = s.lock(txn, &customer_id).await?;
-                let anon = domain::anonymous_id(&customer_id, st.member.enrolled_at);
+                let anon = s.pseudonyms.of(&format!("{customer_id}/{}", st.member.enrolled_at));
                 let n = ledger_entries::Entity::update_many()
                     .col_expr(ledger_entries::Column::CustomerId, Expr::value(anon.clone()))
                     .filter(ledger_entries::Column::CustomerId.eq(customer_id.as_str()))
@@ -218,6 +222,7 @@ impl Store {
                     .exec(txn)
                     .await?;
                 members::Entity::delete_by_id(customer_id.clone()).exec(txn).await?;
+                s.outbox.scrub(txn, &customer_id).await?;
                 let ev = event::Payload::CustomerForgotten(CustomerForgotten {});
                 s.publish(txn, &customer_id, ev, now).await?;
                 tracing::info!(entries = n, "member forgotten, ledger anonymised");
@@ -472,11 +477,7 @@ impl Store {
                 .exec_without_returning(txn)
                 .await?;
                 s.maybe_upgrade(txn, &mut st, now).await?;
-                let amount = rapport_proto::common::v1::Money {
-                    currency_code: cmd.currency.clone(),
-                    units: cmd.amount_micros.div_euclid(domain::MICROS),
-                    nanos: i32::try_from(cmd.amount_micros.rem_euclid(domain::MICROS) * 1000).unwrap_or(0),
-                };
+                let amount = rapport_kit::money::money(cmd.amount_micros, &cmd.currency);
                 let ev = event::Payload::PurchaseRecorded(PurchaseRecorded {
                     order_id: cmd.order_id.clone(),
                     amount: Some(amount),
@@ -718,7 +719,7 @@ impl Store {
             }
         }
         if n > 0 {
-            self.outbox_wake.notify_one();
+            self.outbox.notify();
         }
         Ok(n)
     }
@@ -989,7 +990,7 @@ impl Store {
         payload: event::Payload,
         now: i64,
     ) -> Result<()> {
-        rapport_outbox::publish(txn, EVENTS_DESTINATION, "loyalty", customer_id, payload, now).await?;
+        self.outbox.publish(txn, customer_id, payload, now).await?;
         Ok(())
     }
 

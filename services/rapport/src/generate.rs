@@ -44,6 +44,15 @@ pub async fn run(conn: &Conn, args: GenArgs) -> anyhow::Result<()> {
         &conn.segmentation_addr,
         std::time::Duration::from_secs(3600),
     )?);
+    // Consent first: a customer first seen through its events has consented to nothing. The synthetic customers
+    // consent to profiling and offers.
+    bar.set_message("consent");
+    let mut consent = SegmentationServiceClient::new(channel(conn, &conn.segmentation_addr)?);
+    for c in rapport_synth::customers(args.seed, args.customers, now) {
+        consent.upsert_customer(rapport_synth::consent(&c)).await.map_err(explain)?;
+        bar.inc(1);
+    }
+    bar.set_position(0);
     bar.set_message("streaming");
     let (tx, rx) = tokio::sync::mpsc::channel::<IngestEventsRequest>(8);
     let stream = tokio::spawn(async move { seg.ingest_events(tokio_stream::wrappers::ReceiverStream::new(rx)).await });

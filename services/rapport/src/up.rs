@@ -42,7 +42,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut loyalty_cfg = rapport_loyalty::app::Config::from_env()?;
     loyalty_cfg.listen = loyalty_addr;
     loyalty_cfg.database_url = sqlite(&args.data_dir, "loyalty");
-    loyalty_cfg.segmentation_url = Some(format!("http://{}", segmentation.addr()));
+    loyalty_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
     let loyalty = rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock)).await?;
     segmentation.set_loyalty_url(format!("http://{}", loyalty.addr()));
     spinner.finish_and_clear();

@@ -16,7 +16,6 @@ use rapport_kit::{
     client::{self, Outgoing},
     clock::{Clock, SystemClock},
     db::testing::{Backend, fresh_database},
-    serve::ServeConfig,
 };
 use rapport_proto::segmentation::v1::{IngestEventsRequest, segmentation_service_client::SegmentationServiceClient};
 use rapport_segmentation::{
@@ -78,14 +77,8 @@ async fn ingestion(backend: Backend, customers: u64) -> (usize, f64) {
         Authenticator::new("bench-key-bench-key-bench-key-bench".to_string().into(), "rapport", "rapport")
             .expect("key"),
     );
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: fresh_database(backend).await.expect("database"),
-        serve: ServeConfig::default(),
-        loyalty_url: "http://127.0.0.1:9".into(),
-        refresh_interval: std::time::Duration::from_secs(3600),
-        campaign_poll: std::time::Duration::from_secs(3600),
-    };
+    let mut config = Config::local(&fresh_database(backend).await.expect("database"), "http://127.0.0.1:9");
+    config.campaign_poll = std::time::Duration::from_secs(3600);
     let app = Segmentation::build(config, auth.clone(), Arc::new(SystemClock)).await.expect("segmentation");
     let addr = app.addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

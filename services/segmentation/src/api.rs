@@ -36,12 +36,17 @@ const NPS_CLASSES: [&str; 3] = ["promoter", "passive", "detractor"];
 pub struct SegmentationApi {
     store: Store,
     background: Background,
+    max_skew_ms: i64,
 }
 
 impl SegmentationApi {
-    /// Serves `store`; long work goes to `background`.
-    pub fn new(store: Store, background: Background) -> Self {
-        Self { store, background }
+    /// Serves `store`; long work goes to `background`; events dated more than `max_skew` ahead are refused.
+    pub fn new(store: Store, background: Background, max_skew: std::time::Duration) -> Self {
+        Self { store, background, max_skew_ms: i64::try_from(max_skew.as_millis()).unwrap_or(i64::MAX) }
+    }
+
+    fn events_from(&self, events: &[pb::BehaviourEvent]) -> Result<Vec<Event>, Status> {
+        events_from(events, self.store.now().saturating_add(self.max_skew_ms))
     }
 }
 
@@ -75,8 +80,8 @@ fn kind_from(k: i32) -> Option<Kind> {
     })
 }
 
-/// Validates and converts one behaviour event; `field` is its path in the request.
-pub fn event_from(e: &pb::BehaviourEvent, field: &str, v: &mut Violations) -> Option<Event> {
+/// Validates and converts one behaviour event dated no later than `latest` (ms); `field` is its path in the request.
+pub fn event_from(e: &pb::BehaviourEvent, field: &str, latest: i64, v: &mut Violations) -> Option<Event> {
     let before = v.len();
     v.id(&format!("{field}.event_id"), &e.event_id);
     v.id(&format!("{field}.customer_id"), &e.customer_id);
@@ -85,8 +90,11 @@ pub fn event_from(e: &pb::BehaviourEvent, field: &str, v: &mut Violations) -> Op
         v.add(format!("{field}.kind"), "must be a known event kind");
     }
     let at = e.occurred_at.as_ref().map(millis);
-    if at.is_none() {
-        v.add(format!("{field}.occurred_at"), "is required");
+    match at {
+        None => v.add(format!("{field}.occurred_at"), "is required"),
+        // A future date would count in no window today and leave the windows drifting once it is reached.
+        Some(at) if at > latest => v.add(format!("{field}.occurred_at"), "must not be in the future"),
+        Some(_) => {}
     }
     let channel = match rapport_proto::common::v1::Channel::try_from(e.channel) {
         Ok(rapport_proto::common::v1::Channel::Unspecified) => None,
@@ -100,7 +108,7 @@ pub fn event_from(e: &pb::BehaviourEvent, field: &str, v: &mut Violations) -> Op
     if kind == Some(Kind::Purchase) {
         match &e.amount {
             Some(m) if m.units >= 0 && m.nanos >= 0 && m.units < 1_000_000_000 && m.currency_code.len() == 3 => {
-                amount = m.units * 1_000_000 + i64::from(m.nanos / 1000);
+                amount = rapport_kit::money::micros(m);
             }
             _ => v.add(format!("{field}.amount"), "a purchase needs a non-negative amount with a currency"),
         }
@@ -128,11 +136,11 @@ pub fn event_from(e: &pb::BehaviourEvent, field: &str, v: &mut Violations) -> Op
     })
 }
 
-fn events_from(events: &[pb::BehaviourEvent]) -> Result<Vec<Event>, Status> {
+fn events_from(events: &[pb::BehaviourEvent], latest: i64) -> Result<Vec<Event>, Status> {
     let mut v = Violations::new();
     v.check(!events.is_empty() && events.len() <= MAX_BATCH, "events", "must hold 1 to 1000 events");
     let out: Vec<Event> =
-        events.iter().enumerate().filter_map(|(i, e)| event_from(e, &format!("events[{i}]"), &mut v)).collect();
+        events.iter().enumerate().filter_map(|(i, e)| event_from(e, &format!("events[{i}]"), latest, &mut v)).collect();
     invalid(v)?;
     Ok(out)
 }
@@ -331,7 +339,7 @@ impl SegmentationService for SegmentationApi {
         // end is stored, and a client that resends after a failure is de-duplicated by event id.
         while let Some(msg) = stream.next().await {
             let msg = msg?;
-            let events = events_from(&msg.events)?;
+            let events = self.events_from(&msg.events)?;
             let (a, d) = self.store.ingest(events).await.map_err(status)?;
             applied += a;
             duplicates += d;
@@ -343,7 +351,7 @@ impl SegmentationService for SegmentationApi {
         &self,
         req: Request<pb::IngestEventBatchRequest>,
     ) -> Result<Response<pb::IngestEventBatchResponse>, Status> {
-        let events = events_from(&req.into_inner().events)?;
+        let events = self.events_from(&req.into_inner().events)?;
         let (applied, duplicates) = self.store.ingest(events).await.map_err(status)?;
         Ok(Response::new(pb::IngestEventBatchResponse { applied, duplicates }))
     }
@@ -370,6 +378,20 @@ impl SegmentationService for SegmentationApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::UpsertCustomerResponse { created }))
+    }
+
+    async fn forget_customer(
+        &self,
+        req: Request<pb::ForgetCustomerRequest>,
+    ) -> Result<Response<pb::ForgetCustomerResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("customer_id", &r.customer_id);
+        invalid(v)?;
+        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
+        let found = self.store.forget_customer(&key, &r.customer_id).await.map_err(status)?;
+        Ok(Response::new(pb::ForgetCustomerResponse { found }))
     }
 
     async fn get_customer_features(

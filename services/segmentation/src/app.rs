@@ -1,30 +1,31 @@
 //! Wires the segmentation service: configuration, database, store, the event sink for other services' outboxes,
-//! training jobs, the campaign worker (grants through loyalty), the scheduled refresh and the server.
+//! training jobs, the campaign worker (grants through loyalty), the scheduled refresh, the outbox relays and the
+//! server. Background work runs under leases, so it runs once however many replicas there are.
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use rapport_kit::{
     auth::{Authenticator, Policy, Role},
-    client::{self, Outgoing, OutgoingChannel, RetryBudget},
+    client::{self, Outgoing},
     clock::Clock,
     config::{self, ConfigError},
     db,
+    lease::Worker,
+    pseudonym::Pseudonyms,
     serve::{self, ServeConfig, ServeParts},
 };
+use rapport_outbox::{GrpcSink, Outbox, Relay, RelayConfig, Subscriber, admin::OutboxAdmin, sink::EventSink};
 use rapport_proto::{
-    events::v1::{
-        DeliverEventsRequest, DeliverEventsResponse, event,
-        event_sink_service_server::{EventSinkService, EventSinkServiceServer},
-    },
-    loyalty::v1::{GrantOffersRequest, loyalty_service_client::LoyaltyServiceClient},
+    events::v1::{event_sink_service_server::EventSinkServiceServer, outbox_service_server::OutboxServiceServer},
+    loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
     segmentation::v1::segmentation_service_server::SegmentationServiceServer,
 };
 use tokio::{net::TcpListener, sync::Notify};
 use tonic::service::Routes;
-use tracing::Instrument;
 
 use crate::{
     api::{DOMAIN, SegmentationApi},
-    domain::features::{Event, Kind},
+    campaigns,
+    events::Handler,
     migration::Migrator,
     store::{Store, TrainParams},
 };
@@ -32,12 +33,13 @@ use crate::{
 /// Full name of the gRPC service.
 pub const SERVICE_NAME: &str = "rapport.segmentation.v1.SegmentationService";
 /// Full name of the event sink.
-pub const SINK_NAME: &str = "rapport.events.v1.EventSinkService";
+pub const SINK_NAME: &str = rapport_outbox::sink::SERVICE_NAME;
 
-/// The role × RPC matrix of segmentation (its service and its event sink).
+/// The role × RPC matrix of segmentation (its service, its event sink and its outbox's operator API).
 pub fn policy() -> Result<Policy, String> {
     let mut p = Policy::parse(SERVICE_NAME, include_str!("../authz.txt"))?;
     p.extend(SINK_NAME, include_str!("../authz-events.txt"))?;
+    p.extend(rapport_outbox::admin::SERVICE_NAME, rapport_outbox::admin::AUTHZ)?;
     Ok(p)
 }
 
@@ -56,19 +58,48 @@ pub struct Config {
     pub refresh_interval: Duration,
     /// How often the campaign worker looks for work when not woken (default 2 s).
     pub campaign_poll: Duration,
+    /// Who receives segmentation's events — membership changes, erasures (`RAPPORT_SEGMENTATION_SUBSCRIBERS`,
+    /// default none; each one's address from `RAPPORT_<NAME>_URL`).
+    pub subscribers: Vec<Subscriber>,
+    /// Keyed pseudonyms for tombstones and anonymised campaign targets (`RAPPORT_PSEUDONYM_KEY`).
+    pub pseudonyms: Pseudonyms,
+    /// How far in the future an event may be dated (`RAPPORT_MAX_CLOCK_SKEW_MS`, default 5 minutes).
+    pub max_clock_skew: Duration,
 }
 
 impl Config {
     /// From the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
+        let listen = config::addr("RAPPORT_SEGMENTATION_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50051)))?;
         Ok(Self {
-            listen: config::addr("RAPPORT_SEGMENTATION_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50051)))?,
+            listen,
             database_url: config::var("DATABASE_URL").unwrap_or_else(|| db::default_url("segmentation")),
             serve: ServeConfig::from_env()?,
             loyalty_url: config::var("RAPPORT_LOYALTY_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
             refresh_interval: config::millis("RAPPORT_SEGMENTATION_REFRESH_MS", Duration::from_secs(3600))?,
             campaign_poll: Duration::from_secs(2),
+            subscribers: rapport_outbox::subscribers_from_env("RAPPORT_SEGMENTATION_SUBSCRIBERS", &[])?,
+            pseudonyms: Pseudonyms::from_env(listen.ip().is_loopback())?,
+            max_clock_skew: rapport_outbox::sink::max_skew_from_env()?,
         })
+    }
+}
+
+impl Config {
+    /// Defaults for a service on an ephemeral loopback port over `database_url` (tests, benchmarks): loyalty at
+    /// `loyalty_url`, no subscribers, the development pseudonym key.
+    pub fn local(database_url: &str, loyalty_url: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            serve: ServeConfig::default(),
+            loyalty_url: loyalty_url.into(),
+            refresh_interval: Duration::from_secs(3600),
+            campaign_poll: Duration::from_secs(2),
+            subscribers: Vec::new(),
+            pseudonyms: Pseudonyms::development(),
+            max_clock_skew: Duration::from_secs(300),
+        }
     }
 }
 
@@ -117,72 +148,6 @@ impl Background {
     }
 }
 
-/// Receives other services' outbox events.
-#[derive(Clone)]
-pub struct Sink {
-    store: Store,
-}
-
-#[tonic::async_trait]
-impl EventSinkService for Sink {
-    async fn deliver_events(
-        &self,
-        req: tonic::Request<DeliverEventsRequest>,
-    ) -> Result<tonic::Response<DeliverEventsResponse>, tonic::Status> {
-        let (mut applied, mut duplicates) = (0, 0);
-        let mut batch = Vec::new();
-        for e in req.into_inner().events {
-            let at_ms = e.occurred_at.as_ref().map(rapport_kit::clock::millis).unwrap_or_else(|| self.store.now());
-            let base = |kind: Kind| Event {
-                event_id: e.event_id.clone(),
-                customer_id: e.customer_id.clone(),
-                kind,
-                at_ms,
-                channel: None,
-                amount_micros: 0,
-                score: None,
-                tier: None,
-            };
-            match &e.payload {
-                Some(event::Payload::PurchaseRecorded(p)) => {
-                    let amount = p.amount.as_ref().map_or(0, |m| m.units * 1_000_000 + i64::from(m.nanos / 1000));
-                    let channel = usize::try_from(p.channel).ok().filter(|c| (1..=7).contains(c)).map(|c| c - 1);
-                    batch.push(Event { channel, amount_micros: amount.max(0), ..base(Kind::Purchase) });
-                }
-                Some(event::Payload::TierChanged(t)) => {
-                    batch.push(Event { tier: Some(t.to_tier.clone()), ..base(Kind::TierChange) })
-                }
-                Some(event::Payload::CustomerForgotten(_)) => {
-                    // The batch is in delivery order: what came before the erasure is applied first, so it is
-                    // erased too instead of re-creating the customer afterwards.
-                    if !batch.is_empty() {
-                        let (a, d) = self
-                            .store
-                            .ingest(std::mem::take(&mut batch))
-                            .await
-                            .map_err(|e| e.to_api().to_status(DOMAIN))?;
-                        applied += a as i32;
-                        duplicates += d as i32;
-                    }
-                    if self.store.forget(&e.event_id, &e.customer_id).await.map_err(|e| e.to_api().to_status(DOMAIN))? {
-                        applied += 1;
-                    } else {
-                        duplicates += 1;
-                    }
-                }
-                // Nothing segmentation uses: acknowledged, so the producer's outbox moves on.
-                _ => duplicates += 1,
-            }
-        }
-        if !batch.is_empty() {
-            let (a, d) = self.store.ingest(batch).await.map_err(|e| e.to_api().to_status(DOMAIN))?;
-            applied += a as i32;
-            duplicates += d as i32;
-        }
-        Ok(tonic::Response::new(DeliverEventsResponse { applied, duplicates }))
-    }
-}
-
 /// A built segmentation service: bound, migrated, not yet serving.
 pub struct Segmentation {
     listener: TcpListener,
@@ -190,6 +155,8 @@ pub struct Segmentation {
     store: Store,
     config: Config,
     auth: Arc<Authenticator>,
+    clock: Arc<dyn Clock>,
+    outbox: Outbox,
 }
 
 impl Segmentation {
@@ -199,8 +166,9 @@ impl Segmentation {
             TcpListener::bind(config.listen).await.map_err(|source| AppError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: config.listen, source })?;
         let db = db::connect_and_migrate::<Migrator>(&config.database_url).await?;
-        let store = Store::open(db, clock, Arc::new(Notify::new())).await?;
-        Ok(Self { listener, addr, store, config, auth })
+        let outbox = Outbox::new("segmentation", config.subscribers.iter().map(|s| s.name.clone()));
+        let store = Store::open(db, clock.clone(), outbox.clone(), config.pseudonyms.clone()).await?;
+        Ok(Self { listener, addr, store, config, auth, clock, outbox })
     }
 
     /// The bound address.
@@ -218,33 +186,81 @@ impl Segmentation {
         &self.store
     }
 
-    /// Serves until `shutdown`, with the campaign worker and the scheduled refresh beside it.
+    /// Serves until `shutdown`, with the campaign worker, the scheduled refresh and a relay per subscriber beside
+    /// it, each under its lease.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let campaigns = Arc::new(Notify::new());
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let db = self.store.db().clone();
         let outgoing =
             Outgoing::as_service(self.auth.clone(), "segmentation", Role::Segmentation, Duration::from_secs(10));
-        let loyalty = client::channel(&self.config.loyalty_url, outgoing)
+        let loyalty = client::channel(&self.config.loyalty_url, outgoing.clone())
             .map_err(|e| AppError::Config(format!("{}: {e}", self.config.loyalty_url)))?;
-        tokio::spawn(campaign_worker(
+        let campaigns = Arc::new(Notify::new());
+        let worker = Worker::new("segmentation.campaigns", self.config.campaign_poll).with_wake(campaigns.clone());
+        tokio::spawn(campaigns::run(
+            worker,
+            db.clone(),
             self.store.clone(),
             LoyaltyServiceClient::new(loyalty),
-            campaigns.clone(),
-            self.config.campaign_poll,
-            stop_rx.clone(),
+            stopped(),
         ));
-        tokio::spawn(refresher(self.store.clone(), self.config.refresh_interval, stop_rx));
+        let refresher = {
+            let store = self.store.clone();
+            Worker::new("segmentation.refresher", self.config.refresh_interval).run(db.clone(), stopped(), move || {
+                let store = store.clone();
+                async move {
+                    match store.refresh().await {
+                        Ok((aged, changes)) => tracing::info!(aged, changes, "features aged and segments refreshed"),
+                        Err(e) => tracing::error!(error = %e, "refresh failed"),
+                    }
+                    false
+                }
+            })
+        };
+        tokio::spawn(refresher);
+        for sub in &self.config.subscribers {
+            let Some(url) = &sub.url else {
+                tracing::info!(destination = %sub.name, "no address for this subscriber: its events wait in the outbox");
+                continue;
+            };
+            let channel =
+                client::channel(url, outgoing.clone()).map_err(|e| AppError::Config(format!("{url}: {e}")))?;
+            let cfg = RelayConfig::from_env("segmentation", &sub.name).map_err(|e| AppError::Config(e.to_string()))?;
+            let mut relay = Relay::new(db.clone(), GrpcSink::new(channel), cfg, self.clock.clone());
+            relay.set_waker(self.outbox.waker());
+            tokio::spawn(relay.run(stopped()));
+        }
         let background = Background { store: self.store.clone(), campaigns };
-        let api = SegmentationServiceServer::new(SegmentationApi::new(self.store.clone(), background))
-            .max_decoding_message_size(self.config.serve.max_message_bytes);
-        let sink = EventSinkServiceServer::new(Sink { store: self.store.clone() })
-            .max_decoding_message_size(self.config.serve.max_message_bytes);
+        let api = SegmentationServiceServer::new(SegmentationApi::new(
+            self.store.clone(),
+            background,
+            self.config.max_clock_skew,
+        ))
+        .max_decoding_message_size(self.config.serve.max_message_bytes);
+        let outbox = self.outbox.clone();
+        let sink = EventSink::new(
+            db.clone(),
+            Arc::new(Handler::new(self.store.clone())),
+            self.clock.clone(),
+            self.config.pseudonyms.clone(),
+            self.config.max_clock_skew,
+            DOMAIN,
+        )
+        .after_commit(move || outbox.notify());
+        let sink = EventSinkServiceServer::new(sink).max_decoding_message_size(self.config.serve.max_message_bytes);
+        let admin = OutboxServiceServer::new(OutboxAdmin::new(db, self.clock.clone(), self.outbox.clone(), DOMAIN));
         let parts = ServeParts {
             listener: self.listener,
             config: self.config.serve.clone(),
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
-            service_names: vec![SERVICE_NAME, SINK_NAME],
+            service_names: vec![SERVICE_NAME, SINK_NAME, rapport_outbox::admin::SERVICE_NAME],
             // A client stream carries a whole data set, creating a segment evaluates everyone, a refresh ages
             // everyone: they may outlive the per-request cap.
             long_running: vec![
@@ -252,7 +268,7 @@ impl Segmentation {
                 "/rapport.segmentation.v1.SegmentationService/CreateSegment",
                 "/rapport.segmentation.v1.SegmentationService/RefreshFeatures",
             ],
-            routes: Routes::new(api).add_service(sink),
+            routes: Routes::new(api).add_service(sink).add_service(admin),
             domain: DOMAIN.into(),
         };
         tracing::info!(addr = %self.addr, "segmentation serving");
@@ -260,99 +276,4 @@ impl Segmentation {
         let _ = stop_tx.send(true);
         Ok(r?)
     }
-}
-
-async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
-
-async fn refresher(store: Store, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            () = stopped(&mut stop) => return,
-            () = tokio::time::sleep(every) => {},
-        }
-        match store.refresh().await {
-            Ok((aged, changes)) => {
-                tracing::info!(aged, changes, "features aged and segments refreshed")
-            }
-            Err(e) => tracing::error!(error = %e, "refresh failed"),
-        }
-    }
-}
-
-/// Grants each running campaign's pending targets through loyalty, a batch at a time, until none is left. A batch
-/// keeps its request id across retries and restarts, and loyalty grants once per campaign and customer.
-async fn campaign_worker(
-    store: Store,
-    loyalty: LoyaltyServiceClient<OutgoingChannel>,
-    wake: Arc<Notify>,
-    poll: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let budget = RetryBudget::default();
-    loop {
-        if let Err(e) = grant_pending(&store, &loyalty, &budget).await {
-            tracing::warn!(error = %e, "campaign round stopped, will retry");
-        }
-        tokio::select! {
-            () = stopped(&mut stop) => return,
-            () = wake.notified() => {},
-            () = tokio::time::sleep(poll) => {},
-        }
-    }
-}
-
-async fn grant_pending(
-    store: &Store,
-    loyalty: &LoyaltyServiceClient<OutgoingChannel>,
-    budget: &RetryBudget,
-) -> Result<(), String> {
-    for (campaign_id, offer_id) in store.running_campaigns().await.map_err(|e| e.to_string())? {
-        loop {
-            let batch = store.pending_targets(&campaign_id, 500).await.map_err(|e| e.to_string())?;
-            if batch.is_empty() {
-                store.record_grants(&campaign_id, &[], &[]).await.map_err(|e| e.to_string())?;
-                break;
-            }
-            let request_id = format!("{campaign_id}:{}:{}", batch[0], batch.len());
-            let req = GrantOffersRequest {
-                request_id,
-                offer_id: offer_id.clone(),
-                campaign_id: campaign_id.clone(),
-                customer_ids: batch.clone(),
-            };
-            let answer = client::with_retry(budget, 3, || {
-                let mut c = loyalty.clone();
-                let r = req.clone();
-                async move { c.grant_offers(r).await }
-            })
-            .instrument(tracing::info_span!("campaign.grant", campaign_id = %campaign_id, batch = batch.len()))
-            .await;
-            match answer {
-                Ok(resp) => {
-                    let resp = resp.into_inner();
-                    let failed: Vec<(String, String)> =
-                        resp.skipped.into_iter().map(|s| (s.customer_id, s.reason)).collect();
-                    let granted: Vec<String> =
-                        batch.into_iter().filter(|c| !failed.iter().any(|(f, _)| f == c)).collect();
-                    tracing::info!(campaign_id = %campaign_id, granted = granted.len(), failed = failed.len(), "campaign batch granted");
-                    store.record_grants(&campaign_id, &granted, &failed).await.map_err(|e| e.to_string())?;
-                }
-                // The offer does not exist or the request is refused: every target fails with that reason.
-                Err(s)
-                    if matches!(
-                        s.code(),
-                        tonic::Code::NotFound | tonic::Code::InvalidArgument | tonic::Code::PermissionDenied
-                    ) =>
-                {
-                    let reason = format!("{:?}", s.code()).to_uppercase();
-                    let failed: Vec<(String, String)> = batch.into_iter().map(|c| (c, reason.clone())).collect();
-                    store.record_grants(&campaign_id, &[], &failed).await.map_err(|e| e.to_string())?;
-                }
-                Err(s) => return Err(format!("loyalty: {:?} {}", s.code(), s.message())),
-            }
-        }
-    }
-    Ok(())
 }

@@ -10,6 +10,9 @@ pub enum SegmentationError {
     /// Unknown customer.
     #[error("customer not found")]
     CustomerNotFound,
+    /// The customer was erased: nothing about it is taken again.
+    #[error("the customer was erased")]
+    CustomerErased,
     /// Unknown segment.
     #[error("segment not found")]
     SegmentNotFound,
@@ -58,6 +61,7 @@ impl SegmentationError {
         let (code, reason) = match self {
             Self::Invalid(e) | Self::Idempotency(e) => return e.clone(),
             Self::CustomerNotFound => (C::NotFound, "CUSTOMER_NOT_FOUND"),
+            Self::CustomerErased => (C::FailedPrecondition, "CUSTOMER_ERASED"),
             Self::SegmentNotFound => (C::NotFound, "SEGMENT_NOT_FOUND"),
             Self::SegmentExists => (C::AlreadyExists, "SEGMENT_EXISTS"),
             Self::SegmentInUse(_) => (C::FailedPrecondition, "SEGMENT_IN_USE"),

@@ -6,8 +6,8 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use rapport_kit::{clock::Clock, db::begin_write, idempotency};
-use rapport_outbox::inbox;
+use rapport_kit::{clock::Clock, db::begin_write, idempotency, pseudonym::Pseudonyms};
+use rapport_outbox::{Outbox, inbox, sink};
 use rapport_proto::events::v1::{SegmentMembershipChanged, event};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
@@ -32,9 +32,6 @@ use crate::{
 };
 
 type Result<T> = std::result::Result<T, SegmentationError>;
-
-/// Where membership changes are published (no consumer yet: they wait in the outbox for one).
-pub const CHANGES_DESTINATION: &str = "segment-subscribers";
 
 /// The idempotency key of a mutation.
 #[derive(Debug, Clone)]
@@ -143,7 +140,8 @@ pub struct Store {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     model: ActiveModel,
-    outbox_wake: Arc<tokio::sync::Notify>,
+    outbox: Outbox,
+    pseudonyms: Pseudonyms,
 }
 
 impl Store {
@@ -151,9 +149,10 @@ impl Store {
     pub async fn open(
         db: DatabaseConnection,
         clock: Arc<dyn Clock>,
-        outbox_wake: Arc<tokio::sync::Notify>,
+        outbox: Outbox,
+        pseudonyms: Pseudonyms,
     ) -> Result<Self> {
-        let store = Self { db, clock, model: Arc::new(RwLock::new(None)), outbox_wake };
+        let store = Self { db, clock, model: Arc::new(RwLock::new(None)), outbox, pseudonyms };
         if let Some(m) = models::Entity::find().order_by_desc(models::Column::Version).one(&store.db).await? {
             let spec: ModelSpec = serde_json::from_str(&m.spec)?;
             store.set_model(m.version, spec);
@@ -204,84 +203,113 @@ impl Store {
         let out = f(self, &txn, now).await?;
         idempotency::complete(&txn, &idem.request_id, serde_json::to_vec(&out)?).await?;
         txn.commit().await?;
-        self.outbox_wake.notify_one();
+        self.outbox.notify();
         Ok(out)
     }
 
     // ---- ingestion --------------------------------------------------------------------------------------------
 
-    /// Applies events, each event id once; returns (applied, duplicates). One transaction per call.
+    /// Applies events, each event id once, none about an erased customer; returns (applied, skipped). One
+    /// transaction per call.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<(i64, i64)> {
         let now = self.now();
-        let today = day_of(now);
         let txn = begin_write(&self.db).await?;
-        let segments = load_segments(&txn).await?;
-        let mut order: Vec<String> = Vec::new();
-        let mut groups: HashMap<String, Vec<Event>> = HashMap::new();
+        let (mut fresh, mut skipped) = (Vec::with_capacity(events.len()), 0);
+        let mut erased: HashMap<String, bool> = HashMap::new();
         for e in events {
-            if !groups.contains_key(&e.customer_id) {
-                order.push(e.customer_id.clone());
-            }
-            groups.entry(e.customer_id.clone()).or_default().push(e);
-        }
-        let (mut applied, mut duplicates) = (0, 0);
-        for customer_id in order {
-            let mut fresh = Vec::new();
-            for e in groups.remove(&customer_id).unwrap_or_default() {
-                if inbox::apply_once(&txn, &e.event_id, "ingest", now).await? {
-                    fresh.push(e);
-                } else {
-                    duplicates += 1;
-                }
-            }
-            if fresh.is_empty() {
+            if !inbox::apply_once(&txn, &e.event_id, "ingest", now).await? {
+                skipped += 1;
                 continue;
             }
-            applied += fresh.len() as i64;
+            let gone = match erased.get(&e.customer_id) {
+                Some(g) => *g,
+                None => {
+                    let g = sink::is_erased(&txn, &self.pseudonyms, &e.customer_id).await?;
+                    erased.insert(e.customer_id.clone(), g);
+                    g
+                }
+            };
+            if gone {
+                skipped += 1;
+            } else {
+                fresh.push(e);
+            }
+        }
+        let applied = fresh.len() as i64;
+        self.apply_in(&txn, fresh, now).await?;
+        txn.commit().await?;
+        self.outbox.notify();
+        Ok((applied, skipped))
+    }
+
+    /// Applies fresh events inside `txn`: per customer, in customer-id order (so concurrent batches lock customers
+    /// in the same order and never deadlock), each customer's events in time order.
+    pub async fn apply_in(&self, txn: &DatabaseTransaction, events: Vec<Event>, now: i64) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let today = day_of(now);
+        let segments = load_segments(txn).await?;
+        let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        for e in events {
+            groups.entry(e.customer_id.clone()).or_default().push(e);
+        }
+        for (customer_id, mut fresh) in groups {
             fresh.sort_by_key(|e| e.at_ms);
-            let mut st = self.lock_or_create(&txn, &customer_id, now).await?;
-            let mut buckets = load_buckets(&txn, &customer_id, today - 400).await?;
+            let mut st = self.lock_or_create(txn, &customer_id, now).await?;
+            let mut buckets = load_buckets(txn, &customer_id, today - 400).await?;
             st.features.age(today.max(st.features.window_day), &buckets);
             for e in &fresh {
                 st.features.apply(e);
-                add_to_bucket(&txn, &mut buckets, e).await?;
+                add_to_bucket(txn, &mut buckets, e).await?;
             }
-            self.settle_customer(&txn, &mut st, &buckets, &segments, now).await?;
+            self.settle_customer(txn, &mut st, &buckets, &segments, now).await?;
         }
-        txn.commit().await?;
-        self.outbox_wake.notify_one();
-        Ok((applied, duplicates))
+        Ok(())
     }
 
-    /// Erases everything segmentation holds about a customer (its erasure event came from another service).
-    pub async fn forget(&self, event_id: &str, customer_id: &str) -> Result<bool> {
-        let now = self.now();
-        let txn = begin_write(&self.db).await?;
-        if !inbox::apply_once(&txn, event_id, "forget", now).await? {
-            return Ok(false);
-        }
-        customers::Entity::delete_by_id(customer_id.to_string()).exec(&txn).await?;
+    /// Erases everything segmentation holds about a customer inside `txn`; campaign targets stay under a keyed
+    /// pseudonym so campaign counts stay true. The caller records the tombstone.
+    pub async fn forget_in(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<()> {
+        customers::Entity::delete_by_id(customer_id.to_string()).exec(txn).await?;
         daily_activity::Entity::delete_many()
             .filter(daily_activity::Column::CustomerId.eq(customer_id))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         segment_members::Entity::delete_many()
             .filter(segment_members::Column::CustomerId.eq(customer_id))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         segment_changes::Entity::delete_many()
             .filter(segment_changes::Column::CustomerId.eq(customer_id))
-            .exec(&txn)
+            .exec(txn)
             .await?;
-        // Campaign counts stay true: the targets are kept under an anonymous id.
         campaign_targets::Entity::update_many()
-            .col_expr(campaign_targets::Column::CustomerId, Expr::value(anonymous(customer_id)))
+            .col_expr(campaign_targets::Column::CustomerId, Expr::value(self.pseudonyms.of(customer_id)))
             .filter(campaign_targets::Column::CustomerId.eq(customer_id))
-            .exec(&txn)
+            .exec(txn)
             .await?;
-        txn.commit().await?;
-        tracing::info!("customer erased from segmentation");
-        Ok(true)
+        self.outbox.scrub(txn, customer_id).await?;
+        Ok(())
+    }
+
+    /// Erases a customer on request (`ForgetCustomer`): its data, a tombstone so later events are dropped, and an
+    /// erasure event for segmentation's own subscribers. Returns whether anything was held about it.
+    pub async fn forget_customer(&self, idem: &Idem, customer_id: &str) -> Result<bool> {
+        let customer_id = customer_id.to_string();
+        self.once(idem, "ForgetCustomer", move |s, txn, now| {
+            Box::pin(async move {
+                let known =
+                    customers::Entity::find_by_id(customer_id.clone()).lock_exclusive().one(txn).await?.is_some();
+                s.forget_in(txn, &customer_id).await?;
+                sink::bury(txn, &s.pseudonyms, &customer_id, now).await?;
+                let ev = event::Payload::CustomerForgotten(rapport_proto::events::v1::CustomerForgotten {});
+                s.outbox.publish(txn, &customer_id, ev, now).await?;
+                tracing::info!(known, "customer erased from segmentation");
+                Ok(known)
+            })
+        })
+        .await
     }
 
     /// Creates or updates a customer's attributes and consent; returns whether it was new.
@@ -296,6 +324,9 @@ impl Store {
         let customer_id = customer_id.to_string();
         self.once(idem, "UpsertCustomer", move |s, txn, now| {
             Box::pin(async move {
+                if sink::is_erased(txn, &s.pseudonyms, &customer_id).await? {
+                    return Err(SegmentationError::CustomerErased);
+                }
                 let existed = customers::Entity::find_by_id(customer_id.clone()).one(txn).await?.is_some();
                 let mut st = s.lock_or_create(txn, &customer_id, now).await?;
                 st.attributes = attributes;
@@ -321,13 +352,13 @@ impl Store {
 
     async fn lock_or_create(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<CustomerState> {
         let fresh = Features { window_day: day_of(now), ..Features::default() };
-        // Customers first seen through their events consent by default (legitimate interest); UpsertCustomer
-        // records what they chose.
+        // Customers first seen through their events have given no consent yet: no profiling, no offers, until
+        // UpsertCustomer records what they chose.
         let row = customers::ActiveModel {
             customer_id: Set(customer_id.to_string()),
             attributes: Set("{}".into()),
-            consent_marketing: Set(true),
-            consent_profiling: Set(true),
+            consent_marketing: Set(false),
+            consent_profiling: Set(false),
             features: Set(serde_json::to_string(&fresh)?),
             cluster_id: Set(None),
             model_version: Set(None),
@@ -360,7 +391,7 @@ impl Store {
             (Some((_, spec)), true) => Some(spec.place(&st.features, now).cluster_id),
             _ => None,
         };
-        let changes = reevaluate(txn, st, buckets, segments, now).await?;
+        let changes = reevaluate(txn, &self.outbox, st, buckets, segments, now).await?;
         customers::Entity::update_many()
             .col_expr(customers::Column::Attributes, Expr::value(serde_json::to_string(&st.attributes)?))
             .col_expr(customers::Column::ConsentMarketing, Expr::value(st.consent_marketing))
@@ -420,7 +451,7 @@ impl Store {
             txn.commit().await?;
             after = last;
         }
-        self.outbox_wake.notify_one();
+        self.outbox.notify();
         Ok((aged, changes))
     }
 
@@ -671,13 +702,13 @@ impl Store {
             for row in page {
                 let st = decode_customer(row)?;
                 let buckets = load_buckets(&txn, &st.customer_id, today - 400).await?;
-                reevaluate(&txn, &st, &buckets, &segments, now).await?;
+                reevaluate(&txn, &self.outbox, &st, &buckets, &segments, now).await?;
             }
             txn.commit().await?;
             after = last;
         }
         tracing::debug!(segment_id, "segment materialised");
-        self.outbox_wake.notify_one();
+        self.outbox.notify();
         Ok(())
     }
 
@@ -1006,13 +1037,6 @@ impl Store {
     }
 }
 
-/// The id that replaces an erased customer's where a row must stay (campaign targets).
-fn anonymous(customer_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(format!("erased/{customer_id}").as_bytes());
-    format!("erased-{}", d.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
-}
-
 /// Boxed futures for the mutation closures.
 pub type BoxFut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -1125,6 +1149,7 @@ fn daily_map(buckets: &[Bucket]) -> HashMap<(Kind, i64), i64> {
 /// outbox events). Returns the number of changes.
 async fn reevaluate(
     txn: &DatabaseTransaction,
+    outbox: &Outbox,
     st: &CustomerState,
     buckets: &[Bucket],
     segments: &[SegmentDef],
@@ -1192,7 +1217,7 @@ async fn reevaluate(
             segment_id: seg.segment_id.clone(),
             entered: is,
         });
-        rapport_outbox::publish(txn, CHANGES_DESTINATION, "segmentation", &st.customer_id, payload, now).await?;
+        outbox.publish(txn, &st.customer_id, payload, now).await?;
     }
     Ok(changes)
 }

@@ -1,3 +1,4 @@
-//! Tables of the outbox and the inbox.
+//! Tables of the outbox, the inbox and the tombstones.
+pub mod erased_customer;
 pub mod inbox_event;
 pub mod outbox_event;

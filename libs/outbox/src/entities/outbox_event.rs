@@ -26,6 +26,8 @@ pub struct Model {
     pub delivered_at: Option<i64>,
     /// The last delivery error.
     pub last_error: Option<String>,
+    /// When it was parked after its last allowed attempt (ms); parked events wait for an operator's retry.
+    pub parked_at: Option<i64>,
 }
 
 /// No relations.

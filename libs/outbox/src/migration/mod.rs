@@ -1,3 +1,18 @@
-//! Migrations of the outbox and inbox tables; each service lists them in its own `Migrator`.
+//! Migrations of the outbox, inbox and tombstone tables; each service lists [`all`] in its own `Migrator`, before
+//! its own tables.
+use sea_orm_migration::MigrationTrait;
+
 pub mod m20261123_000002_create_outbox_events;
 pub mod m20261123_000003_create_inbox_events;
+pub mod m20261124_000001_add_outbox_parking;
+pub mod m20261124_000002_create_erased_customers;
+
+/// Every migration of the event tables, in order.
+pub fn all() -> Vec<Box<dyn MigrationTrait>> {
+    vec![
+        Box::new(m20261123_000002_create_outbox_events::Migration),
+        Box::new(m20261123_000003_create_inbox_events::Migration),
+        Box::new(m20261124_000001_add_outbox_parking::Migration),
+        Box::new(m20261124_000002_create_erased_customers::Migration),
+    ]
+}

@@ -16,13 +16,9 @@ pub struct Migrator;
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         use rapport_kit::migration::m20261123_000001_create_idempotency_keys as idempotency;
-        use rapport_outbox::migration::{
-            m20261123_000002_create_outbox_events as outbox, m20261123_000003_create_inbox_events as inbox,
-        };
-        vec![
-            Box::new(idempotency::Migration),
-            Box::new(outbox::Migration),
-            Box::new(inbox::Migration),
+        let mut all: Vec<Box<dyn MigrationTrait>> = vec![Box::new(idempotency::Migration)];
+        all.extend(rapport_outbox::migration::all());
+        let own: Vec<Box<dyn MigrationTrait>> = vec![
             Box::new(m20261123_000004_create_members::Migration),
             Box::new(m20261123_000005_create_ledger_entries::Migration),
             Box::new(m20261123_000006_create_point_lots::Migration),
@@ -30,6 +26,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000008_create_purchases::Migration),
             Box::new(m20261123_000009_create_offers::Migration),
             Box::new(m20261123_000010_create_offer_grants::Migration),
-        ]
+        ];
+        all.extend(own);
+        all
     }
 }

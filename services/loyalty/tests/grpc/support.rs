@@ -8,10 +8,7 @@ use rapport_kit::{
     db::testing::{Backend, fresh_database},
     serve::ServeConfig,
 };
-use rapport_loyalty::{
-    app::{Config, Loyalty},
-    domain::Rules,
-};
+use rapport_loyalty::app::{Config, Loyalty};
 use rapport_proto::loyalty::v1::{self as pb, loyalty_service_client::LoyaltyServiceClient};
 use sea_orm::DatabaseConnection;
 use tokio::sync::oneshot;
@@ -66,14 +63,10 @@ pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
         Some(u) => u,
         None => fresh_database(backend).await.expect("fresh database"),
     };
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: database_url.clone(),
-        serve: opts.serve,
-        rules: Rules::default(),
-        segmentation_url: opts.segmentation_url,
-        sweep_interval: Duration::from_secs(3600),
-    };
+    let mut config = Config::local(&database_url);
+    config.serve = opts.serve;
+    config.set_subscriber_url("segmentation", opts.segmentation_url);
+    config.sweep_interval = Duration::from_secs(3600);
     let auth = authenticator();
     let clock = ManualClock::new(T0);
     let app = Loyalty::build(config, auth.clone(), Arc::new(clock.clone())).await.expect("build loyalty");

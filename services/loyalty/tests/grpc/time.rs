@@ -77,7 +77,8 @@ async fn sweeper_settles_idle_members(db: Db) {
         app.db.clone(),
         std::sync::Arc::new(app.clock.clone()),
         std::sync::Arc::new(rapport_loyalty::domain::Rules::default()),
-        std::sync::Arc::new(tokio::sync::Notify::new()),
+        rapport_outbox::Outbox::new("loyalty", ["segmentation".to_string()]),
+        rapport_kit::pseudonym::Pseudonyms::development(),
     );
     assert_eq!(store.settle_due(100).await.unwrap(), 1);
     assert_eq!(rapport_loyalty::store::count_entries(&app.db, "ida").await.unwrap(), 2, "earn and expiry");

@@ -18,13 +18,9 @@ pub struct Migrator;
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         use rapport_kit::migration::m20261123_000001_create_idempotency_keys as idempotency;
-        use rapport_outbox::migration::{
-            m20261123_000002_create_outbox_events as outbox, m20261123_000003_create_inbox_events as inbox,
-        };
-        vec![
-            Box::new(idempotency::Migration),
-            Box::new(outbox::Migration),
-            Box::new(inbox::Migration),
+        let mut all: Vec<Box<dyn MigrationTrait>> = vec![Box::new(idempotency::Migration)];
+        all.extend(rapport_outbox::migration::all());
+        let own: Vec<Box<dyn MigrationTrait>> = vec![
             Box::new(m20261123_000004_create_customers::Migration),
             Box::new(m20261123_000005_create_daily_activity::Migration),
             Box::new(m20261123_000006_create_models::Migration),
@@ -34,6 +30,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000010_create_segment_changes::Migration),
             Box::new(m20261123_000011_create_campaigns::Migration),
             Box::new(m20261123_000012_create_campaign_targets::Migration),
-        ]
+        ];
+        all.extend(own);
+        all
     }
 }

@@ -35,14 +35,11 @@ pub async fn spawn_app(backend: Db) -> TestApp {
     let url = fresh_database(backend).await.unwrap();
     // Loyalty is not running here: campaigns stay pending.
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: url,
-        serve: ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() },
-        loyalty_url: format!("http://{nowhere}"),
-        refresh_interval: Duration::from_secs(3600),
-        campaign_poll: Duration::from_secs(3600),
-    };
+    let mut config = Config::local(&url, &format!("http://{nowhere}"));
+    config.serve = ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() };
+    config.campaign_poll = Duration::from_secs(3600);
+    // A subscriber with no address: membership events are written and wait, so tests can count them.
+    config.subscribers = vec![rapport_outbox::Subscriber { name: "audience".into(), url: None }];
     let auth = Arc::new(
         Authenticator::new("segmentation-test-key-segmentation".to_string().into(), "rapport", "rapport").unwrap(),
     );
@@ -73,6 +70,13 @@ impl TestApp {
         }
         if let Some(h) = self.handle.take() {
             let _ = h.await;
+        }
+    }
+
+    /// Records the synthetic customers' consent (customers first seen through events consent to nothing).
+    pub async fn consent(&self, customers: &[rapport_synth::Customer]) {
+        for c in customers {
+            self.client.clone().upsert_customer(rapport_synth::consent(c)).await.unwrap();
         }
     }
 

@@ -56,6 +56,7 @@ async fn clusters_of(c: &Client, customers: &[rapport_synth::Customer]) -> Vec<i
 async fn personas_come_back_as_clusters(db: Db) {
     let app = spawn_app(db).await;
     let customers: Vec<_> = rapport_synth::customers(21, 600, T0).collect();
+    app.consent(&customers).await;
     let stream: Vec<pb::IngestEventsRequest> = customers
         .chunks(10)
         .map(|cs| pb::IngestEventsRequest { events: cs.iter().flat_map(rapport_synth::behaviour_events).collect() })
@@ -104,6 +105,7 @@ async fn personas_come_back_as_clusters(db: Db) {
     assert!(same as f64 >= 0.97 * ids.len() as f64, "{same} of {} kept their cluster id", ids.len());
     // new customers are assigned online
     let newcomer = rapport_synth::customer(99, 0, T0);
+    app.consent(std::slice::from_ref(&newcomer)).await;
     app.ingest(rapport_synth::behaviour_events(&newcomer)).await.unwrap();
     let c = clusters_of(&app.client, std::slice::from_ref(&newcomer)).await;
     assert!(c[0] >= 0);

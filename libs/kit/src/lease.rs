@@ -1,0 +1,188 @@
+//! Leases: work that must run on one replica at a time (an outbox relay, a sweeper, a campaign worker, migrations).
+//!
+//! On PostgreSQL a lease is a session-level advisory lock held on a connection of its own, opened beside the pool:
+//! PostgreSQL releases it when that connection ends, so a replica that dies or loses the database loses its lease
+//! and another replica takes over — no expiry to tune, no clock to trust. On SQLite one process owns the file (the
+//! embedded default runs every service once), so a lease is always granted.
+use std::{future::Future, sync::Arc, time::Duration};
+
+use sea_orm::{
+    DatabaseConnection, DbBackend, DbErr,
+    sqlx::{self, Connection, postgres::PgConnection},
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+/// A held lease; dropping it releases it (the connection closes).
+pub struct Lease {
+    name: String,
+    conn: Option<PgConnection>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// The advisory-lock key of a lease name: the first 8 bytes of its SHA-256, so names never need registering.
+pub fn key(name: &str) -> i64 {
+    let d = Sha256::digest(name.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    i64::from_be_bytes(b)
+}
+
+fn sql_err(e: sqlx::Error) -> DbErr {
+    DbErr::Custom(format!("lease: {e}"))
+}
+
+async fn own_connection(db: &DatabaseConnection) -> Result<PgConnection, DbErr> {
+    let opts = db.get_postgres_connection_pool().connect_options();
+    PgConnection::connect_with(&opts).await.map_err(sql_err)
+}
+
+impl Lease {
+    /// Takes the lease `name` if no other holder has it; `None` when it is held elsewhere.
+    pub async fn try_acquire(db: &DatabaseConnection, name: &str) -> Result<Option<Self>, DbErr> {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Ok(Some(Self { name: name.into(), conn: None }));
+        }
+        let mut conn = own_connection(db).await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key(name))
+            .fetch_one(&mut conn)
+            .await
+            .map_err(sql_err)?;
+        if !got {
+            let _ = conn.close().await;
+            return Ok(None);
+        }
+        Ok(Some(Self { name: name.into(), conn: Some(conn) }))
+    }
+
+    /// Takes the lease `name`, waiting for its holder to let go.
+    pub async fn acquire(db: &DatabaseConnection, name: &str) -> Result<Self, DbErr> {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Ok(Self { name: name.into(), conn: None });
+        }
+        let mut conn = own_connection(db).await?;
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(key(name)).execute(&mut conn).await.map_err(sql_err)?;
+        Ok(Self { name: name.into(), conn: Some(conn) })
+    }
+
+    /// The lease's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the lease still stands: its connection answers and the lock is still its own.
+    pub async fn held(&mut self) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return true;
+        };
+        let q = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND pid = pg_backend_pid() AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)";
+        matches!(sqlx::query_scalar::<_, bool>(q).bind(key(&self.name)).fetch_one(conn).await, Ok(true))
+    }
+
+    /// Lets go of the lease at once.
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(key(&self.name)).execute(&mut conn).await;
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// Runs `f` under `lease` for as long as it returns, then releases the lease.
+pub async fn with_lease<T, F: Future<Output = T>>(
+    db: &DatabaseConnection,
+    name: &str,
+    f: impl FnOnce() -> F,
+) -> Result<T, DbErr> {
+    let lease = Lease::acquire(db, name).await?;
+    let out = f().await;
+    lease.release().await;
+    Ok(out)
+}
+
+/// A periodic background task that must run on one replica at a time.
+#[derive(Clone)]
+pub struct Worker {
+    /// The lease name (prefixed by the service, e.g. `loyalty.sweeper`).
+    pub name: String,
+    /// How often it runs when not woken.
+    pub every: Duration,
+    /// Wakes it early (after a commit that gave it work).
+    pub wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// A worker named `name` running every `every`.
+    pub fn new(name: impl Into<String>, every: Duration) -> Self {
+        Self { name: name.into(), every, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Uses a waker the writer already holds.
+    pub fn with_wake(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = wake;
+        self
+    }
+
+    /// Runs `round` under the worker's lease until `stop` resolves. A replica without the lease tries again every
+    /// `every` (at most every 5 s), so a successor takes over soon after the holder dies. `round` returns whether
+    /// there is more to do at once.
+    pub async fn run<F, Fut>(self, db: DatabaseConnection, stop: impl Future<Output = ()> + Send, mut round: F)
+    where
+        F: FnMut() -> Fut + Send,
+        Fut: Future<Output = bool> + Send,
+    {
+        tokio::pin!(stop);
+        let retry = self.every.min(Duration::from_secs(5));
+        let mut lease: Option<Lease> = None;
+        loop {
+            if let Some(l) = lease.as_mut()
+                && !l.held().await
+            {
+                tracing::warn!(worker = %self.name, "lease lost");
+                lease = None;
+            }
+            if lease.is_none() {
+                match Lease::try_acquire(&db, &self.name).await {
+                    Ok(Some(l)) => {
+                        tracing::debug!(worker = %self.name, "lease taken");
+                        lease = Some(l);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(worker = %self.name, error = %e, "lease unavailable"),
+                }
+            }
+            let wait = match lease {
+                Some(_) if round().await => Duration::ZERO,
+                Some(_) => self.every,
+                None => retry,
+            };
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                () = self.wake.notified(), if !wait.is_zero() => {},
+                () = tokio::time::sleep(wait) => {},
+            }
+        }
+        if let Some(l) = lease {
+            l.release().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_stable_and_distinct() {
+        assert_eq!(key("loyalty.sweeper"), key("loyalty.sweeper"));
+        assert_ne!(key("loyalty.sweeper"), key("segmentation.refresher"));
+    }
+}

@@ -1,0 +1,84 @@
+//! Campaign orchestration: grants each running campaign's pending targets through loyalty, a batch at a time, under
+//! the `segmentation.campaigns` lease (one worker across replicas).
+use rapport_kit::{
+    client::{self, OutgoingChannel, RetryBudget},
+    lease::Worker,
+};
+use rapport_proto::loyalty::v1::{GrantOffersRequest, loyalty_service_client::LoyaltyServiceClient};
+use sea_orm::DatabaseConnection;
+use tracing::Instrument;
+
+use crate::store::Store;
+
+/// Runs the campaign worker until `stop` resolves.
+pub async fn run(
+    worker: Worker,
+    db: DatabaseConnection,
+    store: Store,
+    loyalty: LoyaltyServiceClient<OutgoingChannel>,
+    stop: impl std::future::Future<Output = ()> + Send,
+) {
+    let budget = RetryBudget::default();
+    worker
+        .run(db, stop, || async {
+            if let Err(e) = grant_pending(&store, &loyalty, &budget).await {
+                tracing::warn!(error = %e, "campaign round stopped, will retry");
+            }
+            false
+        })
+        .await;
+}
+
+async fn grant_pending(
+    store: &Store,
+    loyalty: &LoyaltyServiceClient<OutgoingChannel>,
+    budget: &RetryBudget,
+) -> Result<(), String> {
+    for (campaign_id, offer_id) in store.running_campaigns().await.map_err(|e| e.to_string())? {
+        loop {
+            let batch = store.pending_targets(&campaign_id, 500).await.map_err(|e| e.to_string())?;
+            if batch.is_empty() {
+                store.record_grants(&campaign_id, &[], &[]).await.map_err(|e| e.to_string())?;
+                break;
+            }
+            let request_id = format!("{campaign_id}:{}:{}", batch[0], batch.len());
+            let req = GrantOffersRequest {
+                request_id,
+                offer_id: offer_id.clone(),
+                campaign_id: campaign_id.clone(),
+                customer_ids: batch.clone(),
+            };
+            let answer = client::with_retry(budget, 3, || {
+                let mut c = loyalty.clone();
+                let r = req.clone();
+                async move { c.grant_offers(r).await }
+            })
+            .instrument(tracing::info_span!("campaign.grant", campaign_id = %campaign_id, batch = batch.len()))
+            .await;
+            match answer {
+                Ok(resp) => {
+                    let resp = resp.into_inner();
+                    let failed: Vec<(String, String)> =
+                        resp.skipped.into_iter().map(|s| (s.customer_id, s.reason)).collect();
+                    let granted: Vec<String> =
+                        batch.into_iter().filter(|c| !failed.iter().any(|(f, _)| f == c)).collect();
+                    tracing::info!(campaign_id = %campaign_id, granted = granted.len(), failed = failed.len(), "campaign batch granted");
+                    store.record_grants(&campaign_id, &granted, &failed).await.map_err(|e| e.to_string())?;
+                }
+                // The offer does not exist or the request is refused: every target fails with that reason.
+                Err(s)
+                    if matches!(
+                        s.code(),
+                        tonic::Code::NotFound | tonic::Code::InvalidArgument | tonic::Code::PermissionDenied
+                    ) =>
+                {
+                    let reason = format!("{:?}", s.code()).to_uppercase();
+                    let failed: Vec<(String, String)> = batch.into_iter().map(|c| (c, reason.clone())).collect();
+                    store.record_grants(&campaign_id, &[], &failed).await.map_err(|e| e.to_string())?;
+                }
+                Err(s) => return Err(format!("loyalty: {:?} {}", s.code(), s.message())),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! Other services' events into segmentation: the wire events become behaviour events and erasures, applied through
+//! the store inside the shared sink's transaction (`rapport_outbox::sink`), which has already checked the sender,
+//! de-duplicated and dropped what concerns erased customers.
+use rapport_outbox::sink::{EventHandler, HandlerError};
+use rapport_proto::events::v1::{Event as WireEvent, event::Payload};
+use sea_orm::DatabaseTransaction;
+
+use crate::{
+    domain::features::{Event, Kind},
+    error::SegmentationError,
+    store::Store,
+};
+
+/// Applies delivered events to segmentation's store.
+pub struct Handler {
+    store: Store,
+}
+
+impl Handler {
+    /// Over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn handler_error(e: SegmentationError) -> HandlerError {
+    match e {
+        SegmentationError::Db(e) => HandlerError::Db(e),
+        e if e.is_internal() => HandlerError::Other(e.to_string()),
+        e => HandlerError::Refused(e.to_api()),
+    }
+}
+
+/// The behaviour event a wire event stands for, if segmentation uses it.
+fn behaviour(e: &WireEvent, now: i64) -> Option<Event> {
+    let at_ms = e.occurred_at.as_ref().map(rapport_kit::clock::millis).unwrap_or(now);
+    let base = |kind: Kind| Event {
+        event_id: e.event_id.clone(),
+        customer_id: e.customer_id.clone(),
+        kind,
+        at_ms,
+        channel: None,
+        amount_micros: 0,
+        score: None,
+        tier: None,
+    };
+    match e.payload.as_ref()? {
+        Payload::PurchaseRecorded(p) => {
+            let amount = p.amount.as_ref().map_or(0, rapport_kit::money::micros);
+            let channel = usize::try_from(p.channel).ok().filter(|c| (1..=7).contains(c)).map(|c| c - 1);
+            Some(Event { channel, amount_micros: amount.max(0), ..base(Kind::Purchase) })
+        }
+        Payload::TierChanged(t) => Some(Event { tier: Some(t.to_tier.clone()), ..base(Kind::TierChange) }),
+        // Erasures come to `forget`; membership changes are segmentation's own.
+        Payload::CustomerForgotten(_) | Payload::SegmentMembershipChanged(_) => None,
+    }
+}
+
+#[tonic::async_trait]
+impl EventHandler for Handler {
+    async fn apply(&self, txn: &DatabaseTransaction, events: Vec<WireEvent>) -> Result<(), HandlerError> {
+        let now = self.store.now();
+        let events: Vec<Event> = events.iter().filter_map(|e| behaviour(e, now)).collect();
+        self.store.apply_in(txn, events, now).await.map_err(handler_error)
+    }
+
+    async fn forget(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<(), HandlerError> {
+        self.store.forget_in(txn, customer_id).await.map_err(handler_error)
+    }
+}
