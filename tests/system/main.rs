@@ -1,5 +1,7 @@
 //! System tests: segmentation and loyalty together over real gRPC, on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod campaign_loop;
+mod erasure;
+mod reflection;
 mod support;
 mod traces;

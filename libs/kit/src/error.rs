@@ -26,6 +26,8 @@ pub enum ErrorCode {
     DeadlineExceeded,
     /// A dependency is down: safe to retry.
     Unavailable,
+    /// The method is not served here.
+    Unimplemented,
     /// A bug or an unexpected failure; details are logged, not returned.
     Internal,
 }
@@ -45,6 +47,7 @@ impl ErrorCode {
             Self::ResourceExhausted => C::ResourceExhausted,
             Self::DeadlineExceeded => C::DeadlineExceeded,
             Self::Unavailable => C::Unavailable,
+            Self::Unimplemented => C::Unimplemented,
             Self::Internal => C::Internal,
         }
     }

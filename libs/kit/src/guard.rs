@@ -39,6 +39,8 @@ pub struct GuardConfig {
     pub auth: Arc<Authenticator>,
     /// The role × RPC matrix.
     pub policy: Policy,
+    /// Full names of the services this server serves: a call to any other answers UNIMPLEMENTED.
+    pub served: Vec<String>,
     /// Requests served at once before new ones are shed with RESOURCE_EXHAUSTED.
     pub concurrency: usize,
     /// The longest a request may run.
@@ -122,6 +124,12 @@ where
         rapport_telemetry::set_parent(&span, rapport_telemetry::extract(req.headers()));
         let fut = async move {
             let domain = state.cfg.domain.as_str();
+            let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+            if !state.cfg.served.iter().any(|s| s == service) {
+                let e =
+                    ApiError::new(ErrorCode::Unimplemented, "UNKNOWN_SERVICE", format!("{service} is not served here"));
+                return Ok(reply(e, domain));
+            }
             let caller = match bearer(req.headers()).map(|t| state.cfg.auth.verify(t)) {
                 None => {
                     let e = ApiError::new(ErrorCode::Unauthenticated, "TOKEN_MISSING", "a bearer token is required");

@@ -90,6 +90,10 @@ pub enum ServeError {
     Reflection(String),
 }
 
+/// What every server serves besides its own services.
+pub const INFRASTRUCTURE: [&str; 3] =
+    ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+
 /// Serves until `shutdown` resolves, then drains.
 pub async fn serve(parts: ServeParts, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
     let ServeParts { listener, config, auth, policy, service_names, long_running, routes, domain } = parts;
@@ -97,22 +101,24 @@ pub async fn serve(parts: ServeParts, shutdown: impl Future<Output = ()> + Send)
     for name in service_names.iter().copied().chain([""]) {
         reporter.set_service_status(name, ServingStatus::Serving).await;
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(rapport_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(rapport_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    // Reflection lists what this port serves, not every service the descriptors know.
+    let reflection = || {
+        let mut b = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(rapport_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for name in service_names.iter().copied().chain(INFRASTRUCTURE) {
+            b = b.with_service_name(name);
+        }
+        b
+    };
+    let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Reflection(e.to_string()))?;
     let routes = routes.add_service(health).add_service(reflection_v1).add_service(reflection_v1alpha);
     let guard = GuardLayer::new(GuardConfig {
         auth,
         policy,
+        served: service_names.iter().copied().chain(INFRASTRUCTURE).map(String::from).collect(),
         concurrency: config.concurrency,
         request_timeout: config.request_timeout,
         long_running: (long_running.iter().map(|p| p.to_string()).collect(), config.stream_timeout),

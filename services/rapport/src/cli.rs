@@ -41,6 +41,38 @@ pub enum Command {
     Campaign(CampaignArgs),
     /// Generates a seeded synthetic data set and streams it into the running suite (or writes it to a file).
     Gen(GenArgs),
+    /// Events: parked events of a service's outbox, and replaying them.
+    Events(EventsArgs),
+}
+
+/// `rapport events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The producing service whose outbox to look at: loyalty or segmentation.
+    #[arg(long, default_value = "loyalty")]
+    pub service: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: EventsCommand,
+}
+
+/// Outbox commands.
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Lists events a subscriber refused until they were parked.
+    Parked {
+        /// Only this subscriber (destination).
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// Puts a subscriber's parked events back in line, in their original order.
+    Retry {
+        /// The subscriber (destination), e.g. segmentation.
+        destination: String,
+        /// Only these event ids (default: every parked event of the destination).
+        #[arg(long = "event")]
+        events: Vec<String>,
+    },
 }
 
 /// `rapport gen`.

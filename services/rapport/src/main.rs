@@ -1,6 +1,7 @@
 //! `rapport`: the all-in-one launcher (`rapport up`) and the operator CLI.
 mod cli;
 mod conn;
+mod events;
 mod generate;
 mod loyalty;
 mod output;
@@ -18,6 +19,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Segments(args) => segments::run(&cli.conn, args).await,
         cli::Command::Campaign(args) => segments::campaign(&cli.conn, args).await,
         cli::Command::Gen(args) => generate::run(&cli.conn, args).await,
+        cli::Command::Events(args) => events::run(&cli.conn, args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

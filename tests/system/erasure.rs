@@ -1,0 +1,203 @@
+//! Erasure across services: loyalty forgets a member, segmentation erases the customer and keeps a tombstone; a
+//! purchase event that arrives afterwards does not bring the customer back, and no text column of either database
+//! keeps the customer's id or name.
+use rapport_kit::{auth::Role, clock::ManualClock, db::testing::fresh_database, testing::Backend};
+use rapport_proto::{
+    common::v1::Money,
+    events::v1::{
+        DeliverEventsRequest, Event, PurchaseRecorded, event, event_sink_service_client::EventSinkServiceClient,
+    },
+    loyalty::v1::{self as lpb, loyalty_service_client::LoyaltyServiceClient},
+    segmentation::v1::{self as spb, segmentation_service_client::SegmentationServiceClient},
+};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+use crate::support::{T0, any_port, channel, eventually, loyalty, segmentation};
+
+/// Rows of any text column of any table of `url` that contain one of `needles`, as `table.column`.
+async fn text_holding(url: &str, needles: &[&str]) -> Vec<String> {
+    let db = rapport_kit::db::connect(url).await.unwrap();
+    let backend = db.get_database_backend();
+    let columns: Vec<(String, String)> = match backend {
+        DbBackend::Postgres => db
+            .query_all_raw(Statement::from_string(
+                backend,
+                "SELECT table_name::text, column_name::text FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND data_type IN ('text', 'character varying')",
+            ))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap()))
+            .collect(),
+        _ => {
+            let tables: Vec<String> = db
+                .query_all_raw(Statement::from_string(backend, "SELECT name FROM sqlite_master WHERE type = 'table'"))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.try_get_by_index(0).unwrap())
+                .collect();
+            let mut out = Vec::new();
+            for t in tables {
+                let cols = db
+                    .query_all_raw(Statement::from_string(backend, format!("PRAGMA table_info(\"{t}\")")))
+                    .await
+                    .unwrap();
+                for c in cols {
+                    let (name, ty): (String, String) = (c.try_get("", "name").unwrap(), c.try_get("", "type").unwrap());
+                    let ty = ty.to_lowercase();
+                    if ty.contains("text") || ty.contains("char") || ty.contains("string") {
+                        out.push((t.clone(), name));
+                    }
+                }
+            }
+            out
+        }
+    };
+    let mut found = Vec::new();
+    for (t, c) in columns {
+        for n in needles {
+            let sql = format!("SELECT COUNT(*) FROM \"{t}\" WHERE \"{c}\" LIKE '%{n}%'");
+            let row = db.query_one_raw(Statement::from_string(backend, sql)).await.unwrap().unwrap();
+            let count: i64 = row.try_get_by_index(0).unwrap();
+            if count > 0 {
+                found.push(format!("{t}.{c} holds {n:?}"));
+            }
+        }
+    }
+    found
+}
+
+async fn erased_customers_stay_erased(backend: Backend) {
+    let clock = ManualClock::new(T0);
+    let (seg_db, loyalty_db) = (fresh_database(backend).await.unwrap(), fresh_database(backend).await.unwrap());
+    let placeholder = any_port();
+    let s = segmentation(any_port(), &seg_db, placeholder, &clock).await;
+    let l = loyalty(any_port(), &loyalty_db, Some(format!("http://{}", s.addr)), &clock).await;
+    let mut lc = LoyaltyServiceClient::new(channel(l.addr, Role::Sre));
+    let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Sre));
+    sc.upsert_customer(spb::UpsertCustomerRequest {
+        request_id: "u-erin".into(),
+        customer_id: "erin-7731".into(),
+        attributes: [("email".to_string(), "erin.example@mail.test".to_string())].into(),
+        consent_marketing: true,
+        consent_profiling: true,
+    })
+    .await
+    .unwrap();
+    lc.enrol_member(lpb::EnrolMemberRequest {
+        request_id: "e-erin".into(),
+        customer_id: "erin-7731".into(),
+        display_name: "Erin Example".into(),
+    })
+    .await
+    .unwrap();
+    let purchase = |order: &str| lpb::RecordPurchaseRequest {
+        request_id: format!("p-{order}"),
+        customer_id: "erin-7731".into(),
+        order_id: order.into(),
+        amount: Some(Money { currency_code: "EUR".into(), units: 80, nanos: 0 }),
+        channel: 1,
+        recurring: false,
+    };
+    lc.record_purchase(purchase("o-1")).await.unwrap();
+    eventually(30, "the purchase in segmentation", || {
+        let mut sc = sc.clone();
+        async move {
+            sc.get_customer_features(spb::GetCustomerFeaturesRequest { customer_id: "erin-7731".into() })
+                .await
+                .is_ok_and(|f| f.into_inner().features.is_some_and(|x| x.frequency_90d >= 1.0))
+        }
+    })
+    .await;
+
+    lc.forget_member(lpb::ForgetMemberRequest { request_id: "f-erin".into(), customer_id: "erin-7731".into() })
+        .await
+        .unwrap();
+    eventually(30, "the erasure in segmentation", || {
+        let mut sc = sc.clone();
+        async move {
+            sc.get_customer_features(spb::GetCustomerFeaturesRequest { customer_id: "erin-7731".into() })
+                .await
+                .is_err_and(|e| e.code() == tonic::Code::NotFound)
+        }
+    })
+    .await;
+    let lconn = rapport_kit::db::connect(&loyalty_db).await.unwrap();
+    eventually(30, "loyalty's outbox drained", || async {
+        rapport_outbox::pending(&lconn, "segmentation").await.unwrap() == 0
+    })
+    .await;
+
+    // A late purchase event (a replica's relay that lagged behind): dropped, the customer does not come back.
+    let mut sink = EventSinkServiceClient::new(channel(s.addr, Role::Loyalty));
+    let late = Event {
+        event_id: "late-purchase".into(),
+        source: "loyalty".into(),
+        customer_id: "erin-7731".into(),
+        occurred_at: Some(rapport_kit::clock::timestamp(T0)),
+        traceparent: String::new(),
+        payload: Some(event::Payload::PurchaseRecorded(PurchaseRecorded {
+            order_id: "o-late".into(),
+            amount: Some(Money { currency_code: "EUR".into(), units: 20, nanos: 0 }),
+            channel: 1,
+            recurring: false,
+            points: 20,
+        })),
+    };
+    let r = sink.deliver_events(DeliverEventsRequest { events: vec![late] }).await.unwrap().into_inner();
+    assert_eq!((r.applied, r.duplicates), (0, 1), "dropped at the tombstone");
+    let e = sc
+        .get_customer_features(spb::GetCustomerFeaturesRequest { customer_id: "erin-7731".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    // Nor through ingestion or an upsert.
+    let ev = spb::BehaviourEvent {
+        event_id: "late-visit".into(),
+        customer_id: "erin-7731".into(),
+        kind: spb::EventKind::Visit.into(),
+        occurred_at: Some(rapport_kit::clock::timestamp(T0)),
+        channel: 1,
+        amount: None,
+        score: 0,
+        tier: String::new(),
+    };
+    let r = sc.ingest_event_batch(spb::IngestEventBatchRequest { events: vec![ev] }).await.unwrap().into_inner();
+    assert_eq!((r.applied, r.duplicates), (0, 1));
+    let e = sc
+        .upsert_customer(spb::UpsertCustomerRequest {
+            request_id: "u-erin-2".into(),
+            customer_id: "erin-7731".into(),
+            attributes: Default::default(),
+            consent_marketing: true,
+            consent_profiling: true,
+        })
+        .await
+        .unwrap_err();
+    rapport_kit::testing::assert_status(&e, tonic::Code::FailedPrecondition, "CUSTOMER_ERASED", "segmentation", None);
+
+    // A sender may only speak for itself.
+    let mut forged = EventSinkServiceClient::new(channel(s.addr, Role::Loyalty));
+    let mut e = Event { event_id: "forged".into(), source: "referrals".into(), ..Default::default() };
+    e.customer_id = "zed".into();
+    e.payload = Some(event::Payload::TierChanged(Default::default()));
+    let err = forged.deliver_events(DeliverEventsRequest { events: vec![e] }).await.unwrap_err();
+    rapport_kit::testing::assert_status(
+        &err,
+        tonic::Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+        "segmentation",
+        Some("events[0].source"),
+    );
+
+    l.stop().await;
+    s.stop().await;
+    for url in [&seg_db, &loyalty_db] {
+        let left = text_holding(url, &["erin-7731", "Erin Example", "erin.example@mail.test"]).await;
+        assert!(left.is_empty(), "personal data left behind: {left:?}");
+    }
+}
+
+rapport_kit::on_both!(erased_customers_stay_erased);
