@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod campaign_loop;
 mod erasure;
+mod races;
 mod reflection;
 mod support;
 mod traces;

@@ -140,7 +140,14 @@ impl Store {
         if let Some(bytes) = replay {
             return Ok(serde_json::from_slice(&bytes)?);
         }
-        let out = f(self, &txn, now).await?;
+        let out = match f(self, &txn, now).await {
+            // On PostgreSQL two requests can both find the row missing and both insert it: the loser's insert
+            // hits the unique index, which is the same answer its check would have given a moment later.
+            Err(LoyaltyError::Db(e)) if rapport_kit::db::is_unique_violation(&e) => {
+                return Err(clash(method).unwrap_or(LoyaltyError::Db(e)));
+            }
+            r => r?,
+        };
         self.finish(txn, idem, out).await
     }
 
@@ -1088,4 +1095,14 @@ async fn held<C: ConnectionTrait>(db: &C, customer_id: &str) -> Result<Vec<HeldO
 /// Counts ledger entries of a member (tests and the CLI).
 pub async fn count_entries<C: ConnectionTrait>(db: &C, customer_id: &str) -> Result<u64> {
     Ok(ledger_entries::Entity::find().filter(ledger_entries::Column::CustomerId.eq(customer_id)).count(db).await?)
+}
+
+/// The domain error of a mutation whose insert met a concurrent twin's row.
+fn clash(method: &str) -> Option<LoyaltyError> {
+    Some(match method {
+        "EnrolMember" => LoyaltyError::MemberExists,
+        "RecordPurchase" => LoyaltyError::OrderAlreadyRecorded,
+        "CreateOffer" => LoyaltyError::OfferExists,
+        _ => return None,
+    })
 }

@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use rapport_kit::{clock::Clock, db::begin_write, idempotency, pseudonym::Pseudonyms};
+use rapport_kit::{clock::Clock, db::begin_write, idempotency, lease::Lease, pseudonym::Pseudonyms};
 use rapport_outbox::{Outbox, inbox, sink};
 use rapport_proto::events::v1::{SegmentMembershipChanged, event};
 use sea_orm::{
@@ -32,6 +32,9 @@ use crate::{
 };
 
 type Result<T> = std::result::Result<T, SegmentationError>;
+
+/// Held while a training job runs: one at a time across replicas.
+const TRAINING_LEASE: &str = "segmentation.training";
 
 /// The idempotency key of a mutation.
 #[derive(Debug, Clone)]
@@ -153,17 +156,18 @@ impl Store {
         pseudonyms: Pseudonyms,
     ) -> Result<Self> {
         let store = Self { db, clock, model: Arc::new(RwLock::new(None)), outbox, pseudonyms };
-        if let Some(m) = models::Entity::find().order_by_desc(models::Column::Version).one(&store.db).await? {
-            let spec: ModelSpec = serde_json::from_str(&m.spec)?;
-            store.set_model(m.version, spec);
+        store.active_model(&store.db).await?;
+        // A job left running with nobody training (the training lease is free) was interrupted by a stop; a job
+        // another replica is running keeps going.
+        if let Some(lease) = Lease::try_acquire(&store.db, TRAINING_LEASE).await? {
+            training_jobs::Entity::update_many()
+                .col_expr(training_jobs::Column::State, Expr::value("failed"))
+                .col_expr(training_jobs::Column::Error, Expr::value("interrupted by a restart"))
+                .filter(training_jobs::Column::State.eq("running"))
+                .exec(&store.db)
+                .await?;
+            lease.release().await;
         }
-        // A job that was running when the process stopped will not finish.
-        training_jobs::Entity::update_many()
-            .col_expr(training_jobs::Column::State, Expr::value("failed"))
-            .col_expr(training_jobs::Column::Error, Expr::value("interrupted by a restart"))
-            .filter(training_jobs::Column::State.eq("running"))
-            .exec(&store.db)
-            .await?;
         Ok(store)
     }
 
@@ -183,9 +187,32 @@ impl Store {
         }
     }
 
-    /// The active model.
+    /// The active model as this replica last saw it.
     pub fn model(&self) -> Option<(i64, Arc<ModelSpec>)> {
         self.model.read().ok().and_then(|m| m.clone())
+    }
+
+    /// The active model as the database has it: the newest version, loaded when another replica trained it.
+    pub async fn active_model<C: ConnectionTrait>(&self, db: &C) -> Result<Option<(i64, Arc<ModelSpec>)>> {
+        let newest: Option<i64> = models::Entity::find()
+            .select_only()
+            .column_as(models::Column::Version.max(), "v")
+            .into_tuple::<Option<i64>>()
+            .one(db)
+            .await?
+            .flatten();
+        let cached = self.model();
+        match (newest, &cached) {
+            (None, _) => Ok(None),
+            (Some(v), Some((c, _))) if *c == v => Ok(cached),
+            (Some(v), _) => {
+                let Some(m) = models::Entity::find_by_id(v).one(db).await? else {
+                    return Ok(cached);
+                };
+                self.set_model(m.version, serde_json::from_str(&m.spec)?);
+                Ok(self.model())
+            }
+        }
     }
 
     async fn once<T, F>(&self, idem: &Idem, method: &str, f: F) -> Result<T>
@@ -200,7 +227,14 @@ impl Store {
             Ok(idempotency::Claim::Fresh) => {}
             Err(e) => return Err(SegmentationError::Idempotency(e)),
         }
-        let out = f(self, &txn, now).await?;
+        let out = match f(self, &txn, now).await {
+            // On PostgreSQL two requests can both find the row missing and both insert it: the loser's insert
+            // hits the unique index, which is the same answer its check would have given a moment later.
+            Err(SegmentationError::Db(e)) if rapport_kit::db::is_unique_violation(&e) => {
+                return Err(clash(method).unwrap_or(SegmentationError::Db(e)));
+            }
+            r => r?,
+        };
         idempotency::complete(&txn, &idem.request_id, serde_json::to_vec(&out)?).await?;
         txn.commit().await?;
         self.outbox.notify();
@@ -386,7 +420,7 @@ impl Store {
         segments: &[SegmentDef],
         now: i64,
     ) -> Result<usize> {
-        let model = self.model();
+        let model = self.active_model(txn).await?;
         st.cluster = match (&model, st.consent_profiling) {
             (Some((_, spec)), true) => Some(spec.place(&st.features, now).cluster_id),
             _ => None,
@@ -504,7 +538,21 @@ impl Store {
 
     /// Runs a training job to the end, recording progress, the model and every customer's cluster.
     pub async fn run_training(&self, job_id: &str, params: TrainParams) {
-        let result = self.train(job_id, params).await;
+        let lease = match Lease::try_acquire(&self.db, TRAINING_LEASE).await {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(job_id, error = %e, "training lease unavailable");
+                None
+            }
+        };
+        let result = match lease {
+            Some(_) => self.train(job_id, params).await,
+            None => Err(SegmentationError::TrainingRunning),
+        };
+        if let Some(l) = lease {
+            l.release().await;
+        }
         let (state, error, version) = match result {
             Ok(v) => ("succeeded", None, Some(v)),
             Err(e) => {
@@ -542,7 +590,7 @@ impl Store {
             matrix.push(params.features.iter().map(|n| f.value(n, now).unwrap_or(0.0)).collect::<Vec<f64>>());
             ids.push(r.customer_id);
         }
-        let previous = self.model().map(|(_, m)| m);
+        let previous = self.active_model(&self.db).await?.map(|(_, m)| m);
         let progress = Arc::new(std::sync::Mutex::new(("fitting".to_string(), 0.0)));
         let p = progress.clone();
         let cfg = FitConfig {
@@ -848,7 +896,7 @@ impl Store {
     /// Where a customer falls in the active model.
     pub async fn explain_cluster(&self, customer_id: &str) -> Result<(Placement, String, bool)> {
         let st = self.customer(customer_id).await?;
-        let (_, spec) = self.model().ok_or(SegmentationError::NoModel)?;
+        let (_, spec) = self.active_model(&self.db).await?.ok_or(SegmentationError::NoModel)?;
         let p = spec.place(&st.features, self.now());
         let label = spec.cluster(p.cluster_id).map(|c| c.label.clone()).unwrap_or_default();
         Ok((p, label, st.cluster.is_some()))
@@ -1220,4 +1268,14 @@ async fn reevaluate(
         outbox.publish(txn, &st.customer_id, payload, now).await?;
     }
     Ok(changes)
+}
+
+/// The domain error of a mutation whose insert met a concurrent twin's row.
+fn clash(method: &str) -> Option<SegmentationError> {
+    Some(match method {
+        "CreateSegment" => SegmentationError::SegmentExists,
+        "TriggerCampaign" => SegmentationError::CampaignExists,
+        "TrainModel" => SegmentationError::TrainingRunning,
+        _ => return None,
+    })
 }

@@ -10,6 +10,7 @@ pub mod m20261123_000009_create_segment_members;
 pub mod m20261123_000010_create_segment_changes;
 pub mod m20261123_000011_create_campaigns;
 pub mod m20261123_000012_create_campaign_targets;
+pub mod m20261124_000013_one_running_training_job;
 
 /// Every migration of the segmentation database.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000010_create_segment_changes::Migration),
             Box::new(m20261123_000011_create_campaigns::Migration),
             Box::new(m20261123_000012_create_campaign_targets::Migration),
+            Box::new(m20261124_000013_one_running_training_job::Migration),
         ];
         all.extend(own);
         all
