@@ -1,6 +1,6 @@
 //! Erasure across services: loyalty forgets a member, segmentation erases the customer and keeps a tombstone; a
-//! purchase event that arrives afterwards does not bring the customer back, and no text column of either database
-//! keeps the customer's id or name.
+//! purchase event that arrives afterwards does not bring the customer back, and no text or binary column of either
+//! database (stored replies and outbox payloads included) keeps the customer's id, name or e-mail.
 use rapport_kit::{auth::Role, clock::ManualClock, db::testing::fresh_database, testing::Backend};
 use rapport_proto::{
     common::v1::Money,
@@ -14,7 +14,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::support::{T0, any_port, channel, eventually, loyalty, segmentation};
 
-/// Rows of any text column of any table of `url` that contain one of `needles`, as `table.column`.
+/// Rows of any text or binary column of any table of `url` that contain one of `needles`, as `table.column`.
 async fn text_holding(url: &str, needles: &[&str]) -> Vec<String> {
     let db = rapport_kit::db::connect(url).await.unwrap();
     let backend = db.get_database_backend();
@@ -23,7 +23,7 @@ async fn text_holding(url: &str, needles: &[&str]) -> Vec<String> {
             .query_all_raw(Statement::from_string(
                 backend,
                 "SELECT table_name::text, column_name::text FROM information_schema.columns \
-                 WHERE table_schema = 'public' AND data_type IN ('text', 'character varying')",
+                 WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'bytea')",
             ))
             .await
             .unwrap()
@@ -47,7 +47,7 @@ async fn text_holding(url: &str, needles: &[&str]) -> Vec<String> {
                 for c in cols {
                     let (name, ty): (String, String) = (c.try_get("", "name").unwrap(), c.try_get("", "type").unwrap());
                     let ty = ty.to_lowercase();
-                    if ty.contains("text") || ty.contains("char") || ty.contains("string") {
+                    if ty.contains("text") || ty.contains("char") || ty.contains("string") || ty.contains("blob") {
                         out.push((t.clone(), name));
                     }
                 }
@@ -58,7 +58,13 @@ async fn text_holding(url: &str, needles: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
     for (t, c) in columns {
         for n in needles {
-            let sql = format!("SELECT COUNT(*) FROM \"{t}\" WHERE \"{c}\" LIKE '%{n}%'");
+            let sql = match backend {
+                DbBackend::Postgres => format!(
+                    "SELECT COUNT(*) FROM \"{t}\" WHERE position(convert_to('{n}', 'UTF8') in convert_to(\"{c}\"::text, 'UTF8')) > 0 \
+                     OR (pg_typeof(\"{c}\")::text = 'bytea' AND position(convert_to('{n}', 'UTF8') in \"{c}\"::bytea) > 0)"
+                ),
+                _ => format!("SELECT COUNT(*) FROM \"{t}\" WHERE instr(CAST(\"{c}\" AS TEXT), '{n}') > 0"),
+            };
             let row = db.query_one_raw(Statement::from_string(backend, sql)).await.unwrap().unwrap();
             let count: i64 = row.try_get_by_index(0).unwrap();
             if count > 0 {
@@ -125,10 +131,20 @@ async fn erased_customers_stay_erased(backend: Backend) {
     })
     .await;
     let lconn = rapport_kit::db::connect(&loyalty_db).await.unwrap();
-    eventually(30, "loyalty's outbox drained", || async {
-        rapport_outbox::pending(&lconn, "segmentation").await.unwrap() == 0
+    eventually(30, "loyalty's outbox scrubbed once the erasure was delivered", || async {
+        use rapport_outbox::entities::outbox_event;
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        outbox_event::Entity::find()
+            .filter(outbox_event::Column::PartitionKey.eq("erin-7731"))
+            .count(&lconn)
+            .await
+            .unwrap()
+            == 0
     })
     .await;
+    // A retry of a request about the forgotten member: its stored answer went with the member's data.
+    let e = lc.record_purchase(purchase("o-1")).await.unwrap_err();
+    rapport_kit::testing::assert_status(&e, tonic::Code::NotFound, "MEMBER_NOT_FOUND", "loyalty", None);
 
     // A late purchase event (a replica's relay that lagged behind): dropped, the customer does not come back.
     let mut sink = EventSinkServiceClient::new(channel(s.addr, Role::Loyalty));

@@ -25,6 +25,8 @@ pub mod entity {
         pub response: Vec<u8>,
         /// When it was claimed (ms).
         pub created_at: i64,
+        /// When an erasure blanked the response (ms).
+        pub erased_at: Option<i64>,
     }
 
     /// No relations.
@@ -32,6 +34,29 @@ pub mod entity {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+
+    /// The customers a stored response is about (`idempotency_subjects`).
+    pub mod subject {
+        use sea_orm::entity::prelude::*;
+
+        /// One customer of one stored response.
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "idempotency_subjects")]
+        pub struct Model {
+            /// The request id.
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub request_id: String,
+            /// The customer.
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub subject: String,
+        }
+
+        /// No relations.
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
 }
 
 /// The outcome of a claim.
@@ -41,6 +66,8 @@ pub enum Claim {
     Fresh,
     /// The request was done before: return this encoded response.
     Replay(Vec<u8>),
+    /// The request was done before, about a customer erased since: its response is gone with the customer's data.
+    Erased,
 }
 
 /// Hash of a request's parameters (its encoding with the request id left out).
@@ -65,6 +92,7 @@ pub async fn claim<C: ConnectionTrait>(
         fingerprint: Set(fingerprint.to_string()),
         response: Set(Vec::new()),
         created_at: Set(now_ms),
+        erased_at: Set(None),
     };
     let inserted = entity::Entity::insert(row)
         .on_conflict_do_nothing_on([entity::Column::RequestId])
@@ -83,6 +111,9 @@ pub async fn claim<C: ConnectionTrait>(
             "request_id was already used for a different request",
         )));
     }
+    if existing.erased_at.is_some() {
+        return Ok(Ok(Claim::Erased));
+    }
     Ok(Ok(Claim::Replay(existing.response)))
 }
 
@@ -94,4 +125,47 @@ pub async fn complete<C: ConnectionTrait>(txn: &C, request_id: &str, response: V
         .exec(txn)
         .await?;
     Ok(())
+}
+
+/// Stores the response of a fresh claim and the customers it is about, so their erasure can blank it; call in the
+/// same transaction as the change.
+pub async fn complete_for<C: ConnectionTrait>(
+    txn: &C,
+    request_id: &str,
+    subjects: &[String],
+    response: Vec<u8>,
+) -> Result<(), DbErr> {
+    complete(txn, request_id, response).await?;
+    for s in subjects {
+        let row = entity::subject::ActiveModel { request_id: Set(request_id.to_string()), subject: Set(s.clone()) };
+        entity::subject::Entity::insert(row)
+            .on_conflict_do_nothing_on([entity::subject::Column::RequestId, entity::subject::Column::Subject])
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Part of an erasure: blanks every stored response about `subject` (a retry of such a request gets
+/// [`Claim::Erased`]) and forgets which responses those were; returns how many.
+pub async fn scrub<C: ConnectionTrait>(txn: &C, subject: &str, now_ms: i64) -> Result<u64, DbErr> {
+    let ids: Vec<String> = entity::subject::Entity::find()
+        .filter(entity::subject::Column::Subject.eq(subject))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    let mut n = 0;
+    for chunk in ids.chunks(500) {
+        n += entity::Entity::update_many()
+            .col_expr(entity::Column::Response, Expr::value(Vec::<u8>::new()))
+            .col_expr(entity::Column::ErasedAt, Expr::value(now_ms))
+            .filter(entity::Column::RequestId.is_in(chunk.iter().cloned()))
+            .exec(txn)
+            .await?
+            .rows_affected;
+    }
+    entity::subject::Entity::delete_many().filter(entity::subject::Column::Subject.eq(subject)).exec(txn).await?;
+    Ok(n)
 }

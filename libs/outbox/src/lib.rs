@@ -126,6 +126,34 @@ impl Outbox {
     }
 }
 
+/// Starts a relay for each subscriber that has an address, delivering `outbox`'s rows from `db` with `outgoing`
+/// (the producer's identity), each under its lease, until `stop` resolves; the others' events wait.
+pub fn spawn_relays<F, Fut>(
+    db: &sea_orm::DatabaseConnection,
+    outbox: &Outbox,
+    subscribers: &[Subscriber],
+    outgoing: &rapport_kit::client::Outgoing,
+    clock: &Arc<dyn rapport_kit::clock::Clock>,
+    stop: F,
+) -> Result<(), String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    for sub in subscribers {
+        let Some(url) = &sub.url else {
+            tracing::info!(destination = %sub.name, "no address for this subscriber: its events wait in the outbox");
+            continue;
+        };
+        let channel = rapport_kit::client::channel(url, outgoing.clone()).map_err(|e| format!("{url}: {e}"))?;
+        let cfg = RelayConfig::from_env(outbox.source(), &sub.name).map_err(|e| e.to_string())?;
+        let mut relay = Relay::new(db.clone(), GrpcSink::new(channel), cfg, clock.clone());
+        relay.set_waker(outbox.waker());
+        tokio::spawn(relay.run(stop()));
+    }
+    Ok(())
+}
+
 /// The row key of an event for a destination: an event fanned out to several subscribers has one row each.
 pub fn row_key(destination: &str, event_id: &str) -> String {
     format!("{destination}/{event_id}")

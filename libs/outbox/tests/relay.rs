@@ -19,8 +19,7 @@ struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        let mut all: Vec<Box<dyn MigrationTrait>> =
-            vec![Box::new(rapport_kit::migration::m20261123_000001_create_idempotency_keys::Migration)];
+        let mut all = rapport_kit::migration::all();
         all.extend(migration::all());
         all
     }

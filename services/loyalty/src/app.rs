@@ -3,7 +3,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use rapport_kit::{
     auth::{Authenticator, Policy, Role},
-    client::{self, Outgoing},
+    client::Outgoing,
     clock::Clock,
     config::{self, ConfigError},
     db,
@@ -11,7 +11,7 @@ use rapport_kit::{
     pseudonym::Pseudonyms,
     serve::{self, ServeConfig, ServeParts},
 };
-use rapport_outbox::{GrpcSink, Outbox, Relay, RelayConfig, Subscriber, admin::OutboxAdmin};
+use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin};
 use rapport_proto::{
     events::v1::outbox_service_server::OutboxServiceServer, loyalty::v1::loyalty_service_server::LoyaltyServiceServer,
 };
@@ -169,18 +169,16 @@ impl Loyalty {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
-        for sub in &self.config.subscribers {
-            let Some(url) = &sub.url else {
-                tracing::info!(destination = %sub.name, "no address for this subscriber: its events wait in the outbox");
-                continue;
-            };
-            let outgoing = Outgoing::as_service(self.auth.clone(), "loyalty", Role::Loyalty, Duration::from_secs(5));
-            let channel = client::channel(url, outgoing).map_err(|e| AppError::Config(format!("{url}: {e}")))?;
-            let cfg = RelayConfig::from_env("loyalty", &sub.name).map_err(|e| AppError::Config(e.to_string()))?;
-            let mut relay = Relay::new(self.store.db().clone(), GrpcSink::new(channel), cfg, self.clock.clone());
-            relay.set_waker(self.outbox.waker());
-            tokio::spawn(relay.run(stopped()));
-        }
+        let outgoing = Outgoing::as_service(self.auth.clone(), "loyalty", Role::Loyalty, Duration::from_secs(5));
+        rapport_outbox::spawn_relays(
+            self.store.db(),
+            &self.outbox,
+            &self.config.subscribers,
+            &outgoing,
+            &self.clock,
+            &stopped,
+        )
+        .map_err(AppError::Config)?;
         let sweeper = {
             let store = self.store.clone();
             let worker = Worker::new("loyalty.sweeper", self.config.sweep_interval);

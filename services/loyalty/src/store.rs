@@ -119,19 +119,28 @@ impl Store {
         match idempotency::claim(&txn, &idem.request_id, method, &idem.fingerprint, now).await? {
             Ok(idempotency::Claim::Fresh) => Ok((txn, now, None)),
             Ok(idempotency::Claim::Replay(bytes)) => Ok((txn, now, Some(bytes))),
+            // The member was forgotten since: the stored answer went with its data.
+            Ok(idempotency::Claim::Erased) => Err(LoyaltyError::MemberNotFound),
             Err(e) => Err(LoyaltyError::Idempotency(e)),
         }
     }
 
-    async fn finish<T: Serialize>(&self, txn: DatabaseTransaction, idem: &Idem, out: T) -> Result<T> {
-        idempotency::complete(&txn, &idem.request_id, serde_json::to_vec(&out)?).await?;
+    async fn finish<T: Serialize>(
+        &self,
+        txn: DatabaseTransaction,
+        idem: &Idem,
+        subjects: &[String],
+        out: T,
+    ) -> Result<T> {
+        idempotency::complete_for(&txn, &idem.request_id, subjects, serde_json::to_vec(&out)?).await?;
         txn.commit().await?;
         self.outbox.notify();
         Ok(out)
     }
 
-    /// Runs a mutation once per request id: replays the stored response, or runs `f` in the transaction.
-    async fn once<T, F>(&self, idem: &Idem, method: &str, f: F) -> Result<T>
+    /// Runs a mutation once per request id: replays the stored response, or runs `f` in the transaction. `subjects`
+    /// are the members the response is about: forgetting one of them blanks it.
+    async fn once<T, F>(&self, idem: &Idem, method: &str, subjects: Vec<String>, f: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
         F: for<'t> FnOnce(&'t Self, &'t DatabaseTransaction, i64) -> BoxFut<'t, Result<T>>,
@@ -148,7 +157,7 @@ impl Store {
             }
             r => r?,
         };
-        self.finish(txn, idem, out).await
+        self.finish(txn, idem, &subjects, out).await
     }
 
     // ---- members ----------------------------------------------------------------------------------------------
@@ -156,7 +165,7 @@ impl Store {
     /// Enrols a customer.
     pub async fn enrol(&self, idem: &Idem, customer_id: &str, display_name: Option<String>) -> Result<MemberView> {
         let customer_id = customer_id.to_string();
-        self.once(idem, "EnrolMember", move |s, txn, now| {
+        self.once(idem, "EnrolMember", vec![customer_id.clone()], move |s, txn, now| {
             Box::pin(async move {
                 if members::Entity::find_by_id(customer_id.clone()).one(txn).await?.is_some() {
                     return Err(LoyaltyError::MemberExists);
@@ -193,7 +202,7 @@ impl Store {
     /// Erases the member's personal data and re-keys the ledger under an anonymous id.
     pub async fn forget(&self, idem: &Idem, customer_id: &str) -> Result<i64> {
         let customer_id = customer_id.to_string();
-        self.once(idem, "ForgetMember", move |s, txn, now| {
+        self.once(idem, "ForgetMember", vec![], move |s, txn, now| {
             Box::pin(async move {
                 let st = s.lock(txn, &customer_id).await?;
                 let anon = s.pseudonyms.of(&format!("{customer_id}/{}", st.member.enrolled_at));
@@ -230,6 +239,7 @@ impl Store {
                     .await?;
                 members::Entity::delete_by_id(customer_id.clone()).exec(txn).await?;
                 s.outbox.scrub(txn, &customer_id).await?;
+                idempotency::scrub(txn, &customer_id, now).await?;
                 let ev = event::Payload::CustomerForgotten(CustomerForgotten {});
                 s.publish(txn, &customer_id, ev, now).await?;
                 tracing::info!(entries = n, "member forgotten, ledger anonymised");
@@ -251,7 +261,7 @@ impl Store {
         reference: &str,
     ) -> Result<(EntryView, Balance)> {
         let (customer_id, reason, reference) = (customer_id.to_string(), reason.to_string(), reference.to_string());
-        self.once(idem, "EarnPoints", move |s, txn, now| {
+        self.once(idem, "EarnPoints", vec![customer_id.clone()], move |s, txn, now| {
             Box::pin(async move {
                 let mut st = s.lock_settled(txn, &customer_id, now).await?;
                 let expires = now + s.rules.validity_days * DAY_MS;
@@ -286,7 +296,7 @@ impl Store {
         reason: &str,
     ) -> Result<(EntryView, Balance)> {
         let (customer_id, reason) = (customer_id.to_string(), reason.to_string());
-        self.once(idem, "RedeemPoints", move |s, txn, now| {
+        self.once(idem, "RedeemPoints", vec![customer_id.clone()], move |s, txn, now| {
             Box::pin(async move {
                 let mut st = s.lock_settled(txn, &customer_id, now).await?;
                 let e = s.debit(txn, &mut st, EntryKind::Redeem, points, &reason, None, None, now).await?;
@@ -305,7 +315,7 @@ impl Store {
         reason: &str,
     ) -> Result<(EntryView, Balance)> {
         let (customer_id, reason) = (customer_id.to_string(), reason.to_string());
-        self.once(idem, "AdjustPoints", move |s, txn, now| {
+        self.once(idem, "AdjustPoints", vec![customer_id.clone()], move |s, txn, now| {
             Box::pin(async move {
                 let mut st = s.lock_settled(txn, &customer_id, now).await?;
                 let e = if points > 0 {
@@ -330,7 +340,7 @@ impl Store {
         reason: &str,
     ) -> Result<(EntryView, Balance)> {
         let (customer_id, reason) = (customer_id.to_string(), reason.to_string());
-        self.once(idem, "ReversePoints", move |s, txn, now| {
+        self.once(idem, "ReversePoints", vec![customer_id.clone()], move |s, txn, now| {
             Box::pin(async move {
                 let mut st = s.lock_settled(txn, &customer_id, now).await?;
                 let original = ledger_entries::Entity::find_by_id(entry_id)
@@ -416,7 +426,7 @@ impl Store {
         reason: &str,
     ) -> Result<(EntryView, EntryView, Balance)> {
         let (from, to, reason) = (from.to_string(), to.to_string(), reason.to_string());
-        self.once(idem, "TransferPoints", move |s, txn, now| {
+        self.once(idem, "TransferPoints", vec![from.clone(), to.clone()], move |s, txn, now| {
             Box::pin(async move {
                 // Lock in a fixed order so two opposite transfers cannot deadlock.
                 let (mut a, mut b) = if from < to {
@@ -439,7 +449,7 @@ impl Store {
 
     /// Records a purchase: earning rules, pending points, tier, event.
     pub async fn record_purchase(&self, idem: &Idem, cmd: PurchaseCmd) -> Result<PurchaseOutcome> {
-        self.once(idem, "RecordPurchase", move |s, txn, now| {
+        self.once(idem, "RecordPurchase", vec![cmd.customer_id.clone()], move |s, txn, now| {
             Box::pin(async move {
                 let mut st = s.lock_settled(txn, &cmd.customer_id, now).await?;
                 if purchases::Entity::find_by_id(cmd.order_id.clone()).one(txn).await?.is_some() {
@@ -525,7 +535,7 @@ impl Store {
 
     /// Defines an offer (the same terms again is a no-op).
     pub async fn create_offer(&self, idem: &Idem, terms: OfferTerms) -> Result<OfferTerms> {
-        self.once(idem, "CreateOffer", move |_s, txn, now| {
+        self.once(idem, "CreateOffer", vec![], move |_s, txn, now| {
             Box::pin(async move {
                 if let Some(existing) = offers::Entity::find_by_id(terms.offer_id.clone()).one(txn).await? {
                     return if offer_terms(&existing) == terms { Ok(terms) } else { Err(LoyaltyError::OfferExists) };
@@ -560,7 +570,7 @@ impl Store {
         customers: Vec<String>,
     ) -> Result<GrantOutcome> {
         let (offer_id, campaign_id) = (offer_id.to_string(), campaign_id.to_string());
-        self.once(idem, "GrantOffers", move |_s, txn, now| {
+        self.once(idem, "GrantOffers", vec![], move |_s, txn, now| {
             Box::pin(async move {
                 let offer = offers::Entity::find_by_id(offer_id.clone()).one(txn).await?.ok_or(LoyaltyError::OfferNotFound)?;
                 let terms = offer_terms(&offer);
@@ -625,7 +635,7 @@ impl Store {
         order_id: &str,
     ) -> Result<HeldOffer> {
         let (customer_id, offer_id, order_id) = (customer_id.to_string(), offer_id.to_string(), order_id.to_string());
-        self.once(idem, "RedeemOffer", move |s, txn, now| {
+        self.once(idem, "RedeemOffer", vec![customer_id.clone()], move |s, txn, now| {
             Box::pin(async move {
                 s.lock(txn, &customer_id).await?;
                 let h = held(txn, &customer_id)

@@ -13,7 +13,7 @@ use rapport_kit::{
     pseudonym::Pseudonyms,
     serve::{self, ServeConfig, ServeParts},
 };
-use rapport_outbox::{GrpcSink, Outbox, Relay, RelayConfig, Subscriber, admin::OutboxAdmin, sink::EventSink};
+use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin, sink::EventSink};
 use rapport_proto::{
     events::v1::{event_sink_service_server::EventSinkServiceServer, outbox_service_server::OutboxServiceServer},
     loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
@@ -224,18 +224,8 @@ impl Segmentation {
             })
         };
         tokio::spawn(refresher);
-        for sub in &self.config.subscribers {
-            let Some(url) = &sub.url else {
-                tracing::info!(destination = %sub.name, "no address for this subscriber: its events wait in the outbox");
-                continue;
-            };
-            let channel =
-                client::channel(url, outgoing.clone()).map_err(|e| AppError::Config(format!("{url}: {e}")))?;
-            let cfg = RelayConfig::from_env("segmentation", &sub.name).map_err(|e| AppError::Config(e.to_string()))?;
-            let mut relay = Relay::new(db.clone(), GrpcSink::new(channel), cfg, self.clock.clone());
-            relay.set_waker(self.outbox.waker());
-            tokio::spawn(relay.run(stopped()));
-        }
+        rapport_outbox::spawn_relays(&db, &self.outbox, &self.config.subscribers, &outgoing, &self.clock, &stopped)
+            .map_err(AppError::Config)?;
         let background = Background { store: self.store.clone(), campaigns };
         let api = SegmentationServiceServer::new(SegmentationApi::new(
             self.store.clone(),

@@ -215,7 +215,7 @@ impl Store {
         }
     }
 
-    async fn once<T, F>(&self, idem: &Idem, method: &str, f: F) -> Result<T>
+    async fn once<T, F>(&self, idem: &Idem, method: &str, subjects: Vec<String>, f: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
         F: for<'t> FnOnce(&'t Self, &'t DatabaseTransaction, i64) -> BoxFut<'t, Result<T>>,
@@ -224,6 +224,7 @@ impl Store {
         let now = self.now();
         match idempotency::claim(&txn, &idem.request_id, method, &idem.fingerprint, now).await? {
             Ok(idempotency::Claim::Replay(bytes)) => return Ok(serde_json::from_slice(&bytes)?),
+            Ok(idempotency::Claim::Erased) => return Err(SegmentationError::CustomerErased),
             Ok(idempotency::Claim::Fresh) => {}
             Err(e) => return Err(SegmentationError::Idempotency(e)),
         }
@@ -235,7 +236,7 @@ impl Store {
             }
             r => r?,
         };
-        idempotency::complete(&txn, &idem.request_id, serde_json::to_vec(&out)?).await?;
+        idempotency::complete_for(&txn, &idem.request_id, &subjects, serde_json::to_vec(&out)?).await?;
         txn.commit().await?;
         self.outbox.notify();
         Ok(out)
@@ -324,6 +325,7 @@ impl Store {
             .exec(txn)
             .await?;
         self.outbox.scrub(txn, customer_id).await?;
+        idempotency::scrub(txn, customer_id, self.now()).await?;
         Ok(())
     }
 
@@ -331,7 +333,7 @@ impl Store {
     /// erasure event for segmentation's own subscribers. Returns whether anything was held about it.
     pub async fn forget_customer(&self, idem: &Idem, customer_id: &str) -> Result<bool> {
         let customer_id = customer_id.to_string();
-        self.once(idem, "ForgetCustomer", move |s, txn, now| {
+        self.once(idem, "ForgetCustomer", vec![], move |s, txn, now| {
             Box::pin(async move {
                 let known =
                     customers::Entity::find_by_id(customer_id.clone()).lock_exclusive().one(txn).await?.is_some();
@@ -356,7 +358,7 @@ impl Store {
         consent_profiling: bool,
     ) -> Result<bool> {
         let customer_id = customer_id.to_string();
-        self.once(idem, "UpsertCustomer", move |s, txn, now| {
+        self.once(idem, "UpsertCustomer", vec![customer_id.clone()], move |s, txn, now| {
             Box::pin(async move {
                 if sink::is_erased(txn, &s.pseudonyms, &customer_id).await? {
                     return Err(SegmentationError::CustomerErased);
@@ -462,10 +464,13 @@ impl Store {
         loop {
             let txn = begin_write(&self.db).await?;
             let segments = load_segments(&txn).await?;
+            // Locked, in customer-id order like ingestion: an ingest of the same customer waits instead of being
+            // overwritten by the features read here.
             let mut q = customers::Entity::find()
                 .filter(customers::Column::CustomerId.gt(after.as_str()))
                 .order_by_asc(customers::Column::CustomerId)
-                .limit(200);
+                .limit(200)
+                .lock_exclusive();
             if only_stale {
                 q = q.filter(customers::Column::WindowDay.lt(today));
             }
@@ -496,7 +501,7 @@ impl Store {
         let job_id = format!("job-{}", uuid::Uuid::new_v4().simple());
         let id = job_id.clone();
         let out: String = self
-            .once(idem, "TrainModel", move |_s, txn, now| {
+            .once(idem, "TrainModel", vec![], move |_s, txn, now| {
                 Box::pin(async move {
                     let running = training_jobs::Entity::find()
                         .filter(training_jobs::Column::State.eq("running"))
@@ -697,7 +702,7 @@ impl Store {
     pub async fn create_segment(&self, idem: &Idem, segment_id: &str, display_name: &str, rule: Rule) -> Result<i64> {
         let (segment_id, display_name) = (segment_id.to_string(), display_name.to_string());
         let sid = segment_id.clone();
-        self.once(idem, "CreateSegment", move |_s, txn, now| {
+        self.once(idem, "CreateSegment", vec![], move |_s, txn, now| {
             Box::pin(async move {
                 if segments::Entity::find_by_id(segment_id.clone()).one(txn).await?.is_some() {
                     return Err(SegmentationError::SegmentExists);
@@ -742,6 +747,7 @@ impl Store {
                 .filter(customers::Column::CustomerId.gt(after.as_str()))
                 .order_by_asc(customers::Column::CustomerId)
                 .limit(500)
+                .lock_exclusive()
                 .all(&txn)
                 .await?;
             let Some(last) = page.last().map(|r| r.customer_id.clone()) else {
@@ -792,7 +798,7 @@ impl Store {
     /// Deletes a segment nobody uses.
     pub async fn delete_segment(&self, idem: &Idem, segment_id: &str) -> Result<()> {
         let segment_id = segment_id.to_string();
-        self.once(idem, "DeleteSegment", move |_s, txn, _now| {
+        self.once(idem, "DeleteSegment", vec![], move |_s, txn, _now| {
             Box::pin(async move {
                 if segments::Entity::find_by_id(segment_id.clone()).one(txn).await?.is_none() {
                     return Err(SegmentationError::SegmentNotFound);
@@ -916,7 +922,7 @@ impl Store {
         let (campaign_id, segment_id, offer_id) =
             (campaign_id.to_string(), segment_id.to_string(), offer_id.to_string());
         let id = campaign_id.clone();
-        self.once(idem, "TriggerCampaign", move |_s, txn, now| {
+        self.once(idem, "TriggerCampaign", vec![], move |_s, txn, now| {
             Box::pin(async move {
                 if let Some(c) = campaigns::Entity::find_by_id(campaign_id.clone()).one(txn).await? {
                     if c.segment_id != segment_id || c.offer_id != offer_id || c.holdout_percent != holdout {

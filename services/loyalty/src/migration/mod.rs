@@ -15,8 +15,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        use rapport_kit::migration::m20261123_000001_create_idempotency_keys as idempotency;
-        let mut all: Vec<Box<dyn MigrationTrait>> = vec![Box::new(idempotency::Migration)];
+        let mut all = rapport_kit::migration::all();
         all.extend(rapport_outbox::migration::all());
         let own: Vec<Box<dyn MigrationTrait>> = vec![
             Box::new(m20261123_000004_create_members::Migration),
