@@ -4,5 +4,6 @@ mod campaign_loop;
 mod erasure;
 mod races;
 mod reflection;
+mod replicas;
 mod support;
 mod traces;
