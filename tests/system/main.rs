@@ -1,6 +1,7 @@
 //! System tests: segmentation and loyalty together over real gRPC, on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod campaign_loop;
+mod campaign_pause;
 mod erasure;
 mod races;
 mod reflection;

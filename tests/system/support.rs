@@ -52,12 +52,23 @@ pub async fn loyalty(
     segmentation: Option<String>,
     clock: &ManualClock,
 ) -> Running {
+    loyalty_with_auth(listen, database_url, segmentation, clock, auth()).await
+}
+
+/// Loyalty verifying tokens with `auth` (another key than the suite's: every caller is refused).
+pub async fn loyalty_with_auth(
+    listen: SocketAddr,
+    database_url: &str,
+    segmentation: Option<String>,
+    clock: &ManualClock,
+    auth: Arc<Authenticator>,
+) -> Running {
     let mut config = rapport_loyalty::app::Config::local(database_url);
     config.listen = listen;
     config.serve = serve_config();
     config.set_subscriber_url("segmentation", segmentation);
     config.sweep_interval = Duration::from_secs(3600);
-    let app = rapport_loyalty::app::Loyalty::build(config, auth(), Arc::new(clock.clone())).await.expect("loyalty");
+    let app = rapport_loyalty::app::Loyalty::build(config, auth, Arc::new(clock.clone())).await.expect("loyalty");
     let addr = app.addr();
     spawn_run(addr, |rx| async move {
         app.run(async {

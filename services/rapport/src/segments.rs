@@ -308,6 +308,10 @@ pub async fn campaign(conn: &Conn, args: CampaignArgs) -> anyhow::Result<()> {
                         b.finish_with_message("completed");
                         break;
                     }
+                    if s.state == i32::from(pb::CampaignState::Paused) {
+                        b.abandon_with_message("paused");
+                        break;
+                    }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             }
@@ -323,7 +327,12 @@ pub async fn campaign(conn: &Conn, args: CampaignArgs) -> anyhow::Result<()> {
         .campaign
         .unwrap_or_default();
     let mut t = table(&["campaign", "segment", "offer", "state", "targeted", "granted", "held out", "failed"]);
-    let state = if s.state == i32::from(pb::CampaignState::Completed) { "completed" } else { "running" };
+    let state = match pb::CampaignState::try_from(s.state) {
+        Ok(pb::CampaignState::Completed) => "completed",
+        Ok(pb::CampaignState::Paused) => "paused",
+        _ => "running",
+    };
+    let (reason, by_reason) = (s.state_reason.clone(), s.failed_by_reason.clone());
     t.add_row(vec![
         s.campaign_id,
         s.segment_id,
@@ -335,6 +344,18 @@ pub async fn campaign(conn: &Conn, args: CampaignArgs) -> anyhow::Result<()> {
         s.failed.to_string(),
     ]);
     println!("{t}");
+    if !reason.is_empty() {
+        println!("paused: {reason}\nfix the cause, then trigger the campaign again with the same parameters to resume");
+    }
+    if !by_reason.is_empty() {
+        let mut r = table(&["failed because", "targets"]);
+        let mut rows: Vec<(String, i64)> = by_reason.into_iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (why, n) in rows {
+            r.add_row(vec![why, n.to_string()]);
+        }
+        println!("{r}");
+    }
     Ok(())
 }
 

@@ -318,7 +318,14 @@ fn campaign_pb(c: CampaignView) -> pb::Campaign {
         segment_id: c.segment_id,
         offer_id: c.offer_id,
         holdout_percent: c.holdout_percent,
-        state: if c.state == "completed" { pb::CampaignState::Completed } else { pb::CampaignState::Running }.into(),
+        state: match c.state.as_str() {
+            "completed" => pb::CampaignState::Completed,
+            "paused" => pb::CampaignState::Paused,
+            _ => pb::CampaignState::Running,
+        }
+        .into(),
+        state_reason: c.state_reason.unwrap_or_default(),
+        failed_by_reason: c.failed_by_reason.into_iter().collect(),
         targeted: c.targeted,
         granted: c.granted,
         held_out: c.held_out,

@@ -41,7 +41,7 @@ async fn grant_pending(
                 store.record_grants(&campaign_id, &[], &[]).await.map_err(|e| e.to_string())?;
                 break;
             }
-            let request_id = format!("{campaign_id}:{}:{}", batch[0], batch.len());
+            let request_id = batch_request_id(&campaign_id, &offer_id, &batch);
             let req = GrantOffersRequest {
                 request_id,
                 offer_id: offer_id.clone(),
@@ -65,14 +65,16 @@ async fn grant_pending(
                     tracing::info!(campaign_id = %campaign_id, granted = granted.len(), failed = failed.len(), "campaign batch granted");
                     store.record_grants(&campaign_id, &granted, &failed).await.map_err(|e| e.to_string())?;
                 }
-                // The offer does not exist or the request is refused: every target fails with that reason.
-                Err(s)
-                    if matches!(
-                        s.code(),
-                        tonic::Code::NotFound | tonic::Code::InvalidArgument | tonic::Code::PermissionDenied
-                    ) =>
-                {
-                    let reason = format!("{:?}", s.code()).to_uppercase();
+                // Loyalty does not accept segmentation's identity: nothing a retry fixes and nothing the targets did;
+                // the campaign waits, visibly, for an operator.
+                Err(s) if matches!(s.code(), tonic::Code::PermissionDenied | tonic::Code::Unauthenticated) => {
+                    let reason = format!("loyalty refused the grant ({:?}): {}", s.code(), s.message());
+                    store.pause_campaign(&campaign_id, &reason).await.map_err(|e| e.to_string())?;
+                    break;
+                }
+                // The offer does not exist or the request is invalid: every target fails with that reason.
+                Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => {
+                    let reason = error_reason(&s);
                     let failed: Vec<(String, String)> = batch.into_iter().map(|c| (c, reason.clone())).collect();
                     store.record_grants(&campaign_id, &[], &failed).await.map_err(|e| e.to_string())?;
                 }
@@ -81,4 +83,38 @@ async fn grant_pending(
         }
     }
     Ok(())
+}
+
+/// The request id of a batch: a hash of what it grants, so a retry of the same batch is the same request, a batch
+/// that changed (a target erased meanwhile) is a new one, and the id stays short whatever the campaign id.
+fn batch_request_id(campaign_id: &str, offer_id: &str, batch: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [campaign_id, offer_id].into_iter().chain(batch.iter().map(String::as_str)) {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let hex: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("grant-{hex}")
+}
+
+/// The stable reason of a refusal: its `ErrorInfo` reason, else its code.
+fn error_reason(s: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    s.get_error_details().error_info().map_or_else(|| format!("{:?}", s.code()).to_uppercase(), |i| i.reason.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_ids_follow_the_content() {
+        let b = vec!["a".to_string(), "b".to_string()];
+        let id = batch_request_id("spring", "thanks", &b);
+        assert_eq!(id, batch_request_id("spring", "thanks", &b));
+        assert_ne!(id, batch_request_id("spring", "thanks", &b[..1]));
+        assert_ne!(id, batch_request_id("spring", "other", &b));
+        assert_eq!(batch_request_id(&"x".repeat(500), "o", &b).len(), 38);
+    }
 }

@@ -120,16 +120,22 @@ pub struct CampaignView {
     pub offer_id: String,
     /// Holdout percent.
     pub holdout_percent: i32,
-    /// running or completed.
+    /// running, paused or completed.
     pub state: String,
+    /// Why it is paused.
+    #[serde(default)]
+    pub state_reason: Option<String>,
     /// Snapshotted members (held out included).
     pub targeted: i64,
     /// Granted.
     pub granted: i64,
     /// Held out.
     pub held_out: i64,
-    /// Refused by loyalty.
+    /// Refused by loyalty, or erased before their grant.
     pub failed: i64,
+    /// Failed targets by reason.
+    #[serde(default)]
+    pub failed_by_reason: BTreeMap<String, i64>,
     /// Created at.
     pub created_at: i64,
 }
@@ -317,6 +323,14 @@ impl Store {
             .await?;
         segment_changes::Entity::delete_many()
             .filter(segment_changes::Column::CustomerId.eq(customer_id))
+            .exec(txn)
+            .await?;
+        // A target not granted yet is not granted at all: its grant would go to a pseudonym.
+        campaign_targets::Entity::update_many()
+            .col_expr(campaign_targets::Column::Status, Expr::value("failed"))
+            .col_expr(campaign_targets::Column::Reason, Expr::value(Some("CUSTOMER_ERASED".to_string())))
+            .filter(campaign_targets::Column::CustomerId.eq(customer_id))
+            .filter(campaign_targets::Column::Status.eq("pending"))
             .exec(txn)
             .await?;
         campaign_targets::Entity::update_many()
@@ -928,6 +942,16 @@ impl Store {
                     if c.segment_id != segment_id || c.offer_id != offer_id || c.holdout_percent != holdout {
                         return Err(SegmentationError::CampaignExists);
                     }
+                    // Triggered again: a paused campaign resumes.
+                    if c.state == "paused" {
+                        campaigns::Entity::update_many()
+                            .col_expr(campaigns::Column::State, Expr::value("running"))
+                            .col_expr(campaigns::Column::StateReason, Expr::value(Option::<String>::None))
+                            .filter(campaigns::Column::CampaignId.eq(campaign_id.as_str()))
+                            .exec(txn)
+                            .await?;
+                        tracing::info!(campaign_id = %campaign_id, "campaign resumed");
+                    }
                     return Ok(());
                 }
                 if segments::Entity::find_by_id(segment_id.clone()).one(txn).await?.is_none() {
@@ -940,6 +964,7 @@ impl Store {
                     holdout_percent: Set(holdout),
                     state: Set("running".into()),
                     created_at: Set(now),
+                    state_reason: Set(None),
                 })
                 .exec_without_returning(txn)
                 .await?;
@@ -1008,18 +1033,43 @@ impl Store {
         };
         let (pending, granted, held_out, failed) =
             (count("pending").await?, count("granted").await?, count("held_out").await?, count("failed").await?);
+        let by_reason: Vec<(Option<String>, i64)> = campaign_targets::Entity::find()
+            .select_only()
+            .column(campaign_targets::Column::Reason)
+            .column_as(campaign_targets::Column::Id.count(), "n")
+            .filter(campaign_targets::Column::CampaignId.eq(campaign_id))
+            .filter(campaign_targets::Column::Status.eq("failed"))
+            .group_by(campaign_targets::Column::Reason)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
         Ok(CampaignView {
             campaign_id: c.campaign_id,
             segment_id: c.segment_id,
             offer_id: c.offer_id,
             holdout_percent: c.holdout_percent,
             state: c.state,
+            state_reason: c.state_reason,
             targeted: pending + granted + held_out + failed,
             granted,
             held_out,
             failed,
+            failed_by_reason: by_reason.into_iter().map(|(r, n)| (r.unwrap_or_else(|| "UNKNOWN".into()), n)).collect(),
             created_at: c.created_at,
         })
+    }
+
+    /// Pauses a campaign with the reason an operator must act on; its pending targets stay pending.
+    pub async fn pause_campaign(&self, campaign_id: &str, reason: &str) -> Result<()> {
+        campaigns::Entity::update_many()
+            .col_expr(campaigns::Column::State, Expr::value("paused"))
+            .col_expr(campaigns::Column::StateReason, Expr::value(Some(reason.to_string())))
+            .filter(campaigns::Column::CampaignId.eq(campaign_id))
+            .filter(campaigns::Column::State.eq("running"))
+            .exec(&self.db)
+            .await?;
+        tracing::warn!(campaign_id, reason, "campaign paused");
+        Ok(())
     }
 
     /// Campaigns still granting.

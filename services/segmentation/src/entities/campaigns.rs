@@ -12,6 +12,8 @@ pub struct Model {
     pub holdout_percent: i32,
     pub state: String,
     pub created_at: i64,
+    /// Why it is paused.
+    pub state_reason: Option<String>,
 }
 
 /// Relations are kept by the store.

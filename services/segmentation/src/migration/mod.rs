@@ -11,6 +11,7 @@ pub mod m20261123_000010_create_segment_changes;
 pub mod m20261123_000011_create_campaigns;
 pub mod m20261123_000012_create_campaign_targets;
 pub mod m20261124_000013_one_running_training_job;
+pub mod m20261124_000014_add_campaign_state_reason;
 
 /// Every migration of the segmentation database.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000011_create_campaigns::Migration),
             Box::new(m20261123_000012_create_campaign_targets::Migration),
             Box::new(m20261124_000013_one_running_training_job::Migration),
+            Box::new(m20261124_000014_add_campaign_state_reason::Migration),
         ];
         all.extend(own);
         all
