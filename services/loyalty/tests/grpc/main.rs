@@ -4,6 +4,7 @@ mod support;
 
 mod auth;
 mod concurrency;
+mod crash;
 mod drain;
 mod errors;
 mod ledger;
