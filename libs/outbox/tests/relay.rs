@@ -329,3 +329,224 @@ async fn concurrent_migrations_on_a_fresh_database() {
         s.await.unwrap().expect("every replica starts");
     }
 }
+
+mod kill {
+    //! The outbox kill test: 5,000 events written by concurrent transactions (a tenth of them rolled back) while the
+    //! relay is killed 3 times, the receiver is down 3 times and dies in the middle of applying now and then, and an
+    //! acknowledgement is lost after delivery and before marking. The receiver's applied set equals the committed
+    //! set, nothing is applied twice, the backlog drains to 0. The negative control publishes outside the writer's
+    //! transaction, and the same check catches its phantoms.
+    use std::{
+        collections::HashMap,
+        sync::{
+            Arc,
+            atomic::{AtomicBool, AtomicUsize, Ordering},
+        },
+        time::Duration,
+    };
+
+    use rapport_kit::{
+        auth::{Caller, Role},
+        clock::SystemClock,
+        db::testing::Backend,
+        pseudonym::Pseudonyms,
+    };
+    use rapport_outbox::{
+        Relay, RelayConfig, Sink,
+        sink::{EventHandler, EventSink, HandlerError},
+    };
+    use rapport_proto::events::v1::{DeliverEventsRequest, Event, event, event_sink_service_server::EventSinkService};
+    use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait};
+
+    struct Effects;
+
+    #[tonic::async_trait]
+    impl EventHandler for Effects {
+        async fn apply(&self, txn: &DatabaseTransaction, events: Vec<Event>) -> Result<(), HandlerError> {
+            for e in events {
+                txn.execute_unprepared(&format!("INSERT INTO effects (event_id) VALUES ('{}')", e.event_id)).await?;
+            }
+            Ok(())
+        }
+        async fn forget(&self, _: &DatabaseTransaction, _: &str) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+
+    /// The wire between relay and receiver, with the faults.
+    #[derive(Clone)]
+    struct Wire {
+        sink: Arc<EventSink<Effects>>,
+        down: Arc<AtomicBool>,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Sink for Wire {
+        async fn deliver(&self, e: Event) -> Result<(), tonic::Status> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(tonic::Status::unavailable("receiver down"));
+            }
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            let mut req = tonic::Request::new(DeliverEventsRequest { events: vec![e] });
+            req.extensions_mut().insert(Caller { subject: "test".into(), role: Role::Loyalty });
+            if n % 97 == 96 {
+                // The receiver dies while applying: its transaction never commits.
+                let sink = self.sink.clone();
+                let h = tokio::spawn(async move { sink.deliver_events(req).await });
+                tokio::task::yield_now().await;
+                h.abort();
+                let _ = h.await;
+                return Err(tonic::Status::unavailable("receiver died"));
+            }
+            self.sink.deliver_events(req).await?;
+            if n % 53 == 52 {
+                // Failpoint: delivered and applied, but the acknowledgement never reaches the relay.
+                return Err(tonic::Status::unavailable("acknowledgement lost"));
+            }
+            Ok(())
+        }
+    }
+
+    async fn fresh(backend: Backend, table: &str) -> DatabaseConnection {
+        let db = super::setup(backend).await;
+        db.execute_unprepared(&format!("CREATE TABLE {table} (event_id VARCHAR(64) NOT NULL)")).await.unwrap();
+        db
+    }
+
+    async fn ids(db: &DatabaseConnection, table: &str) -> Vec<String> {
+        db.query_all_raw(Statement::from_string(db.get_database_backend(), format!("SELECT event_id FROM {table}")))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.try_get_by_index(0).unwrap())
+            .collect()
+    }
+
+    /// What went wrong between the committed changes and the receiver's effects: (lost, phantoms, doubled).
+    async fn compare(producer: &DatabaseConnection, receiver: &DatabaseConnection) -> (usize, usize, usize) {
+        let committed: std::collections::HashSet<String> = ids(producer, "changes").await.into_iter().collect();
+        let mut applied: HashMap<String, usize> = HashMap::new();
+        for id in ids(receiver, "effects").await {
+            *applied.entry(id).or_default() += 1;
+        }
+        let lost = committed.iter().filter(|id| !applied.contains_key(*id)).count();
+        let phantoms = applied.keys().filter(|id| !committed.contains(*id)).count();
+        let doubled = applied.values().filter(|n| **n > 1).count();
+        (lost, phantoms, doubled)
+    }
+
+    fn event(id: String, i: usize) -> Event {
+        Event {
+            event_id: id,
+            source: "loyalty".into(),
+            customer_id: format!("c{}", i % 50),
+            occurred_at: None,
+            traceparent: String::new(),
+            payload: Some(event::Payload::TierChanged(Default::default())),
+        }
+    }
+
+    /// Writes `n` changes from 8 writers, a tenth rolled back; `inside` puts the event in the change's transaction,
+    /// otherwise it is published on its own first (the bug the outbox exists to prevent).
+    async fn write(db: &DatabaseConnection, n: usize, inside: bool) {
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    for i in (w..n).step_by(8) {
+                        let id = format!("ev-{i}");
+                        if !inside {
+                            rapport_outbox::enqueue(&db, "receiver", event(id.clone(), i), 0).await.unwrap();
+                        }
+                        let txn = db.begin().await.unwrap();
+                        txn.execute_unprepared(&format!("INSERT INTO changes (event_id) VALUES ('{id}')"))
+                            .await
+                            .unwrap();
+                        if inside {
+                            rapport_outbox::enqueue(&txn, "receiver", event(id, i), 0).await.unwrap();
+                        }
+                        if i % 10 == 7 {
+                            txn.rollback().await.unwrap();
+                        } else {
+                            txn.commit().await.unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+    }
+
+    fn wire(receiver: &DatabaseConnection) -> Wire {
+        let sink = EventSink::new(
+            receiver.clone(),
+            Arc::new(Effects),
+            Arc::new(SystemClock),
+            Pseudonyms::development(),
+            Duration::from_secs(300),
+            "test",
+        );
+        Wire { sink: Arc::new(sink), down: Arc::default(), calls: Arc::default() }
+    }
+
+    fn config() -> RelayConfig {
+        let mut cfg = RelayConfig::new("test", "receiver");
+        cfg.poll_interval = Duration::from_millis(5);
+        cfg.base_backoff = Duration::from_millis(5);
+        cfg.max_backoff = Duration::from_millis(20);
+        cfg
+    }
+
+    async fn relay_and_receiver_killed(backend: Backend) {
+        let (producer, receiver) = (fresh(backend, "changes").await, fresh(backend, "effects").await);
+        let wire = wire(&receiver);
+        let writing = {
+            let producer = producer.clone();
+            tokio::spawn(async move { write(&producer, 5_000, true).await })
+        };
+        let start = || {
+            let relay = Relay::new(producer.clone(), wire.clone(), config(), Arc::new(SystemClock));
+            tokio::spawn(relay.run(std::future::pending()))
+        };
+        let mut relay = start();
+        for k in 1..=3 {
+            // Let some deliveries through, then kill the relay wherever it is and start another; take the receiver
+            // down for a while.
+            let target = k * 1_000;
+            rapport_kit::testing::eventually(120, "deliveries", || async {
+                wire.calls.load(Ordering::SeqCst) >= target
+            })
+            .await;
+            relay.abort();
+            let _ = relay.await;
+            wire.down.store(true, Ordering::SeqCst);
+            relay = start();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            wire.down.store(false, Ordering::SeqCst);
+        }
+        writing.await.unwrap();
+        rapport_kit::testing::eventually(300, "the backlog drained", || async {
+            rapport_outbox::pending(&producer, "receiver").await.unwrap() == 0
+        })
+        .await;
+        relay.abort();
+        assert_eq!(compare(&producer, &receiver).await, (0, 0, 0), "(lost, phantoms, doubled)");
+        assert_eq!(ids(&receiver, "effects").await.len(), 4_500, "the committed nine tenths");
+    }
+
+    /// Publishing outside the transaction: rolled-back changes still send their events, and the check sees them.
+    async fn negative_control_publishing_outside_the_transaction(backend: Backend) {
+        let (producer, receiver) = (fresh(backend, "changes").await, fresh(backend, "effects").await);
+        write(&producer, 200, false).await;
+        let relay = Relay::new(producer.clone(), wire(&receiver), config(), Arc::new(SystemClock));
+        while rapport_outbox::pending(&producer, "receiver").await.unwrap() > 0 {
+            relay.run_once().await.unwrap();
+        }
+        let (_, phantoms, _) = compare(&producer, &receiver).await;
+        assert_eq!(phantoms, 20, "every rolled-back change still published its event");
+    }
+
+    rapport_kit::on_both!(relay_and_receiver_killed, negative_control_publishing_outside_the_transaction);
+}
