@@ -1,6 +1,11 @@
-//! AIP-158 pagination: page sizes with bounds and opaque page tokens bound to the query they came from.
+//! AIP-158 pagination: page sizes with bounds and opaque page tokens bound to the query they came from. A token is
+//! tagged with a keyed MAC (the key every replica of a service shares, set at start-up with [`set_key`]), so a
+//! caller can neither forge one nor move it to another query.
+use std::sync::OnceLock;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::error::{ApiError, ErrorCode, Violations};
 
@@ -27,10 +32,29 @@ impl PageBounds {
     }
 }
 
+static KEY: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// Sets the key of this process's page tokens (once; later calls are ignored). Replicas of a service must share
+/// it, so a token from one is accepted by the others: services derive it from their secret pseudonym key. Without
+/// it, a random key per process is used.
+pub fn set_key(key: Vec<u8>) {
+    let _ = KEY.set(key);
+}
+
+fn key() -> &'static [u8] {
+    KEY.get_or_init(|| {
+        use rand::Rng;
+        rand::rng().random::<[u8; 32]>().to_vec()
+    })
+}
+
 fn tag(query: &str, cursor: i64) -> [u8; 8] {
-    let d = Sha256::digest(format!("rapport-page:{query}:{cursor}").as_bytes());
     let mut out = [0u8; 8];
-    out.copy_from_slice(&d[..8]);
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key()) else {
+        return out;
+    };
+    mac.update(format!("rapport-page:{query}:{cursor}").as_bytes());
+    out.copy_from_slice(&mac.finalize().into_bytes()[..8]);
     out
 }
 
@@ -89,6 +113,12 @@ mod tests {
         bytes[7] ^= 1;
         assert!(decode("c-1", &URL_SAFE_NO_PAD.encode(bytes)).is_err());
         assert!(decode("c-1", "!!!").is_err());
+        // Without the key, a token made the old way (an unkeyed hash of the query and cursor) is refused.
+        use sha2::Digest;
+        let d = Sha256::digest(b"rapport-page:c-1:43");
+        let mut forged = 43i64.to_be_bytes().to_vec();
+        forged.extend_from_slice(&d[..8]);
+        assert!(decode("c-1", &URL_SAFE_NO_PAD.encode(forged)).is_err());
     }
 
     #[test]

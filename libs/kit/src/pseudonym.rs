@@ -47,6 +47,16 @@ impl Pseudonyms {
         Self { key: SecretString::from("rapport development pseudonym key, loopback only".to_string()) }
     }
 
+    /// A key for another purpose (e.g. `page-tokens`), derived from this one: the same on every replica.
+    pub fn derive(&self, purpose: &str) -> Vec<u8> {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.expose_secret().as_bytes()) else {
+            return Vec::new();
+        };
+        mac.update(b"derive:");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
     /// The pseudonym of `customer_id`: `anon-` and 32 hex digits.
     pub fn of(&self, customer_id: &str) -> String {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.expose_secret().as_bytes()) else {

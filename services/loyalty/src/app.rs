@@ -144,6 +144,7 @@ impl Loyalty {
             TcpListener::bind(config.listen).await.map_err(|source| AppError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: config.listen, source })?;
         let db = db::connect_and_migrate::<Migrator>(&config.database_url).await?;
+        rapport_kit::page::set_key(config.pseudonyms.derive("page-tokens"));
         let outbox = Outbox::new("loyalty", config.subscribers.iter().map(|s| s.name.clone()));
         let store =
             Store::new(db, clock.clone(), Arc::new(config.rules.clone()), outbox.clone(), config.pseudonyms.clone());

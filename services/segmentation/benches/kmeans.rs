@@ -23,8 +23,9 @@ use rapport_segmentation::{
     domain::{
         DAY_MS,
         clustering::{self, FitConfig, Scaler},
-        features::{DEFAULT_MODEL_FEATURES, from_synth},
+        features::DEFAULT_MODEL_FEATURES,
     },
+    synthetic::from_synth,
 };
 
 fn data(n: u64, now: i64) -> (Vec<String>, Array2<f64>) {

@@ -166,6 +166,7 @@ impl Segmentation {
             TcpListener::bind(config.listen).await.map_err(|source| AppError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: config.listen, source })?;
         let db = db::connect_and_migrate::<Migrator>(&config.database_url).await?;
+        rapport_kit::page::set_key(config.pseudonyms.derive("page-tokens"));
         let outbox = Outbox::new("segmentation", config.subscribers.iter().map(|s| s.name.clone()));
         let store = Store::open(db, clock.clone(), outbox.clone(), config.pseudonyms.clone()).await?;
         Ok(Self { listener, addr, store, config, auth, clock, outbox })

@@ -9,3 +9,4 @@ pub mod error;
 pub mod events;
 pub mod migration;
 pub mod store;
+pub mod synthetic;

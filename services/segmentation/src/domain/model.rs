@@ -164,11 +164,8 @@ pub fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        DAY_MS,
-        clustering::adjusted_rand_index,
-        features::{DEFAULT_MODEL_FEATURES, from_synth},
-    };
+    use crate::domain::{DAY_MS, clustering::adjusted_rand_index, features::DEFAULT_MODEL_FEATURES};
+    use crate::synthetic::from_synth;
 
     fn dataset(n: u64, seed: u64, now: i64) -> (Vec<Vec<f64>>, Vec<usize>, Vec<String>) {
         let names: Vec<String> = DEFAULT_MODEL_FEATURES.iter().map(|s| s.to_string()).collect();
