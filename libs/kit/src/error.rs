@@ -89,6 +89,37 @@ impl ApiError {
     }
 }
 
+/// What a service's one error enum offers the shared parts (the transaction frame, the gRPC boundary).
+pub trait ServiceError: std::error::Error + From<sea_orm::DbErr> + From<ApiError> + Send + Sized + 'static {
+    /// The `ErrorInfo` domain of the service (`loyalty`, `segmentation`, ...).
+    const DOMAIN: &'static str;
+
+    /// The wire form (internal causes are not returned: [`status`] logs them).
+    fn to_api(&self) -> ApiError;
+
+    /// Whether it is a fault of ours rather than of the request.
+    fn is_internal(&self) -> bool;
+
+    /// The database error inside, if it is one.
+    fn db(&self) -> Option<&sea_orm::DbErr>;
+
+    /// The answer to a retry whose stored reply went with an erased customer.
+    fn erased() -> Self;
+
+    /// The domain error of `method` when its insert meets a concurrent twin's row (unique index), if it has one.
+    fn clash(_method: &str) -> Option<Self> {
+        None
+    }
+}
+
+/// The gRPC status of `e`, logging it first when it is ours.
+pub fn status<E: ServiceError>(e: E) -> Status {
+    if e.is_internal() {
+        tracing::error!(error = %e, domain = E::DOMAIN, "request failed");
+    }
+    e.to_api().to_status(E::DOMAIN)
+}
+
 /// Collects field violations of one request, so a caller learns every problem at once.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<(String, String)>);

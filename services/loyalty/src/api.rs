@@ -1,10 +1,10 @@
-//! The gRPC boundary: validates requests, converts between the wire format and the domain, and maps errors to
-//! `google.rpc.Status`. Only this file knows the loyalty protobuf types.
-use prost::Message;
+//! The gRPC boundary: validates requests, converts them to domain values, and maps errors to `google.rpc.Status`.
+//! Replies are built by `wire.rs` (mutations' replies inside the store's transaction, where they are kept for
+//! retries).
 use rapport_kit::{
-    clock::{millis, timestamp},
+    clock::millis,
     error::Violations,
-    idempotency,
+    frame::Key,
     page::{self, PageBounds},
 };
 use rapport_proto::{
@@ -14,13 +14,14 @@ use rapport_proto::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{self, EntryKind, EntryView, HeldOffer, MAX_POINTS, MemberView, OfferKind, OfferTerms, Tier},
+    domain::{MAX_POINTS, OfferKind, OfferTerms, Tier},
     error::LoyaltyError,
-    store::{Idem, PurchaseCmd, Store},
+    store::{PurchaseCmd, Store},
+    wire::{entry_pb, held_pb, member_pb, tier_from_pb, tier_pb, to_money},
 };
 
 /// `ErrorInfo` domain of loyalty's errors.
-pub const DOMAIN: &str = "loyalty";
+pub const DOMAIN: &str = <LoyaltyError as rapport_kit::error::ServiceError>::DOMAIN;
 const PAGE: PageBounds = PageBounds { default: 50, max: 500 };
 const MAX_GRANT_BATCH: usize = 1_000;
 
@@ -38,17 +39,7 @@ impl LoyaltyApi {
 }
 
 fn status(e: LoyaltyError) -> Status {
-    if e.is_internal() {
-        tracing::error!(error = %e, "loyalty request failed");
-    }
-    e.to_api().to_status(DOMAIN)
-}
-
-/// The idempotency key of a request: its id and the hash of the request with the id blanked.
-fn idem<M: Message + Clone>(request_id: &str, msg: &M, blank: impl FnOnce(&mut M)) -> Idem {
-    let mut m = msg.clone();
-    blank(&mut m);
-    Idem { request_id: request_id.to_string(), fingerprint: idempotency::fingerprint(&m.encode_to_vec()) }
+    rapport_kit::error::status(e)
 }
 
 fn points(v: &mut Violations, field: &str, p: i64) {
@@ -58,110 +49,6 @@ fn points(v: &mut Violations, field: &str, p: i64) {
 /// Micro-units of a money value, validating it against the programme currency.
 fn money(v: &mut Violations, field: &str, m: Option<&Money>, currency: &str) -> i64 {
     rapport_kit::money::positive(v, field, m, Some(currency))
-}
-
-fn to_money(micros: i64, currency: &str) -> Money {
-    rapport_kit::money::money(micros, currency)
-}
-
-fn tier_pb(t: Tier) -> pb::Tier {
-    match t {
-        Tier::Bronze => pb::Tier::Bronze,
-        Tier::Silver => pb::Tier::Silver,
-        Tier::Gold => pb::Tier::Gold,
-        Tier::Vip => pb::Tier::Vip,
-    }
-}
-
-fn tier_from_pb(t: i32) -> Option<Tier> {
-    match pb::Tier::try_from(t).ok()? {
-        pb::Tier::Bronze => Some(Tier::Bronze),
-        pb::Tier::Silver => Some(Tier::Silver),
-        pb::Tier::Gold => Some(Tier::Gold),
-        pb::Tier::Vip => Some(Tier::Vip),
-        pb::Tier::Unspecified => None,
-    }
-}
-
-fn kind_pb(k: EntryKind) -> pb::EntryKind {
-    match k {
-        EntryKind::Earn => pb::EntryKind::Earn,
-        EntryKind::Purchase => pb::EntryKind::Purchase,
-        EntryKind::Redeem => pb::EntryKind::Redeem,
-        EntryKind::Adjust => pb::EntryKind::Adjust,
-        EntryKind::Reverse => pb::EntryKind::Reverse,
-        EntryKind::TransferIn => pb::EntryKind::TransferIn,
-        EntryKind::TransferOut => pb::EntryKind::TransferOut,
-        EntryKind::Expire => pb::EntryKind::Expire,
-    }
-}
-
-fn balance_pb(b: domain::Balance) -> pb::Balance {
-    pb::Balance {
-        active: b.active,
-        pending: b.pending,
-        spent: b.spent,
-        expired: b.expired,
-        expiring_soon: b.expiring_soon,
-    }
-}
-
-fn member_pb(m: MemberView) -> pb::Member {
-    let (next, missing) = m.progress.map_or((pb::Tier::Unspecified, 0), |(t, p)| (tier_pb(t), p));
-    pb::Member {
-        customer_id: m.customer_id,
-        tier: tier_pb(m.tier).into(),
-        balance: Some(balance_pb(m.balance)),
-        qualifying_points: m.qualifying,
-        next_tier: next.into(),
-        points_to_next_tier: missing,
-        tier_period_end: Some(timestamp(m.tier_period_end)),
-        enrolled_at: Some(timestamp(m.enrolled_at)),
-        display_name: m.display_name.unwrap_or_default(),
-    }
-}
-
-fn entry_pb(e: EntryView) -> pb::LedgerEntry {
-    pb::LedgerEntry {
-        entry_id: e.id.to_string(),
-        customer_id: e.customer_id,
-        kind: kind_pb(e.kind).into(),
-        points: e.points,
-        reason: e.reason,
-        reverses_entry_id: e.reverses_entry_id.map(|i| i.to_string()).unwrap_or_default(),
-        counterparty_customer_id: e.counterparty.unwrap_or_default(),
-        create_time: Some(timestamp(e.created_at)),
-        available_time: e.available_at.map(timestamp),
-        expire_time: e.expires_at.map(timestamp),
-        reference: e.reference,
-    }
-}
-
-fn offer_pb(o: OfferTerms) -> pb::Offer {
-    pb::Offer {
-        offer_id: o.offer_id,
-        title: o.title,
-        kind: match o.kind {
-            OfferKind::PercentOff => pb::OfferKind::PercentOff,
-            OfferKind::AmountOff => pb::OfferKind::AmountOff,
-        }
-        .into(),
-        value: o.value,
-        sku: o.sku,
-        tiers: o.tiers.into_iter().map(|t| tier_pb(t).into()).collect(),
-        start_time: Some(timestamp(o.start_at)),
-        end_time: Some(timestamp(o.end_at)),
-        max_uses_per_customer: o.max_uses,
-    }
-}
-
-fn held_pb(h: HeldOffer) -> pb::MemberOffer {
-    pb::MemberOffer {
-        offer: Some(offer_pb(h.terms)),
-        campaign_id: h.campaign_id,
-        uses_left: h.uses_left,
-        grant_time: Some(timestamp(h.granted_at)),
-    }
 }
 
 #[tonic::async_trait]
@@ -176,10 +63,9 @@ impl LoyaltyService for LoyaltyApi {
         v.id("customer_id", &r.customer_id);
         v.text("display_name", &r.display_name, 200);
         v.finish().map_err(|e| status(e.into()))?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         let name = (!r.display_name.is_empty()).then(|| r.display_name.clone());
-        let m = self.store.enrol(&key, &r.customer_id, name).await.map_err(status)?;
-        Ok(Response::new(pb::EnrolMemberResponse { member: Some(member_pb(m)) }))
+        self.store.enrol(&key, &r.customer_id, name).await.map(Response::new).map_err(status)
     }
 
     async fn get_member(&self, req: Request<pb::GetMemberRequest>) -> Result<Response<pb::GetMemberResponse>, Status> {
@@ -200,9 +86,8 @@ impl LoyaltyService for LoyaltyApi {
         v.request_id(&r.request_id);
         v.id("customer_id", &r.customer_id);
         v.finish().map_err(|e| status(e.into()))?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let n = self.store.forget(&key, &r.customer_id).await.map_err(status)?;
-        Ok(Response::new(pb::ForgetMemberResponse { anonymised_entries: n }))
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.forget(&key, &r.customer_id).await.map(Response::new).map_err(status)
     }
 
     async fn earn_points(
@@ -217,9 +102,12 @@ impl LoyaltyService for LoyaltyApi {
         v.text("reason", &r.reason, 500);
         v.text("reference", &r.reference, 200);
         v.finish().map_err(|e| status(e.into()))?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let (e, b) = self.store.earn(&key, &r.customer_id, r.points, &r.reason, &r.reference).await.map_err(status)?;
-        Ok(Response::new(pb::EarnPointsResponse { entry: Some(entry_pb(e)), balance: Some(balance_pb(b)) }))
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store
+            .earn(&key, &r.customer_id, r.points, &r.reason, &r.reference)
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn redeem_points(
@@ -233,9 +121,8 @@ impl LoyaltyService for LoyaltyApi {
         points(&mut v, "points", r.points);
         v.text("reason", &r.reason, 500);
         v.finish().map_err(|e| status(e.into()))?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let (e, b) = self.store.redeem(&key, &r.customer_id, r.points, &r.reason).await.map_err(status)?;
-        Ok(Response::new(pb::RedeemPointsResponse { entry: Some(entry_pb(e)), balance: Some(balance_pb(b)) }))
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.redeem(&key, &r.customer_id, r.points, &r.reason).await.map(Response::new).map_err(status)
     }
 
     async fn adjust_points(
@@ -254,9 +141,8 @@ impl LoyaltyService for LoyaltyApi {
         v.check(!r.reason.trim().is_empty(), "reason", "is required for an adjustment");
         v.text("reason", &r.reason, 500);
         v.finish().map_err(|e| status(e.into()))?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let (e, b) = self.store.adjust(&key, &r.customer_id, r.points, &r.reason).await.map_err(status)?;
-        Ok(Response::new(pb::AdjustPointsResponse { entry: Some(entry_pb(e)), balance: Some(balance_pb(b)) }))
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.adjust(&key, &r.customer_id, r.points, &r.reason).await.map(Response::new).map_err(status)
     }
 
     async fn reverse_points(
@@ -272,13 +158,12 @@ impl LoyaltyService for LoyaltyApi {
         v.check((0..=MAX_POINTS).contains(&r.points), "points", "must be between 0 (all) and 1000000000");
         v.text("reason", &r.reason, 500);
         v.finish().map_err(|e| status(e.into()))?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let (e, b) = self
-            .store
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store
             .reverse(&key, &r.customer_id, entry_id.unwrap_or_default(), r.points, &r.reason)
             .await
-            .map_err(status)?;
-        Ok(Response::new(pb::ReversePointsResponse { entry: Some(entry_pb(e)), balance: Some(balance_pb(b)) }))
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn transfer_points(
@@ -296,17 +181,12 @@ impl LoyaltyService for LoyaltyApi {
         if r.from_customer_id == r.to_customer_id {
             return Err(status(LoyaltyError::SameMember));
         }
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let (d, c, b) = self
-            .store
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store
             .transfer(&key, &r.from_customer_id, &r.to_customer_id, r.points, &r.reason)
             .await
-            .map_err(status)?;
-        Ok(Response::new(pb::TransferPointsResponse {
-            debit: Some(entry_pb(d)),
-            credit: Some(entry_pb(c)),
-            from_balance: Some(balance_pb(b)),
-        }))
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn record_purchase(
@@ -322,7 +202,7 @@ impl LoyaltyService for LoyaltyApi {
         let amount = money(&mut v, "amount", r.amount.as_ref(), &currency);
         v.check(rapport_proto::common::v1::Channel::try_from(r.channel).is_ok(), "channel", "is not a known channel");
         v.finish().map_err(|e| status(e.into()))?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         let cmd = PurchaseCmd {
             customer_id: r.customer_id.clone(),
             order_id: r.order_id.clone(),
@@ -331,13 +211,7 @@ impl LoyaltyService for LoyaltyApi {
             channel: r.channel,
             recurring: r.recurring,
         };
-        let out = self.store.record_purchase(&key, cmd).await.map_err(status)?;
-        Ok(Response::new(pb::RecordPurchaseResponse {
-            entry: out.entry.map(entry_pb),
-            points: out.points,
-            explanation: out.explanation,
-            member: Some(member_pb(out.member)),
-        }))
+        self.store.record_purchase(&key, cmd).await.map(Response::new).map_err(status)
     }
 
     async fn list_transactions(
@@ -410,9 +284,8 @@ impl LoyaltyService for LoyaltyApi {
             end_at: end.unwrap_or_default(),
             max_uses: o.max_uses_per_customer,
         };
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let t = self.store.create_offer(&key, terms).await.map_err(status)?;
-        Ok(Response::new(pb::CreateOfferResponse { offer: Some(offer_pb(t)) }))
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.create_offer(&key, terms).await.map(Response::new).map_err(status)
     }
 
     async fn grant_offers(
@@ -433,18 +306,12 @@ impl LoyaltyService for LoyaltyApi {
             v.id(&format!("customer_ids[{i}]"), c);
         }
         v.finish().map_err(|e| status(e.into()))?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let out =
-            self.store.grant_offers(&key, &r.offer_id, &r.campaign_id, r.customer_ids.clone()).await.map_err(status)?;
-        Ok(Response::new(pb::GrantOffersResponse {
-            granted: out.granted,
-            already_granted: out.already,
-            skipped: out
-                .skipped
-                .into_iter()
-                .map(|(customer_id, reason)| pb::GrantSkip { customer_id, reason })
-                .collect(),
-        }))
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store
+            .grant_offers(&key, &r.offer_id, &r.campaign_id, r.customer_ids.clone())
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn list_member_offers(
@@ -470,9 +337,8 @@ impl LoyaltyService for LoyaltyApi {
         v.id("offer_id", &r.offer_id);
         v.id("order_id", &r.order_id);
         v.finish().map_err(|e| status(e.into()))?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let h = self.store.redeem_offer(&key, &r.customer_id, &r.offer_id, &r.order_id).await.map_err(status)?;
-        Ok(Response::new(pb::RedeemOfferResponse { offer: Some(held_pb(h)) }))
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.redeem_offer(&key, &r.customer_id, &r.offer_id, &r.order_id).await.map(Response::new).map_err(status)
     }
 
     async fn quote_price(

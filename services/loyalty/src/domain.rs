@@ -1,6 +1,5 @@
-//! Loyalty rules, pure: no IO, no wire format, no database. `store.rs` loads state, asks these functions what
+//! Loyalty rules, pure: no IO, no wire format, no database. `store/` loads state, asks these functions what
 //! to do, and persists the answer.
-use serde::{Deserialize, Serialize};
 
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
@@ -10,7 +9,7 @@ pub const MICROS: i64 = 1_000_000;
 pub const MAX_POINTS: i64 = 1_000_000_000;
 
 /// A loyalty tier, from the entry tier up to VIP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tier {
     /// Entry tier.
     Bronze,
@@ -168,7 +167,7 @@ pub struct Lot {
 }
 
 /// The member's points by state at a moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Balance {
     /// Spendable now.
     pub active: i64,
@@ -288,7 +287,7 @@ pub fn period_end(
 }
 
 /// What an offer gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OfferKind {
     /// Basis points off.
     PercentOff,
@@ -393,7 +392,7 @@ fn fmt_bps(bps: i64) -> String {
 }
 
 /// A member as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberView {
     /// Customer id.
     pub customer_id: String,
@@ -414,7 +413,7 @@ pub struct MemberView {
 }
 
 /// The kind of a ledger entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
     /// EarnPoints.
     Earn,
@@ -473,7 +472,7 @@ impl EntryKind {
 }
 
 /// One ledger line as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryView {
     /// Entry id.
     pub id: i64,
@@ -500,7 +499,7 @@ pub struct EntryView {
 }
 
 /// An offer's terms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferTerms {
     /// Offer id.
     pub offer_id: String,
@@ -538,7 +537,7 @@ impl OfferTerms {
 }
 
 /// An offer held by a member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldOffer {
     /// Terms.
     pub terms: OfferTerms,

@@ -1,10 +1,10 @@
 //! The one error enum of the loyalty service, and how each maps to the shared codes.
-use rapport_kit::error::{ApiError, ErrorCode};
+use rapport_kit::error::{ApiError, ErrorCode, ServiceError};
 
 /// Everything that can go wrong in loyalty.
 #[derive(Debug, thiserror::Error)]
 pub enum LoyaltyError {
-    /// The request is invalid; the violations say where.
+    /// The request is invalid (the violations say where), or its request id was used for another request.
     #[error("{}", .0.message)]
     Invalid(ApiError),
     /// No such member.
@@ -54,23 +54,18 @@ pub enum LoyaltyError {
     /// No uses left.
     #[error("the offer has no uses left")]
     OfferUsedUp,
-    /// The request id was used for another request (from the shared idempotency check).
-    #[error("{}", .0.message)]
-    Idempotency(ApiError),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
-    /// A stored response could not be read back.
-    #[error("stored response: {0}")]
-    Stored(#[from] serde_json::Error),
 }
 
-impl LoyaltyError {
-    /// The wire form (internal causes are not returned: the caller logs them).
-    pub fn to_api(&self) -> ApiError {
+impl ServiceError for LoyaltyError {
+    const DOMAIN: &'static str = "loyalty";
+
+    fn to_api(&self) -> ApiError {
         use ErrorCode as C;
         let (code, reason) = match self {
-            Self::Invalid(e) | Self::Idempotency(e) => return e.clone(),
+            Self::Invalid(e) => return e.clone(),
             Self::MemberNotFound => (C::NotFound, "MEMBER_NOT_FOUND"),
             Self::MemberExists => (C::AlreadyExists, "MEMBER_EXISTS"),
             Self::InsufficientPoints { .. } => (C::FailedPrecondition, "INSUFFICIENT_POINTS"),
@@ -84,14 +79,34 @@ impl LoyaltyError {
             Self::OfferNotHeld => (C::FailedPrecondition, "OFFER_NOT_HELD"),
             Self::OfferNotActive => (C::FailedPrecondition, "OFFER_NOT_ACTIVE"),
             Self::OfferUsedUp => (C::FailedPrecondition, "OFFER_USED_UP"),
-            Self::Db(_) | Self::Stored(_) => return ApiError::internal(),
+            Self::Db(_) => return ApiError::internal(),
         };
         ApiError::new(code, reason, self.to_string())
     }
 
-    /// Whether it is a fault of ours rather than of the request.
-    pub fn is_internal(&self) -> bool {
-        matches!(self, Self::Db(_) | Self::Stored(_))
+    fn is_internal(&self) -> bool {
+        matches!(self, Self::Db(_))
+    }
+
+    fn db(&self) -> Option<&sea_orm::DbErr> {
+        match self {
+            Self::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A retry of a request about a member forgotten since.
+    fn erased() -> Self {
+        Self::MemberNotFound
+    }
+
+    fn clash(method: &str) -> Option<Self> {
+        Some(match method {
+            "EnrolMember" => Self::MemberExists,
+            "RecordPurchase" => Self::OrderAlreadyRecorded,
+            "CreateOffer" => Self::OfferExists,
+            _ => return None,
+        })
     }
 }
 

@@ -7,3 +7,4 @@ pub mod entities;
 pub mod error;
 pub mod migration;
 pub mod store;
+mod wire;

@@ -2,11 +2,10 @@
 //! error mapping. Only this file knows the segmentation protobuf types.
 use std::collections::{BTreeMap, HashSet};
 
-use prost::Message;
 use rapport_kit::{
     clock::{millis, timestamp},
     error::Violations,
-    idempotency,
+    frame::Key,
     page::{self, PageBounds},
 };
 use rapport_proto::segmentation::v1::{self as pb, condition::Node, segmentation_service_server::SegmentationService};
@@ -21,11 +20,11 @@ use crate::{
         rules::{Op, Rule},
     },
     error::SegmentationError,
-    store::{CampaignView, Idem, SegmentDef, Store, TrainParams},
+    store::{CampaignView, SegmentDef, Store, TrainParams},
 };
 
 /// `ErrorInfo` domain of segmentation's errors.
-pub const DOMAIN: &str = "segmentation";
+pub const DOMAIN: &str = <SegmentationError as rapport_kit::error::ServiceError>::DOMAIN;
 const PAGE: PageBounds = PageBounds { default: 100, max: 1_000 };
 const MAX_BATCH: usize = 1_000;
 const TIERS: [&str; 4] = ["bronze", "silver", "gold", "vip"];
@@ -51,20 +50,11 @@ impl SegmentationApi {
 }
 
 fn status(e: SegmentationError) -> Status {
-    if e.is_internal() {
-        tracing::error!(error = %e, "segmentation request failed");
-    }
-    e.to_api().to_status(DOMAIN)
+    rapport_kit::error::status(e)
 }
 
 fn invalid(v: Violations) -> Result<(), Status> {
     v.finish().map_err(|e| status(e.into()))
-}
-
-fn idem<M: Message + Clone>(request_id: &str, msg: &M, blank: impl FnOnce(&mut M)) -> Idem {
-    let mut m = msg.clone();
-    blank(&mut m);
-    Idem { request_id: request_id.to_string(), fingerprint: idempotency::fingerprint(&m.encode_to_vec()) }
 }
 
 fn kind_from(k: i32) -> Option<Kind> {
@@ -378,13 +368,12 @@ impl SegmentationService for SegmentationApi {
         }
         invalid(v)?;
         let attributes: BTreeMap<String, String> = r.attributes.clone().into_iter().collect();
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let created = self
-            .store
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store
             .upsert_customer(&key, &r.customer_id, attributes, r.consent_marketing, r.consent_profiling)
             .await
-            .map_err(status)?;
-        Ok(Response::new(pb::UpsertCustomerResponse { created }))
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn forget_customer(
@@ -396,9 +385,8 @@ impl SegmentationService for SegmentationApi {
         v.request_id(&r.request_id);
         v.id("customer_id", &r.customer_id);
         invalid(v)?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
-        let found = self.store.forget_customer(&key, &r.customer_id).await.map_err(status)?;
-        Ok(Response::new(pb::ForgetCustomerResponse { found }))
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.forget_customer(&key, &r.customer_id).await.map(Response::new).map_err(status)
     }
 
     async fn get_customer_features(
@@ -471,7 +459,7 @@ impl SegmentationService for SegmentationApi {
         v.check((0..=1_000_000).contains(&r.sample_size), "sample_size", "must be 0 (100000) to 1000000");
         v.check(pb::Algorithm::try_from(r.algorithm).is_ok(), "algorithm", "must be a known algorithm");
         invalid(v)?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         let (job_id, fresh) = self.store.start_training(&key).await.map_err(status)?;
         if fresh {
             let params = TrainParams {
@@ -571,7 +559,7 @@ impl SegmentationService for SegmentationApi {
             v.add("segment.condition", "a segment cannot refer to itself");
         }
         invalid(v)?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         self.store.create_segment(&key, &s.segment_id, &s.display_name, rule).await.map_err(status)?;
         let (def, size) = self.store.segment(&s.segment_id).await.map_err(status)?;
         Ok(Response::new(pb::CreateSegmentResponse { segment: Some(segment_pb(def, size)) }))
@@ -608,7 +596,7 @@ impl SegmentationService for SegmentationApi {
         v.request_id(&r.request_id);
         v.id("segment_id", &r.segment_id);
         invalid(v)?;
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         self.store.delete_segment(&key, &r.segment_id).await.map_err(status)?;
         Ok(Response::new(pb::DeleteSegmentResponse {}))
     }
@@ -720,7 +708,7 @@ impl SegmentationService for SegmentationApi {
         v.check((0..=50).contains(&r.holdout_percent), "holdout_percent", "must be 0 to 50");
         invalid(v)?;
         let campaign_id = if r.campaign_id.is_empty() { r.request_id.clone() } else { r.campaign_id.clone() };
-        let key = idem(&r.request_id, &r, |m| m.request_id.clear());
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         let c = self
             .store
             .trigger_campaign(&key, &campaign_id, &r.segment_id, &r.offer_id, r.holdout_percent)

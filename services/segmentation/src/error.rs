@@ -1,10 +1,10 @@
 //! The one error enum of the segmentation service, and how each maps to the shared codes.
-use rapport_kit::error::{ApiError, ErrorCode};
+use rapport_kit::error::{ApiError, ErrorCode, ServiceError};
 
 /// Everything that can go wrong in segmentation.
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentationError {
-    /// The request is invalid; the violations say where.
+    /// The request is invalid (the violations say where), or its request id was used for another request.
     #[error("{}", .0.message)]
     Invalid(ApiError),
     /// Unknown customer.
@@ -40,9 +40,6 @@ pub enum SegmentationError {
     /// Clustering failed (e.g. fewer customers than clusters).
     #[error("{0}")]
     Clustering(#[from] crate::domain::clustering::ClusteringError),
-    /// The request id was used for another request.
-    #[error("{}", .0.message)]
-    Idempotency(ApiError),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
@@ -54,12 +51,13 @@ pub enum SegmentationError {
     Task(String),
 }
 
-impl SegmentationError {
-    /// The wire form (internal causes are not returned: the caller logs them).
-    pub fn to_api(&self) -> ApiError {
+impl ServiceError for SegmentationError {
+    const DOMAIN: &'static str = "segmentation";
+
+    fn to_api(&self) -> ApiError {
         use ErrorCode as C;
         let (code, reason) = match self {
-            Self::Invalid(e) | Self::Idempotency(e) => return e.clone(),
+            Self::Invalid(e) => return e.clone(),
             Self::CustomerNotFound => (C::NotFound, "CUSTOMER_NOT_FOUND"),
             Self::CustomerErased => (C::FailedPrecondition, "CUSTOMER_ERASED"),
             Self::SegmentNotFound => (C::NotFound, "SEGMENT_NOT_FOUND"),
@@ -76,9 +74,29 @@ impl SegmentationError {
         ApiError::new(code, reason, self.to_string())
     }
 
-    /// Whether it is a fault of ours rather than of the request.
-    pub fn is_internal(&self) -> bool {
+    fn is_internal(&self) -> bool {
         matches!(self, Self::Db(_) | Self::Stored(_) | Self::Task(_))
+    }
+
+    fn db(&self) -> Option<&sea_orm::DbErr> {
+        match self {
+            Self::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A retry of a request about a customer erased since.
+    fn erased() -> Self {
+        Self::CustomerErased
+    }
+
+    fn clash(method: &str) -> Option<Self> {
+        Some(match method {
+            "CreateSegment" => Self::SegmentExists,
+            "TriggerCampaign" => Self::CampaignExists,
+            "TrainModel" => Self::TrainingRunning,
+            _ => return None,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Other services' events into segmentation: the wire events become behaviour events and erasures, applied through
 //! the store inside the shared sink's transaction (`rapport_outbox::sink`), which has already checked the sender,
 //! de-duplicated and dropped what concerns erased customers.
+use rapport_kit::error::ServiceError;
 use rapport_outbox::sink::{EventHandler, HandlerError};
 use rapport_proto::events::v1::{Event as WireEvent, event::Payload};
 use sea_orm::DatabaseTransaction;

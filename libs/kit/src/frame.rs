@@ -1,0 +1,144 @@
+//! The idempotent transaction frame every mutation of every service runs in (AIP-155):
+//!
+//! 1. begin a write transaction and claim the request id ([`idempotency::claim`]);
+//! 2. a retry gets the reply stored by the first run, decoded from its protobuf encoding, and has no other effect;
+//! 3. a fresh request runs the mutation in the transaction; a unique-index clash with a concurrent twin becomes the
+//!    service's domain error ([`ServiceError::clash`]) instead of INTERNAL;
+//! 4. the encoded reply is stored with the customers it is about ([`Done::about`]: erasing one of them blanks it),
+//!    the transaction commits, and the after-commit hook runs (e.g. waking the outbox relays).
+//!
+//! Request ids and parameter hashes are stored keyed (HMAC with a key derived from the pseudonym key), so a caller's
+//! request id that embeds a customer id (`grant-<customer>`) is not kept in clear.
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use hmac::{Hmac, Mac};
+use prost::Message;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use sha2::Sha256;
+
+use crate::{clock::Clock, db, error::ServiceError, idempotency, pseudonym::Pseudonyms};
+
+/// A boxed, sendable future borrowing for `'a`: what a mutation closure returns.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The idempotency key of a request: its id and the hash of its parameters.
+#[derive(Debug, Clone)]
+pub struct Key {
+    request_id: String,
+    fingerprint: String,
+}
+
+impl Key {
+    /// The key of `msg`: `request_id` and the hash of `msg` with `blank` applied (which clears the request id, so
+    /// only the parameters count).
+    pub fn of<M: Message + Clone>(request_id: &str, msg: &M, blank: impl FnOnce(&mut M)) -> Self {
+        let mut m = msg.clone();
+        blank(&mut m);
+        Self { request_id: request_id.to_string(), fingerprint: idempotency::fingerprint(&m.encode_to_vec()) }
+    }
+
+    /// A key from parts (a background caller's own request id and parameter hash).
+    pub fn new(request_id: impl Into<String>, fingerprint: impl Into<String>) -> Self {
+        Self { request_id: request_id.into(), fingerprint: fingerprint.into() }
+    }
+}
+
+/// What a mutation produced: its reply and the customers the reply is about.
+#[derive(Debug, Clone)]
+pub struct Done<R> {
+    reply: R,
+    subjects: Vec<String>,
+}
+
+impl<R> Done<R> {
+    /// A reply about `subjects` (their erasure blanks the stored copy).
+    pub fn about<S: Into<String>>(subjects: impl IntoIterator<Item = S>, reply: R) -> Self {
+        Self { reply, subjects: subjects.into_iter().map(Into::into).collect() }
+    }
+
+    /// A reply about no customer.
+    pub fn reply(reply: R) -> Self {
+        Self { reply, subjects: Vec::new() }
+    }
+}
+
+type Hook = Arc<dyn Fn() + Send + Sync>;
+
+/// Runs mutations once per request id. Cheap to clone.
+#[derive(Clone)]
+pub struct Frame {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    key: Arc<Vec<u8>>,
+    after_commit: Option<Hook>,
+}
+
+impl Frame {
+    /// A frame over `db`; stored request ids are keyed with a key derived from `pseudonyms`.
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, pseudonyms: &Pseudonyms) -> Self {
+        Self { db, clock, key: Arc::new(pseudonyms.derive("request-ids")), after_commit: None }
+    }
+
+    /// Runs `hook` after every commit of a fresh request (e.g. `outbox.notify()`).
+    pub fn after_commit(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.after_commit = Some(Arc::new(hook));
+        self
+    }
+
+    /// The connection.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Runs `f` once for `key`: replays the stored reply of an earlier run, or runs `f` in a new write transaction
+    /// (with `ctx` and the time of the transaction) and stores its reply with the change.
+    pub async fn once<C, R, E, F>(&self, ctx: &C, key: &Key, method: &str, f: F) -> Result<R, E>
+    where
+        C: Sync,
+        R: Message + Default,
+        E: ServiceError,
+        F: for<'t> FnOnce(&'t C, &'t DatabaseTransaction, i64) -> BoxFut<'t, Result<Done<R>, E>>,
+    {
+        let txn = db::begin_write(&self.db).await?;
+        let now = self.clock.now_ms();
+        let (id, fingerprint) = (self.keyed("id", &key.request_id), self.keyed("fp", &key.fingerprint));
+        match idempotency::claim(&txn, &id, method, &fingerprint, now).await? {
+            Ok(idempotency::Claim::Fresh) => {}
+            Ok(idempotency::Claim::Replay(bytes)) => {
+                return R::decode(bytes.as_slice())
+                    .map_err(|e| E::from(DbErr::Custom(format!("stored reply of {method}: {e}"))));
+            }
+            // A customer of the stored reply was erased since: the reply went with their data.
+            Ok(idempotency::Claim::Erased) => return Err(E::erased()),
+            Err(reused) => return Err(E::from(reused)),
+        }
+        let done = match f(ctx, &txn, now).await {
+            Ok(d) => d,
+            // On PostgreSQL two requests can both find a row missing and both insert it: the loser's insert hits the
+            // unique index, which is the answer its check would have given a moment later.
+            Err(e) if e.db().is_some_and(db::is_unique_violation) => return Err(E::clash(method).unwrap_or(e)),
+            Err(e) => return Err(e),
+        };
+        idempotency::complete_for(&txn, &id, &done.subjects, done.reply.encode_to_vec()).await?;
+        txn.commit().await?;
+        if let Some(hook) = &self.after_commit {
+            hook();
+        }
+        Ok(done.reply)
+    }
+
+    fn keyed(&self, what: &str, value: &str) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+            return value.to_string();
+        };
+        mac.update(what.as_bytes());
+        mac.update(b":");
+        mac.update(value.as_bytes());
+        mac.finalize().into_bytes().iter().take(20).map(|b| format!("{b:02x}")).collect()
+    }
+}

@@ -1,0 +1,104 @@
+//! Purchases: the earning rules, pending points, the tier they lead to, and the `PurchaseRecorded` event.
+use rapport_kit::frame::{Done, Key};
+use rapport_proto::{
+    events::v1::{PurchaseRecorded, event},
+    loyalty::v1 as pb,
+};
+use sea_orm::{ActiveValue::Set, EntityTrait};
+
+use super::{Result, Store};
+use crate::{
+    domain::{DAY_MS, EntryKind, Tier},
+    entities::purchases,
+    error::LoyaltyError,
+    wire,
+};
+
+/// A purchase to record.
+#[derive(Debug, Clone)]
+pub struct PurchaseCmd {
+    /// Member.
+    pub customer_id: String,
+    /// Order id.
+    pub order_id: String,
+    /// Amount in micro-units.
+    pub amount_micros: i64,
+    /// Currency.
+    pub currency: String,
+    /// Channel (wire enum value; loyalty only passes it on).
+    pub channel: i32,
+    /// Recurring purchase.
+    pub recurring: bool,
+}
+
+impl Store {
+    /// Records a purchase: earning rules, pending points, tier, event.
+    pub async fn record_purchase(&self, key: &Key, cmd: PurchaseCmd) -> Result<pb::RecordPurchaseResponse> {
+        self.frame
+            .once(self, key, "RecordPurchase", move |s, txn, now| {
+                Box::pin(async move {
+                    let mut st = s.lock_settled(txn, &cmd.customer_id, now).await?;
+                    if purchases::Entity::find_by_id(cmd.order_id.clone()).one(txn).await?.is_some() {
+                        return Err(LoyaltyError::OrderAlreadyRecorded);
+                    }
+                    let tier = Tier::parse(&st.member.tier).unwrap_or(Tier::Bronze);
+                    let (points, explanation) = s.rules.purchase_points(tier, cmd.amount_micros, cmd.recurring);
+                    let entry = if points > 0 {
+                        let available = now + s.rules.pending_days * DAY_MS;
+                        let expires = available + s.rules.validity_days * DAY_MS;
+                        let reason = format!("purchase {}", cmd.order_id);
+                        Some(
+                            s.credit(
+                                txn,
+                                &mut st,
+                                EntryKind::Purchase,
+                                points,
+                                points,
+                                &reason,
+                                &cmd.order_id,
+                                available,
+                                expires,
+                                None,
+                                None,
+                            )
+                            .await?,
+                        )
+                    } else {
+                        None
+                    };
+                    purchases::Entity::insert(purchases::ActiveModel {
+                        order_id: Set(cmd.order_id.clone()),
+                        customer_id: Set(cmd.customer_id.clone()),
+                        amount_micros: Set(cmd.amount_micros),
+                        currency: Set(cmd.currency.clone()),
+                        channel: Set(cmd.channel),
+                        recurring: Set(cmd.recurring),
+                        points: Set(points),
+                        entry_id: Set(entry.as_ref().map(|e| e.id)),
+                        created_at: Set(now),
+                    })
+                    .exec_without_returning(txn)
+                    .await?;
+                    s.maybe_upgrade(txn, &mut st, now).await?;
+                    let amount = rapport_kit::money::money(cmd.amount_micros, &cmd.currency);
+                    let ev = event::Payload::PurchaseRecorded(PurchaseRecorded {
+                        order_id: cmd.order_id.clone(),
+                        amount: Some(amount),
+                        channel: cmd.channel,
+                        recurring: cmd.recurring,
+                        points,
+                    });
+                    s.publish(txn, &cmd.customer_id, ev, now).await?;
+                    let member = s.view(txn, &st, now).await?;
+                    let reply = pb::RecordPurchaseResponse {
+                        entry: entry.map(wire::entry_pb),
+                        points,
+                        explanation,
+                        member: Some(wire::member_pb(member)),
+                    };
+                    Ok(Done::about([cmd.customer_id], reply))
+                })
+            })
+            .await
+    }
+}

@@ -1,0 +1,356 @@
+//! Customers: ingestion of events (features, buckets, online cluster assignment, segment re-evaluation), consent
+//! and attributes, erasure with its tombstone, and the daily ageing of windows.
+use std::collections::{BTreeMap, HashMap};
+
+use rapport_kit::{
+    db::begin_write,
+    frame::{Done, Key},
+    idempotency,
+};
+use rapport_outbox::{inbox, sink};
+use rapport_proto::{events::v1::event, segmentation::v1 as pb};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TryInsertResult, sea_query::Expr,
+};
+
+use super::{Result, SegmentDef, Store, decode_customer, load_buckets, load_segments, reevaluate};
+use crate::{
+    domain::{
+        day_of,
+        features::{Bucket, Event, Features},
+    },
+    entities::{campaign_targets, customers, daily_activity, segment_changes, segment_members},
+    error::SegmentationError,
+};
+
+/// A customer as stored, decoded.
+#[derive(Debug, Clone)]
+pub struct CustomerState {
+    /// Id.
+    pub customer_id: String,
+    /// Attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// Consent to offers.
+    pub consent_marketing: bool,
+    /// Consent to profiling.
+    pub consent_profiling: bool,
+    /// Features.
+    pub features: Features,
+    /// Stable cluster id.
+    pub cluster: Option<i32>,
+}
+
+impl Store {
+    /// Applies events, each event id once, none about an erased customer; returns (applied, skipped). One
+    /// transaction per call.
+    pub async fn ingest(&self, events: Vec<Event>) -> Result<(i64, i64)> {
+        let now = self.now();
+        let txn = begin_write(&self.db).await?;
+        let (mut fresh, mut skipped) = (Vec::with_capacity(events.len()), 0);
+        let mut erased: HashMap<String, bool> = HashMap::new();
+        for e in events {
+            if !inbox::apply_once(&txn, &e.event_id, "ingest", now).await? {
+                skipped += 1;
+                continue;
+            }
+            let gone = match erased.get(&e.customer_id) {
+                Some(g) => *g,
+                None => {
+                    let g = sink::is_erased(&txn, &self.pseudonyms, &e.customer_id).await?;
+                    erased.insert(e.customer_id.clone(), g);
+                    g
+                }
+            };
+            if gone {
+                skipped += 1;
+            } else {
+                fresh.push(e);
+            }
+        }
+        let applied = fresh.len() as i64;
+        self.apply_in(&txn, fresh, now).await?;
+        txn.commit().await?;
+        self.outbox.notify();
+        Ok((applied, skipped))
+    }
+
+    /// Applies fresh events inside `txn`: per customer, in customer-id order (so concurrent batches lock customers
+    /// in the same order and never deadlock), each customer's events in time order.
+    pub async fn apply_in(&self, txn: &DatabaseTransaction, events: Vec<Event>, now: i64) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let today = day_of(now);
+        let segments = load_segments(txn).await?;
+        let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        for e in events {
+            groups.entry(e.customer_id.clone()).or_default().push(e);
+        }
+        for (customer_id, mut fresh) in groups {
+            fresh.sort_by_key(|e| e.at_ms);
+            let mut st = self.lock_or_create(txn, &customer_id, now).await?;
+            let mut buckets = load_buckets(txn, &customer_id, today - 400).await?;
+            st.features.age(today.max(st.features.window_day), &buckets);
+            for e in &fresh {
+                st.features.apply(e);
+                add_to_bucket(txn, &mut buckets, e).await?;
+            }
+            self.settle_customer(txn, &mut st, &buckets, &segments, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Erases everything segmentation holds about a customer inside `txn`; campaign targets stay under a keyed
+    /// pseudonym so campaign counts stay true. The caller records the tombstone.
+    pub async fn forget_in(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<()> {
+        customers::Entity::delete_by_id(customer_id.to_string()).exec(txn).await?;
+        daily_activity::Entity::delete_many()
+            .filter(daily_activity::Column::CustomerId.eq(customer_id))
+            .exec(txn)
+            .await?;
+        segment_members::Entity::delete_many()
+            .filter(segment_members::Column::CustomerId.eq(customer_id))
+            .exec(txn)
+            .await?;
+        segment_changes::Entity::delete_many()
+            .filter(segment_changes::Column::CustomerId.eq(customer_id))
+            .exec(txn)
+            .await?;
+        // A target not granted yet is not granted at all: its grant would go to a pseudonym.
+        campaign_targets::Entity::update_many()
+            .col_expr(campaign_targets::Column::Status, Expr::value("failed"))
+            .col_expr(campaign_targets::Column::Reason, Expr::value(Some("CUSTOMER_ERASED".to_string())))
+            .filter(campaign_targets::Column::CustomerId.eq(customer_id))
+            .filter(campaign_targets::Column::Status.eq("pending"))
+            .exec(txn)
+            .await?;
+        campaign_targets::Entity::update_many()
+            .col_expr(campaign_targets::Column::CustomerId, Expr::value(self.pseudonyms.of(customer_id)))
+            .filter(campaign_targets::Column::CustomerId.eq(customer_id))
+            .exec(txn)
+            .await?;
+        self.outbox.scrub(txn, customer_id).await?;
+        idempotency::scrub(txn, customer_id, self.now()).await?;
+        Ok(())
+    }
+
+    /// Erases a customer on request (`ForgetCustomer`): its data, a tombstone so later events are dropped, and an
+    /// erasure event for segmentation's own subscribers. Returns whether anything was held about it.
+    pub async fn forget_customer(&self, key: &Key, customer_id: &str) -> Result<pb::ForgetCustomerResponse> {
+        let customer_id = customer_id.to_string();
+        self.frame
+            .once(self, key, "ForgetCustomer", move |s, txn, now| {
+                Box::pin(async move {
+                    let known =
+                        customers::Entity::find_by_id(customer_id.clone()).lock_exclusive().one(txn).await?.is_some();
+                    s.forget_in(txn, &customer_id).await?;
+                    sink::bury(txn, &s.pseudonyms, &customer_id, now).await?;
+                    let ev = event::Payload::CustomerForgotten(rapport_proto::events::v1::CustomerForgotten {});
+                    s.outbox.publish(txn, &customer_id, ev, now).await?;
+                    tracing::info!(known, "customer erased from segmentation");
+                    Ok(Done::reply(pb::ForgetCustomerResponse { found: known }))
+                })
+            })
+            .await
+    }
+
+    /// Creates or updates a customer's attributes and consent; returns whether it was new.
+    pub async fn upsert_customer(
+        &self,
+        key: &Key,
+        customer_id: &str,
+        attributes: BTreeMap<String, String>,
+        consent_marketing: bool,
+        consent_profiling: bool,
+    ) -> Result<pb::UpsertCustomerResponse> {
+        let customer_id = customer_id.to_string();
+        self.frame
+            .once(self, key, "UpsertCustomer", move |s, txn, now| {
+                Box::pin(async move {
+                    if sink::is_erased(txn, &s.pseudonyms, &customer_id).await? {
+                        return Err(SegmentationError::CustomerErased);
+                    }
+                    let existed = customers::Entity::find_by_id(customer_id.clone()).one(txn).await?.is_some();
+                    let mut st = s.lock_or_create(txn, &customer_id, now).await?;
+                    st.attributes = attributes;
+                    st.consent_marketing = consent_marketing;
+                    st.consent_profiling = consent_profiling;
+                    let buckets = load_buckets(txn, &customer_id, day_of(now) - 400).await?;
+                    let segments = load_segments(txn).await?;
+                    s.settle_customer(txn, &mut st, &buckets, &segments, now).await?;
+                    Ok(Done::about([customer_id], pb::UpsertCustomerResponse { created: !existed }))
+                })
+            })
+            .await
+    }
+
+    /// A customer's state.
+    pub async fn customer(&self, customer_id: &str) -> Result<CustomerState> {
+        let row = customers::Entity::find_by_id(customer_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(SegmentationError::CustomerNotFound)?;
+        decode_customer(row)
+    }
+
+    async fn lock_or_create(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<CustomerState> {
+        let fresh = Features { window_day: day_of(now), ..Features::default() };
+        // Customers first seen through their events have given no consent yet: no profiling, no offers, until
+        // UpsertCustomer records what they chose.
+        let row = customers::ActiveModel {
+            customer_id: Set(customer_id.to_string()),
+            attributes: Set("{}".into()),
+            consent_marketing: Set(false),
+            consent_profiling: Set(false),
+            features: Set(serde_json::to_string(&fresh)?),
+            cluster_id: Set(None),
+            model_version: Set(None),
+            window_day: Set(fresh.window_day),
+            updated_at: Set(now),
+        };
+        customers::Entity::insert(row)
+            .on_conflict_do_nothing_on([customers::Column::CustomerId])
+            .exec_without_returning(txn)
+            .await?;
+        let row = customers::Entity::find_by_id(customer_id.to_string())
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(SegmentationError::CustomerNotFound)?;
+        decode_customer(row)
+    }
+
+    /// Places the customer in the active model, re-evaluates its segments, saves it.
+    async fn settle_customer(
+        &self,
+        txn: &DatabaseTransaction,
+        st: &mut CustomerState,
+        buckets: &[Bucket],
+        segments: &[SegmentDef],
+        now: i64,
+    ) -> Result<usize> {
+        let model = self.active_model(txn).await?;
+        st.cluster = match (&model, st.consent_profiling) {
+            (Some((_, spec)), true) => Some(spec.place(&st.features, now).cluster_id),
+            _ => None,
+        };
+        let changes = reevaluate(txn, &self.outbox, st, buckets, segments, now).await?;
+        customers::Entity::update_many()
+            .col_expr(customers::Column::Attributes, Expr::value(serde_json::to_string(&st.attributes)?))
+            .col_expr(customers::Column::ConsentMarketing, Expr::value(st.consent_marketing))
+            .col_expr(customers::Column::ConsentProfiling, Expr::value(st.consent_profiling))
+            .col_expr(customers::Column::Features, Expr::value(serde_json::to_string(&st.features)?))
+            .col_expr(customers::Column::ClusterId, Expr::value(st.cluster))
+            .col_expr(customers::Column::ModelVersion, Expr::value(model.map(|(v, _)| v)))
+            .col_expr(customers::Column::WindowDay, Expr::value(st.features.window_day))
+            .col_expr(customers::Column::UpdatedAt, Expr::value(now))
+            .filter(customers::Column::CustomerId.eq(st.customer_id.as_str()))
+            .exec(txn)
+            .await?;
+        Ok(changes)
+    }
+
+    /// Ages the windows of every customer not yet aged today, re-places them and re-evaluates their segments, in
+    /// pages; returns (customers aged, membership changes).
+    pub async fn refresh(&self) -> Result<(i64, i64)> {
+        self.settle_all(true).await
+    }
+
+    /// Re-places every customer and re-evaluates every segment (after a new model).
+    pub async fn reevaluate_all(&self) -> Result<(i64, i64)> {
+        self.settle_all(false).await
+    }
+
+    /// Time moves windows by whole days: a customer is stale once per day (or until its next event settles it), so
+    /// a refresh touches each customer at most daily, found through the `window_day` index.
+    async fn settle_all(&self, only_stale: bool) -> Result<(i64, i64)> {
+        let now = self.now();
+        let today = day_of(now);
+        let (mut aged, mut changes) = (0i64, 0i64);
+        let mut after = String::new();
+        loop {
+            let txn = begin_write(&self.db).await?;
+            let segments = load_segments(&txn).await?;
+            // Locked, in customer-id order like ingestion: an ingest of the same customer waits instead of being
+            // overwritten by the features read here.
+            let mut q = customers::Entity::find()
+                .filter(customers::Column::CustomerId.gt(after.as_str()))
+                .order_by_asc(customers::Column::CustomerId)
+                .limit(200)
+                .lock_exclusive();
+            if only_stale {
+                q = q.filter(customers::Column::WindowDay.lt(today));
+            }
+            let page = q.all(&txn).await?;
+            let Some(last) = page.last().map(|r| r.customer_id.clone()) else {
+                break;
+            };
+            for row in page {
+                let mut st = decode_customer(row)?;
+                let buckets = load_buckets(&txn, &st.customer_id, today - 400).await?;
+                if st.features.window_day < today {
+                    st.features.age(today, &buckets);
+                    aged += 1;
+                }
+                changes += self.settle_customer(&txn, &mut st, &buckets, &segments, now).await? as i64;
+            }
+            txn.commit().await?;
+            after = last;
+        }
+        self.outbox.notify();
+        Ok((aged, changes))
+    }
+}
+
+async fn add_to_bucket(txn: &DatabaseTransaction, buckets: &mut Vec<Bucket>, e: &Event) -> Result<()> {
+    let day = day_of(e.at_ms);
+    if let Some(b) = buckets.iter_mut().find(|b| b.day == day && b.kind == e.kind) {
+        b.count += 1;
+        b.amount_micros += e.amount_micros;
+        daily_activity::Entity::update_many()
+            .col_expr(daily_activity::Column::Count, Expr::value(b.count))
+            .col_expr(daily_activity::Column::AmountMicros, Expr::value(b.amount_micros))
+            .filter(daily_activity::Column::CustomerId.eq(e.customer_id.as_str()))
+            .filter(daily_activity::Column::Day.eq(day))
+            .filter(daily_activity::Column::Kind.eq(e.kind.as_str()))
+            .exec(txn)
+            .await?;
+        return Ok(());
+    }
+    // Older than what was loaded, or new: insert, or add to a row that exists.
+    let inserted = daily_activity::Entity::insert(daily_activity::ActiveModel {
+        customer_id: Set(e.customer_id.clone()),
+        day: Set(day),
+        kind: Set(e.kind.as_str().into()),
+        count: Set(1),
+        amount_micros: Set(e.amount_micros),
+        ..Default::default()
+    })
+    .on_conflict_do_nothing_on([
+        daily_activity::Column::CustomerId,
+        daily_activity::Column::Day,
+        daily_activity::Column::Kind,
+    ])
+    .exec_without_returning(txn)
+    .await?;
+    if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+        let row = daily_activity::Entity::find()
+            .filter(daily_activity::Column::CustomerId.eq(e.customer_id.as_str()))
+            .filter(daily_activity::Column::Day.eq(day))
+            .filter(daily_activity::Column::Kind.eq(e.kind.as_str()))
+            .one(txn)
+            .await?;
+        if let Some(r) = row {
+            daily_activity::Entity::update_many()
+                .col_expr(daily_activity::Column::Count, Expr::value(r.count + 1))
+                .col_expr(daily_activity::Column::AmountMicros, Expr::value(r.amount_micros + e.amount_micros))
+                .filter(daily_activity::Column::Id.eq(r.id))
+                .exec(txn)
+                .await?;
+        }
+        return Ok(());
+    }
+    buckets.push(Bucket { day, kind: e.kind, count: 1, amount_micros: e.amount_micros });
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Training jobs (one at a time across replicas, under the training lease), model versions, and re-placing every
+//! customer in a new model.
+use std::{collections::BTreeMap, sync::Arc};
+
+use rapport_kit::{
+    db::begin_write,
+    frame::{Done, Key},
+    lease::Lease,
+};
+use rapport_proto::segmentation::v1 as pb;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, sea_query::Expr};
+
+use super::{Result, Store, TRAINING_LEASE};
+use crate::{
+    domain::{
+        clustering::FitConfig,
+        features::Features,
+        model::{self, ModelSpec},
+    },
+    entities::{customers, models, training_jobs},
+    error::SegmentationError,
+};
+
+/// Training parameters.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TrainParams {
+    /// Features.
+    pub features: Vec<String>,
+    /// k, or None to choose.
+    pub k: Option<usize>,
+    /// Range to choose k from.
+    pub k_range: (usize, usize),
+    /// Fit sample size.
+    pub sample: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Algorithm.
+    pub algorithm: crate::domain::clustering::Algorithm,
+}
+
+/// A training job's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    /// Id.
+    pub job_id: String,
+    /// running, succeeded, failed.
+    pub state: String,
+    /// Phase.
+    pub phase: String,
+    /// 0..1.
+    pub progress: f64,
+    /// Model version.
+    pub model_version: Option<i64>,
+    /// Error.
+    pub error: Option<String>,
+}
+
+impl Store {
+    /// Records a training job; the caller runs it with [`Store::run_training`].
+    pub async fn start_training(&self, key: &Key) -> Result<(String, bool)> {
+        let job_id = format!("job-{}", uuid::Uuid::new_v4().simple());
+        let id = job_id.clone();
+        let out: pb::TrainModelResponse = self
+            .frame
+            .once(self, key, "TrainModel", move |_s, txn, now| {
+                Box::pin(async move {
+                    let running = training_jobs::Entity::find()
+                        .filter(training_jobs::Column::State.eq("running"))
+                        .count(txn)
+                        .await?;
+                    if running > 0 {
+                        return Err(SegmentationError::TrainingRunning);
+                    }
+                    training_jobs::Entity::insert(training_jobs::ActiveModel {
+                        job_id: Set(id.clone()),
+                        state: Set("running".into()),
+                        phase: Set("queued".into()),
+                        progress: Set(0.0),
+                        model_version: Set(None),
+                        error: Set(None),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                    })
+                    .exec_without_returning(txn)
+                    .await?;
+                    Ok(Done::reply(pb::TrainModelResponse { job_id: id }))
+                })
+            })
+            .await?;
+        let fresh = out.job_id == job_id;
+        Ok((out.job_id, fresh))
+    }
+
+    async fn job_progress(&self, job_id: &str, phase: &str, progress: f64) -> Result<()> {
+        training_jobs::Entity::update_many()
+            .col_expr(training_jobs::Column::Phase, Expr::value(phase))
+            .col_expr(training_jobs::Column::Progress, Expr::value(progress))
+            .col_expr(training_jobs::Column::UpdatedAt, Expr::value(self.now()))
+            .filter(training_jobs::Column::JobId.eq(job_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs a training job to the end, recording progress, the model and every customer's cluster.
+    pub async fn run_training(&self, job_id: &str, params: TrainParams) {
+        let lease = match Lease::try_acquire(&self.db, TRAINING_LEASE).await {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(job_id, error = %e, "training lease unavailable");
+                None
+            }
+        };
+        let result = match lease {
+            Some(_) => self.train(job_id, params).await,
+            None => Err(SegmentationError::TrainingRunning),
+        };
+        if let Some(l) = lease {
+            l.release().await;
+        }
+        let (state, error, version) = match result {
+            Ok(v) => ("succeeded", None, Some(v)),
+            Err(e) => {
+                tracing::warn!(job_id, error = %e, "training failed");
+                ("failed", Some(e.to_string()), None)
+            }
+        };
+        let r = training_jobs::Entity::update_many()
+            .col_expr(training_jobs::Column::State, Expr::value(state))
+            .col_expr(training_jobs::Column::Phase, Expr::value("done"))
+            .col_expr(training_jobs::Column::Progress, Expr::value(1.0))
+            .col_expr(training_jobs::Column::Error, Expr::value(error))
+            .col_expr(training_jobs::Column::ModelVersion, Expr::value(version))
+            .col_expr(training_jobs::Column::UpdatedAt, Expr::value(self.now()))
+            .filter(training_jobs::Column::JobId.eq(job_id))
+            .exec(&self.db)
+            .await;
+        if let Err(e) = r {
+            tracing::error!(job_id, error = %e, "recording the end of a training job failed");
+        }
+    }
+
+    async fn train(&self, job_id: &str, params: TrainParams) -> Result<i64> {
+        let now = self.now();
+        self.job_progress(job_id, "loading", 0.0).await?;
+        let rows = customers::Entity::find()
+            .filter(customers::Column::ConsentProfiling.eq(true))
+            .order_by_asc(customers::Column::CustomerId)
+            .all(&self.db)
+            .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut matrix = Vec::with_capacity(rows.len());
+        for r in rows {
+            let f: Features = serde_json::from_str(&r.features)?;
+            matrix.push(params.features.iter().map(|n| f.value(n, now).unwrap_or(0.0)).collect::<Vec<f64>>());
+            ids.push(r.customer_id);
+        }
+        let previous = self.active_model(&self.db).await?.map(|(_, m)| m);
+        let progress = Arc::new(std::sync::Mutex::new(("fitting".to_string(), 0.0)));
+        let p = progress.clone();
+        let cfg = FitConfig {
+            algorithm: params.algorithm,
+            k: params.k,
+            k_range: params.k_range,
+            seed: params.seed,
+            ..FitConfig::default()
+        };
+        let names = params.features.clone();
+        let sample = params.sample;
+        let mut work = tokio::task::spawn_blocking(move || {
+            model::train(&names, &matrix, sample, &cfg, previous.as_deref(), &|phase, x| {
+                if let Ok(mut g) = p.lock() {
+                    *g = (phase.to_string(), x * 0.9);
+                }
+            })
+        });
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        let outcome = loop {
+            tokio::select! {
+                r = &mut work => break r.map_err(|e| SegmentationError::Task(e.to_string()))?,
+                _ = tick.tick() => {
+                    let (phase, x) = progress.lock().map(|g| g.clone()).unwrap_or_default();
+                    self.job_progress(job_id, &phase, x).await?;
+                }
+            }
+        };
+        let (spec, assigned) = outcome?;
+        self.job_progress(job_id, "saving", 0.9).await?;
+        let txn = begin_write(&self.db).await?;
+        let version = models::Entity::insert(models::ActiveModel {
+            spec: Set(serde_json::to_string(&spec)?),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await?
+        .last_insert_id;
+        let mut by_cluster: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+        for (id, c) in ids.into_iter().zip(assigned) {
+            by_cluster.entry(c).or_default().push(id);
+        }
+        for (c, members) in by_cluster {
+            for chunk in members.chunks(500) {
+                customers::Entity::update_many()
+                    .col_expr(customers::Column::ClusterId, Expr::value(Some(c)))
+                    .col_expr(customers::Column::ModelVersion, Expr::value(Some(version)))
+                    .filter(customers::Column::CustomerId.is_in(chunk.iter().map(String::as_str)))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
+        txn.commit().await?;
+        tracing::info!(version, k = spec.clusters.len(), silhouette = spec.silhouette, "model trained");
+        self.set_model(version, spec);
+        // Cluster segments follow the new model.
+        self.job_progress(job_id, "re-evaluating segments", 0.95).await?;
+        self.reevaluate_all().await?;
+        Ok(version)
+    }
+
+    /// A job.
+    pub async fn job(&self, job_id: &str) -> Result<JobView> {
+        let j = training_jobs::Entity::find_by_id(job_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(SegmentationError::JobNotFound)?;
+        Ok(JobView {
+            job_id: j.job_id,
+            state: j.state,
+            phase: j.phase,
+            progress: j.progress,
+            model_version: j.model_version,
+            error: j.error,
+        })
+    }
+
+    /// A model version (0 = active) with its creation time.
+    pub async fn model_version(&self, version: i64) -> Result<(i64, ModelSpec, i64)> {
+        let row = if version == 0 {
+            models::Entity::find().order_by_desc(models::Column::Version).one(&self.db).await?
+        } else {
+            models::Entity::find_by_id(version).one(&self.db).await?
+        };
+        let row = row.ok_or(SegmentationError::NoModel)?;
+        Ok((row.version, serde_json::from_str(&row.spec)?, row.created_at))
+    }
+}
