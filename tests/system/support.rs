@@ -64,8 +64,8 @@ pub async fn loyalty_with_auth(
     auth: Arc<Authenticator>,
 ) -> Running {
     let mut config = rapport_loyalty::app::Config::local(database_url);
-    config.listen = listen;
-    config.serve = serve_config();
+    config.common.listen = listen;
+    config.common.serve = serve_config();
     config.set_subscriber_url("segmentation", segmentation);
     config.sweep_interval = Duration::from_secs(3600);
     let app = rapport_loyalty::app::Loyalty::build(config, auth, Arc::new(clock.clone())).await.expect("loyalty");
@@ -81,8 +81,8 @@ pub async fn loyalty_with_auth(
 
 pub async fn segmentation(listen: SocketAddr, database_url: &str, loyalty: SocketAddr, clock: &ManualClock) -> Running {
     let mut config = rapport_segmentation::app::Config::local(database_url, &format!("http://{loyalty}"));
-    config.listen = listen;
-    config.serve = serve_config();
+    config.common.listen = listen;
+    config.common.serve = serve_config();
     config.campaign_poll = Duration::from_millis(100);
     let app = rapport_segmentation::app::Segmentation::build(config, auth(), Arc::new(clock.clone()))
         .await

@@ -16,4 +16,5 @@ pub mod money;
 pub mod page;
 pub mod pseudonym;
 pub mod serve;
+pub mod service;
 pub mod testing;

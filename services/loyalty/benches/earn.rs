@@ -135,7 +135,7 @@ fn main() {
         // The service, over gRPC on loopback.
         let url = testing::fresh_database(testing::Backend::Postgres).await.expect("database");
         let mut config = Config::local(&url);
-        config.serve = ServeConfig { concurrency: 1024, ..ServeConfig::default() };
+        config.common.serve = ServeConfig { concurrency: 1024, ..ServeConfig::default() };
         config.sweep_interval = Duration::from_secs(3600);
         let app = Loyalty::build(config, auth.clone(), Arc::new(SystemClock)).await.expect("loyalty");
         let addr = app.addr();

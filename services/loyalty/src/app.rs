@@ -6,16 +6,15 @@ use rapport_kit::{
     client::Outgoing,
     clock::Clock,
     config::{self, ConfigError},
-    db,
     lease::Worker,
-    pseudonym::Pseudonyms,
-    serve::{self, ServeConfig, ServeParts},
+    serve::{self, ServeParts},
+    service::{self, AppError, Bound, Common, Service, Stop},
 };
 use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin};
 use rapport_proto::{
     events::v1::outbox_service_server::OutboxServiceServer, loyalty::v1::loyalty_service_server::LoyaltyServiceServer,
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use crate::{
@@ -40,12 +39,8 @@ pub fn policy() -> Result<Policy, String> {
 /// Loyalty's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Listen address (`RAPPORT_LOYALTY_LISTEN`, default 127.0.0.1:50052).
-    pub listen: SocketAddr,
-    /// Database (`DATABASE_URL`, default SQLite under ./data).
-    pub database_url: String,
-    /// Server limits.
-    pub serve: ServeConfig,
+    /// Listen address (`RAPPORT_LOYALTY_LISTEN`, default 127.0.0.1:50052), database, limits, pseudonym key.
+    pub common: Common,
     /// Programme rules.
     pub rules: Rules,
     /// Who receives loyalty's events (`RAPPORT_LOYALTY_SUBSCRIBERS`, default `segmentation`; each one's address
@@ -53,8 +48,6 @@ pub struct Config {
     pub subscribers: Vec<Subscriber>,
     /// How often expired points and ended tier periods are settled (`RAPPORT_LOYALTY_SWEEP_MS`, default 60 s).
     pub sweep_interval: Duration,
-    /// Keyed pseudonyms for erased members (`RAPPORT_PSEUDONYM_KEY`).
-    pub pseudonyms: Pseudonyms,
 }
 
 impl Config {
@@ -69,15 +62,11 @@ impl Config {
             currency: config::parse("RAPPORT_LOYALTY_CURRENCY", d.currency.clone())?,
             ..d
         };
-        let listen = config::addr("RAPPORT_LOYALTY_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50052)))?;
         Ok(Self {
-            listen,
-            database_url: config::var("DATABASE_URL").unwrap_or_else(|| db::default_url("loyalty")),
-            serve: ServeConfig::from_env()?,
+            common: Common::from_env("loyalty", 50052)?,
             rules,
             subscribers: rapport_outbox::subscribers_from_env("RAPPORT_LOYALTY_SUBSCRIBERS", &["segmentation"])?,
             sweep_interval: config::millis("RAPPORT_LOYALTY_SWEEP_MS", Duration::from_secs(60))?,
-            pseudonyms: Pseudonyms::from_env(listen.ip().is_loopback())?,
         })
     }
 
@@ -85,13 +74,10 @@ impl Config {
     /// subscribes without an address, the development pseudonym key.
     pub fn local(database_url: &str) -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: database_url.into(),
-            serve: ServeConfig::default(),
+            common: Common::local(database_url),
             rules: Rules::default(),
             subscribers: vec![Subscriber { name: "segmentation".into(), url: None }],
             sweep_interval: Duration::from_secs(60),
-            pseudonyms: Pseudonyms::development(),
         }
     }
 
@@ -102,28 +88,6 @@ impl Config {
             None => self.subscribers.push(Subscriber { name: name.into(), url }),
         }
     }
-}
-
-/// Why loyalty could not start or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    /// Configuration.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// Binding the listener.
-    #[error("binding {addr}: {source}")]
-    Bind {
-        /// Address.
-        addr: SocketAddr,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The database.
-    #[error("database: {0}")]
-    Db(#[from] sea_orm::DbErr),
-    /// Serving.
-    #[error("serving: {0}")]
-    Serve(#[from] serve::ServeError),
 }
 
 /// A built loyalty service: bound, migrated, not yet serving.
@@ -137,17 +101,39 @@ pub struct Loyalty {
     outbox: Outbox,
 }
 
+impl Service for Loyalty {
+    const NAME: &'static str = "loyalty";
+    type Config = Config;
+    type Migrator = Migrator;
+
+    fn config_from_env() -> Result<Config, ConfigError> {
+        Config::from_env()
+    }
+
+    fn common(config: &Config) -> &Common {
+        &config.common
+    }
+
+    async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        Loyalty::build(config, auth, clock).await
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+        Loyalty::run(self, shutdown).await
+    }
+}
+
 impl Loyalty {
     /// Binds the listener, connects and migrates the database.
     pub async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
-        let listener =
-            TcpListener::bind(config.listen).await.map_err(|source| AppError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: config.listen, source })?;
-        let db = db::connect_and_migrate::<Migrator>(&config.database_url).await?;
-        rapport_kit::page::set_key(config.pseudonyms.derive("page-tokens"));
+        let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
         let outbox = Outbox::new("loyalty", config.subscribers.iter().map(|s| s.name.clone()));
-        let store =
-            Store::new(db, clock.clone(), Arc::new(config.rules.clone()), outbox.clone(), config.pseudonyms.clone());
+        let rules = Arc::new(config.rules.clone());
+        let store = Store::new(db, clock.clone(), rules, outbox.clone(), config.common.pseudonyms.clone());
         Ok(Self { listener, addr, store, config, auth, clock, outbox })
     }
 
@@ -156,20 +142,10 @@ impl Loyalty {
         self.addr
     }
 
-    /// The store (tests and the benchmark reach the database through it).
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Serves until `shutdown`, with a relay per subscriber and the sweeper running beside it, each under its lease.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let stopped = move || {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
+        let stop = Stop::new();
+        let stopped = stop.signal();
         let outgoing = Outgoing::as_service(self.auth.clone(), "loyalty", Role::Loyalty, Duration::from_secs(5));
         rapport_outbox::spawn_relays(
             self.store.db(),
@@ -201,11 +177,12 @@ impl Loyalty {
             })
         };
         tokio::spawn(sweeper);
+        let serve = &self.config.common.serve;
         let api = LoyaltyServiceServer::new(LoyaltyApi::new(self.store.clone()))
-            .max_decoding_message_size(self.config.serve.max_message_bytes);
+            .max_decoding_message_size(serve.max_message_bytes);
         let parts = ServeParts {
             listener: self.listener,
-            config: self.config.serve.clone(),
+            config: serve.clone(),
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
             service_names: vec![SERVICE_NAME, rapport_outbox::admin::SERVICE_NAME],
@@ -220,7 +197,12 @@ impl Loyalty {
         };
         tracing::info!(addr = %self.addr, "loyalty serving");
         let r = serve::serve(parts, shutdown).await;
-        let _ = stop_tx.send(true);
+        stop.stop();
         Ok(r?)
+    }
+
+    /// The store (tests and the benchmark reach the database through it).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 }

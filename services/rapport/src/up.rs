@@ -33,15 +33,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     spinner.set_message("segmentation: migrating the database");
     let mut seg_cfg = rapport_segmentation::app::Config::from_env()?;
-    seg_cfg.listen = seg_addr;
-    seg_cfg.database_url = sqlite(&args.data_dir, "segmentation");
+    seg_cfg.common.listen = seg_addr;
+    seg_cfg.common.database_url = sqlite(&args.data_dir, "segmentation").into();
     let mut segmentation =
         rapport_segmentation::app::Segmentation::build(seg_cfg, auth.clone(), Arc::new(SystemClock)).await?;
 
     spinner.set_message("loyalty: migrating the database");
     let mut loyalty_cfg = rapport_loyalty::app::Config::from_env()?;
-    loyalty_cfg.listen = loyalty_addr;
-    loyalty_cfg.database_url = sqlite(&args.data_dir, "loyalty");
+    loyalty_cfg.common.listen = loyalty_addr;
+    loyalty_cfg.common.database_url = sqlite(&args.data_dir, "loyalty").into();
     loyalty_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
     let loyalty = rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock)).await?;
     segmentation.set_loyalty_url(format!("http://{}", loyalty.addr()));

@@ -8,10 +8,9 @@ use rapport_kit::{
     client::{self, Outgoing},
     clock::Clock,
     config::{self, ConfigError},
-    db,
     lease::Worker,
-    pseudonym::Pseudonyms,
-    serve::{self, ServeConfig, ServeParts},
+    serve::{self, ServeParts},
+    service::{self, AppError, Bound, Common, Service, Stop},
 };
 use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin, sink::EventSink};
 use rapport_proto::{
@@ -46,12 +45,9 @@ pub fn policy() -> Result<Policy, String> {
 /// Segmentation's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Listen address (`RAPPORT_SEGMENTATION_LISTEN`, default 127.0.0.1:50051).
-    pub listen: SocketAddr,
-    /// Database (`DATABASE_URL`, default SQLite under ./data).
-    pub database_url: String,
-    /// Server limits.
-    pub serve: ServeConfig,
+    /// Listen address (`RAPPORT_SEGMENTATION_LISTEN`, default 127.0.0.1:50051), database, limits, pseudonym key
+    /// (tombstones and anonymised campaign targets).
+    pub common: Common,
     /// Loyalty's address, for campaigns (`RAPPORT_LOYALTY_URL`, default http://127.0.0.1:50052).
     pub loyalty_url: String,
     /// How often windows are aged and segments refreshed (`RAPPORT_SEGMENTATION_REFRESH_MS`, default 1 h).
@@ -61,8 +57,6 @@ pub struct Config {
     /// Who receives segmentation's events — membership changes, erasures (`RAPPORT_SEGMENTATION_SUBSCRIBERS`,
     /// default none; each one's address from `RAPPORT_<NAME>_URL`).
     pub subscribers: Vec<Subscriber>,
-    /// Keyed pseudonyms for tombstones and anonymised campaign targets (`RAPPORT_PSEUDONYM_KEY`).
-    pub pseudonyms: Pseudonyms,
     /// How far in the future an event may be dated (`RAPPORT_MAX_CLOCK_SKEW_MS`, default 5 minutes).
     pub max_clock_skew: Duration,
 }
@@ -70,62 +64,28 @@ pub struct Config {
 impl Config {
     /// From the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let listen = config::addr("RAPPORT_SEGMENTATION_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50051)))?;
         Ok(Self {
-            listen,
-            database_url: config::var("DATABASE_URL").unwrap_or_else(|| db::default_url("segmentation")),
-            serve: ServeConfig::from_env()?,
+            common: Common::from_env("segmentation", 50051)?,
             loyalty_url: config::var("RAPPORT_LOYALTY_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
             refresh_interval: config::millis("RAPPORT_SEGMENTATION_REFRESH_MS", Duration::from_secs(3600))?,
             campaign_poll: Duration::from_secs(2),
             subscribers: rapport_outbox::subscribers_from_env("RAPPORT_SEGMENTATION_SUBSCRIBERS", &[])?,
-            pseudonyms: Pseudonyms::from_env(listen.ip().is_loopback())?,
             max_clock_skew: rapport_outbox::sink::max_skew_from_env()?,
         })
     }
-}
 
-impl Config {
     /// Defaults for a service on an ephemeral loopback port over `database_url` (tests, benchmarks): loyalty at
     /// `loyalty_url`, no subscribers, the development pseudonym key.
     pub fn local(database_url: &str, loyalty_url: &str) -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: database_url.into(),
-            serve: ServeConfig::default(),
+            common: Common::local(database_url),
             loyalty_url: loyalty_url.into(),
             refresh_interval: Duration::from_secs(3600),
             campaign_poll: Duration::from_secs(2),
             subscribers: Vec::new(),
-            pseudonyms: Pseudonyms::development(),
             max_clock_skew: Duration::from_secs(300),
         }
     }
-}
-
-/// Why segmentation could not start or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    /// Configuration.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// Binding.
-    #[error("binding {addr}: {source}")]
-    Bind {
-        /// Address.
-        addr: SocketAddr,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// Database or store.
-    #[error("store: {0}")]
-    Store(#[from] crate::error::SegmentationError),
-    /// Database.
-    #[error("database: {0}")]
-    Db(#[from] sea_orm::DbErr),
-    /// Serving.
-    #[error("serving: {0}")]
-    Serve(#[from] serve::ServeError),
 }
 
 /// Long work started by requests: training jobs and the campaign worker's wake-up.
@@ -159,16 +119,40 @@ pub struct Segmentation {
     outbox: Outbox,
 }
 
+impl Service for Segmentation {
+    const NAME: &'static str = "segmentation";
+    type Config = Config;
+    type Migrator = Migrator;
+
+    fn config_from_env() -> Result<Config, ConfigError> {
+        Config::from_env()
+    }
+
+    fn common(config: &Config) -> &Common {
+        &config.common
+    }
+
+    async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        Segmentation::build(config, auth, clock).await
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+        Segmentation::run(self, shutdown).await
+    }
+}
+
 impl Segmentation {
     /// Binds, connects and migrates, loads the active model.
     pub async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
-        let listener =
-            TcpListener::bind(config.listen).await.map_err(|source| AppError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: config.listen, source })?;
-        let db = db::connect_and_migrate::<Migrator>(&config.database_url).await?;
-        rapport_kit::page::set_key(config.pseudonyms.derive("page-tokens"));
+        let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
         let outbox = Outbox::new("segmentation", config.subscribers.iter().map(|s| s.name.clone()));
-        let store = Store::open(db, clock.clone(), outbox.clone(), config.pseudonyms.clone()).await?;
+        let store = Store::open(db, clock.clone(), outbox.clone(), config.common.pseudonyms.clone())
+            .await
+            .map_err(|e| AppError::Start(e.to_string()))?;
         Ok(Self { listener, addr, store, config, auth, clock, outbox })
     }
 
@@ -190,13 +174,8 @@ impl Segmentation {
     /// Serves until `shutdown`, with the campaign worker, the scheduled refresh and a relay per subscriber beside
     /// it, each under its lease.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = move || {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
+        let stop = Stop::new();
+        let stopped = stop.signal();
         let db = self.store.db().clone();
         let outgoing =
             Outgoing::as_service(self.auth.clone(), "segmentation", Role::Segmentation, Duration::from_secs(10));
@@ -233,22 +212,23 @@ impl Segmentation {
             background,
             self.config.max_clock_skew,
         ))
-        .max_decoding_message_size(self.config.serve.max_message_bytes);
+        .max_decoding_message_size(self.config.common.serve.max_message_bytes);
         let outbox = self.outbox.clone();
         let sink = EventSink::new(
             db.clone(),
             Arc::new(Handler::new(self.store.clone())),
             self.clock.clone(),
-            self.config.pseudonyms.clone(),
+            self.config.common.pseudonyms.clone(),
             self.config.max_clock_skew,
             DOMAIN,
         )
         .after_commit(move || outbox.notify());
-        let sink = EventSinkServiceServer::new(sink).max_decoding_message_size(self.config.serve.max_message_bytes);
+        let sink =
+            EventSinkServiceServer::new(sink).max_decoding_message_size(self.config.common.serve.max_message_bytes);
         let admin = OutboxServiceServer::new(OutboxAdmin::new(db, self.clock.clone(), self.outbox.clone(), DOMAIN));
         let parts = ServeParts {
             listener: self.listener,
-            config: self.config.serve.clone(),
+            config: self.config.common.serve.clone(),
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
             service_names: vec![SERVICE_NAME, SINK_NAME, rapport_outbox::admin::SERVICE_NAME],
@@ -264,7 +244,7 @@ impl Segmentation {
         };
         tracing::info!(addr = %self.addr, "segmentation serving");
         let r = serve::serve(parts, shutdown).await;
-        let _ = stop_tx.send(true);
+        stop.stop();
         Ok(r?)
     }
 }

@@ -64,7 +64,7 @@ pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
         None => fresh_database(backend).await.expect("fresh database"),
     };
     let mut config = Config::local(&database_url);
-    config.serve = opts.serve;
+    config.common.serve = opts.serve;
     config.set_subscriber_url("segmentation", opts.segmentation_url);
     config.sweep_interval = Duration::from_secs(3600);
     let auth = authenticator();

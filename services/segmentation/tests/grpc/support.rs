@@ -36,7 +36,7 @@ pub async fn spawn_app(backend: Db) -> TestApp {
     // Loyalty is not running here: campaigns stay pending.
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut config = Config::local(&url, &format!("http://{nowhere}"));
-    config.serve = ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() };
+    config.common.serve = ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() };
     config.campaign_poll = Duration::from_secs(3600);
     // A subscriber with no address: membership events are written and wait, so tests can count them.
     config.subscribers = vec![rapport_outbox::Subscriber { name: "audience".into(), url: None }];

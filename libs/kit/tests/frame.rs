@@ -1,0 +1,196 @@
+//! The transaction frame on both databases: replays, reused ids, keyed storage, erasure of stored replies, unique
+//! clashes as domain errors, and failed mutations leaving no claim.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use rapport_kit::{
+    clock::ManualClock,
+    db,
+    error::{ApiError, ErrorCode, ServiceError},
+    frame::{Done, Frame, Key},
+    idempotency,
+    pseudonym::Pseudonyms,
+    testing::{Backend, fresh_database},
+};
+use rapport_proto::common::v1::Money;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
+use sea_orm_migration::prelude::*;
+
+struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        rapport_kit::migration::all()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum TestError {
+    #[error("{}", .0.message)]
+    Api(ApiError),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error("erased")]
+    Erased,
+    #[error("thing exists")]
+    Exists,
+    #[error("refused")]
+    Refused,
+}
+
+impl From<ApiError> for TestError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl ServiceError for TestError {
+    const DOMAIN: &'static str = "test";
+
+    fn to_api(&self) -> ApiError {
+        match self {
+            Self::Api(e) => e.clone(),
+            _ => ApiError::internal(),
+        }
+    }
+
+    fn is_internal(&self) -> bool {
+        matches!(self, Self::Db(_))
+    }
+
+    fn db(&self) -> Option<&DbErr> {
+        match self {
+            Self::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn erased() -> Self {
+        Self::Erased
+    }
+
+    fn clash(method: &str) -> Option<Self> {
+        (method == "CreateThing").then_some(Self::Exists)
+    }
+}
+
+struct Ctx {
+    runs: AtomicUsize,
+}
+
+async fn setup(backend: Backend) -> (DatabaseConnection, Frame, Arc<Ctx>) {
+    let url = fresh_database(backend).await.unwrap();
+    let db = db::connect_and_migrate::<Migrator>(&url).await.unwrap();
+    db.execute_raw(Statement::from_string(db.get_database_backend(), "CREATE TABLE things (id TEXT PRIMARY KEY)"))
+        .await
+        .unwrap();
+    let frame = Frame::new(db.clone(), Arc::new(ManualClock::new(1_000)), &Pseudonyms::development());
+    (db, frame, Arc::new(Ctx { runs: AtomicUsize::new(0) }))
+}
+
+fn key(request_id: &str, units: i64) -> Key {
+    let params = Money { currency_code: "EUR".into(), units, nanos: 0 };
+    Key::of(request_id, &params, |_| {})
+}
+
+/// A mutation about `customer` whose reply is a money value of `units`; counts its runs.
+async fn credit(frame: &Frame, ctx: &Ctx, rid: &str, customer: &str, units: i64) -> Result<Money, TestError> {
+    let customer = customer.to_string();
+    frame
+        .once(ctx, &key(rid, units), "Credit", move |ctx, _txn, _now| {
+            Box::pin(async move {
+                ctx.runs.fetch_add(1, Ordering::SeqCst);
+                Ok(Done::about([customer], Money { currency_code: "EUR".into(), units, nanos: 0 }))
+            })
+        })
+        .await
+}
+
+async fn create_thing(frame: &Frame, ctx: &Ctx, rid: &str, id: &str) -> Result<(), TestError> {
+    let id = id.to_string();
+    frame
+        .once(ctx, &key(rid, 0), "CreateThing", move |_ctx, txn, _now| {
+            Box::pin(async move {
+                let sql = format!("INSERT INTO things (id) VALUES ('{id}')");
+                txn.execute_raw(Statement::from_string(txn.get_database_backend(), sql)).await?;
+                Ok(Done::reply(()))
+            })
+        })
+        .await
+}
+
+async fn replays_and_keyed_storage(backend: Backend) {
+    let (db, frame, ctx) = setup(backend).await;
+    let first = credit(&frame, &ctx, "grant-cust-42", "cust-42", 7).await.unwrap();
+    let again = credit(&frame, &ctx, "grant-cust-42", "cust-42", 7).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(ctx.runs.load(Ordering::SeqCst), 1, "a retry has no second effect");
+
+    // Another request under the same id is refused with the documented reason.
+    match credit(&frame, &ctx, "grant-cust-42", "cust-42", 8).await {
+        Err(TestError::Api(e)) => {
+            assert_eq!(e.code, ErrorCode::AlreadyExists);
+            assert_eq!(e.reason, "REQUEST_ID_REUSED");
+        }
+        other => panic!("expected REQUEST_ID_REUSED, got {other:?}"),
+    }
+
+    // The caller's request id (which embeds a customer id) is not stored in clear, and the reply is protobuf.
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT request_id, fingerprint, response FROM idempotency_keys",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let id: String = rows[0].try_get("", "request_id").unwrap();
+    let fp: String = rows[0].try_get("", "fingerprint").unwrap();
+    let response: Vec<u8> = rows[0].try_get("", "response").unwrap();
+    assert!(!id.contains("cust-42") && id != "grant-cust-42", "stored id {id}");
+    let plain = idempotency::fingerprint(&prost::Message::encode_to_vec(&Money {
+        currency_code: "EUR".into(),
+        units: 7,
+        nanos: 0,
+    }));
+    assert_ne!(fp, plain, "the parameter hash is keyed too");
+    assert_eq!(<Money as prost::Message>::decode(response.as_slice()).unwrap(), first);
+}
+
+async fn erasure_blanks_stored_replies(backend: Backend) {
+    let (db, frame, ctx) = setup(backend).await;
+    credit(&frame, &ctx, "r-1", "cust-9", 3).await.unwrap();
+    credit(&frame, &ctx, "r-2", "cust-10", 4).await.unwrap();
+    let txn = db::begin_write(&db).await.unwrap();
+    assert_eq!(idempotency::scrub(&txn, "cust-9", 2_000).await.unwrap(), 1);
+    txn.commit().await.unwrap();
+    assert!(matches!(credit(&frame, &ctx, "r-1", "cust-9", 3).await, Err(TestError::Erased)));
+    assert_eq!(credit(&frame, &ctx, "r-2", "cust-10", 4).await.unwrap().units, 4, "others keep theirs");
+    assert_eq!(ctx.runs.load(Ordering::SeqCst), 2);
+}
+
+async fn clashes_and_failures(backend: Backend) {
+    let (_db, frame, ctx) = setup(backend).await;
+    create_thing(&frame, &ctx, "c-1", "t-1").await.unwrap();
+    // Another request id inserting the same row: the unique index answers, as the domain error.
+    assert!(matches!(create_thing(&frame, &ctx, "c-2", "t-1").await, Err(TestError::Exists)));
+    // A failed mutation rolls back its claim: the same id can run again.
+    let refuse = |rid: &'static str| {
+        let (frame, ctx) = (frame.clone(), ctx.clone());
+        async move {
+            frame
+                .once(&*ctx, &key(rid, 1), "Refuse", |_c, _t, _n| {
+                    Box::pin(async { Err::<Done<Money>, _>(TestError::Refused) })
+                })
+                .await
+        }
+    };
+    assert!(matches!(refuse("f-1").await, Err(TestError::Refused)));
+    assert_eq!(credit(&frame, &ctx, "f-1", "cust-1", 1).await.unwrap().units, 1, "the failed claim left nothing");
+}
+
+rapport_kit::on_both!(replays_and_keyed_storage, erasure_blanks_stored_replies, clashes_and_failures);
