@@ -6,8 +6,8 @@ use rapport_kit::{
     client::{self, Outgoing, OutgoingChannel},
     clock::ManualClock,
     serve::ServeConfig,
+    testing::TestServer,
 };
-use tokio::sync::oneshot;
 
 pub use rapport_kit::db::testing::Backend as Db;
 
@@ -23,28 +23,7 @@ pub fn serve_config() -> ServeConfig {
 }
 
 /// A running service and the way to stop it.
-pub struct Running {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let _ = self.handle.await;
-    }
-}
-
-fn spawn_run<F>(addr: SocketAddr, run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Running
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = oneshot::channel();
-    Running { addr, stop: Some(tx), handle: tokio::spawn(run(rx)) }
-}
+pub type Running = TestServer;
 
 pub async fn loyalty(
     listen: SocketAddr,
@@ -68,15 +47,7 @@ pub async fn loyalty_with_auth(
     config.common.serve = serve_config();
     config.set_subscriber_url("segmentation", segmentation);
     config.sweep_interval = Duration::from_secs(3600);
-    let app = rapport_loyalty::app::Loyalty::build(config, auth, Arc::new(clock.clone())).await.expect("loyalty");
-    let addr = app.addr();
-    spawn_run(addr, |rx| async move {
-        app.run(async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("loyalty run");
-    })
+    TestServer::start::<rapport_loyalty::app::Loyalty>(config, auth, Arc::new(clock.clone())).await.expect("loyalty")
 }
 
 pub async fn segmentation(listen: SocketAddr, database_url: &str, loyalty: SocketAddr, clock: &ManualClock) -> Running {
@@ -84,17 +55,9 @@ pub async fn segmentation(listen: SocketAddr, database_url: &str, loyalty: Socke
     config.common.listen = listen;
     config.common.serve = serve_config();
     config.campaign_poll = Duration::from_millis(100);
-    let app = rapport_segmentation::app::Segmentation::build(config, auth(), Arc::new(clock.clone()))
+    TestServer::start::<rapport_segmentation::app::Segmentation>(config, auth(), Arc::new(clock.clone()))
         .await
-        .expect("segmentation");
-    let addr = app.addr();
-    spawn_run(addr, |rx| async move {
-        app.run(async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("segmentation run");
-    })
+        .expect("segmentation")
 }
 
 pub fn channel(addr: SocketAddr, role: Role) -> OutgoingChannel {

@@ -17,4 +17,5 @@ pub mod page;
 pub mod pseudonym;
 pub mod serve;
 pub mod service;
+mod test_server;
 pub mod testing;

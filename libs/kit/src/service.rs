@@ -168,6 +168,9 @@ pub trait Service: Sized + Send + 'static {
     /// The bound address.
     fn addr(&self) -> SocketAddr;
 
+    /// Its database.
+    fn db(&self) -> &DatabaseConnection;
+
     /// Serves until `shutdown`, with its background workers beside it.
     fn run(self, shutdown: impl Future<Output = ()> + Send) -> impl Future<Output = Result<(), AppError>> + Send;
 }

@@ -137,12 +137,8 @@ fn main() {
         let mut config = Config::local(&url);
         config.common.serve = ServeConfig { concurrency: 1024, ..ServeConfig::default() };
         config.sweep_interval = Duration::from_secs(3600);
-        let app = Loyalty::build(config, auth.clone(), Arc::new(SystemClock)).await.expect("loyalty");
-        let addr = app.addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run(async {
-            let _ = stopped.await;
-        }));
+        let server = rapport_kit::testing::TestServer::start::<Loyalty>(config, auth.clone(), Arc::new(SystemClock)).await.expect("loyalty");
+        let addr = server.addr;
         let channel = client::channel(&format!("http://{addr}"), Outgoing::new(Some(auth.issue("bench", Role::Sre, 3600)), Duration::from_secs(30))).expect("channel");
         let client = LoyaltyServiceClient::new(channel);
         for m in 0..MEMBERS {
@@ -173,8 +169,7 @@ fn main() {
             }
         })
         .await;
-        let _ = stop.send(());
-        let _ = server.await;
+        server.stop().await;
 
         // The baseline: the same schema and rows, plain SQL on a pool of the same size, no gRPC, no ORM.
         let url2 = testing::fresh_database(testing::Backend::Postgres).await.expect("database");

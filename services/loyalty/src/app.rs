@@ -14,6 +14,7 @@ use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin};
 use rapport_proto::{
     events::v1::outbox_service_server::OutboxServiceServer, loyalty::v1::loyalty_service_server::LoyaltyServiceServer,
 };
+use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
@@ -120,6 +121,10 @@ impl Service for Loyalty {
 
     fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        self.store.db()
     }
 
     async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {

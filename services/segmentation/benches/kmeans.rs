@@ -80,12 +80,10 @@ async fn ingestion(backend: Backend, customers: u64) -> (usize, f64) {
     );
     let mut config = Config::local(&fresh_database(backend).await.expect("database"), "http://127.0.0.1:9");
     config.campaign_poll = std::time::Duration::from_secs(3600);
-    let app = Segmentation::build(config, auth.clone(), Arc::new(SystemClock)).await.expect("segmentation");
-    let addr = app.addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async {
-        let _ = stopped.await;
-    }));
+    let server = rapport_kit::testing::TestServer::start::<Segmentation>(config, auth.clone(), Arc::new(SystemClock))
+        .await
+        .expect("segmentation");
+    let addr = server.addr;
     let ch = client::channel(
         &format!("http://{addr}"),
         Outgoing::new(Some(auth.issue("bench", Role::Sre, 3600)), std::time::Duration::from_secs(600)),
@@ -108,8 +106,7 @@ async fn ingestion(backend: Backend, customers: u64) -> (usize, f64) {
     let r = c.ingest_events(tokio_stream::iter(messages)).await.expect("ingest").into_inner();
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(r.applied as usize, events);
-    let _ = stop.send(());
-    let _ = server.await;
+    server.stop().await;
     (events, events as f64 / secs)
 }
 

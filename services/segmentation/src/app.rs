@@ -18,6 +18,7 @@ use rapport_proto::{
     loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
     segmentation::v1::segmentation_service_server::SegmentationServiceServer,
 };
+use sea_orm::DatabaseConnection;
 use tokio::{net::TcpListener, sync::Notify};
 use tonic::service::Routes;
 
@@ -138,6 +139,10 @@ impl Service for Segmentation {
 
     fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        self.store.db()
     }
 
     async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {

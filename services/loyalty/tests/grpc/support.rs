@@ -7,11 +7,11 @@ use rapport_kit::{
     clock::ManualClock,
     db::testing::{Backend, fresh_database},
     serve::ServeConfig,
+    testing::TestServer,
 };
 use rapport_loyalty::app::{Config, Loyalty};
 use rapport_proto::loyalty::v1::{self as pb, loyalty_service_client::LoyaltyServiceClient};
 use sea_orm::DatabaseConnection;
-use tokio::sync::oneshot;
 use tonic::{Code, Status};
 
 pub use rapport_kit::db::testing::Backend as Db;
@@ -30,8 +30,7 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub db: DatabaseConnection,
     pub database_url: String,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<()>>,
+    server: TestServer,
 }
 
 pub struct Options {
@@ -69,19 +68,10 @@ pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
     config.sweep_interval = Duration::from_secs(3600);
     let auth = authenticator();
     let clock = ManualClock::new(T0);
-    let app = Loyalty::build(config, auth.clone(), Arc::new(clock.clone())).await.expect("build loyalty");
-    let addr = app.addr();
-    let db = app.store().db().clone();
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        app.run(async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("loyalty run");
-    });
+    let server = TestServer::start::<Loyalty>(config, auth.clone(), Arc::new(clock.clone())).await.expect("loyalty");
+    let (addr, db) = (server.addr, server.db.clone());
     let client = client_as(addr, &auth, Role::Sre);
-    TestApp { addr, client, auth, clock, db, database_url, stop: Some(tx), handle: Some(handle) }
+    TestApp { addr, client, auth, clock, db, database_url, server }
 }
 
 pub fn client_as(addr: std::net::SocketAddr, auth: &Authenticator, role: Role) -> Client {
@@ -95,13 +85,8 @@ pub fn with_token(addr: std::net::SocketAddr, token: Option<String>) -> Client {
 
 impl TestApp {
     /// Stops the server and waits until it has drained.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            let _ = h.await;
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 
     pub async fn enrol(&self, id: &str) -> pb::Member {

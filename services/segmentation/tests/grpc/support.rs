@@ -7,10 +7,10 @@ use rapport_kit::{
     clock::{ManualClock, timestamp},
     db::testing::fresh_database,
     serve::ServeConfig,
+    testing::TestServer,
 };
 use rapport_proto::segmentation::v1::{self as pb, segmentation_service_client::SegmentationServiceClient};
 use rapport_segmentation::app::{Config, Segmentation};
-use tokio::sync::oneshot;
 use tonic::{Code, Status};
 
 pub use rapport_kit::db::testing::Backend as Db;
@@ -27,8 +27,7 @@ pub struct TestApp {
     pub auth: Arc<Authenticator>,
     pub clock: ManualClock,
     pub db: sea_orm::DatabaseConnection,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<()>>,
+    server: TestServer,
 }
 
 pub async fn spawn_app(backend: Db) -> TestApp {
@@ -44,33 +43,19 @@ pub async fn spawn_app(backend: Db) -> TestApp {
         Authenticator::new("segmentation-test-key-segmentation".to_string().into(), "rapport", "rapport").unwrap(),
     );
     let clock = ManualClock::new(T0);
-    let app = Segmentation::build(config, auth.clone(), Arc::new(clock.clone())).await.unwrap();
-    let addr = app.addr();
-    let db = app.store().db().clone();
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        app.run(async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    let server = TestServer::start::<Segmentation>(config, auth.clone(), Arc::new(clock.clone())).await.unwrap();
+    let (addr, db) = (server.addr, server.db.clone());
     let ch = client::channel(
         &format!("http://{addr}"),
         Outgoing::new(Some(auth.issue("t", Role::Sre, 600)), Duration::from_secs(120)),
     )
     .unwrap();
-    TestApp { client: SegmentationServiceClient::new(ch), addr, auth, clock, db, stop: Some(tx), handle: Some(handle) }
+    TestApp { client: SegmentationServiceClient::new(ch), addr, auth, clock, db, server }
 }
 
 impl TestApp {
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            let _ = h.await;
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 
     /// Records the synthetic customers' consent (customers first seen through events consent to nothing).
