@@ -116,7 +116,11 @@ impl Service for Loyalty {
     }
 
     async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
-        Loyalty::build(config, auth, clock).await
+        let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
+        let outbox = Outbox::new("loyalty", config.subscribers.iter().map(|s| s.name.clone()));
+        let rules = Arc::new(config.rules.clone());
+        let store = Store::new(db, clock.clone(), rules, outbox.clone(), config.common.pseudonyms.clone());
+        Ok(Self { listener, addr, store, config, auth, clock, outbox })
     }
 
     fn addr(&self) -> SocketAddr {
@@ -127,28 +131,8 @@ impl Service for Loyalty {
         self.store.db()
     }
 
-    async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
-        Loyalty::run(self, shutdown).await
-    }
-}
-
-impl Loyalty {
-    /// Binds the listener, connects and migrates the database.
-    pub async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
-        let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
-        let outbox = Outbox::new("loyalty", config.subscribers.iter().map(|s| s.name.clone()));
-        let rules = Arc::new(config.rules.clone());
-        let store = Store::new(db, clock.clone(), rules, outbox.clone(), config.common.pseudonyms.clone());
-        Ok(Self { listener, addr, store, config, auth, clock, outbox })
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// Serves until `shutdown`, with a relay per subscriber and the sweeper running beside it, each under its lease.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+    async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
         let stop = Stop::new();
         let stopped = stop.signal();
         let outgoing = Outgoing::as_service(self.auth.clone(), "loyalty", Role::Loyalty, Duration::from_secs(5));
@@ -205,7 +189,9 @@ impl Loyalty {
         stop.stop();
         Ok(r?)
     }
+}
 
+impl Loyalty {
     /// The store (tests and the benchmark reach the database through it).
     pub fn store(&self) -> &Store {
         &self.store

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use rapport_kit::{auth::Role, clock::SystemClock, serve::shutdown_signal};
+use rapport_kit::{auth::Role, clock::SystemClock, serve::shutdown_signal, service::Service};
 use tokio::sync::watch;
 
 use crate::{cli::UpArgs, output};

@@ -134,7 +134,12 @@ impl Service for Segmentation {
     }
 
     async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
-        Segmentation::build(config, auth, clock).await
+        let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
+        let outbox = Outbox::new("segmentation", config.subscribers.iter().map(|s| s.name.clone()));
+        let store = Store::open(db, clock.clone(), outbox.clone(), config.common.pseudonyms.clone())
+            .await
+            .map_err(|e| AppError::Start(e.to_string()))?;
+        Ok(Self { listener, addr, store, config, auth, clock, outbox })
     }
 
     fn addr(&self) -> SocketAddr {
@@ -145,40 +150,9 @@ impl Service for Segmentation {
         self.store.db()
     }
 
-    async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
-        Segmentation::run(self, shutdown).await
-    }
-}
-
-impl Segmentation {
-    /// Binds, connects and migrates, loads the active model.
-    pub async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
-        let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
-        let outbox = Outbox::new("segmentation", config.subscribers.iter().map(|s| s.name.clone()));
-        let store = Store::open(db, clock.clone(), outbox.clone(), config.common.pseudonyms.clone())
-            .await
-            .map_err(|e| AppError::Start(e.to_string()))?;
-        Ok(Self { listener, addr, store, config, auth, clock, outbox })
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Where campaigns grant offers, when loyalty was bound after segmentation (`rapport up` on any free ports).
-    pub fn set_loyalty_url(&mut self, url: String) {
-        self.config.loyalty_url = url;
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Serves until `shutdown`, with the campaign worker, the scheduled refresh and a relay per subscriber beside
     /// it, each under its lease.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+    async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
         let stop = Stop::new();
         let stopped = stop.signal();
         let db = self.store.db().clone();
@@ -251,5 +225,17 @@ impl Segmentation {
         let r = serve::serve(parts, shutdown).await;
         stop.stop();
         Ok(r?)
+    }
+}
+
+impl Segmentation {
+    /// Where campaigns grant offers, when loyalty was bound after segmentation (`rapport up` on any free ports).
+    pub fn set_loyalty_url(&mut self, url: String) {
+        self.config.loyalty_url = url;
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 }

@@ -207,16 +207,7 @@ async fn reevaluate(
     let daily = daily_map(buckets);
     let mut decided: HashSet<String> = HashSet::new();
     for seg in segments {
-        let subject = Subject {
-            customer_id: &st.customer_id,
-            features: &st.features,
-            attributes: &st.attributes,
-            cluster: st.cluster,
-            daily: &daily,
-            today: day_of(now),
-            now_ms: now,
-            memberships: &decided,
-        };
+        let subject = st.subject(&daily, now, &decided);
         if rules::evaluate(&seg.rule, &subject, "condition", &mut None) {
             decided.insert(seg.segment_id.clone());
         }
@@ -260,4 +251,25 @@ async fn reevaluate(
         outbox.publish(txn, &st.customer_id, payload, now).await?;
     }
     Ok(changes)
+}
+
+impl CustomerState {
+    /// The customer as segment rules see it: with its daily counts, at `now`, with the memberships decided so far.
+    fn subject<'a>(
+        &'a self,
+        daily: &'a HashMap<(Kind, i64), i64>,
+        now: i64,
+        memberships: &'a HashSet<String>,
+    ) -> Subject<'a> {
+        Subject {
+            customer_id: &self.customer_id,
+            features: &self.features,
+            attributes: &self.attributes,
+            cluster: self.cluster,
+            daily,
+            today: day_of(now),
+            now_ms: now,
+            memberships,
+        }
+    }
 }

@@ -13,7 +13,7 @@ use crate::{
     domain::{
         day_of,
         model::Placement,
-        rules::{self, Rule, Step, Subject},
+        rules::{self, Rule, Step},
     },
     entities::{campaigns, customers, segment_members, segments},
     error::SegmentationError,
@@ -233,16 +233,7 @@ impl Store {
         let buckets = load_buckets(&self.db, customer_id, day_of(now) - 400).await?;
         let memberships: HashSet<String> = self.customer_segments(customer_id).await?.0.into_iter().collect();
         let daily = daily_map(&buckets);
-        let subject = Subject {
-            customer_id,
-            features: &st.features,
-            attributes: &st.attributes,
-            cluster: st.cluster,
-            daily: &daily,
-            today: day_of(now),
-            now_ms: now,
-            memberships: &memberships,
-        };
+        let subject = st.subject(&daily, now, &memberships);
         let mut trace = Some(Vec::new());
         let held = rules::evaluate(&def.rule, &subject, "condition", &mut trace);
         Ok((held, trace.unwrap_or_default()))
