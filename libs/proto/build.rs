@@ -7,6 +7,7 @@ use prost::Message;
 const FILES: &[&str] = &[
     "rapport/common/v1/common.proto",
     "rapport/events/v1/events.proto",
+    "rapport/feedback/v1/feedback.proto",
     "rapport/loyalty/v1/loyalty.proto",
     "rapport/segmentation/v1/segmentation.proto",
 ];

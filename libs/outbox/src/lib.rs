@@ -207,6 +207,8 @@ pub fn kind(payload: Option<&Payload>) -> &'static str {
         Some(Payload::TierChanged(_)) => "tier_changed",
         Some(Payload::CustomerForgotten(_)) => "customer_forgotten",
         Some(Payload::SegmentMembershipChanged(_)) => "segment_membership_changed",
+        Some(Payload::SurveyAnswered(_)) => "survey_answered",
+        Some(Payload::PromoterIdentified(_)) => "promoter_identified",
         None => "empty",
     }
 }

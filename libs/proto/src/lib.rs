@@ -16,6 +16,12 @@ pub mod events {
     }
 }
 
+pub mod feedback {
+    pub mod v1 {
+        tonic::include_proto!("rapport.feedback.v1");
+    }
+}
+
 pub mod loyalty {
     pub mod v1 {
         tonic::include_proto!("rapport.loyalty.v1");

@@ -52,8 +52,13 @@ fn behaviour(e: &WireEvent, now: i64) -> Option<Event> {
             Some(Event { channel, amount_micros: amount.max(0), ..base(Kind::Purchase) })
         }
         Payload::TierChanged(t) => Some(Event { tier: Some(t.to_tier.clone()), ..base(Kind::TierChange) }),
-        // Erasures come to `forget`; membership changes are segmentation's own.
-        Payload::CustomerForgotten(_) | Payload::SegmentMembershipChanged(_) => None,
+        Payload::SurveyAnswered(a) => {
+            let channel = usize::try_from(a.channel).ok().filter(|c| (1..=7).contains(c)).map(|c| c - 1);
+            Some(Event { channel, score: Some(a.score.clamp(0, 10)), ..base(Kind::SurveyResponse) })
+        }
+        // Erasures come to `forget`; membership changes are segmentation's own; a promoter is already counted by
+        // its answer.
+        Payload::CustomerForgotten(_) | Payload::SegmentMembershipChanged(_) | Payload::PromoterIdentified(_) => None,
     }
 }
 

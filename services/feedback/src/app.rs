@@ -1,0 +1,166 @@
+//! Wires the feedback service: configuration, database, store, the outbox relays and the server.
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use rapport_kit::{
+    auth::{Authenticator, Policy, Role},
+    client::Outgoing,
+    clock::Clock,
+    config::{self, ConfigError},
+    serve::{self, ServeParts},
+    service::{self, AppError, Bound, Common, Service, Stop},
+};
+use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin};
+use rapport_proto::{
+    events::v1::outbox_service_server::OutboxServiceServer,
+    feedback::v1::feedback_service_server::FeedbackServiceServer,
+};
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+use crate::{
+    api::{DOMAIN, FeedbackApi},
+    migration::Migrator,
+    store::Store,
+};
+
+/// Full name of the gRPC service.
+pub const SERVICE_NAME: &str = "rapport.feedback.v1.FeedbackService";
+/// The checked-in role × RPC matrix.
+pub const AUTHZ: &str = include_str!("../authz.txt");
+
+/// The role × RPC matrix of feedback.
+pub fn policy() -> Result<Policy, String> {
+    let mut p = Policy::parse(SERVICE_NAME, AUTHZ)?;
+    p.extend(rapport_outbox::admin::SERVICE_NAME, rapport_outbox::admin::AUTHZ)?;
+    Ok(p)
+}
+
+/// Feedback's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address (`RAPPORT_FEEDBACK_LISTEN`, default 127.0.0.1:50054), database, limits, pseudonym key.
+    pub common: Common,
+    /// Who receives feedback's events — answers, promoters (`RAPPORT_FEEDBACK_SUBSCRIBERS`, default
+    /// `segmentation,referrals`; each one's address from `RAPPORT_<NAME>_URL`; without an address its events wait, so
+    /// promoters wait for referrals until it exists).
+    pub subscribers: Vec<Subscriber>,
+    /// The NPS target reports compare against (`RAPPORT_FEEDBACK_NPS_TARGET`, default 50).
+    pub nps_target: f64,
+}
+
+impl Config {
+    /// From the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: Common::from_env("feedback", 50054)?,
+            subscribers: rapport_outbox::subscribers_from_env(
+                "RAPPORT_FEEDBACK_SUBSCRIBERS",
+                &["segmentation", "referrals"],
+            )?,
+            nps_target: config::parse("RAPPORT_FEEDBACK_NPS_TARGET", 50.0)?,
+        })
+    }
+
+    /// Defaults for a service on an ephemeral loopback port over `database_url` (tests, benchmarks): segmentation
+    /// and referrals subscribe without an address, the development pseudonym key.
+    pub fn local(database_url: &str) -> Self {
+        Self {
+            common: Common::local(database_url),
+            subscribers: ["segmentation", "referrals"]
+                .into_iter()
+                .map(|name| Subscriber { name: name.into(), url: None })
+                .collect(),
+            nps_target: 50.0,
+        }
+    }
+
+    /// Sets where the subscriber `name` listens (adding it when missing).
+    pub fn set_subscriber_url(&mut self, name: &str, url: Option<String>) {
+        match self.subscribers.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.url = url,
+            None => self.subscribers.push(Subscriber { name: name.into(), url }),
+        }
+    }
+}
+
+/// A built feedback service: bound, migrated, not yet serving.
+pub struct Feedback {
+    listener: TcpListener,
+    addr: SocketAddr,
+    store: Store,
+    config: Config,
+    auth: Arc<Authenticator>,
+    clock: Arc<dyn Clock>,
+    outbox: Outbox,
+}
+
+impl Service for Feedback {
+    const NAME: &'static str = "feedback";
+    type Config = Config;
+    type Migrator = Migrator;
+
+    fn config_from_env() -> Result<Config, ConfigError> {
+        Config::from_env()
+    }
+
+    fn common(config: &Config) -> &Common {
+        &config.common
+    }
+
+    async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
+        let outbox = Outbox::new("feedback", config.subscribers.iter().map(|s| s.name.clone()));
+        let store = Store::new(db, clock.clone(), outbox.clone(), &config.common.pseudonyms);
+        Ok(Self { listener, addr, store, config, auth, clock, outbox })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        self.store.db()
+    }
+
+    /// Serves until `shutdown`, with a relay per subscriber beside it, each under its lease.
+    async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+        let stop = Stop::new();
+        let stopped = stop.signal();
+        let outgoing = Outgoing::as_service(self.auth.clone(), "feedback", Role::Feedback, Duration::from_secs(5));
+        rapport_outbox::spawn_relays(
+            self.store.db(),
+            &self.outbox,
+            &self.config.subscribers,
+            &outgoing,
+            &self.clock,
+            &stopped,
+        )
+        .map_err(AppError::Config)?;
+        let serve = &self.config.common.serve;
+        let api = FeedbackServiceServer::new(FeedbackApi::new(self.store.clone(), self.config.nps_target))
+            .max_decoding_message_size(serve.max_message_bytes);
+        let admin = OutboxAdmin::new(self.store.db().clone(), self.clock.clone(), self.outbox.clone(), DOMAIN);
+        let parts = ServeParts {
+            listener: self.listener,
+            config: serve.clone(),
+            auth: self.auth,
+            policy: policy().map_err(AppError::Config)?,
+            service_names: vec![SERVICE_NAME, rapport_outbox::admin::SERVICE_NAME],
+            long_running: vec![],
+            routes: Routes::new(api).add_service(OutboxServiceServer::new(admin)),
+            domain: DOMAIN.into(),
+        };
+        tracing::info!(addr = %self.addr, "feedback serving");
+        let r = serve::serve(parts, shutdown).await;
+        stop.stop();
+        Ok(r?)
+    }
+}
+
+impl Feedback {
+    /// The store (tests reach the database through it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}

@@ -1,0 +1,3 @@
+//! One file per table.
+pub mod surveyed_customers;
+pub mod surveys;

@@ -1,0 +1,17 @@
+//! The feedback schema, in order: kit's and the outbox's tables first, then feedback's own.
+use sea_orm_migration::prelude::*;
+
+pub mod m20261124_000020_create_surveys;
+
+/// Every migration of the feedback database.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = rapport_kit::migration::all();
+        all.extend(rapport_outbox::migration::all());
+        all.push(Box::new(m20261124_000020_create_surveys::Migration));
+        all
+    }
+}

@@ -1,0 +1,227 @@
+//! Surveys: scheduling under the anti-fatigue rule (the customer's row locked, so two schedules cannot both pass),
+//! answers recorded once with their events (`SurveyAnswered` always, `PromoterIdentified` for 9-10), and NPS over a
+//! window aggregated by the database.
+use std::collections::BTreeMap;
+
+use rapport_kit::frame::{Done, Key};
+use rapport_proto::{
+    events::v1::{PromoterIdentified, SurveyAnswered, event},
+    feedback::v1 as pb,
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    sea_query::ExprTrait,
+};
+
+use super::{Result, Store};
+use crate::{
+    domain::{self, DAY_MS, Nps, NpsClass},
+    entities::{surveyed_customers, surveys},
+    error::FeedbackError,
+    wire,
+};
+
+/// A survey to schedule.
+#[derive(Debug, Clone)]
+pub struct SurveyCmd {
+    /// Customer.
+    pub customer_id: String,
+    /// Touchpoint.
+    pub touchpoint: String,
+    /// Channel (wire enum value).
+    pub channel: i32,
+    /// Waiting time since the previous survey.
+    pub wait_days: i64,
+    /// Days the survey may be answered.
+    pub valid_days: i64,
+}
+
+/// How to group an NPS report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// Overall only.
+    None,
+    /// By UTC day.
+    Day,
+    /// By channel (wire enum value).
+    Channel,
+    /// By touchpoint.
+    Touchpoint,
+}
+
+/// NPS of a window: overall, per group, per day.
+#[derive(Debug, Clone, Default)]
+pub struct NpsReport {
+    /// Every answer.
+    pub overall: Nps,
+    /// Per group key, in key order.
+    pub groups: BTreeMap<String, Nps>,
+    /// Per UTC day, in order.
+    pub daily: BTreeMap<String, Nps>,
+}
+
+impl Store {
+    /// Schedules a survey unless the customer was surveyed within the waiting time.
+    pub async fn schedule(&self, key: &Key, cmd: SurveyCmd) -> Result<pb::ScheduleSurveyResponse> {
+        self.frame
+            .once(self, key, "ScheduleSurvey", move |_s, txn, now| {
+                Box::pin(async move {
+                    // Lock (or create) the customer's row first: a concurrent schedule of the same customer waits.
+                    let fresh = surveyed_customers::ActiveModel {
+                        customer_id: Set(cmd.customer_id.clone()),
+                        last_surveyed_at: Set(i64::MIN),
+                    };
+                    surveyed_customers::Entity::insert(fresh)
+                        .on_conflict_do_nothing_on([surveyed_customers::Column::CustomerId])
+                        .exec_without_returning(txn)
+                        .await?;
+                    let row = surveyed_customers::Entity::find_by_id(cmd.customer_id.clone())
+                        .lock_exclusive()
+                        .one(txn)
+                        .await?
+                        .ok_or(FeedbackError::SurveyNotFound)?;
+                    let allowed = domain::next_allowed(row.last_surveyed_at, cmd.wait_days);
+                    if row.last_surveyed_at != i64::MIN && now < allowed {
+                        let allowed_from = rapport_kit::clock::timestamp(allowed).to_string();
+                        return Err(FeedbackError::SurveyFatigue { wait_days: cmd.wait_days, allowed_from });
+                    }
+                    surveyed_customers::Entity::update_many()
+                        .col_expr(surveyed_customers::Column::LastSurveyedAt, Expr::value(now))
+                        .filter(surveyed_customers::Column::CustomerId.eq(cmd.customer_id.as_str()))
+                        .exec(txn)
+                        .await?;
+                    let survey = surveys::Model {
+                        survey_id: format!("srv-{}", uuid::Uuid::new_v4().simple()),
+                        customer_id: cmd.customer_id.clone(),
+                        touchpoint: cmd.touchpoint,
+                        channel: cmd.channel,
+                        created_at: now,
+                        expires_at: now.saturating_add(cmd.valid_days.saturating_mul(DAY_MS)),
+                        score: None,
+                        comment: None,
+                        answered_at: None,
+                    };
+                    surveys::Entity::insert(surveys::ActiveModel::from(survey.clone()))
+                        .exec_without_returning(txn)
+                        .await?;
+                    tracing::info!(survey_id = %survey.survey_id, touchpoint = %survey.touchpoint, "survey scheduled");
+                    let reply = pb::ScheduleSurveyResponse { survey: Some(wire::survey_pb(&survey, now)) };
+                    Ok(Done::about([cmd.customer_id], reply))
+                })
+            })
+            .await
+    }
+
+    /// Records the answer to a survey and publishes it.
+    pub async fn respond(
+        &self,
+        key: &Key,
+        survey_id: &str,
+        score: i32,
+        comment: String,
+    ) -> Result<pb::RecordResponseResponse> {
+        let survey_id = survey_id.to_string();
+        self.frame
+            .once(self, key, "RecordResponse", move |s, txn, now| {
+                Box::pin(async move {
+                    let mut survey = surveys::Entity::find_by_id(survey_id.clone())
+                        .lock_exclusive()
+                        .one(txn)
+                        .await?
+                        .ok_or(FeedbackError::SurveyNotFound)?;
+                    if survey.score.is_some() {
+                        return Err(FeedbackError::SurveyAnswered);
+                    }
+                    if now >= survey.expires_at {
+                        return Err(FeedbackError::SurveyExpired);
+                    }
+                    survey.score = Some(score);
+                    survey.comment = (!comment.is_empty()).then_some(comment);
+                    survey.answered_at = Some(now);
+                    surveys::Entity::update_many()
+                        .col_expr(surveys::Column::Score, Expr::value(score))
+                        .col_expr(surveys::Column::Comment, Expr::value(survey.comment.clone()))
+                        .col_expr(surveys::Column::AnsweredAt, Expr::value(now))
+                        .filter(surveys::Column::SurveyId.eq(survey_id.as_str()))
+                        .exec(txn)
+                        .await?;
+                    let customer = survey.customer_id.clone();
+                    let answered = event::Payload::SurveyAnswered(SurveyAnswered {
+                        survey_id: survey_id.clone(),
+                        score,
+                        touchpoint: survey.touchpoint.clone(),
+                        channel: survey.channel,
+                    });
+                    s.outbox.publish(txn, &customer, answered, now).await?;
+                    if NpsClass::of(score) == NpsClass::Promoter {
+                        let promoter = event::Payload::PromoterIdentified(PromoterIdentified {
+                            survey_id: survey_id.clone(),
+                            score,
+                        });
+                        s.outbox.publish(txn, &customer, promoter, now).await?;
+                    }
+                    tracing::info!(survey_id = %survey_id, score, "survey answered");
+                    let reply = pb::RecordResponseResponse { survey: Some(wire::survey_pb(&survey, now)) };
+                    Ok(Done::about([customer], reply))
+                })
+            })
+            .await
+    }
+
+    /// A survey.
+    pub async fn survey(&self, survey_id: &str) -> Result<pb::Survey> {
+        let s = surveys::Entity::find_by_id(survey_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(FeedbackError::SurveyNotFound)?;
+        Ok(wire::survey_pb(&s, self.now()))
+    }
+
+    /// The NPS of the answers given in `[start, end)`, counted by the database per (day, channel, touchpoint, score).
+    pub async fn nps(&self, start: i64, end: i64, grouping: Grouping) -> Result<NpsReport> {
+        let day = Expr::col(surveys::Column::AnsweredAt).div(DAY_MS);
+        let rows: Vec<(i64, i32, String, i32, i64)> = surveys::Entity::find()
+            .select_only()
+            .column_as(day, "day")
+            .column(surveys::Column::Channel)
+            .column(surveys::Column::Touchpoint)
+            .column(surveys::Column::Score)
+            .column_as(surveys::Column::SurveyId.count(), "n")
+            .filter(surveys::Column::AnsweredAt.gte(start))
+            .filter(surveys::Column::AnsweredAt.lt(end))
+            .filter(surveys::Column::Score.is_not_null())
+            // By the output column: a repeated expression would bind its divisor twice, which PostgreSQL does not
+            // see as the same expression.
+            .group_by(Expr::col("day"))
+            .group_by(surveys::Column::Channel)
+            .group_by(surveys::Column::Touchpoint)
+            .group_by(surveys::Column::Score)
+            .order_by_asc(surveys::Column::Touchpoint)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut report = NpsReport::default();
+        for (day, channel, touchpoint, score, n) in rows {
+            let day = domain::day_key(day * DAY_MS);
+            let group = match grouping {
+                Grouping::None => None,
+                Grouping::Day => Some(day.clone()),
+                Grouping::Channel => Some(channel_name(channel)),
+                Grouping::Touchpoint => Some(touchpoint),
+            };
+            report.overall.add_n(score, n);
+            report.daily.entry(day).or_default().add_n(score, n);
+            if let Some(g) = group {
+                report.groups.entry(g).or_default().add_n(score, n);
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The name of a wire channel (`web`, `email`, ...).
+fn channel_name(channel: i32) -> String {
+    rapport_proto::common::v1::Channel::try_from(channel)
+        .map(|c| c.as_str_name().trim_start_matches("CHANNEL_").to_lowercase())
+        .unwrap_or_else(|_| "unspecified".into())
+}

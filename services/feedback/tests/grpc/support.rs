@@ -1,0 +1,127 @@
+//! `spawn_app()`: a feedback server on an ephemeral port with a fresh database and a manual clock.
+use std::{sync::Arc, time::Duration};
+
+use prost::Message;
+use rapport_feedback::app::{Config, Feedback};
+use rapport_kit::{
+    auth::{Authenticator, Role},
+    client::{self, Outgoing, OutgoingChannel},
+    clock::ManualClock,
+    serve::ServeConfig,
+    testing::{TestServer, fresh_database},
+};
+use rapport_outbox::entities::outbox_event;
+use rapport_proto::{
+    common::v1::Channel,
+    events::v1::{Event, event::Payload},
+    feedback::v1::{self as pb, feedback_service_client::FeedbackServiceClient},
+};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use tonic::{Code, Status};
+
+pub use rapport_kit::testing::Backend as Db;
+
+/// 2026-01-01T00:00:00Z.
+pub const T0: i64 = 1_767_225_600_000;
+pub const DAY: i64 = 86_400_000;
+
+pub type Client = FeedbackServiceClient<OutgoingChannel>;
+
+pub struct TestApp {
+    pub client: Client,
+    pub clock: ManualClock,
+    pub db: DatabaseConnection,
+    server: TestServer,
+}
+
+pub async fn spawn_app(backend: Db) -> TestApp {
+    let url = fresh_database(backend).await.unwrap();
+    let mut config = Config::local(&url);
+    config.common.serve = ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() };
+    let auth = Arc::new(
+        Authenticator::new("feedback-test-key-feedback-test-key".to_string().into(), "rapport", "rapport").unwrap(),
+    );
+    let clock = ManualClock::new(T0);
+    let server = TestServer::start::<Feedback>(config, auth.clone(), Arc::new(clock.clone())).await.unwrap();
+    let ch =
+        client::channel(&server.url(), Outgoing::new(Some(auth.issue("t", Role::Agent, 600)), Duration::from_secs(30)))
+            .unwrap();
+    TestApp { client: FeedbackServiceClient::new(ch), clock, db: server.db.clone(), server }
+}
+
+impl TestApp {
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+
+    pub async fn schedule(&self, rid: &str, customer: &str, touchpoint: &str) -> Result<pb::Survey, Status> {
+        self.schedule_with(rid, customer, touchpoint, Channel::Email, 0).await
+    }
+
+    pub async fn schedule_with(
+        &self,
+        rid: &str,
+        customer: &str,
+        touchpoint: &str,
+        channel: Channel,
+        wait_days: i32,
+    ) -> Result<pb::Survey, Status> {
+        self.client
+            .clone()
+            .schedule_survey(pb::ScheduleSurveyRequest {
+                request_id: rid.into(),
+                customer_id: customer.into(),
+                touchpoint: touchpoint.into(),
+                channel: channel.into(),
+                min_days_between_surveys: wait_days,
+                valid_days: 0,
+            })
+            .await
+            .map(|r| r.into_inner().survey.unwrap())
+    }
+
+    pub async fn answer(&self, rid: &str, survey_id: &str, score: i32, comment: &str) -> Result<pb::Survey, Status> {
+        self.client
+            .clone()
+            .record_response(pb::RecordResponseRequest {
+                request_id: rid.into(),
+                survey_id: survey_id.into(),
+                score,
+                comment: comment.into(),
+            })
+            .await
+            .map(|r| r.into_inner().survey.unwrap())
+    }
+
+    /// The events feedback wrote for `destination`, in order.
+    pub async fn events(&self, destination: &str) -> Vec<Event> {
+        outbox_event::Entity::find()
+            .filter(outbox_event::Column::Destination.eq(destination))
+            .order_by_asc(outbox_event::Column::Id)
+            .all(&self.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| Event::decode(r.payload.as_slice()).unwrap())
+            .collect()
+    }
+}
+
+/// The kinds of `events`.
+pub fn kinds(events: &[Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|e| match e.payload {
+            Some(Payload::SurveyAnswered(_)) => "answered",
+            Some(Payload::PromoterIdentified(_)) => "promoter",
+            _ => "other",
+        })
+        .collect()
+}
+
+pub(crate) use rapport_kit::on_both;
+
+/// Asserts a feedback error: code, reason, violated field.
+pub fn assert_status(s: &Status, code: Code, reason: &str, field: Option<&str>) {
+    rapport_kit::testing::assert_status(s, code, reason, "feedback", field);
+}
