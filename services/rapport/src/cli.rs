@@ -23,6 +23,9 @@ pub struct Conn {
     /// Segmentation's address.
     #[arg(long, global = true, env = "RAPPORT_SEGMENTATION_ADDR", default_value = "http://127.0.0.1:50051")]
     pub segmentation_addr: String,
+    /// Feedback's address.
+    #[arg(long, global = true, env = "RAPPORT_FEEDBACK_ADDR", default_value = "http://127.0.0.1:50054")]
+    pub feedback_addr: String,
     /// Bearer token; defaults to the development token `rapport up` writes to ./data/dev-token.
     #[arg(long, global = true, env = "RAPPORT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -43,12 +46,70 @@ pub enum Command {
     Gen(GenArgs),
     /// Events: parked events of a service's outbox, and replaying them.
     Events(EventsArgs),
+    /// Surveys: schedule one after a service, record the answer, show it.
+    Survey(SurveyArgs),
+    /// The NPS of the last days, grouped, with its confidence interval and the daily trend.
+    Nps(NpsArgs),
+}
+
+/// `rapport survey`.
+#[derive(Debug, Args)]
+pub struct SurveyArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SurveyCommand,
+}
+
+/// Survey commands.
+#[derive(Debug, Subcommand)]
+pub enum SurveyCommand {
+    /// Schedules an NPS survey of a customer after a service.
+    Schedule {
+        /// The customer.
+        customer_id: String,
+        /// Where the service happened, e.g. delivery.
+        #[arg(long)]
+        touchpoint: String,
+        /// Channel: web, mobile, store, phone, email, social or chat.
+        #[arg(long, default_value = "email")]
+        channel: String,
+        /// Days since the customer's previous survey before another (default 7).
+        #[arg(long, default_value_t = 0)]
+        min_days: i32,
+    },
+    /// Records a customer's answer (0-10).
+    Answer {
+        /// The survey.
+        survey_id: String,
+        /// 0 to 10.
+        #[arg(long)]
+        score: i32,
+        /// A comment.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Shows a survey and its answer.
+    Show {
+        /// The survey.
+        survey_id: String,
+    },
+}
+
+/// `rapport nps`.
+#[derive(Debug, Args)]
+pub struct NpsArgs {
+    /// The window: the last N days, today included.
+    #[arg(long, default_value_t = 30)]
+    pub days: i64,
+    /// Grouping: day, channel or touchpoint.
+    #[arg(long, default_value = "channel")]
+    pub by: String,
 }
 
 /// `rapport events`.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// The producing service whose outbox to look at: loyalty or segmentation.
+    /// The producing service whose outbox to look at: loyalty, segmentation or feedback.
     #[arg(long, default_value = "loyalty")]
     pub service: String,
     /// What to do.
@@ -197,7 +258,8 @@ pub struct UpArgs {
     /// Folder for the SQLite files and the development token.
     #[arg(long, default_value = "./data")]
     pub data_dir: String,
-    /// First port; services take consecutive ones (segmentation = base, loyalty = base + 1); 0 = any free ports.
+    /// First port; services take consecutive ones (segmentation = base, loyalty = base + 1, feedback = base + 3);
+    /// 0 = any free ports.
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,
 }

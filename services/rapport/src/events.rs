@@ -15,7 +15,8 @@ pub async fn run(conn: &Conn, args: EventsArgs) -> anyhow::Result<()> {
     let addr = match args.service.as_str() {
         "loyalty" => &conn.loyalty_addr,
         "segmentation" => &conn.segmentation_addr,
-        other => bail!("--service: unknown service {other:?} (loyalty or segmentation)"),
+        "feedback" => &conn.feedback_addr,
+        other => bail!("--service: unknown service {other:?} (loyalty, segmentation or feedback)"),
     };
     let mut client = OutboxServiceClient::new(channel(conn, addr)?);
     match args.command {

@@ -2,6 +2,7 @@
 mod cli;
 mod conn;
 mod events;
+mod feedback;
 mod generate;
 mod loyalty;
 mod output;
@@ -20,6 +21,8 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Campaign(args) => segments::campaign(&cli.conn, args).await,
         cli::Command::Gen(args) => generate::run(&cli.conn, args).await,
         cli::Command::Events(args) => events::run(&cli.conn, args).await,
+        cli::Command::Survey(args) => feedback::survey(&cli.conn, args).await,
+        cli::Command::Nps(args) => feedback::nps(&cli.conn, args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

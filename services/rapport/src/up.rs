@@ -30,6 +30,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let port = |offset: u16| if args.base_port == 0 { 0 } else { args.base_port + offset };
     let seg_addr = SocketAddr::from(([127, 0, 0, 1], port(0)));
     let loyalty_addr = SocketAddr::from(([127, 0, 0, 1], port(1)));
+    let feedback_addr = SocketAddr::from(([127, 0, 0, 1], port(3)));
 
     spinner.set_message("segmentation: migrating the database");
     let mut seg_cfg = rapport_segmentation::app::Config::from_env()?;
@@ -45,6 +46,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     loyalty_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
     let loyalty = rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock)).await?;
     segmentation.set_loyalty_url(format!("http://{}", loyalty.addr()));
+
+    spinner.set_message("feedback: migrating the database");
+    let mut feedback_cfg = rapport_feedback::app::Config::from_env()?;
+    feedback_cfg.common.listen = feedback_addr;
+    feedback_cfg.common.database_url = sqlite(&args.data_dir, "feedback").into();
+    feedback_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
+    let feedback = rapport_feedback::app::Feedback::build(feedback_cfg, auth.clone(), Arc::new(SystemClock)).await?;
     spinner.finish_and_clear();
 
     let token = auth.issue("developer", Role::Sre, 12 * 3600);
@@ -59,6 +67,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "loyalty".to_string(),
         format!("http://{}", loyalty.addr()),
         format!("{}/loyalty.db", args.data_dir),
+    ]);
+    t.add_row(vec![
+        "feedback".to_string(),
+        format!("http://{}", feedback.addr()),
+        format!("{}/feedback.db", args.data_dir),
     ]);
     println!("{t}");
     if dev {
@@ -78,9 +91,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let (a, b) = tokio::join!(segmentation.run(stop()), loyalty.run(stop()));
+    let (a, b, c) = tokio::join!(segmentation.run(stop()), loyalty.run(stop()), feedback.run(stop()));
     a?;
     b?;
+    c?;
     Ok(())
 }
 

@@ -10,14 +10,15 @@ use std::{
 
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-/// The addresses `rapport up` printed: (segmentation, loyalty).
-struct Addrs(String, String);
+/// The addresses `rapport up` printed: (segmentation, loyalty, feedback).
+struct Addrs(String, String, String);
 
 fn rapport(dir: &Path, addrs: &Addrs, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(dir)
         .env("RAPPORT_SEGMENTATION_ADDR", &addrs.0)
         .env("RAPPORT_LOYALTY_ADDR", &addrs.1)
+        .env("RAPPORT_FEEDBACK_ADDR", &addrs.2)
         .env_remove("RAPPORT_TOKEN")
         .args(args)
         .output()
@@ -73,10 +74,10 @@ async fn up_then_the_walk_through_of_the_readme() {
             .unwrap_or_else(|| panic!("no address of {service} in {printed:?}"))
             .to_string()
     };
-    let addrs = Addrs(addr_of("segmentation"), addr_of("loyalty"));
+    let addrs = Addrs(addr_of("segmentation"), addr_of("loyalty"), addr_of("feedback"));
     assert!(printed.iter().any(|l| l.contains("development token")));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !(serving(&addrs.0).await && serving(&addrs.1).await) {
+    while !(serving(&addrs.0).await && serving(&addrs.1).await && serving(&addrs.2).await) {
         assert!(tokio::time::Instant::now() < deadline, "the suite did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -100,6 +101,16 @@ async fn up_then_the_walk_through_of_the_readme() {
     assert!(text.contains("completed"), "{text}");
     let out = rapport(&dir, &addrs, &["segments", "explain", "cust-4-0"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("cluster"));
+    // A survey after a delivery, its answer, and the NPS.
+    let out = rapport(&dir, &addrs, &["survey", "schedule", "cust-4-1", "--touchpoint", "delivery"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let survey =
+        text.split_whitespace().find(|w| w.starts_with("srv-")).unwrap_or_else(|| panic!("{text}")).to_string();
+    let out = rapport(&dir, &addrs, &["survey", "answer", &survey, "--score", "10", "--comment", "on time"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("promoter"));
+    let out = rapport(&dir, &addrs, &["nps", "--by", "touchpoint"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("delivery") && text.contains("+100.0") && text.contains("daily NPS"), "{text}");
     // bad input: a clear error and a failing exit status
     let bad = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(&dir)

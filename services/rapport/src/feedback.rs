@@ -1,0 +1,149 @@
+//! `rapport survey …` and `rapport nps`: surveys by hand, and the NPS as a table with a sparkline of its days.
+use anyhow::bail;
+use rapport_kit::clock::timestamp;
+use rapport_proto::{
+    common::v1::Channel,
+    feedback::v1::{self as pb, feedback_service_client::FeedbackServiceClient},
+};
+
+use crate::{
+    cli::{Conn, NpsArgs, SurveyArgs, SurveyCommand},
+    conn::{channel, explain},
+    output,
+};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Runs `rapport survey …`.
+pub async fn survey(conn: &Conn, args: SurveyArgs) -> anyhow::Result<()> {
+    let mut c = FeedbackServiceClient::new(channel(conn, &conn.feedback_addr)?);
+    let s = match args.command {
+        SurveyCommand::Schedule { customer_id, touchpoint, channel, min_days } => {
+            let Some(ch) = Channel::from_str_name(&format!("CHANNEL_{}", channel.to_uppercase())) else {
+                bail!("--channel: unknown channel {channel:?} (web, mobile, store, phone, email, social, chat)");
+            };
+            c.schedule_survey(pb::ScheduleSurveyRequest {
+                request_id: format!("cli-{}", uuid::Uuid::new_v4().simple()),
+                customer_id,
+                touchpoint,
+                channel: ch.into(),
+                min_days_between_surveys: min_days,
+                valid_days: 0,
+            })
+            .await
+            .map_err(explain)?
+            .into_inner()
+            .survey
+        }
+        SurveyCommand::Answer { survey_id, score, comment } => {
+            c.record_response(pb::RecordResponseRequest {
+                request_id: format!("cli-{}", uuid::Uuid::new_v4().simple()),
+                survey_id,
+                score,
+                comment,
+            })
+            .await
+            .map_err(explain)?
+            .into_inner()
+            .survey
+        }
+        SurveyCommand::Show { survey_id } => {
+            c.get_survey(pb::GetSurveyRequest { survey_id }).await.map_err(explain)?.into_inner().survey
+        }
+    };
+    let Some(s) = s else { bail!("the service answered without a survey") };
+    let mut t = output::table(&["survey", "customer", "touchpoint", "state", "expires", "score", "class", "comment"]);
+    let answer = s.answer.clone().unwrap_or_default();
+    t.add_row(vec![
+        s.survey_id.clone(),
+        s.customer_id.clone(),
+        s.touchpoint.clone(),
+        s.state().as_str_name().trim_start_matches("SURVEY_STATE_").to_lowercase(),
+        output::when(s.expire_time.as_ref()),
+        s.answer.as_ref().map(|a| a.score.to_string()).unwrap_or_default(),
+        s.answer
+            .as_ref()
+            .map(|_| answer.class().as_str_name().trim_start_matches("NPS_CLASS_").to_lowercase())
+            .unwrap_or_default(),
+        answer.comment,
+    ]);
+    println!("{t}");
+    Ok(())
+}
+
+/// Runs `rapport nps`.
+pub async fn nps(conn: &Conn, args: NpsArgs) -> anyhow::Result<()> {
+    if !(1..=400).contains(&args.days) {
+        bail!("--days must be 1 to 400");
+    }
+    let group_by = match args.by.as_str() {
+        "day" => pb::NpsGrouping::Day,
+        "channel" => pb::NpsGrouping::Channel,
+        "touchpoint" => pb::NpsGrouping::Touchpoint,
+        other => bail!("--by: unknown grouping {other:?} (day, channel or touchpoint)"),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let end = (now / DAY_MS + 1) * DAY_MS;
+    let start = end - args.days * DAY_MS;
+    let mut c = FeedbackServiceClient::new(channel(conn, &conn.feedback_addr)?);
+    let r = c
+        .get_nps(pb::GetNpsRequest {
+            start_time: Some(timestamp(start)),
+            end_time: Some(timestamp(end)),
+            group_by: group_by.into(),
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let mut t = output::table(&[&args.by, "answers", "promoters", "passives", "detractors", "NPS", "95 % interval"]);
+    let row = |s: &pb::NpsScore, key: &str| {
+        vec![
+            key.to_string(),
+            s.responses.to_string(),
+            s.promoters.to_string(),
+            s.passives.to_string(),
+            s.detractors.to_string(),
+            format!("{:+.1}", s.score),
+            format!("{:+.1} … {:+.1}", s.ci_low, s.ci_high),
+        ]
+    };
+    for g in &r.groups {
+        t.add_row(row(g, &g.key));
+    }
+    let overall = r.overall.unwrap_or_default();
+    t.add_row(row(&overall, "all"));
+    println!("{t}");
+    let scores: Vec<f64> = r.daily.iter().map(|d| d.score).collect();
+    println!(
+        "daily NPS, last {} days: {}  (target {:+.0}; {} day(s) with answers)",
+        args.days,
+        sparkline(&scores),
+        r.target,
+        scores.len()
+    );
+    if overall.responses > 0 && overall.ci_high < r.target {
+        println!("below target: even the top of the interval is under {:+.0}", r.target);
+    }
+    Ok(())
+}
+
+/// One character per value on the -100..100 scale.
+fn sparkline(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values
+        .iter()
+        .map(|v| {
+            let i = ((v + 100.0) / 200.0 * 7.0).round().clamp(0.0, 7.0) as usize;
+            BARS[i]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sparkline_spans_the_scale() {
+        assert_eq!(super::sparkline(&[-100.0, 0.0, 100.0]), "▁▅█");
+        assert_eq!(super::sparkline(&[]), "");
+    }
+}
