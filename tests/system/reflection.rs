@@ -51,6 +51,10 @@ async fn each_port_lists_what_it_serves() {
             "rapport.events.v1.OutboxService"
         ])
     );
+    let f =
+        crate::feedback_loop::feedback(any_port(), &fresh_database(Backend::Sqlite).await.unwrap(), None, &clock).await;
+    assert_eq!(listed(f.addr).await, set(&["rapport.feedback.v1.FeedbackService", "rapport.events.v1.OutboxService"]));
+    f.stop().await;
     let mut wrong = LoyaltyServiceClient::new(channel(s.addr, Role::Sre));
     let e = wrong.get_member(GetMemberRequest { customer_id: "alice".into() }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
