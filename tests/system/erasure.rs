@@ -1,18 +1,30 @@
-//! Erasure across services: loyalty forgets a member, segmentation erases the customer and keeps a tombstone; a
-//! purchase event that arrives afterwards does not bring the customer back, and no text or binary column of either
-//! database (stored replies and outbox payloads included) keeps the customer's id, name or e-mail.
-use rapport_kit::{auth::Role, clock::ManualClock, db::testing::fresh_database, testing::Backend};
+//! Erasure across services: loyalty forgets a member, segmentation and feedback erase the customer and keep a
+//! tombstone; a purchase event that arrives afterwards does not bring the customer back, and no text or binary column
+//! of any of the three databases (stored replies and outbox payloads included) keeps the customer's id, name or
+//! e-mail.
+use std::sync::Arc;
+
+use rapport_kit::{
+    auth::Role,
+    clock::ManualClock,
+    db::testing::fresh_database,
+    testing::{Backend, TestServer},
+};
 use rapport_proto::{
     common::v1::Money,
     events::v1::{
         DeliverEventsRequest, Event, PurchaseRecorded, event, event_sink_service_client::EventSinkServiceClient,
     },
+    feedback::v1::{self as fpb, feedback_service_client::FeedbackServiceClient},
     loyalty::v1::{self as lpb, loyalty_service_client::LoyaltyServiceClient},
     segmentation::v1::{self as spb, segmentation_service_client::SegmentationServiceClient},
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::support::{T0, any_port, channel, eventually, loyalty, segmentation};
+use crate::{
+    feedback_loop::feedback,
+    support::{T0, any_port, auth, channel, eventually, segmentation, serve_config},
+};
 
 /// Rows of any text or binary column of any table of `url` that contain one of `needles`, as `table.column`.
 async fn text_holding(url: &str, needles: &[&str]) -> Vec<String> {
@@ -78,9 +90,41 @@ async fn text_holding(url: &str, needles: &[&str]) -> Vec<String> {
 async fn erased_customers_stay_erased(backend: Backend) {
     let clock = ManualClock::new(T0);
     let (seg_db, loyalty_db) = (fresh_database(backend).await.unwrap(), fresh_database(backend).await.unwrap());
+    let feedback_db = fresh_database(backend).await.unwrap();
     let placeholder = any_port();
     let s = segmentation(any_port(), &seg_db, placeholder, &clock).await;
-    let l = loyalty(any_port(), &loyalty_db, Some(format!("http://{}", s.addr)), &clock).await;
+    let f = feedback(any_port(), &feedback_db, Some(format!("http://{}", s.addr)), &clock).await;
+    let l = {
+        let mut config = rapport_loyalty::app::Config::local(&loyalty_db);
+        config.common.serve = serve_config();
+        config.set_subscriber_url("segmentation", Some(format!("http://{}", s.addr)));
+        config.set_subscriber_url("feedback", Some(f.url()));
+        TestServer::start::<rapport_loyalty::app::Loyalty>(config, auth(), Arc::new(clock.clone())).await.unwrap()
+    };
+    // A survey whose comment names the customer.
+    let mut fc = FeedbackServiceClient::new(channel(f.addr, Role::Agent));
+    let survey = fc
+        .schedule_survey(fpb::ScheduleSurveyRequest {
+            request_id: "s-erin".into(),
+            customer_id: "erin-7731".into(),
+            touchpoint: "delivery".into(),
+            channel: 5,
+            min_days_between_surveys: 0,
+            valid_days: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .survey
+        .unwrap();
+    fc.record_response(fpb::RecordResponseRequest {
+        request_id: "a-erin".into(),
+        survey_id: survey.survey_id.clone(),
+        score: 2,
+        comment: "Erin Example here, write to erin.example@mail.test".into(),
+    })
+    .await
+    .unwrap();
     let mut lc = LoyaltyServiceClient::new(channel(l.addr, Role::Sre));
     let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Sre));
     sc.upsert_customer(spb::UpsertCustomerRequest {
@@ -127,6 +171,16 @@ async fn erased_customers_stay_erased(backend: Backend) {
             sc.get_customer_features(spb::GetCustomerFeaturesRequest { customer_id: "erin-7731".into() })
                 .await
                 .is_err_and(|e| e.code() == tonic::Code::NotFound)
+        }
+    })
+    .await;
+    // Feedback got the erasure: the answer stays (NPS counts stay true) under a pseudonym, without its comment.
+    eventually(30, "the erasure in feedback", || {
+        let mut fc = fc.clone();
+        let id = survey.survey_id.clone();
+        async move {
+            let s = fc.get_survey(fpb::GetSurveyRequest { survey_id: id }).await.unwrap().into_inner().survey.unwrap();
+            s.customer_id != "erin-7731" && s.answer.is_some_and(|a| a.score == 2 && a.comment.is_empty())
         }
     })
     .await;
@@ -209,8 +263,9 @@ async fn erased_customers_stay_erased(backend: Backend) {
     );
 
     l.stop().await;
+    f.stop().await;
     s.stop().await;
-    for url in [&seg_db, &loyalty_db] {
+    for url in [&seg_db, &loyalty_db, &feedback_db] {
         let left = text_holding(url, &["erin-7731", "Erin Example", "erin.example@mail.test"]).await;
         assert!(left.is_empty(), "personal data left behind: {left:?}");
     }

@@ -53,7 +53,14 @@ async fn each_port_lists_what_it_serves() {
     );
     let f =
         crate::feedback_loop::feedback(any_port(), &fresh_database(Backend::Sqlite).await.unwrap(), None, &clock).await;
-    assert_eq!(listed(f.addr).await, set(&["rapport.feedback.v1.FeedbackService", "rapport.events.v1.OutboxService"]));
+    assert_eq!(
+        listed(f.addr).await,
+        set(&[
+            "rapport.feedback.v1.FeedbackService",
+            "rapport.events.v1.EventSinkService",
+            "rapport.events.v1.OutboxService"
+        ])
+    );
     f.stop().await;
     let mut wrong = LoyaltyServiceClient::new(channel(s.addr, Role::Sre));
     let e = wrong.get_member(GetMemberRequest { customer_id: "alice".into() }).await.unwrap_err();

@@ -113,16 +113,40 @@ impl Outbox {
         Ok(event.event_id)
     }
 
-    /// Part of an erasure: deletes what the outbox still keeps of the customer's delivered events. Rows not yet
-    /// delivered stay until their receiver has them (the erasure itself is one of them); the relay deletes them
-    /// once it has delivered the erasure.
+    /// Part of an erasure: deletes what the outbox keeps about the customer — delivered events, and events still
+    /// waiting for a receiver (no receiver must apply them any more: a receiver that had the customer gets the
+    /// erasure, and one that did not has nothing to learn). Waiting erasures stay, so every receiver still gets one;
+    /// the relay deletes the rest once it has delivered the erasure.
     pub async fn scrub<C: ConnectionTrait>(&self, txn: &C, customer_id: &str) -> Result<u64, DbErr> {
-        let r = outbox_event::Entity::delete_many()
+        let delivered = outbox_event::Entity::delete_many()
             .filter(outbox_event::Column::PartitionKey.eq(customer_id))
             .filter(outbox_event::Column::DeliveredAt.is_not_null())
             .exec(txn)
+            .await?
+            .rows_affected;
+        let waiting = outbox_event::Entity::find()
+            .filter(outbox_event::Column::PartitionKey.eq(customer_id))
+            .filter(outbox_event::Column::DeliveredAt.is_null())
+            .all(txn)
             .await?;
-        Ok(r.rows_affected)
+        let stale: Vec<i64> = waiting
+            .into_iter()
+            .filter(|r| {
+                let erasure = Event::decode(r.payload.as_slice())
+                    .is_ok_and(|e| matches!(e.payload, Some(Payload::CustomerForgotten(_))));
+                !erasure
+            })
+            .map(|r| r.id)
+            .collect();
+        let mut n = delivered;
+        for chunk in stale.chunks(500) {
+            n += outbox_event::Entity::delete_many()
+                .filter(outbox_event::Column::Id.is_in(chunk.iter().copied()))
+                .exec(txn)
+                .await?
+                .rows_affected;
+        }
+        Ok(n)
     }
 }
 

@@ -126,4 +126,17 @@ impl FeedbackService for FeedbackApi {
             target: self.nps_target,
         }))
     }
+
+    async fn forget_customer(
+        &self,
+        req: Request<pb::ForgetCustomerRequest>,
+    ) -> Result<Response<pb::ForgetCustomerResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("customer_id", &r.customer_id);
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.forget(&key, &r.customer_id).await.map(Response::new).map_err(status)
+    }
 }

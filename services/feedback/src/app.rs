@@ -1,4 +1,5 @@
-//! Wires the feedback service: configuration, database, store, the outbox relays and the server.
+//! Wires the feedback service: configuration, database, store, the event sink (erasures from other services), the
+//! outbox relays and the server.
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use rapport_kit::{
@@ -9,9 +10,9 @@ use rapport_kit::{
     serve::{self, ServeParts},
     service::{self, AppError, Bound, Common, Service, Stop},
 };
-use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin};
+use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin, sink::EventSink};
 use rapport_proto::{
-    events::v1::outbox_service_server::OutboxServiceServer,
+    events::v1::{event_sink_service_server::EventSinkServiceServer, outbox_service_server::OutboxServiceServer},
     feedback::v1::feedback_service_server::FeedbackServiceServer,
 };
 use sea_orm::DatabaseConnection;
@@ -20,6 +21,7 @@ use tonic::service::Routes;
 
 use crate::{
     api::{DOMAIN, FeedbackApi},
+    events::Handler,
     migration::Migrator,
     store::Store,
 };
@@ -29,9 +31,13 @@ pub const SERVICE_NAME: &str = "rapport.feedback.v1.FeedbackService";
 /// The checked-in role × RPC matrix.
 pub const AUTHZ: &str = include_str!("../authz.txt");
 
+/// Full name of the event sink feedback serves.
+pub const SINK_NAME: &str = rapport_outbox::sink::SERVICE_NAME;
+
 /// The role × RPC matrix of feedback.
 pub fn policy() -> Result<Policy, String> {
     let mut p = Policy::parse(SERVICE_NAME, AUTHZ)?;
+    p.extend(SINK_NAME, include_str!("../authz-events.txt"))?;
     p.extend(rapport_outbox::admin::SERVICE_NAME, rapport_outbox::admin::AUTHZ)?;
     Ok(p)
 }
@@ -47,6 +53,8 @@ pub struct Config {
     pub subscribers: Vec<Subscriber>,
     /// The NPS target reports compare against (`RAPPORT_FEEDBACK_NPS_TARGET`, default 50).
     pub nps_target: f64,
+    /// How far in the future a delivered event may be dated (`RAPPORT_MAX_CLOCK_SKEW_MS`, default 5 minutes).
+    pub max_clock_skew: Duration,
 }
 
 impl Config {
@@ -59,6 +67,7 @@ impl Config {
                 &["segmentation", "referrals"],
             )?,
             nps_target: config::parse("RAPPORT_FEEDBACK_NPS_TARGET", 50.0)?,
+            max_clock_skew: rapport_outbox::sink::max_skew_from_env()?,
         })
     }
 
@@ -72,6 +81,7 @@ impl Config {
                 .map(|name| Subscriber { name: name.into(), url: None })
                 .collect(),
             nps_target: 50.0,
+            max_clock_skew: Duration::from_secs(300),
         }
     }
 
@@ -141,14 +151,25 @@ impl Service for Feedback {
         let api = FeedbackServiceServer::new(FeedbackApi::new(self.store.clone(), self.config.nps_target))
             .max_decoding_message_size(serve.max_message_bytes);
         let admin = OutboxAdmin::new(self.store.db().clone(), self.clock.clone(), self.outbox.clone(), DOMAIN);
+        let outbox = self.outbox.clone();
+        let sink = EventSink::new(
+            self.store.db().clone(),
+            Arc::new(Handler::new(self.store.clone())),
+            self.clock.clone(),
+            self.config.common.pseudonyms.clone(),
+            self.config.max_clock_skew,
+            DOMAIN,
+        )
+        .after_commit(move || outbox.notify());
+        let sink = EventSinkServiceServer::new(sink).max_decoding_message_size(serve.max_message_bytes);
         let parts = ServeParts {
             listener: self.listener,
             config: serve.clone(),
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
-            service_names: vec![SERVICE_NAME, rapport_outbox::admin::SERVICE_NAME],
+            service_names: vec![SERVICE_NAME, SINK_NAME, rapport_outbox::admin::SERVICE_NAME],
             long_running: vec![],
-            routes: Routes::new(api).add_service(OutboxServiceServer::new(admin)),
+            routes: Routes::new(api).add_service(sink).add_service(OutboxServiceServer::new(admin)),
             domain: DOMAIN.into(),
         };
         tracing::info!(addr = %self.addr, "feedback serving");

@@ -15,6 +15,9 @@ pub enum FeedbackError {
         /// When a survey is allowed again (RFC 3339).
         allowed_from: String,
     },
+    /// The customer was erased: nothing about it is taken again.
+    #[error("the customer was erased")]
+    CustomerErased,
     /// No such survey.
     #[error("survey not found")]
     SurveyNotFound,
@@ -37,6 +40,7 @@ impl ServiceError for FeedbackError {
         let (code, reason) = match self {
             Self::Invalid(e) => return e.clone(),
             Self::SurveyFatigue { .. } => (C::FailedPrecondition, "SURVEY_FATIGUE"),
+            Self::CustomerErased => (C::FailedPrecondition, "CUSTOMER_ERASED"),
             Self::SurveyNotFound => (C::NotFound, "SURVEY_NOT_FOUND"),
             Self::SurveyExpired => (C::FailedPrecondition, "SURVEY_EXPIRED"),
             Self::SurveyAnswered => (C::FailedPrecondition, "SURVEY_ANSWERED"),

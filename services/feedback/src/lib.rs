@@ -5,6 +5,7 @@ pub mod app;
 pub mod domain;
 pub mod entities;
 pub mod error;
+pub mod events;
 pub mod migration;
 pub mod store;
 mod wire;

@@ -44,8 +44,8 @@ pub struct Config {
     pub common: Common,
     /// Programme rules.
     pub rules: Rules,
-    /// Who receives loyalty's events (`RAPPORT_LOYALTY_SUBSCRIBERS`, default `segmentation`; each one's address
-    /// from `RAPPORT_<NAME>_URL`, e.g. `RAPPORT_SEGMENTATION_URL`; without an address its events wait).
+    /// Who receives loyalty's events (`RAPPORT_LOYALTY_SUBSCRIBERS`, default `segmentation,feedback`; each one's
+    /// address from `RAPPORT_<NAME>_URL`, e.g. `RAPPORT_SEGMENTATION_URL`; without an address its events wait).
     pub subscribers: Vec<Subscriber>,
     /// How often expired points and ended tier periods are settled (`RAPPORT_LOYALTY_SWEEP_MS`, default 60 s).
     pub sweep_interval: Duration,
@@ -66,7 +66,10 @@ impl Config {
         Ok(Self {
             common: Common::from_env("loyalty", 50052)?,
             rules,
-            subscribers: rapport_outbox::subscribers_from_env("RAPPORT_LOYALTY_SUBSCRIBERS", &["segmentation"])?,
+            subscribers: rapport_outbox::subscribers_from_env(
+                "RAPPORT_LOYALTY_SUBSCRIBERS",
+                &["segmentation", "feedback"],
+            )?,
             sweep_interval: config::millis("RAPPORT_LOYALTY_SWEEP_MS", Duration::from_secs(60))?,
         })
     }

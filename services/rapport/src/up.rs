@@ -39,20 +39,22 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut segmentation =
         rapport_segmentation::app::Segmentation::build(seg_cfg, auth.clone(), Arc::new(SystemClock)).await?;
 
-    spinner.set_message("loyalty: migrating the database");
-    let mut loyalty_cfg = rapport_loyalty::app::Config::from_env()?;
-    loyalty_cfg.common.listen = loyalty_addr;
-    loyalty_cfg.common.database_url = sqlite(&args.data_dir, "loyalty").into();
-    loyalty_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
-    let loyalty = rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock)).await?;
-    segmentation.set_loyalty_url(format!("http://{}", loyalty.addr()));
-
     spinner.set_message("feedback: migrating the database");
     let mut feedback_cfg = rapport_feedback::app::Config::from_env()?;
     feedback_cfg.common.listen = feedback_addr;
     feedback_cfg.common.database_url = sqlite(&args.data_dir, "feedback").into();
     feedback_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
     let feedback = rapport_feedback::app::Feedback::build(feedback_cfg, auth.clone(), Arc::new(SystemClock)).await?;
+
+    spinner.set_message("loyalty: migrating the database");
+    let mut loyalty_cfg = rapport_loyalty::app::Config::from_env()?;
+    loyalty_cfg.common.listen = loyalty_addr;
+    loyalty_cfg.common.database_url = sqlite(&args.data_dir, "loyalty").into();
+    loyalty_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
+    loyalty_cfg.set_subscriber_url("feedback", Some(format!("http://{}", feedback.addr())));
+    let loyalty = rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock)).await?;
+    segmentation.set_loyalty_url(format!("http://{}", loyalty.addr()));
+
     spinner.finish_and_clear();
 
     let token = auth.issue("developer", Role::Sre, 12 * 3600);

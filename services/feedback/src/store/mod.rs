@@ -1,7 +1,8 @@
 //! Persistence of feedback through sea-orm, one file per aggregate around the shared transaction frame
 //! ([`rapport_kit::frame`]):
 //!
-//! - `surveys.rs`: scheduling with anti-fatigue, answers (and their events), NPS windows.
+//! - `surveys.rs`: scheduling with anti-fatigue, answers (and their events), NPS windows;
+//! - `erasure.rs`: forgetting a customer (on request, or on another service's erasure event).
 use std::sync::Arc;
 
 use rapport_kit::{clock::Clock, frame::Frame, pseudonym::Pseudonyms};
@@ -10,6 +11,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::FeedbackError;
 
+mod erasure;
 mod surveys;
 
 pub use surveys::{Grouping, NpsReport, SurveyCmd};
@@ -23,6 +25,7 @@ pub struct Store {
     frame: Frame,
     clock: Arc<dyn Clock>,
     outbox: Outbox,
+    pseudonyms: Pseudonyms,
 }
 
 impl Store {
@@ -30,7 +33,7 @@ impl Store {
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, outbox: Outbox, pseudonyms: &Pseudonyms) -> Self {
         let wake = outbox.clone();
         let frame = Frame::new(db.clone(), clock.clone(), pseudonyms).after_commit(move || wake.notify());
-        Self { db, frame, clock, outbox }
+        Self { db, frame, clock, outbox, pseudonyms: pseudonyms.clone() }
     }
 
     /// The connection.

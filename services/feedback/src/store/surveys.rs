@@ -64,8 +64,11 @@ impl Store {
     /// Schedules a survey unless the customer was surveyed within the waiting time.
     pub async fn schedule(&self, key: &Key, cmd: SurveyCmd) -> Result<pb::ScheduleSurveyResponse> {
         self.frame
-            .once(self, key, "ScheduleSurvey", move |_s, txn, now| {
+            .once(self, key, "ScheduleSurvey", move |s, txn, now| {
                 Box::pin(async move {
+                    if rapport_outbox::sink::is_erased(txn, &s.pseudonyms, &cmd.customer_id).await? {
+                        return Err(FeedbackError::CustomerErased);
+                    }
                     // Lock (or create) the customer's row first: a concurrent schedule of the same customer waits.
                     let fresh = surveyed_customers::ActiveModel {
                         customer_id: Set(cmd.customer_id.clone()),

@@ -7,7 +7,8 @@ use crate::support::*;
 on_both!(
     fatigue_keeps_customers_from_being_surveyed_too_often,
     answers_are_recorded_once_and_published,
-    refusals_name_their_reason
+    refusals_name_their_reason,
+    erasure_keeps_the_score_and_drops_the_person
 );
 
 async fn fatigue_keeps_customers_from_being_surveyed_too_often(db: Db) {
@@ -92,5 +93,32 @@ async fn refusals_name_their_reason(db: Db) {
     for f in ["touchpoint", "channel", "min_days_between_surveys"] {
         assert_status(&e, Code::InvalidArgument, "INVALID_ARGUMENT", Some(f));
     }
+    app.stop().await;
+}
+
+async fn erasure_keeps_the_score_and_drops_the_person(db: Db) {
+    let app = spawn_app(db).await;
+    let s = app.schedule("s-1", "dana-42", "delivery").await.unwrap();
+    app.answer("a-1", &s.survey_id, 3, "Dana here, call me").await.unwrap();
+    let r = app
+        .client
+        .clone()
+        .forget_customer(pb::ForgetCustomerRequest { request_id: "f-1".into(), customer_id: "dana-42".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.anonymised_surveys, 1);
+    let got = app.client.clone().get_survey(pb::GetSurveyRequest { survey_id: s.survey_id.clone() }).await.unwrap();
+    let got = got.into_inner().survey.unwrap();
+    assert!(got.customer_id.starts_with("anon-"), "{}", got.customer_id);
+    assert_eq!(got.answer.as_ref().map(|a| (a.score, a.comment.as_str())), Some((3, "")));
+    // A retry of the answer: its stored reply went with the customer.
+    let e = app.answer("a-1", &s.survey_id, 3, "Dana here, call me").await.unwrap_err();
+    assert_status(&e, Code::NotFound, "SURVEY_NOT_FOUND", None);
+    // Nothing new is taken about the customer.
+    let e = app.schedule("s-2", "dana-42", "delivery").await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "CUSTOMER_ERASED", None);
+    // The erasure waits for segmentation; the answer it had not received yet is gone.
+    assert_eq!(app.events("segmentation").await.len(), 1);
     app.stop().await;
 }
