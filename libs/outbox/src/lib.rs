@@ -55,6 +55,15 @@ pub fn subscribers_from_env(var: &str, defaults: &[&str]) -> Result<Vec<Subscrib
     Ok(out)
 }
 
+/// Sets where the subscriber `name` listens, adding it when missing (tests and `rapport up`, which learn addresses
+/// only once the services are bound).
+pub fn set_subscriber_url(subscribers: &mut Vec<Subscriber>, name: &str, url: Option<String>) {
+    match subscribers.iter_mut().find(|s| s.name == name) {
+        Some(s) => s.url = url,
+        None => subscribers.push(Subscriber { name: name.into(), url }),
+    }
+}
+
 /// A producer's outbox: who it writes for, and the waker of its relays.
 #[derive(Clone, Debug)]
 pub struct Outbox {

@@ -111,6 +111,8 @@ impl FeedbackService for FeedbackApi {
             Ok(pb::NpsGrouping::Day) => Grouping::Day,
             Ok(pb::NpsGrouping::Channel) => Grouping::Channel,
             Ok(pb::NpsGrouping::Touchpoint) => Grouping::Touchpoint,
+            Ok(pb::NpsGrouping::Tier) => Grouping::Tier,
+            Ok(pb::NpsGrouping::Segment) => Grouping::Segment,
             Err(_) => {
                 v.add("group_by", "must be a known grouping");
                 Grouping::None

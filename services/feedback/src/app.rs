@@ -87,10 +87,7 @@ impl Config {
 
     /// Sets where the subscriber `name` listens (adding it when missing).
     pub fn set_subscriber_url(&mut self, name: &str, url: Option<String>) {
-        match self.subscribers.iter_mut().find(|s| s.name == name) {
-            Some(s) => s.url = url,
-            None => self.subscribers.push(Subscriber { name: name.into(), url }),
-        }
+        rapport_outbox::set_subscriber_url(&mut self.subscribers, name, url);
     }
 }
 

@@ -1,4 +1,4 @@
-//! Other services' events into feedback: today their erasures, applied inside the shared sink's transaction
+//! Other services' events into feedback: tiers, segment memberships and erasures, applied inside the shared sink's transaction
 //! (`rapport_outbox::sink`), which has already checked the sender, de-duplicated and recorded the tombstone.
 use rapport_kit::error::ServiceError;
 use rapport_outbox::sink::{EventHandler, HandlerError};
@@ -19,18 +19,22 @@ impl Handler {
     }
 }
 
+fn handler_error(e: FeedbackError) -> HandlerError {
+    match e {
+        FeedbackError::Db(e) => HandlerError::Db(e),
+        e => HandlerError::Other(e.to_api().message),
+    }
+}
+
 #[tonic::async_trait]
 impl EventHandler for Handler {
-    /// Purchases, tier changes and memberships are not used by feedback yet.
-    async fn apply(&self, _txn: &DatabaseTransaction, _events: Vec<Event>) -> Result<(), HandlerError> {
-        Ok(())
+    /// Tier changes and segment memberships (what NPS is grouped by); the rest is not used yet.
+    async fn apply(&self, txn: &DatabaseTransaction, events: Vec<Event>) -> Result<(), HandlerError> {
+        self.store.apply_in(txn, &events).await.map_err(handler_error)
     }
 
     async fn forget(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<(), HandlerError> {
         let now = self.store.now();
-        self.store.forget_in(txn, customer_id, now).await.map(|_| ()).map_err(|e| match e {
-            FeedbackError::Db(e) => HandlerError::Db(e),
-            e => HandlerError::Other(e.to_api().message),
-        })
+        self.store.forget_in(txn, customer_id, now).await.map(|_| ()).map_err(handler_error)
     }
 }

@@ -101,7 +101,7 @@ pub struct NpsArgs {
     /// The window: the last N days, today included.
     #[arg(long, default_value_t = 30)]
     pub days: i64,
-    /// Grouping: day, channel or touchpoint.
+    /// Grouping: day, channel, touchpoint, tier or segment.
     #[arg(long, default_value = "channel")]
     pub by: String,
 }

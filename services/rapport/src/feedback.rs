@@ -80,7 +80,9 @@ pub async fn nps(conn: &Conn, args: NpsArgs) -> anyhow::Result<()> {
         "day" => pb::NpsGrouping::Day,
         "channel" => pb::NpsGrouping::Channel,
         "touchpoint" => pb::NpsGrouping::Touchpoint,
-        other => bail!("--by: unknown grouping {other:?} (day, channel or touchpoint)"),
+        "tier" => pb::NpsGrouping::Tier,
+        "segment" => pb::NpsGrouping::Segment,
+        other => bail!("--by: unknown grouping {other:?} (day, channel, touchpoint, tier or segment)"),
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
     let end = (now / DAY_MS + 1) * DAY_MS;

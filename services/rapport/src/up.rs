@@ -45,6 +45,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     feedback_cfg.common.database_url = sqlite(&args.data_dir, "feedback").into();
     feedback_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
     let feedback = rapport_feedback::app::Feedback::build(feedback_cfg, auth.clone(), Arc::new(SystemClock)).await?;
+    segmentation.set_subscriber_url("feedback", format!("http://{}", feedback.addr()));
 
     spinner.set_message("loyalty: migrating the database");
     let mut loyalty_cfg = rapport_loyalty::app::Config::from_env()?;

@@ -56,7 +56,7 @@ pub struct Config {
     /// How often the campaign worker looks for work when not woken (default 2 s).
     pub campaign_poll: Duration,
     /// Who receives segmentation's events — membership changes, erasures (`RAPPORT_SEGMENTATION_SUBSCRIBERS`,
-    /// default none; each one's address from `RAPPORT_<NAME>_URL`).
+    /// default `feedback`; each one's address from `RAPPORT_<NAME>_URL`).
     pub subscribers: Vec<Subscriber>,
     /// How far in the future an event may be dated (`RAPPORT_MAX_CLOCK_SKEW_MS`, default 5 minutes).
     pub max_clock_skew: Duration,
@@ -70,7 +70,7 @@ impl Config {
             loyalty_url: config::var("RAPPORT_LOYALTY_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
             refresh_interval: config::millis("RAPPORT_SEGMENTATION_REFRESH_MS", Duration::from_secs(3600))?,
             campaign_poll: Duration::from_secs(2),
-            subscribers: rapport_outbox::subscribers_from_env("RAPPORT_SEGMENTATION_SUBSCRIBERS", &[])?,
+            subscribers: rapport_outbox::subscribers_from_env("RAPPORT_SEGMENTATION_SUBSCRIBERS", &["feedback"])?,
             max_clock_skew: rapport_outbox::sink::max_skew_from_env()?,
         })
     }
@@ -232,6 +232,14 @@ impl Segmentation {
     /// Where campaigns grant offers, when loyalty was bound after segmentation (`rapport up` on any free ports).
     pub fn set_loyalty_url(&mut self, url: String) {
         self.config.loyalty_url = url;
+    }
+
+    /// Where the subscriber `name` listens, when it was bound after segmentation (`rapport up`). A subscriber not
+    /// configured at build gets no events.
+    pub fn set_subscriber_url(&mut self, name: &str, url: String) {
+        if let Some(s) = self.config.subscribers.iter_mut().find(|s| s.name == name) {
+            s.url = Some(url);
+        }
     }
 
     /// The store.

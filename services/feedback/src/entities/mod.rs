@@ -1,3 +1,6 @@
 //! One file per table.
+pub mod customer_segments;
+pub mod customer_tiers;
+pub mod survey_segments;
 pub mod surveyed_customers;
 pub mod surveys;

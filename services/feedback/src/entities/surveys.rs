@@ -15,6 +15,7 @@ pub struct Model {
     pub score: Option<i32>,
     pub comment: Option<String>,
     pub answered_at: Option<i64>,
+    pub tier: Option<String>,
 }
 
 /// No relations.

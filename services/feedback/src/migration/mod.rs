@@ -2,6 +2,7 @@
 use sea_orm_migration::prelude::*;
 
 pub mod m20261124_000020_create_surveys;
+pub mod m20261124_000021_create_customer_context;
 
 /// Every migration of the feedback database.
 pub struct Migrator;
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         let mut all = rapport_kit::migration::all();
         all.extend(rapport_outbox::migration::all());
         all.push(Box::new(m20261124_000020_create_surveys::Migration));
+        all.push(Box::new(m20261124_000021_create_customer_context::Migration));
         all
     }
 }

@@ -44,6 +44,7 @@ impl Store {
             .await?
             .rows_affected;
         surveyed_customers::Entity::delete_by_id(customer_id.to_string()).exec(txn).await?;
+        self.forget_context(txn, customer_id).await?;
         self.outbox.scrub(txn, customer_id).await?;
         idempotency::scrub(txn, customer_id, now).await?;
         Ok(n)

@@ -2,6 +2,7 @@
 //! ([`rapport_kit::frame`]):
 //!
 //! - `surveys.rs`: scheduling with anti-fatigue, answers (and their events), NPS windows;
+//! - `context.rs`: the tier and segments of customers, from loyalty's and segmentation's events;
 //! - `erasure.rs`: forgetting a customer (on request, or on another service's erasure event).
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::FeedbackError;
 
+mod context;
 mod erasure;
 mod surveys;
 

@@ -9,14 +9,15 @@ use rapport_proto::{
     feedback::v1 as pb,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
-    sea_query::ExprTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, Query},
 };
 
 use super::{Result, Store};
 use crate::{
     domain::{self, DAY_MS, Nps, NpsClass},
-    entities::{surveyed_customers, surveys},
+    entities::{survey_segments, surveyed_customers, surveys},
     error::FeedbackError,
     wire,
 };
@@ -47,6 +48,10 @@ pub enum Grouping {
     Channel,
     /// By touchpoint.
     Touchpoint,
+    /// By the loyalty tier the customer had when answering (`unknown` when loyalty had said nothing).
+    Tier,
+    /// By the segments the customer was in when answering (an answer counts in each of its segments).
+    Segment,
 }
 
 /// NPS of a window: overall, per group, per day.
@@ -103,6 +108,7 @@ impl Store {
                         score: None,
                         comment: None,
                         answered_at: None,
+                        tier: None,
                     };
                     surveys::Entity::insert(surveys::ActiveModel::from(survey.clone()))
                         .exec_without_returning(txn)
@@ -138,16 +144,27 @@ impl Store {
                     if now >= survey.expires_at {
                         return Err(FeedbackError::SurveyExpired);
                     }
+                    // The tier and segments the customer answers under, for NPS by tier and by segment.
+                    let (tier, segments) = s.context_of(txn, &survey.customer_id).await?;
                     survey.score = Some(score);
                     survey.comment = (!comment.is_empty()).then_some(comment);
                     survey.answered_at = Some(now);
+                    survey.tier = tier;
                     surveys::Entity::update_many()
                         .col_expr(surveys::Column::Score, Expr::value(score))
                         .col_expr(surveys::Column::Comment, Expr::value(survey.comment.clone()))
                         .col_expr(surveys::Column::AnsweredAt, Expr::value(now))
+                        .col_expr(surveys::Column::Tier, Expr::value(survey.tier.clone()))
                         .filter(surveys::Column::SurveyId.eq(survey_id.as_str()))
                         .exec(txn)
                         .await?;
+                    for segment_id in segments {
+                        let row = survey_segments::ActiveModel {
+                            survey_id: Set(survey_id.clone()),
+                            segment_id: Set(segment_id),
+                        };
+                        survey_segments::Entity::insert(row).exec_without_returning(txn).await?;
+                    }
                     let customer = survey.customer_id.clone();
                     let answered = event::Payload::SurveyAnswered(SurveyAnswered {
                         survey_id: survey_id.clone(),
@@ -183,11 +200,12 @@ impl Store {
     /// The NPS of the answers given in `[start, end)`, counted by the database per (day, channel, touchpoint, score).
     pub async fn nps(&self, start: i64, end: i64, grouping: Grouping) -> Result<NpsReport> {
         let day = Expr::col(surveys::Column::AnsweredAt).div(DAY_MS);
-        let rows: Vec<(i64, i32, String, i32, i64)> = surveys::Entity::find()
+        let rows: Vec<(i64, i32, String, Option<String>, i32, i64)> = surveys::Entity::find()
             .select_only()
             .column_as(day, "day")
             .column(surveys::Column::Channel)
             .column(surveys::Column::Touchpoint)
+            .column(surveys::Column::Tier)
             .column(surveys::Column::Score)
             .column_as(surveys::Column::SurveyId.count(), "n")
             .filter(surveys::Column::AnsweredAt.gte(start))
@@ -198,19 +216,21 @@ impl Store {
             .group_by(Expr::col("day"))
             .group_by(surveys::Column::Channel)
             .group_by(surveys::Column::Touchpoint)
+            .group_by(surveys::Column::Tier)
             .group_by(surveys::Column::Score)
             .order_by_asc(surveys::Column::Touchpoint)
             .into_tuple()
             .all(&self.db)
             .await?;
         let mut report = NpsReport::default();
-        for (day, channel, touchpoint, score, n) in rows {
+        for (day, channel, touchpoint, tier, score, n) in rows {
             let day = domain::day_key(day * DAY_MS);
             let group = match grouping {
-                Grouping::None => None,
+                Grouping::None | Grouping::Segment => None,
                 Grouping::Day => Some(day.clone()),
                 Grouping::Channel => Some(channel_name(channel)),
                 Grouping::Touchpoint => Some(touchpoint),
+                Grouping::Tier => Some(tier.unwrap_or_else(|| "unknown".into())),
             };
             report.overall.add_n(score, n);
             report.daily.entry(day).or_default().add_n(score, n);
@@ -218,7 +238,35 @@ impl Store {
                 report.groups.entry(g).or_default().add_n(score, n);
             }
         }
+        if grouping == Grouping::Segment {
+            for (segment, score, n) in self.nps_by_segment(start, end).await? {
+                report.groups.entry(segment).or_default().add_n(score, n);
+            }
+        }
         Ok(report)
+    }
+
+    /// Answers in `[start, end)` counted per (segment, score).
+    async fn nps_by_segment(&self, start: i64, end: i64) -> Result<Vec<(String, i32, i64)>> {
+        let (ss, s) = (survey_segments::Entity, surveys::Entity);
+        let q = Query::select()
+            .column((ss, survey_segments::Column::SegmentId))
+            .column((s, surveys::Column::Score))
+            .expr(Expr::col((s, surveys::Column::SurveyId)).count())
+            .from(ss)
+            .inner_join(s, Expr::col((s, surveys::Column::SurveyId)).equals((ss, survey_segments::Column::SurveyId)))
+            .and_where(Expr::col((s, surveys::Column::AnsweredAt)).gte(start))
+            .and_where(Expr::col((s, surveys::Column::AnsweredAt)).lt(end))
+            .and_where(Expr::col((s, surveys::Column::Score)).is_not_null())
+            .group_by_col((ss, survey_segments::Column::SegmentId))
+            .group_by_col((s, surveys::Column::Score))
+            .to_owned();
+        let rows = self.db.query_all(&q).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?));
+        }
+        Ok(out)
     }
 }
 

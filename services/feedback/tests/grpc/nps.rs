@@ -1,11 +1,15 @@
 //! NPS over a window, by hand: overall, grouped, daily, with the interval; and the matrix.
 use rapport_kit::{auth::Role, clock::timestamp};
-use rapport_proto::{common::v1::Channel, feedback::v1 as pb};
+use rapport_proto::{
+    common::v1::Channel,
+    events::v1::{Event, SegmentMembershipChanged, TierChanged, event::Payload},
+    feedback::v1 as pb,
+};
 use tonic::Code;
 
 use crate::support::*;
 
-on_both!(nps_of_a_window_by_hand);
+on_both!(nps_of_a_window_by_hand, nps_by_tier_and_segment_from_the_other_services_events);
 
 async fn nps_of_a_window_by_hand(db: Db) {
     let app = spawn_app(db).await;
@@ -69,13 +73,85 @@ async fn nps_of_a_window_by_hand(db: Db) {
     app.stop().await;
 }
 
+fn event(id: &str, source: &str, customer: &str, payload: Payload) -> Event {
+    Event {
+        event_id: id.into(),
+        source: source.into(),
+        customer_id: customer.into(),
+        occurred_at: Some(timestamp(T0)),
+        traceparent: String::new(),
+        payload: Some(payload),
+    }
+}
+
+async fn nps_by_tier_and_segment_from_the_other_services_events(db: Db) {
+    let app = spawn_app(db).await;
+    let tier = |to: &str| {
+        Payload::TierChanged(TierChanged { from_tier: "bronze".into(), to_tier: to.into(), reason: "qualified".into() })
+    };
+    let seg = |id: &str, entered| {
+        Payload::SegmentMembershipChanged(SegmentMembershipChanged { segment_id: id.into(), entered })
+    };
+    // c-1: gold, in "fans" then out of it and into "lapsing"; c-2: vip, in "fans"; c-3: nothing known.
+    let r = app
+        .deliver(
+            Role::Loyalty,
+            vec![event("l-1", "loyalty", "c-1", tier("gold")), event("l-2", "loyalty", "c-2", tier("vip"))],
+        )
+        .await;
+    assert_eq!(r.applied, 2);
+    let r = app
+        .deliver(
+            Role::Segmentation,
+            vec![
+                event("s-1", "segmentation", "c-1", seg("fans", true)),
+                event("s-2", "segmentation", "c-2", seg("fans", true)),
+                event("s-3", "segmentation", "c-1", seg("fans", false)),
+                event("s-4", "segmentation", "c-1", seg("lapsing", true)),
+            ],
+        )
+        .await;
+    assert_eq!(r.applied, 4);
+    for (i, (customer, score)) in [("c-1", 4), ("c-2", 10), ("c-3", 8)].into_iter().enumerate() {
+        let s = app.schedule(&format!("s-{i}"), customer, "delivery").await.unwrap();
+        app.answer(&format!("a-{i}"), &s.survey_id, score, "").await.unwrap();
+    }
+    let nps = |group_by: pb::NpsGrouping| {
+        let mut c = app.client.clone();
+        async move {
+            let r = c
+                .get_nps(pb::GetNpsRequest {
+                    start_time: Some(timestamp(T0)),
+                    end_time: Some(timestamp(T0 + DAY)),
+                    group_by: group_by.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            r.groups.into_iter().map(|g| (g.key, g.responses, g.score)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        nps(pb::NpsGrouping::Tier).await,
+        [("gold".to_string(), 1, -100.0), ("unknown".to_string(), 1, 0.0), ("vip".to_string(), 1, 100.0)]
+    );
+    assert_eq!(
+        nps(pb::NpsGrouping::Segment).await,
+        [("fans".to_string(), 1, 100.0), ("lapsing".to_string(), 1, -100.0)]
+    );
+    app.stop().await;
+}
+
 #[test]
 fn matrix_covers_every_rpc_and_names_no_other() {
     let policy = rapport_feedback::app::policy().unwrap();
     let service = rapport_feedback::app::SERVICE_NAME;
-    let (missing, unknown) = policy.coverage(rapport_proto::FILE_DESCRIPTOR_SET, service).unwrap();
-    assert!(missing.is_empty(), "RPCs missing from the matrix: {missing:?}");
-    assert!(unknown.is_empty(), "the matrix names RPCs that do not exist: {unknown:?}");
+    for svc in [service, rapport_feedback::app::SINK_NAME] {
+        let (missing, unknown) = policy.coverage(rapport_proto::FILE_DESCRIPTOR_SET, svc).unwrap();
+        assert!(missing.is_empty(), "{svc}: RPCs missing from the matrix: {missing:?}");
+        assert!(unknown.is_empty(), "{svc}: the matrix names RPCs that do not exist: {unknown:?}");
+    }
+    assert!(!policy.allows(&format!("/{}/DeliverEvents", rapport_feedback::app::SINK_NAME), Role::Sre));
     let p = |m: &str| format!("/{service}/{m}");
     assert!(policy.allows(&p("RecordResponse"), Role::Agent));
     assert!(!policy.allows(&p("RecordResponse"), Role::Reader));

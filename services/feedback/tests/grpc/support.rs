@@ -29,6 +29,8 @@ pub type Client = FeedbackServiceClient<OutgoingChannel>;
 
 pub struct TestApp {
     pub client: Client,
+    pub auth: Arc<Authenticator>,
+    pub addr: std::net::SocketAddr,
     pub clock: ManualClock,
     pub db: DatabaseConnection,
     server: TestServer,
@@ -46,7 +48,7 @@ pub async fn spawn_app(backend: Db) -> TestApp {
     let ch =
         client::channel(&server.url(), Outgoing::new(Some(auth.issue("t", Role::Agent, 600)), Duration::from_secs(30)))
             .unwrap();
-    TestApp { client: FeedbackServiceClient::new(ch), clock, db: server.db.clone(), server }
+    TestApp { client: FeedbackServiceClient::new(ch), auth, addr: server.addr, clock, db: server.db.clone(), server }
 }
 
 impl TestApp {
@@ -91,6 +93,20 @@ impl TestApp {
             })
             .await
             .map(|r| r.into_inner().survey.unwrap())
+    }
+
+    /// Delivers `events` to feedback's sink as the service `role` (its outbox relay would).
+    pub async fn deliver(&self, role: Role, events: Vec<Event>) -> rapport_proto::events::v1::DeliverEventsResponse {
+        let ch = client::channel(
+            &format!("http://{}", self.addr),
+            Outgoing::new(Some(self.auth.issue(role.as_str(), role, 600)), Duration::from_secs(30)),
+        )
+        .unwrap();
+        rapport_proto::events::v1::event_sink_service_client::EventSinkServiceClient::new(ch)
+            .deliver_events(rapport_proto::events::v1::DeliverEventsRequest { events })
+            .await
+            .unwrap()
+            .into_inner()
     }
 
     /// The events feedback wrote for `destination`, in order.
