@@ -35,7 +35,7 @@ async fn campaign_loop(db: Db) {
     let customers: Vec<_> = rapport_synth::customers(5, CUSTOMERS, T0).collect();
 
     // Loyalty: the members and the offer. Then loyalty goes down.
-    let l1 = loyalty(loyalty_addr, &loyalty_db, None, &clock).await;
+    let l1 = loyalty(loyalty_addr, loyalty_db.url(), None, &clock).await;
     let mut lc = LoyaltyServiceClient::new(channel(l1.addr, Role::Sre));
     for c in &customers {
         lc.enrol_member(lpb::EnrolMemberRequest {
@@ -65,7 +65,7 @@ async fn campaign_loop(db: Db) {
     l1.stop().await;
 
     // Segmentation: events in (client streaming), train, a rule segment, a campaign — loyalty is down.
-    let s1 = segmentation(any_port(), &seg_db, loyalty_addr, &clock).await;
+    let s1 = segmentation(any_port(), seg_db.url(), loyalty_addr, &clock).await;
     let mut sc = SegmentationServiceClient::new(channel(s1.addr, Role::Sre));
     let messages: Vec<spb::IngestEventsRequest> = customers
         .chunks(20)
@@ -162,8 +162,8 @@ async fn campaign_loop(db: Db) {
     s1.stop().await;
 
     // Loyalty comes back (its outbox now delivers to segmentation), segmentation restarts on the same database.
-    let s2 = segmentation(any_port(), &seg_db, loyalty_addr, &clock).await;
-    let l2 = loyalty(loyalty_addr, &loyalty_db, Some(format!("http://{}", s2.addr)), &clock).await;
+    let s2 = segmentation(any_port(), seg_db.url(), loyalty_addr, &clock).await;
+    let l2 = loyalty(loyalty_addr, loyalty_db.url(), Some(format!("http://{}", s2.addr)), &clock).await;
     let mut sc = SegmentationServiceClient::new(channel(s2.addr, Role::Sre));
     let mut lc = LoyaltyServiceClient::new(channel(l2.addr, Role::Sre));
     eventually(60, "the campaign to complete", || {

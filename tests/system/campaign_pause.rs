@@ -41,7 +41,7 @@ async fn a_refused_campaign_pauses_and_resumes() {
     let (seg_db, loyalty_db) =
         (fresh_database(Backend::Sqlite).await.unwrap(), fresh_database(Backend::Sqlite).await.unwrap());
     let loyalty_addr = free_port();
-    let l = loyalty(loyalty_addr, &loyalty_db, None, &clock).await;
+    let l = loyalty(loyalty_addr, loyalty_db.url(), None, &clock).await;
     let mut lc = LoyaltyServiceClient::new(channel(l.addr, Role::Sre));
     lc.create_offer(lpb::CreateOfferRequest {
         request_id: "offer".into(),
@@ -75,8 +75,8 @@ async fn a_refused_campaign_pauses_and_resumes() {
     let other = Arc::new(
         Authenticator::new("another-key-another-key-another-k".to_string().into(), "rapport", "rapport").unwrap(),
     );
-    let wrong = loyalty_with_auth(loyalty_addr, &loyalty_db, None, &clock, other).await;
-    let s = segmentation(any_port(), &seg_db, loyalty_addr, &clock).await;
+    let wrong = loyalty_with_auth(loyalty_addr, loyalty_db.url(), None, &clock, other).await;
+    let s = segmentation(any_port(), seg_db.url(), loyalty_addr, &clock).await;
     let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Sre));
     for i in 0..6 {
         let id = format!("c{i}");
@@ -120,7 +120,7 @@ async fn a_refused_campaign_pauses_and_resumes() {
     // Meanwhile a target is erased; then loyalty is fixed and the campaign triggered again.
     sc.forget_customer(spb::ForgetCustomerRequest { request_id: "f5".into(), customer_id: "c5".into() }).await.unwrap();
     wrong.stop().await;
-    let l = loyalty(loyalty_addr, &loyalty_db, None, &clock).await;
+    let l = loyalty(loyalty_addr, loyalty_db.url(), None, &clock).await;
     sc.trigger_campaign(trigger("t2")).await.unwrap();
     eventually(30, "the campaign completed", || async {
         campaign(&sc).await.state == i32::from(spb::CampaignState::Completed)

@@ -92,10 +92,10 @@ async fn erased_customers_stay_erased(backend: Backend) {
     let (seg_db, loyalty_db) = (fresh_database(backend).await.unwrap(), fresh_database(backend).await.unwrap());
     let feedback_db = fresh_database(backend).await.unwrap();
     let placeholder = any_port();
-    let s = segmentation(any_port(), &seg_db, placeholder, &clock).await;
-    let f = feedback(any_port(), &feedback_db, Some(format!("http://{}", s.addr)), &clock).await;
+    let s = segmentation(any_port(), seg_db.url(), placeholder, &clock).await;
+    let f = feedback(any_port(), feedback_db.url(), Some(format!("http://{}", s.addr)), &clock).await;
     let l = {
-        let mut config = rapport_loyalty::app::Config::local(&loyalty_db);
+        let mut config = rapport_loyalty::app::Config::local(loyalty_db.url());
         config.common.serve = serve_config();
         config.set_subscriber_url("segmentation", Some(format!("http://{}", s.addr)));
         config.set_subscriber_url("feedback", Some(f.url()));
@@ -184,7 +184,7 @@ async fn erased_customers_stay_erased(backend: Backend) {
         }
     })
     .await;
-    let lconn = rapport_kit::db::connect(&loyalty_db).await.unwrap();
+    let lconn = rapport_kit::db::connect(loyalty_db.url()).await.unwrap();
     eventually(30, "loyalty's outbox scrubbed once the erasure was delivered", || async {
         use rapport_outbox::entities::outbox_event;
         use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -265,7 +265,7 @@ async fn erased_customers_stay_erased(backend: Backend) {
     l.stop().await;
     f.stop().await;
     s.stop().await;
-    for url in [&seg_db, &loyalty_db, &feedback_db] {
+    for url in [seg_db.url(), loyalty_db.url(), feedback_db.url()] {
         let left = text_holding(url, &["erin-7731", "Erin Example", "erin.example@mail.test"]).await;
         assert!(left.is_empty(), "personal data left behind: {left:?}");
     }

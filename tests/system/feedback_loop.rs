@@ -33,8 +33,8 @@ rapport_kit::on_both!(answers_fill_nps_segments_once);
 async fn answers_fill_nps_segments_once(db: Db) {
     let clock = ManualClock::new(T0);
     let (seg_db, fb_db) = (fresh_database(db).await.unwrap(), fresh_database(db).await.unwrap());
-    let s = segmentation(any_port(), &seg_db, any_port(), &clock).await;
-    let f = feedback(any_port(), &fb_db, Some(format!("http://{}", s.addr)), &clock).await;
+    let s = segmentation(any_port(), seg_db.url(), any_port(), &clock).await;
+    let f = feedback(any_port(), fb_db.url(), Some(format!("http://{}", s.addr)), &clock).await;
     let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Marketing));
     let detractors = spb::Condition { node: Some(Node::NpsClass(spb::ValuesIn { values: vec!["detractor".into()] })) };
     sc.create_segment(spb::CreateSegmentRequest {

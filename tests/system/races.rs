@@ -32,8 +32,10 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_concurrent_twins_get_already_exists() {
     let clock = ManualClock::new(T0);
-    let l = loyalty(any_port(), &fresh_database(Backend::Postgres).await.unwrap(), None, &clock).await;
-    let s = segmentation(any_port(), &fresh_database(Backend::Postgres).await.unwrap(), l.addr, &clock).await;
+    let (loyalty_db, seg_db) =
+        (fresh_database(Backend::Postgres).await.unwrap(), fresh_database(Backend::Postgres).await.unwrap());
+    let l = loyalty(any_port(), loyalty_db.url(), None, &clock).await;
+    let s = segmentation(any_port(), seg_db.url(), l.addr, &clock).await;
     let lc = LoyaltyServiceClient::new(channel(l.addr, Role::Sre));
     let sc = SegmentationServiceClient::new(channel(s.addr, Role::Sre));
 

@@ -40,8 +40,13 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_port_lists_what_it_serves() {
     let clock = ManualClock::new(T0);
-    let l = loyalty(any_port(), &fresh_database(Backend::Sqlite).await.unwrap(), None, &clock).await;
-    let s = segmentation(any_port(), &fresh_database(Backend::Sqlite).await.unwrap(), l.addr, &clock).await;
+    let (loyalty_db, seg_db, fb_db) = (
+        fresh_database(Backend::Sqlite).await.unwrap(),
+        fresh_database(Backend::Sqlite).await.unwrap(),
+        fresh_database(Backend::Sqlite).await.unwrap(),
+    );
+    let l = loyalty(any_port(), loyalty_db.url(), None, &clock).await;
+    let s = segmentation(any_port(), seg_db.url(), l.addr, &clock).await;
     assert_eq!(listed(l.addr).await, set(&["rapport.loyalty.v1.LoyaltyService", "rapport.events.v1.OutboxService"]));
     assert_eq!(
         listed(s.addr).await,
@@ -51,8 +56,7 @@ async fn each_port_lists_what_it_serves() {
             "rapport.events.v1.OutboxService"
         ])
     );
-    let f =
-        crate::feedback_loop::feedback(any_port(), &fresh_database(Backend::Sqlite).await.unwrap(), None, &clock).await;
+    let f = crate::feedback_loop::feedback(any_port(), fb_db.url(), None, &clock).await;
     assert_eq!(
         listed(f.addr).await,
         set(&[

@@ -2,7 +2,7 @@
 //! tiers) and are erased through alternating loyalty replicas while both relays run: every customer's events reach
 //! segmentation once and in order (its counts and its last tier match loyalty's), no erased customer reappears, and
 //! a model trained through one segmentation replica places customers on the other.
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use rapport_kit::{auth::Role, clock::ManualClock, db::testing::fresh_database, testing::Backend};
@@ -12,7 +12,9 @@ use rapport_proto::{
     segmentation::v1::{self as spb, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{T0, any_port, channel, eventually, loyalty, segmentation};
+use crate::support::{
+    T0, any_port, auth, channel, eventually, exporter, loyalty_tuned, segmentation_tuned, worker_rounds,
+};
 
 const CUSTOMERS: usize = 2_000;
 
@@ -42,10 +44,22 @@ async fn postgres_two_replicas_of_each_service() {
     let (seg_db, loyalty_db) =
         (fresh_database(Backend::Postgres).await.unwrap(), fresh_database(Backend::Postgres).await.unwrap());
     let nowhere = any_port();
-    let s1 = segmentation(any_port(), &seg_db, nowhere, &clock).await;
-    let s2 = segmentation(any_port(), &seg_db, nowhere, &clock).await;
-    let l1 = loyalty(any_port(), &loyalty_db, Some(format!("http://{}", s1.addr)), &clock).await;
-    let l2 = loyalty(any_port(), &loyalty_db, Some(format!("http://{}", s2.addr)), &clock).await;
+    exporter();
+    // Background workers every 100 ms, so that both replicas of each keep competing for its lease.
+    let often = Duration::from_millis(100);
+    let seg = |loyalty| {
+        segmentation_tuned(any_port(), seg_db.url(), loyalty, &clock, move |c| {
+            c.refresh_interval = often;
+            c.campaign_poll = often;
+        })
+    };
+    let (s1, s2) = (seg(nowhere).await, seg(nowhere).await);
+    let loy = |s: std::net::SocketAddr| {
+        loyalty_tuned(any_port(), loyalty_db.url(), Some(format!("http://{s}")), &clock, auth(), move |c| {
+            c.sweep_interval = often;
+        })
+    };
+    let (l1, l2) = (loy(s1.addr).await, loy(s2.addr).await);
     let replicas = Arc::new([
         LoyaltyServiceClient::new(channel(l1.addr, Role::Sre)),
         LoyaltyServiceClient::new(channel(l2.addr, Role::Sre)),
@@ -95,7 +109,7 @@ async fn postgres_two_replicas_of_each_service() {
         .collect()
         .await;
 
-    let lconn = rapport_kit::db::connect(&loyalty_db).await.unwrap();
+    let lconn = rapport_kit::db::connect(loyalty_db.url()).await.unwrap();
     eventually(300, "every loyalty event delivered", || async {
         rapport_outbox::pending(&lconn, "segmentation").await.unwrap() == 0
     })
@@ -177,5 +191,19 @@ async fn postgres_two_replicas_of_each_service() {
 
     for r in [l1, l2, s1, s2] {
         r.stop().await;
+    }
+
+    // Exactly one replica of each background worker acts at a time: their rounds, counted from their spans,
+    // never overlap across replicas.
+    for (worker, database) in [
+        ("loyalty.sweeper", &loyalty_db),
+        ("loyalty.outbox.segmentation", &loyalty_db),
+        ("segmentation.refresher", &seg_db),
+        ("segmentation.campaigns", &seg_db),
+    ] {
+        let rounds = worker_rounds(worker, database.name());
+        assert!(rounds.len() >= 5, "{worker}: {} rounds", rounds.len());
+        let overlaps = rapport_kit::lease::overlapping(&rounds);
+        assert!(overlaps.is_empty(), "{worker}: replicas ran rounds at the same time: {overlaps:?}");
     }
 }

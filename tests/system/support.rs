@@ -1,10 +1,17 @@
 //! Starting and stopping real services on loopback, sharing one key and one manual clock.
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 
 use rapport_kit::{
     auth::{Authenticator, Role},
     client::{self, Outgoing, OutgoingChannel},
     clock::ManualClock,
+    lease::Round,
     serve::ServeConfig,
     testing::TestServer,
 };
@@ -42,22 +49,80 @@ pub async fn loyalty_with_auth(
     clock: &ManualClock,
     auth: Arc<Authenticator>,
 ) -> Running {
+    loyalty_tuned(listen, database_url, segmentation, clock, auth, |_| {}).await
+}
+
+/// Loyalty with its configuration adjusted by `tune` after the suite's settings.
+pub async fn loyalty_tuned(
+    listen: SocketAddr,
+    database_url: &str,
+    segmentation: Option<String>,
+    clock: &ManualClock,
+    auth: Arc<Authenticator>,
+    tune: impl FnOnce(&mut rapport_loyalty::app::Config),
+) -> Running {
     let mut config = rapport_loyalty::app::Config::local(database_url);
     config.common.listen = listen;
     config.common.serve = serve_config();
     config.set_subscriber_url("segmentation", segmentation);
     config.sweep_interval = Duration::from_secs(3600);
+    tune(&mut config);
     TestServer::start::<rapport_loyalty::app::Loyalty>(config, auth, Arc::new(clock.clone())).await.expect("loyalty")
 }
 
 pub async fn segmentation(listen: SocketAddr, database_url: &str, loyalty: SocketAddr, clock: &ManualClock) -> Running {
+    segmentation_tuned(listen, database_url, loyalty, clock, |_| {}).await
+}
+
+/// Segmentation with its configuration adjusted by `tune` after the suite's settings.
+pub async fn segmentation_tuned(
+    listen: SocketAddr,
+    database_url: &str,
+    loyalty: SocketAddr,
+    clock: &ManualClock,
+    tune: impl FnOnce(&mut rapport_segmentation::app::Config),
+) -> Running {
     let mut config = rapport_segmentation::app::Config::local(database_url, &format!("http://{loyalty}"));
     config.common.listen = listen;
     config.common.serve = serve_config();
     config.campaign_poll = Duration::from_millis(100);
+    tune(&mut config);
     TestServer::start::<rapport_segmentation::app::Segmentation>(config, auth(), Arc::new(clock.clone()))
         .await
         .expect("segmentation")
+}
+
+/// The in-memory span exporter of this test process (installed once, shared by every test in it).
+pub fn exporter() -> &'static InMemorySpanExporter {
+    static E: OnceLock<(InMemorySpanExporter, rapport_telemetry::TelemetryGuard)> = OnceLock::new();
+    &E.get_or_init(|| {
+        let e = InMemorySpanExporter::default();
+        let g = rapport_telemetry::init_with_exporter("system-test", e.clone());
+        (e, g)
+    })
+    .0
+}
+
+/// The rounds of the background worker `worker` on the database `namespace`, from their spans.
+pub fn worker_rounds(worker: &str, namespace: &str) -> Vec<Round> {
+    let attr = |s: &SpanData, key: &str| {
+        s.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().to_string())
+    };
+    exporter()
+        .get_finished_spans()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s.name == "worker.round"
+                && attr(s, "worker.name").as_deref() == Some(worker)
+                && attr(s, "db.namespace").as_deref() == Some(namespace)
+        })
+        .map(|s| Round {
+            instance: attr(s, "worker.instance").unwrap_or_default(),
+            start: s.start_time,
+            end: s.end_time,
+        })
+        .collect()
 }
 
 pub fn channel(addr: SocketAddr, role: Role) -> OutgoingChannel {

@@ -1,7 +1,4 @@
 //! One trace across services: a campaign's grant call from segmentation is the parent of loyalty's server span.
-use std::sync::OnceLock;
-
-use opentelemetry_sdk::trace::InMemorySpanExporter;
 use rapport_kit::{
     auth::Role,
     clock::{ManualClock, timestamp},
@@ -12,24 +9,15 @@ use rapport_proto::{
     segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{Db, T0, any_port, channel, eventually, loyalty, segmentation};
-
-fn exporter() -> &'static InMemorySpanExporter {
-    static E: OnceLock<(InMemorySpanExporter, rapport_telemetry::TelemetryGuard)> = OnceLock::new();
-    &E.get_or_init(|| {
-        let e = InMemorySpanExporter::default();
-        let g = rapport_telemetry::init_with_exporter("system-test", e.clone());
-        (e, g)
-    })
-    .0
-}
+use crate::support::{Db, T0, any_port, channel, eventually, exporter, loyalty, segmentation};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_grant_is_one_trace_across_segmentation_and_loyalty() {
     let exp = exporter();
     let clock = ManualClock::new(T0);
-    let l = loyalty(any_port(), &fresh_database(Db::Sqlite).await.unwrap(), None, &clock).await;
-    let s = segmentation(any_port(), &fresh_database(Db::Sqlite).await.unwrap(), l.addr, &clock).await;
+    let (loyalty_db, seg_db) = (fresh_database(Db::Sqlite).await.unwrap(), fresh_database(Db::Sqlite).await.unwrap());
+    let l = loyalty(any_port(), loyalty_db.url(), None, &clock).await;
+    let s = segmentation(any_port(), seg_db.url(), l.addr, &clock).await;
     let mut lc = LoyaltyServiceClient::new(channel(l.addr, Role::Sre));
     let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Sre));
     let customers: Vec<_> = rapport_synth::customers(8, 5, T0).collect();

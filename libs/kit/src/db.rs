@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -67,48 +66,9 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
-/// Fresh, empty databases for tests: one per test, so tests never see each other's rows.
-pub mod testing {
-    use super::*;
-
-    /// Which database a test runs on.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Backend {
-        /// A new SQLite file in the temp folder.
-        Sqlite,
-        /// A new database on the server of `RAPPORT_TEST_POSTGRES_URL`
-        /// (default `postgres://postgres@127.0.0.1:5432`).
-        Postgres,
-    }
-
-    /// Both backends, for tests that run on each.
-    pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
-
-    /// Creates a fresh database and returns its URL.
-    pub async fn fresh_database(backend: Backend) -> Result<String, DbErr> {
-        let name = format!("rapport_t_{}", uuid::Uuid::new_v4().simple());
-        match backend {
-            Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!("{name}.db"));
-                Ok(format!("sqlite://{}?mode=rwc", path.display()))
-            }
-            Backend::Postgres => {
-                let base = std::env::var("RAPPORT_TEST_POSTGRES_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
-                let base = base.trim_end_matches('/');
-                let admin = Database::connect(format!("{base}/postgres")).await?;
-                admin
-                    .execute_raw(Statement::from_string(
-                        admin.get_database_backend(),
-                        format!("CREATE DATABASE {name}"),
-                    ))
-                    .await?;
-                admin.close().await?;
-                Ok(format!("{base}/{name}"))
-            }
-        }
-    }
-}
+/// Fresh, empty databases for tests, dropped when the test ends; a throwaway PostgreSQL when none answers.
+#[path = "test_db.rs"]
+pub mod testing;
 
 #[cfg(test)]
 mod tests {

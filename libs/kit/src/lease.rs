@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 /// A held lease; dropping it releases it (the connection closes).
 pub struct Lease {
@@ -133,6 +134,10 @@ impl Worker {
     /// Runs `round` under the worker's lease until `stop` resolves. A replica without the lease tries again every
     /// `every` (at most every 5 s), so a successor takes over soon after the holder dies. `round` returns whether
     /// there is more to do at once.
+    ///
+    /// Each round is a `worker.round` span (`worker.name`, `worker.instance` — one per call of `run`, so per
+    /// replica —, `db.namespace`, and `worker.more`): tests count the rounds and check that no two replicas' rounds
+    /// of one worker ever overlap.
     pub async fn run<F, Fut>(self, db: DatabaseConnection, stop: impl Future<Output = ()> + Send, mut round: F)
     where
         F: FnMut() -> Fut + Send,
@@ -141,6 +146,8 @@ impl Worker {
         tokio::pin!(stop);
         let retry = self.every.min(Duration::from_secs(5));
         let mut lease: Option<Lease> = None;
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let namespace = namespace(&db).await;
         loop {
             if let Some(l) = lease.as_mut()
                 && !l.held().await
@@ -159,8 +166,18 @@ impl Worker {
                 }
             }
             let wait = match lease {
-                Some(_) if round().await => Duration::ZERO,
-                Some(_) => self.every,
+                Some(_) => {
+                    let span = tracing::info_span!(
+                        "worker.round",
+                        worker.name = %self.name,
+                        worker.instance = %instance,
+                        db.namespace = %namespace,
+                        worker.more = tracing::field::Empty,
+                    );
+                    let more = round().instrument(span.clone()).await;
+                    span.record("worker.more", more);
+                    if more { Duration::ZERO } else { self.every }
+                }
                 None => retry,
             };
             tokio::select! {
@@ -176,6 +193,43 @@ impl Worker {
     }
 }
 
+/// The database's name (PostgreSQL) or `sqlite`, naming where a worker's rounds happen.
+async fn namespace(db: &DatabaseConnection) -> String {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return "sqlite".into();
+    }
+    sqlx::query_scalar::<_, String>("SELECT current_database()")
+        .fetch_one(db.get_postgres_connection_pool())
+        .await
+        .unwrap_or_default()
+}
+
+/// A worker's round as seen in its span: which replica ran it, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Round {
+    /// `worker.instance` of the replica that ran it.
+    pub instance: String,
+    /// When it started.
+    pub start: std::time::SystemTime,
+    /// When it ended.
+    pub end: std::time::SystemTime,
+}
+
+/// The pairs of rounds run by different replicas at the same time (none when the lease works).
+pub fn overlapping(rounds: &[Round]) -> Vec<(Round, Round)> {
+    let mut sorted = rounds.to_vec();
+    sorted.sort_by_key(|r| r.start);
+    let mut out = Vec::new();
+    for (i, a) in sorted.iter().enumerate() {
+        for b in sorted[i + 1..].iter().take_while(|b| b.start < a.end) {
+            if b.instance != a.instance {
+                out.push((a.clone(), b.clone()));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +238,15 @@ mod tests {
     fn keys_are_stable_and_distinct() {
         assert_eq!(key("loyalty.sweeper"), key("loyalty.sweeper"));
         assert_ne!(key("loyalty.sweeper"), key("segmentation.refresher"));
+    }
+
+    #[test]
+    fn overlapping_rounds_of_different_replicas_are_found() {
+        let t = |ms: u64| std::time::UNIX_EPOCH + Duration::from_millis(ms);
+        let r = |i: &str, a, b| Round { instance: i.into(), start: t(a), end: t(b) };
+        assert!(overlapping(&[r("a", 0, 10), r("b", 10, 20), r("a", 20, 30)]).is_empty());
+        assert_eq!(overlapping(&[r("a", 0, 10), r("a", 5, 8), r("b", 30, 40)]), vec![]);
+        assert_eq!(overlapping(&[r("a", 0, 10), r("b", 9, 20)]), vec![(r("a", 0, 10), r("b", 9, 20))]);
+        assert_eq!(overlapping(&[r("b", 2, 3), r("a", 0, 10)]).len(), 1);
     }
 }

@@ -5,7 +5,7 @@ use std::{future::Future, time::Duration};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-pub use crate::db::testing::{BACKENDS, Backend, fresh_database};
+pub use crate::db::testing::{BACKENDS, Backend, TestDb, fresh_database};
 pub use crate::test_server::TestServer;
 
 /// Declares, for each async test function `name(backend)`, a module `name` with one test per database:

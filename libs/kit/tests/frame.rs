@@ -13,7 +13,7 @@ use rapport_kit::{
     frame::{Done, Frame, Key},
     idempotency,
     pseudonym::Pseudonyms,
-    testing::{Backend, fresh_database},
+    testing::{Backend, TestDb, fresh_database},
 };
 use rapport_proto::common::v1::Money;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
@@ -82,14 +82,14 @@ struct Ctx {
     runs: AtomicUsize,
 }
 
-async fn setup(backend: Backend) -> (DatabaseConnection, Frame, Arc<Ctx>) {
-    let url = fresh_database(backend).await.unwrap();
-    let db = db::connect_and_migrate::<Migrator>(&url).await.unwrap();
+async fn setup(backend: Backend) -> (TestDb, DatabaseConnection, Frame, Arc<Ctx>) {
+    let database = fresh_database(backend).await.unwrap();
+    let db = db::connect_and_migrate::<Migrator>(database.url()).await.unwrap();
     db.execute_raw(Statement::from_string(db.get_database_backend(), "CREATE TABLE things (id TEXT PRIMARY KEY)"))
         .await
         .unwrap();
     let frame = Frame::new(db.clone(), Arc::new(ManualClock::new(1_000)), &Pseudonyms::development());
-    (db, frame, Arc::new(Ctx { runs: AtomicUsize::new(0) }))
+    (database, db, frame, Arc::new(Ctx { runs: AtomicUsize::new(0) }))
 }
 
 fn key(request_id: &str, units: i64) -> Key {
@@ -124,7 +124,7 @@ async fn create_thing(frame: &Frame, ctx: &Ctx, rid: &str, id: &str) -> Result<(
 }
 
 async fn replays_and_keyed_storage(backend: Backend) {
-    let (db, frame, ctx) = setup(backend).await;
+    let (_database, db, frame, ctx) = setup(backend).await;
     let first = credit(&frame, &ctx, "grant-cust-42", "cust-42", 7).await.unwrap();
     let again = credit(&frame, &ctx, "grant-cust-42", "cust-42", 7).await.unwrap();
     assert_eq!(first, again);
@@ -162,7 +162,7 @@ async fn replays_and_keyed_storage(backend: Backend) {
 }
 
 async fn erasure_blanks_stored_replies(backend: Backend) {
-    let (db, frame, ctx) = setup(backend).await;
+    let (_database, db, frame, ctx) = setup(backend).await;
     credit(&frame, &ctx, "r-1", "cust-9", 3).await.unwrap();
     credit(&frame, &ctx, "r-2", "cust-10", 4).await.unwrap();
     let txn = db::begin_write(&db).await.unwrap();
@@ -174,7 +174,7 @@ async fn erasure_blanks_stored_replies(backend: Backend) {
 }
 
 async fn clashes_and_failures(backend: Backend) {
-    let (_db, frame, ctx) = setup(backend).await;
+    let (_database, _db, frame, ctx) = setup(backend).await;
     create_thing(&frame, &ctx, "c-1", "t-1").await.unwrap();
     // Another request id inserting the same row: the unique index answers, as the domain error.
     assert!(matches!(create_thing(&frame, &ctx, "c-2", "t-1").await, Err(TestError::Exists)));

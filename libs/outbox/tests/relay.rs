@@ -70,13 +70,15 @@ fn forgotten(id: &str, customer: &str) -> Event {
     Event { payload: Some(event::Payload::CustomerForgotten(Default::default())), ..event(id, customer) }
 }
 
-async fn setup(backend: Backend) -> DatabaseConnection {
-    let url = db::testing::fresh_database(backend).await.unwrap();
-    db::connect_and_migrate::<Migrator>(&url).await.unwrap()
+/// A migrated database, and its guard: keep the guard for as long as the test runs.
+async fn setup(backend: Backend) -> (db::testing::TestDb, DatabaseConnection) {
+    let database = db::testing::fresh_database(backend).await.unwrap();
+    let db = db::connect_and_migrate::<Migrator>(database.url()).await.unwrap();
+    (database, db)
 }
 
 async fn in_order_with_retries(backend: Backend) {
-    let db = setup(backend).await;
+    let (_database, db) = setup(backend).await;
     for i in 1..=5 {
         let txn = db.begin().await.unwrap();
         rapport_outbox::enqueue(&txn, "seg", event(&format!("e{i}"), "c1"), 0).await.unwrap();
@@ -102,7 +104,7 @@ async fn in_order_with_retries(backend: Backend) {
 }
 
 async fn inbox_applies_once(backend: Backend) {
-    let db = setup(backend).await;
+    let (_database, db) = setup(backend).await;
     let txn = db.begin().await.unwrap();
     assert!(inbox::apply_once(&txn, "ev-1", "loyalty", 1).await.unwrap());
     txn.commit().await.unwrap();
@@ -118,7 +120,7 @@ async fn poison_is_parked_and_replayed(backend: Backend) {
     use rapport_proto::events::v1::{
         ListParkedEventsRequest, RetryParkedEventsRequest, outbox_service_server::OutboxService,
     };
-    let db = setup(backend).await;
+    let (_database, db) = setup(backend).await;
     for i in 1..=4 {
         rapport_outbox::enqueue(&db, "seg", event(&format!("e{i}"), "c1"), 0).await.unwrap();
     }
@@ -183,7 +185,7 @@ async fn poison_is_parked_and_replayed(backend: Backend) {
 
 /// Delivered rows go after the retention; a delivered erasure takes the customer's rows with it at once.
 async fn retention_and_erasure_scrub(backend: Backend) {
-    let db = setup(backend).await;
+    let (_database, db) = setup(backend).await;
     rapport_outbox::enqueue(&db, "seg", event("a1", "ann"), 0).await.unwrap();
     rapport_outbox::enqueue(&db, "seg", event("b1", "bob"), 0).await.unwrap();
     rapport_outbox::enqueue(&db, "seg", forgotten("a2", "ann"), 0).await.unwrap();
@@ -210,7 +212,7 @@ async fn retention_and_erasure_scrub(backend: Backend) {
 
 /// Fan-out: one row per subscriber, each delivered on its own.
 async fn fan_out(backend: Backend) {
-    let db = setup(backend).await;
+    let (_database, db) = setup(backend).await;
     let outbox = rapport_outbox::Outbox::new("test", ["seg".to_string(), "referrals".to_string()]);
     let txn = db.begin().await.unwrap();
     let id = outbox.publish(&txn, "c1", event::Payload::TierChanged(Default::default()), 0).await.unwrap();
@@ -238,7 +240,7 @@ on_both!(
 /// (the lease), so every customer's events arrive once each and in the order they were written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_two_relays_keep_each_customers_order() {
-    let db = setup(Backend::Postgres).await;
+    let (_database, db) = setup(Backend::Postgres).await;
     let receiver = Receiver::default();
     let clock = Arc::new(rapport_kit::clock::SystemClock);
     let mut cfg = RelayConfig::new("test", "seg");
@@ -298,7 +300,7 @@ async fn postgres_two_relays_keep_each_customers_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_have_one_holder() {
     use rapport_kit::lease::Lease;
-    let pg = setup(Backend::Postgres).await;
+    let (_pg_database, pg) = setup(Backend::Postgres).await;
     let mut a = Lease::try_acquire(&pg, "t.lease").await.unwrap().expect("first holder");
     assert!(Lease::try_acquire(&pg, "t.lease").await.unwrap().is_none(), "a second holder waits");
     assert!(Lease::try_acquire(&pg, "t.other").await.unwrap().is_some(), "other names are independent");
@@ -310,7 +312,7 @@ async fn leases_have_one_holder() {
         Lease::try_acquire(&pg, "t.lease").await.unwrap().is_some()
     })
     .await;
-    let lite = setup(Backend::Sqlite).await;
+    let (_lite_database, lite) = setup(Backend::Sqlite).await;
     assert!(Lease::try_acquire(&lite, "t.lease").await.unwrap().is_some());
     assert!(Lease::try_acquire(&lite, "t.lease").await.unwrap().is_some());
 }
@@ -318,7 +320,8 @@ async fn leases_have_one_holder() {
 /// Replicas starting together on a fresh PostgreSQL database migrate one after the other, and all start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_migrations_on_a_fresh_database() {
-    let url = db::testing::fresh_database(Backend::Postgres).await.unwrap();
+    let database = db::testing::fresh_database(Backend::Postgres).await.unwrap();
+    let url = database.url().to_string();
     let starts: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
@@ -407,10 +410,10 @@ mod kill {
         }
     }
 
-    async fn fresh(backend: Backend, table: &str) -> DatabaseConnection {
-        let db = super::setup(backend).await;
+    async fn fresh(backend: Backend, table: &str) -> (rapport_kit::testing::TestDb, DatabaseConnection) {
+        let (database, db) = super::setup(backend).await;
         db.execute_unprepared(&format!("CREATE TABLE {table} (event_id VARCHAR(64) NOT NULL)")).await.unwrap();
-        db
+        (database, db)
     }
 
     async fn ids(db: &DatabaseConnection, table: &str) -> Vec<String> {
@@ -500,7 +503,7 @@ mod kill {
     }
 
     async fn relay_and_receiver_killed(backend: Backend) {
-        let (producer, receiver) = (fresh(backend, "changes").await, fresh(backend, "effects").await);
+        let ((_p, producer), (_r, receiver)) = (fresh(backend, "changes").await, fresh(backend, "effects").await);
         let wire = wire(&receiver);
         let writing = {
             let producer = producer.clone();
@@ -538,7 +541,7 @@ mod kill {
 
     /// Publishing outside the transaction: rolled-back changes still send their events, and the check sees them.
     async fn negative_control_publishing_outside_the_transaction(backend: Backend) {
-        let (producer, receiver) = (fresh(backend, "changes").await, fresh(backend, "effects").await);
+        let ((_p, producer), (_r, receiver)) = (fresh(backend, "changes").await, fresh(backend, "effects").await);
         write(&producer, 200, false).await;
         let relay = Relay::new(producer.clone(), wire(&receiver), config(), Arc::new(SystemClock));
         while rapport_outbox::pending(&producer, "receiver").await.unwrap() > 0 {

@@ -163,10 +163,16 @@ mod tests {
     use super::*;
     use opentelemetry_sdk::trace::InMemorySpanExporter;
 
+    /// One subscriber for the whole test process: tests share the process (`cargo test` runs them on threads), and
+    /// a guard dropped by one test would shut down the tracer of the others.
+    fn telemetry() {
+        static GUARD: std::sync::OnceLock<TelemetryGuard> = std::sync::OnceLock::new();
+        GUARD.get_or_init(|| init_with_exporter("test", InMemorySpanExporter::default()));
+    }
+
     #[test]
     fn traceparent_round_trips_through_the_outbox_format() {
-        let exporter = InMemorySpanExporter::default();
-        let _guard = init_with_exporter("test", exporter);
+        telemetry();
         let span = tracing::info_span!("writer");
         let _enter = span.enter();
         let tp = current_traceparent();
@@ -178,8 +184,7 @@ mod tests {
 
     #[test]
     fn injected_metadata_extracts_to_the_same_trace() {
-        let exporter = InMemorySpanExporter::default();
-        let _guard = init_with_exporter("test", exporter);
+        telemetry();
         let span = tracing::info_span!("caller");
         let _enter = span.enter();
         let mut md = tonic::metadata::MetadataMap::new();

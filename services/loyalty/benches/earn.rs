@@ -133,8 +133,8 @@ fn main() {
         let auth = Arc::new(Authenticator::new("bench-secret-bench-secret-bench-secret".to_string().into(), "rapport", "rapport").expect("key"));
 
         // The service, over gRPC on loopback.
-        let url = testing::fresh_database(testing::Backend::Postgres).await.expect("database");
-        let mut config = Config::local(&url);
+        let database = testing::fresh_database(testing::Backend::Postgres).await.expect("database");
+        let mut config = Config::local(database.url());
         config.common.serve = ServeConfig { concurrency: 1024, ..ServeConfig::default() };
         config.sweep_interval = Duration::from_secs(3600);
         let server = rapport_kit::testing::TestServer::start::<Loyalty>(config, auth.clone(), Arc::new(SystemClock)).await.expect("loyalty");
@@ -172,8 +172,8 @@ fn main() {
         server.stop().await;
 
         // The baseline: the same schema and rows, plain SQL on a pool of the same size, no gRPC, no ORM.
-        let url2 = testing::fresh_database(testing::Backend::Postgres).await.expect("database");
-        let db2 = db::connect_and_migrate::<rapport_loyalty::migration::Migrator>(&url2).await.expect("migrate");
+        let database2 = testing::fresh_database(testing::Backend::Postgres).await.expect("database");
+        let db2 = db::connect_and_migrate::<rapport_loyalty::migration::Migrator>(database2.url()).await.expect("migrate");
         for m in 0..MEMBERS {
             db2.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -78,7 +78,8 @@ async fn ingestion(backend: Backend, customers: u64) -> (usize, f64) {
         Authenticator::new("bench-key-bench-key-bench-key-bench".to_string().into(), "rapport", "rapport")
             .expect("key"),
     );
-    let mut config = Config::local(&fresh_database(backend).await.expect("database"), "http://127.0.0.1:9");
+    let database = fresh_database(backend).await.expect("database");
+    let mut config = Config::local(database.url(), "http://127.0.0.1:9");
     config.campaign_poll = std::time::Duration::from_secs(3600);
     let server = rapport_kit::testing::TestServer::start::<Segmentation>(config, auth.clone(), Arc::new(SystemClock))
         .await

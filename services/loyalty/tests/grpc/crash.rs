@@ -60,7 +60,8 @@ fn unknown_outcome(code: Code) -> bool {
 }
 
 async fn storm_with_kills(backend: Db) {
-    let url = db::testing::fresh_database(backend).await.unwrap();
+    let database = db::testing::fresh_database(backend).await.unwrap();
+    let url = database.url().to_string();
     let (child, addr) = start(&url, "127.0.0.1:0");
     let child = Arc::new(std::sync::Mutex::new(child));
     let client = client_as(addr, &authenticator(), Role::Sre);

@@ -64,8 +64,9 @@ fn earn_request(rid: &str, customer: &str, points: i64) -> rapport_proto::loyalt
 /// transaction never commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_outlives_the_drain_deadline_is_cut_off() {
-    let url = db::testing::fresh_database(db::testing::Backend::Sqlite).await.unwrap();
-    let (mut child, addr) = start(&url, "10", "300");
+    let database = db::testing::fresh_database(db::testing::Backend::Sqlite).await.unwrap();
+    let url = database.url();
+    let (mut child, addr) = start(url, "10", "300");
     let client = client_as(addr, &authenticator(), Role::Sre);
     let mut c = client.clone();
     c.enrol_member(rapport_proto::loyalty::v1::EnrolMemberRequest {
@@ -75,7 +76,7 @@ async fn a_call_that_outlives_the_drain_deadline_is_cut_off() {
     })
     .await
     .unwrap();
-    let blocker = db::connect(&url).await.unwrap();
+    let blocker = db::connect(url).await.unwrap();
     let lock = db::begin_write(&blocker).await.unwrap();
     let stuck = {
         let mut c = client.clone();
@@ -92,8 +93,9 @@ async fn a_call_that_outlives_the_drain_deadline_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_calls() {
-    let url = db::testing::fresh_database(db::testing::Backend::Sqlite).await.unwrap();
-    let (mut child, addr) = start(&url, "1000", "20000");
+    let database = db::testing::fresh_database(db::testing::Backend::Sqlite).await.unwrap();
+    let url = database.url();
+    let (mut child, addr) = start(url, "1000", "20000");
     let auth = authenticator();
     let client = client_as(addr, &auth, Role::Sre);
     let mut c = client.clone();
@@ -106,7 +108,7 @@ async fn sigterm_drains_in_flight_calls() {
     .unwrap();
 
     // Hold the write lock: the earn below stays in flight until it is released.
-    let blocker = db::connect(&url).await.unwrap();
+    let blocker = db::connect(url).await.unwrap();
     let lock = db::begin_write(&blocker).await.unwrap();
     let in_flight = {
         let mut c = client.clone();

@@ -5,7 +5,7 @@ use rapport_kit::{
     auth::{Authenticator, Role},
     client::{self, Outgoing, OutgoingChannel},
     clock::ManualClock,
-    db::testing::{Backend, fresh_database},
+    db::testing::{Backend, TestDb, fresh_database},
     serve::ServeConfig,
     testing::TestServer,
 };
@@ -31,12 +31,12 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub database_url: String,
     server: TestServer,
+    _database: TestDb,
 }
 
 pub struct Options {
     pub serve: ServeConfig,
     pub segmentation_url: Option<String>,
-    pub database_url: Option<String>,
 }
 
 impl Default for Options {
@@ -44,7 +44,6 @@ impl Default for Options {
         Self {
             serve: ServeConfig { drain_delay: Duration::from_millis(50), ..ServeConfig::default() },
             segmentation_url: None,
-            database_url: None,
         }
     }
 }
@@ -58,10 +57,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
-    let database_url = match opts.database_url {
-        Some(u) => u,
-        None => fresh_database(backend).await.expect("fresh database"),
-    };
+    let database = fresh_database(backend).await.expect("fresh database");
+    let database_url = database.url().to_string();
     let mut config = Config::local(&database_url);
     config.common.serve = opts.serve;
     config.set_subscriber_url("segmentation", opts.segmentation_url);
@@ -71,7 +68,7 @@ pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
     let server = TestServer::start::<Loyalty>(config, auth.clone(), Arc::new(clock.clone())).await.expect("loyalty");
     let (addr, db) = (server.addr, server.db.clone());
     let client = client_as(addr, &auth, Role::Sre);
-    TestApp { addr, client, auth, clock, db, database_url, server }
+    TestApp { addr, client, auth, clock, db, database_url, server, _database: database }
 }
 
 pub fn client_as(addr: std::net::SocketAddr, auth: &Authenticator, role: Role) -> Client {

@@ -104,21 +104,15 @@ impl Store {
 
     /// Runs a training job to the end, recording progress, the model and every customer's cluster.
     pub async fn run_training(&self, job_id: &str, params: TrainParams) {
-        let lease = match Lease::try_acquire(&self.db, TRAINING_LEASE).await {
-            Ok(Some(l)) => Some(l),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(job_id, error = %e, "training lease unavailable");
-                None
+        let result = match Lease::try_acquire(&self.db, TRAINING_LEASE).await {
+            Ok(Some(lease)) => {
+                let r = self.train(job_id, params).await;
+                lease.release().await;
+                r
             }
+            Ok(None) => Err(SegmentationError::TrainingRunning),
+            Err(e) => Err(e.into()),
         };
-        let result = match lease {
-            Some(_) => self.train(job_id, params).await,
-            None => Err(SegmentationError::TrainingRunning),
-        };
-        if let Some(l) = lease {
-            l.release().await;
-        }
         let (state, error, version) = match result {
             Ok(v) => ("succeeded", None, Some(v)),
             Err(e) => {

@@ -5,7 +5,7 @@ use rapport_kit::{
     auth::{Authenticator, Role},
     client::{self, Outgoing, OutgoingChannel},
     clock::{ManualClock, timestamp},
-    db::testing::fresh_database,
+    db::testing::{TestDb, fresh_database},
     serve::ServeConfig,
     testing::TestServer,
 };
@@ -28,13 +28,15 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub db: sea_orm::DatabaseConnection,
     server: TestServer,
+    _database: TestDb,
 }
 
 pub async fn spawn_app(backend: Db) -> TestApp {
-    let url = fresh_database(backend).await.unwrap();
+    let database = fresh_database(backend).await.unwrap();
+    let url = database.url();
     // Loyalty is not running here: campaigns stay pending.
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut config = Config::local(&url, &format!("http://{nowhere}"));
+    let mut config = Config::local(url, &format!("http://{nowhere}"));
     config.common.serve = ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() };
     config.campaign_poll = Duration::from_secs(3600);
     // A subscriber with no address: membership events are written and wait, so tests can count them.
@@ -50,7 +52,7 @@ pub async fn spawn_app(backend: Db) -> TestApp {
         Outgoing::new(Some(auth.issue("t", Role::Sre, 600)), Duration::from_secs(120)),
     )
     .unwrap();
-    TestApp { client: SegmentationServiceClient::new(ch), addr, auth, clock, db, server }
+    TestApp { client: SegmentationServiceClient::new(ch), addr, auth, clock, db, server, _database: database }
 }
 
 impl TestApp {
