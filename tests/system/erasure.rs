@@ -125,6 +125,30 @@ async fn erased_customers_stay_erased(backend: Backend) {
     })
     .await
     .unwrap();
+    // A claim in the customer's words, answered by name.
+    let case = fc
+        .open_case(fpb::OpenCaseRequest {
+            request_id: "c-erin".into(),
+            kind: fpb::CaseKind::Claim.into(),
+            customer_id: "erin-7731".into(),
+            channel: 5,
+            severity: 0,
+            order_id: "order-erin-7731".into(),
+            text: "Erin Example: my parcel never came, write to erin.example@mail.test".into(),
+            theme: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    fc.respond_to_case(fpb::RespondToCaseRequest {
+        request_id: "r-erin".into(),
+        case_id: case.case_id,
+        text: "Dear Erin Example, a new parcel is on its way".into(),
+    })
+    .await
+    .unwrap();
     let mut lc = LoyaltyServiceClient::new(channel(l.addr, Role::Sre));
     let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Sre));
     sc.upsert_customer(spb::UpsertCustomerRequest {

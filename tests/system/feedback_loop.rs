@@ -124,6 +124,65 @@ async fn answers_fill_nps_segments_once(db: Db) {
         assert_eq!((r.applied, r.duplicates), (0, 1));
     }
     assert_eq!(members().await, ["c-1", "c-3"]);
+
+    // Detractors with a complaint in the last 30 days: cases reach segmentation as complaints.
+    let complaining = spb::Condition {
+        node: Some(Node::All(spb::Conditions {
+            conditions: vec![
+                spb::Condition { node: Some(Node::NpsClass(spb::ValuesIn { values: vec!["detractor".into()] })) },
+                spb::Condition {
+                    node: Some(Node::EventCount(spb::EventCount {
+                        kind: spb::EventKind::Complaint.into(),
+                        times: 1,
+                        days: 30,
+                    })),
+                },
+            ],
+        })),
+    };
+    sc.create_segment(spb::CreateSegmentRequest {
+        request_id: "seg-2".into(),
+        segment: Some(spb::Segment {
+            segment_id: "unhappy-complaining".into(),
+            display_name: "detractors with a complaint in 30 days".into(),
+            condition: Some(complaining),
+            size: 0,
+            create_time: None,
+        }),
+    })
+    .await
+    .unwrap();
+    for customer in ["c-1", "c-2"] {
+        fc.open_case(fpb::OpenCaseRequest {
+            request_id: format!("case-{customer}"),
+            kind: fpb::CaseKind::Complaint.into(),
+            customer_id: customer.into(),
+            channel: Channel::Email.into(),
+            severity: fpb::Severity::High.into(),
+            order_id: String::new(),
+            text: "my parcel never arrived".into(),
+            theme: String::new(),
+        })
+        .await
+        .unwrap();
+    }
+    let complaining_members = || {
+        let mut sc = sc.clone();
+        async move {
+            let r = sc
+                .list_segment_members(spb::ListSegmentMembersRequest {
+                    segment_id: "unhappy-complaining".into(),
+                    page_size: 100,
+                    page_token: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            r.customer_ids
+        }
+    };
+    eventually(30, "the complaining detractor in the segment", || async { complaining_members().await == ["c-1"] })
+        .await;
     f.stop().await;
     s.stop().await;
 }

@@ -242,6 +242,8 @@ pub fn kind(payload: Option<&Payload>) -> &'static str {
         Some(Payload::SegmentMembershipChanged(_)) => "segment_membership_changed",
         Some(Payload::SurveyAnswered(_)) => "survey_answered",
         Some(Payload::PromoterIdentified(_)) => "promoter_identified",
+        Some(Payload::CaseOpened(_)) => "case_opened",
+        Some(Payload::ThemeSignal(_)) => "theme_signal",
         None => "empty",
     }
 }

@@ -1,7 +1,13 @@
 //! The gRPC boundary: validates requests, turns them into store commands, and maps errors to `google.rpc.Status`.
 //! Replies are built by `wire.rs` (mutations' replies inside the store's transaction, where they are kept for
 //! retries).
-use rapport_kit::{clock::millis, error::Violations, frame::Key};
+use rapport_kit::{
+    auth::Caller,
+    clock::millis,
+    error::Violations,
+    frame::Key,
+    page::{self, PageBounds},
+};
 use rapport_proto::{
     common::v1::Channel,
     feedback::v1::{self as pb, feedback_service_server::FeedbackService},
@@ -9,9 +15,13 @@ use rapport_proto::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{DAY_MS, DEFAULT_VALID_DAYS, DEFAULT_WAIT_DAYS},
+    domain::{
+        DAY_MS, DEFAULT_VALID_DAYS, DEFAULT_WAIT_DAYS,
+        cases::{CaseKind, Resolution},
+        themes::Theme,
+    },
     error::FeedbackError,
-    store::{Grouping, Store, SurveyCmd},
+    store::{CaseCmd, CaseFilter, Grouping, Store, SurveyCmd},
     wire,
 };
 
@@ -19,6 +29,27 @@ use crate::{
 pub const DOMAIN: &str = <FeedbackError as rapport_kit::error::ServiceError>::DOMAIN;
 /// The longest NPS window.
 const MAX_WINDOW_DAYS: i64 = 400;
+/// Longest customer or agent text.
+const MAX_TEXT: usize = 5_000;
+/// Page sizes of ListCases.
+const CASES_PAGE: PageBounds = PageBounds { default: 50, max: 500 };
+
+/// Checks a theme id: 1-64 characters of lower-case letters, digits and `_-`.
+fn theme_id(v: &mut Violations, field: &str, id: &str) {
+    v.check(
+        !id.is_empty()
+            && id.len() <= 64
+            && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c)),
+        field,
+        "must be 1-64 characters of lower-case letters, digits and _-",
+    );
+}
+
+/// Checks required free text.
+fn required_text(v: &mut Violations, field: &str, text: &str, max: usize) {
+    v.check(!text.trim().is_empty(), field, "is required");
+    v.text(field, text, max);
+}
 
 /// The FeedbackService implementation.
 #[derive(Clone)]
@@ -140,5 +171,182 @@ impl FeedbackService for FeedbackApi {
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         self.store.forget(&key, &r.customer_id).await.map(Response::new).map_err(status)
+    }
+
+    async fn open_case(&self, req: Request<pb::OpenCaseRequest>) -> Result<Response<pb::OpenCaseResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("customer_id", &r.customer_id);
+        let kind = match pb::CaseKind::try_from(r.kind) {
+            Ok(pb::CaseKind::Complaint) => CaseKind::Complaint,
+            Ok(pb::CaseKind::Claim) => CaseKind::Claim,
+            _ => {
+                v.add("kind", "must be complaint or claim");
+                CaseKind::Complaint
+            }
+        };
+        let channel = Channel::try_from(r.channel).unwrap_or(Channel::Unspecified);
+        v.check(channel != Channel::Unspecified, "channel", "must be a known channel");
+        let severity = pb::Severity::try_from(r.severity).unwrap_or_else(|_| {
+            v.add("severity", "must be a known severity");
+            pb::Severity::Unspecified
+        });
+        if !r.order_id.is_empty() {
+            v.id("order_id", &r.order_id);
+        }
+        required_text(&mut v, "text", &r.text, MAX_TEXT);
+        if !r.theme.is_empty() {
+            theme_id(&mut v, "theme", &r.theme);
+        }
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        let cmd = CaseCmd {
+            kind,
+            customer_id: r.customer_id.clone(),
+            channel: r.channel,
+            severity: wire::severity_name(severity),
+            order_id: r.order_id.clone(),
+            text: r.text.clone(),
+            theme: (!r.theme.is_empty()).then(|| r.theme.clone()),
+        };
+        self.store.open_case(&key, cmd).await.map(Response::new).map_err(status)
+    }
+
+    async fn get_case(&self, req: Request<pb::GetCaseRequest>) -> Result<Response<pb::GetCaseResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.id("case_id", &r.case_id);
+        invalid(v)?;
+        let case = self.store.case(&r.case_id).await.map_err(status)?;
+        Ok(Response::new(pb::GetCaseResponse { case: Some(case) }))
+    }
+
+    async fn list_cases(&self, req: Request<pb::ListCasesRequest>) -> Result<Response<pb::ListCasesResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let state = match pb::CaseState::try_from(r.state) {
+            Ok(pb::CaseState::Unspecified) => None,
+            Ok(pb::CaseState::Open) => Some(crate::domain::cases::OPEN),
+            Ok(pb::CaseState::Resolved) => Some(crate::domain::cases::RESOLVED),
+            Err(_) => {
+                v.add("state", "must be a known state");
+                None
+            }
+        };
+        if !r.theme.is_empty() {
+            theme_id(&mut v, "theme", &r.theme);
+        }
+        if !r.customer_id.is_empty() {
+            v.id("customer_id", &r.customer_id);
+        }
+        let size = CASES_PAGE.size(r.page_size, &mut v);
+        invalid(v)?;
+        // The token is bound to the filter it came from.
+        let query = format!("{}|{}|{}", r.state, r.theme, r.customer_id);
+        let cursor = page::decode(&query, &r.page_token).map_err(|e| status(e.into()))?;
+        let filter = CaseFilter {
+            state,
+            theme: (!r.theme.is_empty()).then(|| r.theme.clone()),
+            customer_id: (!r.customer_id.is_empty()).then(|| r.customer_id.clone()),
+        };
+        let (cases, next) = self.store.cases(&filter, cursor, size).await.map_err(status)?;
+        Ok(Response::new(pb::ListCasesResponse {
+            cases,
+            next_page_token: next.map(|c| page::encode(&query, c)).unwrap_or_default(),
+        }))
+    }
+
+    async fn respond_to_case(
+        &self,
+        req: Request<pb::RespondToCaseRequest>,
+    ) -> Result<Response<pb::RespondToCaseResponse>, Status> {
+        let author = req.extensions().get::<Caller>().map(|c| c.subject.clone()).unwrap_or_else(|| "agent".into());
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("case_id", &r.case_id);
+        required_text(&mut v, "text", &r.text, MAX_TEXT);
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.respond_case(&key, &r.case_id, &author, r.text.clone()).await.map(Response::new).map_err(status)
+    }
+
+    async fn resolve_case(
+        &self,
+        req: Request<pb::ResolveCaseRequest>,
+    ) -> Result<Response<pb::ResolveCaseResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("case_id", &r.case_id);
+        required_text(&mut v, "resolution", &r.resolution, 2_000);
+        v.text("root_cause", &r.root_cause, 2_000);
+        v.text("corrective_action", &r.corrective_action, 2_000);
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        let resolution = Resolution {
+            resolution: r.resolution.clone(),
+            root_cause: r.root_cause.clone(),
+            corrective_action: r.corrective_action.clone(),
+        };
+        self.store.resolve_case(&key, &r.case_id, resolution).await.map(Response::new).map_err(status)
+    }
+
+    async fn put_theme(&self, req: Request<pb::PutThemeRequest>) -> Result<Response<pb::PutThemeResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        let t = r.theme.clone().unwrap_or_default();
+        theme_id(&mut v, "theme.theme_id", &t.theme_id);
+        v.check(t.theme_id != crate::domain::themes::UNCLASSIFIED, "theme.theme_id", "is reserved");
+        v.check(t.keywords.len() <= 200, "theme.keywords", "must be at most 200");
+        v.check(t.examples.len() <= 2_000, "theme.examples", "must be at most 2,000");
+        for (i, k) in t.keywords.iter().enumerate() {
+            required_text(&mut v, &format!("theme.keywords[{i}]"), k, 100);
+        }
+        for (i, e) in t.examples.iter().enumerate() {
+            required_text(&mut v, &format!("theme.examples[{i}]"), e, MAX_TEXT);
+        }
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        let theme = Theme { id: t.theme_id, keywords: t.keywords, examples: t.examples };
+        self.store.put_theme(&key, theme).await.map(Response::new).map_err(status)
+    }
+
+    async fn list_themes(&self, _: Request<pb::ListThemesRequest>) -> Result<Response<pb::ListThemesResponse>, Status> {
+        self.store.themes().await.map(Response::new).map_err(status)
+    }
+
+    async fn train_classifier(
+        &self,
+        req: Request<pb::TrainClassifierRequest>,
+    ) -> Result<Response<pb::TrainClassifierResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.train_classifier(&key).await.map(Response::new).map_err(status)
+    }
+
+    async fn classify_text(
+        &self,
+        req: Request<pb::ClassifyTextRequest>,
+    ) -> Result<Response<pb::ClassifyTextResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        required_text(&mut v, "text", &r.text, MAX_TEXT);
+        invalid(v)?;
+        let (version, d) = self.store.classify(&r.text).await.map_err(status)?;
+        Ok(Response::new(pb::ClassifyTextResponse {
+            decision: Some(pb::ThemeDecision {
+                theme: d.theme,
+                confidence: d.confidence,
+                keywords: d.keywords,
+                tie_broken: d.tie_broken,
+                taxonomy_version: version,
+            }),
+        }))
     }
 }

@@ -47,9 +47,9 @@ pub fn policy() -> Result<Policy, String> {
 pub struct Config {
     /// Listen address (`RAPPORT_FEEDBACK_LISTEN`, default 127.0.0.1:50054), database, limits, pseudonym key.
     pub common: Common,
-    /// Who receives feedback's events — answers, promoters (`RAPPORT_FEEDBACK_SUBSCRIBERS`, default
-    /// `segmentation,referrals`; each one's address from `RAPPORT_<NAME>_URL`; without an address its events wait, so
-    /// promoters wait for referrals until it exists).
+    /// Who receives feedback's events — answers, promoters, cases, theme signals (`RAPPORT_FEEDBACK_SUBSCRIBERS`,
+    /// default `segmentation,referrals,improvement`; each one's address from `RAPPORT_<NAME>_URL`; without an address
+    /// its events wait, so promoters wait for referrals and theme signals for improvement until they exist).
     pub subscribers: Vec<Subscriber>,
     /// The NPS target reports compare against (`RAPPORT_FEEDBACK_NPS_TARGET`, default 50).
     pub nps_target: f64,
@@ -64,19 +64,19 @@ impl Config {
             common: Common::from_env("feedback", 50054)?,
             subscribers: rapport_outbox::subscribers_from_env(
                 "RAPPORT_FEEDBACK_SUBSCRIBERS",
-                &["segmentation", "referrals"],
+                &["segmentation", "referrals", "improvement"],
             )?,
             nps_target: config::parse("RAPPORT_FEEDBACK_NPS_TARGET", 50.0)?,
             max_clock_skew: rapport_outbox::sink::max_skew_from_env()?,
         })
     }
 
-    /// Defaults for a service on an ephemeral loopback port over `database_url` (tests, benchmarks): segmentation
-    /// and referrals subscribe without an address, the development pseudonym key.
+    /// Defaults for a service on an ephemeral loopback port over `database_url` (tests, benchmarks): segmentation,
+    /// referrals and improvement subscribe without an address, the development pseudonym key.
     pub fn local(database_url: &str) -> Self {
         Self {
             common: Common::local(database_url),
-            subscribers: ["segmentation", "referrals"]
+            subscribers: ["segmentation", "referrals", "improvement"]
                 .into_iter()
                 .map(|name| Subscriber { name: name.into(), url: None })
                 .collect(),

@@ -27,6 +27,30 @@ pub enum FeedbackError {
     /// The survey was answered by another request.
     #[error("the survey was already answered")]
     SurveyAnswered,
+    /// No such case.
+    #[error("case not found")]
+    CaseNotFound,
+    /// The case is resolved: it takes no more answers.
+    #[error("the case is resolved")]
+    CaseResolved,
+    /// A claim cannot close without its root cause and corrective action.
+    #[error("a claim needs a root cause and a corrective action to be resolved")]
+    ClaimNeedsRootCause {
+        /// The missing fields.
+        missing: Vec<&'static str>,
+    },
+    /// The caller named a theme the taxonomy does not have.
+    #[error("unknown theme {0}")]
+    UnknownTheme(String),
+    /// Fewer than two themes with examples or keywords.
+    #[error("the taxonomy needs at least two themes with examples or keywords")]
+    TaxonomyTooSmall,
+    /// A stored value could not be read back.
+    #[error("stored value: {0}")]
+    Stored(#[from] serde_json::Error),
+    /// A blocking task failed.
+    #[error("task: {0}")]
+    Task(String),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
@@ -44,13 +68,26 @@ impl ServiceError for FeedbackError {
             Self::SurveyNotFound => (C::NotFound, "SURVEY_NOT_FOUND"),
             Self::SurveyExpired => (C::FailedPrecondition, "SURVEY_EXPIRED"),
             Self::SurveyAnswered => (C::FailedPrecondition, "SURVEY_ANSWERED"),
-            Self::Db(_) => return ApiError::internal(),
+            Self::CaseNotFound => (C::NotFound, "CASE_NOT_FOUND"),
+            Self::CaseResolved => (C::FailedPrecondition, "CASE_RESOLVED"),
+            Self::ClaimNeedsRootCause { missing } => {
+                let mut e = ApiError::new(C::InvalidArgument, "CLAIM_NEEDS_ROOT_CAUSE", self.to_string());
+                e.violations = missing.iter().map(|f| (f.to_string(), "is required for a claim".into())).collect();
+                return e;
+            }
+            Self::UnknownTheme(_) => {
+                let mut e = ApiError::new(C::InvalidArgument, "UNKNOWN_THEME", self.to_string());
+                e.violations = vec![("theme".into(), "must be a theme of the taxonomy".into())];
+                return e;
+            }
+            Self::TaxonomyTooSmall => (C::FailedPrecondition, "TAXONOMY_TOO_SMALL"),
+            Self::Db(_) | Self::Stored(_) | Self::Task(_) => return ApiError::internal(),
         };
         ApiError::new(code, reason, self.to_string())
     }
 
     fn is_internal(&self) -> bool {
-        matches!(self, Self::Db(_))
+        matches!(self, Self::Db(_) | Self::Stored(_) | Self::Task(_))
     }
 
     fn db(&self) -> Option<&sea_orm::DbErr> {
@@ -60,9 +97,9 @@ impl ServiceError for FeedbackError {
         }
     }
 
-    /// A retry of a request about a customer erased since: the survey is gone with the customer's data.
+    /// A retry of a request about a customer erased since: what it was about is gone with the customer's data.
     fn erased() -> Self {
-        Self::SurveyNotFound
+        Self::CustomerErased
     }
 }
 

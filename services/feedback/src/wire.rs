@@ -4,7 +4,8 @@ use rapport_proto::feedback::v1 as pb;
 
 use crate::{
     domain::{NpsClass, QUESTION},
-    entities::surveys,
+    entities::{case_messages, cases, surveys},
+    error::FeedbackError,
 };
 
 /// The wire class of a score.
@@ -53,5 +54,56 @@ pub(crate) fn nps_pb(key: String, n: &crate::domain::Nps) -> pb::NpsScore {
         score: n.score(),
         ci_low,
         ci_high,
+    }
+}
+
+/// A stored case (and its messages, when given) as the API shows it.
+pub(crate) fn case_pb(c: &cases::Model, messages: Vec<case_messages::Model>) -> Result<pb::Case, FeedbackError> {
+    let kind = match c.kind.as_str() {
+        "claim" => pb::CaseKind::Claim,
+        _ => pb::CaseKind::Complaint,
+    };
+    let severity = match c.severity.as_str() {
+        "low" => pb::Severity::Low,
+        "high" => pb::Severity::High,
+        "critical" => pb::Severity::Critical,
+        _ => pb::Severity::Medium,
+    };
+    let state = if c.state == crate::domain::cases::OPEN { pb::CaseState::Open } else { pb::CaseState::Resolved };
+    Ok(pb::Case {
+        case_id: c.case_id.clone(),
+        kind: kind.into(),
+        customer_id: c.customer_id.clone(),
+        channel: c.channel,
+        severity: severity.into(),
+        order_id: c.order_id.clone(),
+        theme: Some(pb::ThemeDecision {
+            theme: c.theme.clone(),
+            confidence: c.confidence,
+            keywords: serde_json::from_str(&c.keywords)?,
+            tie_broken: c.tie_broken,
+            taxonomy_version: c.taxonomy_version,
+        }),
+        state: state.into(),
+        create_time: Some(timestamp(c.created_at)),
+        first_response_time: c.first_response_at.map(timestamp),
+        resolve_time: c.resolved_at.map(timestamp),
+        resolution: c.resolution.clone().unwrap_or_default(),
+        root_cause: c.root_cause.clone().unwrap_or_default(),
+        corrective_action: c.corrective_action.clone().unwrap_or_default(),
+        messages: messages
+            .into_iter()
+            .map(|m| pb::CaseMessage { author: m.author, text: m.text, create_time: Some(timestamp(m.created_at)) })
+            .collect(),
+    })
+}
+
+/// The stored name of a wire severity (unset = medium).
+pub(crate) fn severity_name(s: pb::Severity) -> &'static str {
+    match s {
+        pb::Severity::Low => "low",
+        pb::Severity::High => "high",
+        pb::Severity::Critical => "critical",
+        pb::Severity::Medium | pb::Severity::Unspecified => "medium",
     }
 }

@@ -50,6 +50,105 @@ pub enum Command {
     Survey(SurveyArgs),
     /// The NPS of the last days, grouped, with its confidence interval and the daily trend.
     Nps(NpsArgs),
+    /// Cases: complaints and claims, opened, answered and resolved by agents.
+    Cases(CasesArgs),
+    /// The theme taxonomy cases are classified with: list it, try a text, retrain.
+    Themes(ThemesArgs),
+}
+
+/// `rapport cases`.
+#[derive(Debug, Args)]
+pub struct CasesArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CasesCommand,
+}
+
+/// Case commands.
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// Opens a complaint (or a claim) with the customer's words; prints its theme and why.
+    Open {
+        /// The customer.
+        customer_id: String,
+        /// What the customer wrote.
+        text: String,
+        /// A claim (needs a root cause and a corrective action to close) instead of a complaint.
+        #[arg(long)]
+        claim: bool,
+        /// Channel: web, mobile, store, phone, email, social or chat.
+        #[arg(long, default_value = "email")]
+        channel: String,
+        /// Severity: low, medium, high or critical.
+        #[arg(long, default_value = "medium")]
+        severity: String,
+        /// The order it is about.
+        #[arg(long, default_value = "")]
+        order: String,
+    },
+    /// Lists cases, newest first.
+    List {
+        /// Only open or resolved cases.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this theme.
+        #[arg(long)]
+        theme: Option<String>,
+        /// Only this customer.
+        #[arg(long)]
+        customer: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i32,
+    },
+    /// Shows a case and its messages.
+    Show {
+        /// The case.
+        case_id: String,
+    },
+    /// Answers a case as the agent of the token.
+    Respond {
+        /// The case.
+        case_id: String,
+        /// The answer.
+        text: String,
+    },
+    /// Resolves a case.
+    Resolve {
+        /// The case.
+        case_id: String,
+        /// What was done.
+        #[arg(long)]
+        resolution: String,
+        /// Why it happened (required for a claim).
+        #[arg(long, default_value = "")]
+        root_cause: String,
+        /// What changes so it does not happen again (required for a claim).
+        #[arg(long, default_value = "")]
+        corrective_action: String,
+    },
+}
+
+/// `rapport themes`.
+#[derive(Debug, Args)]
+pub struct ThemesArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ThemesCommand,
+}
+
+/// Taxonomy commands.
+#[derive(Debug, Subcommand)]
+pub enum ThemesCommand {
+    /// The themes, their keywords and how many examples each has.
+    List,
+    /// Classifies a text without opening a case.
+    Classify {
+        /// The text.
+        text: String,
+    },
+    /// Trains the classifier on the taxonomy as edited; every replica then classifies with it.
+    Train,
 }
 
 /// `rapport survey`.

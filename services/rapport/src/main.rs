@@ -1,4 +1,5 @@
 //! `rapport`: the all-in-one launcher (`rapport up`) and the operator CLI.
+mod cases;
 mod cli;
 mod conn;
 mod events;
@@ -23,6 +24,8 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Events(args) => events::run(&cli.conn, args).await,
         cli::Command::Survey(args) => feedback::survey(&cli.conn, args).await,
         cli::Command::Nps(args) => feedback::nps(&cli.conn, args).await,
+        cli::Command::Cases(args) => cases::run(&cli.conn, args).await,
+        cli::Command::Themes(args) => cases::themes(&cli.conn, args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -111,6 +111,19 @@ async fn up_then_the_walk_through_of_the_readme() {
     let out = rapport(&dir, &addrs, &["nps", "--by", "touchpoint"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("delivery") && text.contains("+100.0") && text.contains("daily NPS"), "{text}");
+    // A complaint: classified with its explanation, answered, resolved; the taxonomy shown.
+    let out = rapport(&dir, &addrs, &["cases", "open", "cust-4-1", "Mon colis n'est jamais arrivé"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("delivery") && text.contains("colis"), "{text}");
+    let case = text.split_whitespace().find(|w| w.starts_with("case-")).unwrap_or_else(|| panic!("{text}")).to_string();
+    rapport(&dir, &addrs, &["cases", "respond", &case, "a new parcel leaves today"]);
+    let out = rapport(&dir, &addrs, &["cases", "resolve", &case, "--resolution", "reshipped"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("resolved"));
+    let out = rapport(&dir, &addrs, &["cases", "show", &case]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("a new parcel leaves today") && text.contains("reshipped"), "{text}");
+    let out = rapport(&dir, &addrs, &["themes", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("taxonomy version 1"));
     // bad input: a clear error and a failing exit status
     let bad = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(&dir)

@@ -32,6 +32,11 @@ fn handler_error(e: SegmentationError) -> HandlerError {
     }
 }
 
+/// The feature index of a wire channel (1-7), if known.
+fn channel_index(channel: i32) -> Option<usize> {
+    usize::try_from(channel).ok().filter(|c| (1..=7).contains(c)).map(|c| c - 1)
+}
+
 /// The behaviour event a wire event stands for, if segmentation uses it.
 fn behaviour(e: &WireEvent, now: i64) -> Option<Event> {
     let at_ms = e.occurred_at.as_ref().map(rapport_kit::clock::millis).unwrap_or(now);
@@ -48,17 +53,25 @@ fn behaviour(e: &WireEvent, now: i64) -> Option<Event> {
     match e.payload.as_ref()? {
         Payload::PurchaseRecorded(p) => {
             let amount = p.amount.as_ref().map_or(0, rapport_kit::money::micros);
-            let channel = usize::try_from(p.channel).ok().filter(|c| (1..=7).contains(c)).map(|c| c - 1);
+            let channel = channel_index(p.channel);
             Some(Event { channel, amount_micros: amount.max(0), ..base(Kind::Purchase) })
         }
         Payload::TierChanged(t) => Some(Event { tier: Some(t.to_tier.clone()), ..base(Kind::TierChange) }),
         Payload::SurveyAnswered(a) => {
-            let channel = usize::try_from(a.channel).ok().filter(|c| (1..=7).contains(c)).map(|c| c - 1);
+            let channel = channel_index(a.channel);
             Some(Event { channel, score: Some(a.score.clamp(0, 10)), ..base(Kind::SurveyResponse) })
         }
+        // A complaint or a claim: a care signal segments can use.
+        Payload::CaseOpened(c) => {
+            let channel = channel_index(c.channel);
+            Some(Event { channel, ..base(Kind::Complaint) })
+        }
         // Erasures come to `forget`; membership changes are segmentation's own; a promoter is already counted by
-        // its answer.
-        Payload::CustomerForgotten(_) | Payload::SegmentMembershipChanged(_) | Payload::PromoterIdentified(_) => None,
+        // its answer; themes are for the improvement service.
+        Payload::CustomerForgotten(_)
+        | Payload::SegmentMembershipChanged(_)
+        | Payload::PromoterIdentified(_)
+        | Payload::ThemeSignal(_) => None,
     }
 }
 

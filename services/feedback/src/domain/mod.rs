@@ -1,5 +1,8 @@
 //! Feedback rules, pure: no IO, no wire format, no database. NPS arithmetic with its confidence interval, and when a
-//! customer may be surveyed again.
+//! customer may be surveyed again; cases (`cases.rs`) and their themes (`themes.rs`).
+
+pub mod cases;
+pub mod themes;
 
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;

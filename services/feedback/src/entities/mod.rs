@@ -1,6 +1,10 @@
 //! One file per table.
+pub mod case_messages;
+pub mod cases;
 pub mod customer_segments;
 pub mod customer_tiers;
 pub mod survey_segments;
 pub mod surveyed_customers;
 pub mod surveys;
+pub mod taxonomy_versions;
+pub mod themes;

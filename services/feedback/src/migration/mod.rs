@@ -3,6 +3,7 @@ use sea_orm_migration::prelude::*;
 
 pub mod m20261124_000020_create_surveys;
 pub mod m20261124_000021_create_customer_context;
+pub mod m20261201_000022_create_cases;
 
 /// Every migration of the feedback database.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         all.extend(rapport_outbox::migration::all());
         all.push(Box::new(m20261124_000020_create_surveys::Migration));
         all.push(Box::new(m20261124_000021_create_customer_context::Migration));
+        all.push(Box::new(m20261201_000022_create_cases::Migration));
         all
     }
 }

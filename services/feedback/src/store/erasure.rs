@@ -1,4 +1,5 @@
-//! Erasure: comments dropped, answers kept under a keyed pseudonym (NPS counts stay true), the anti-fatigue row,
+//! Erasure: comments dropped, answers and cases kept under a keyed pseudonym (NPS and case counts stay true, case
+//! messages go), the anti-fatigue row,
 //! outbox rows and stored replies about the customer scrubbed, a tombstone so later events are dropped.
 use rapport_kit::{
     frame::{Done, Key},
@@ -44,6 +45,7 @@ impl Store {
             .await?
             .rows_affected;
         surveyed_customers::Entity::delete_by_id(customer_id.to_string()).exec(txn).await?;
+        self.forget_cases(txn, customer_id).await?;
         self.forget_context(txn, customer_id).await?;
         self.outbox.scrub(txn, customer_id).await?;
         idempotency::scrub(txn, customer_id, now).await?;

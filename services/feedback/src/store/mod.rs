@@ -2,6 +2,8 @@
 //! ([`rapport_kit::frame`]):
 //!
 //! - `surveys.rs`: scheduling with anti-fatigue, answers (and their events), NPS windows;
+//! - `cases.rs`: complaints and claims, their answers and resolution (and their events);
+//! - `themes.rs`: the theme taxonomy, its trained versions and the active classifier;
 //! - `context.rs`: the tier and segments of customers, from loyalty's and segmentation's events;
 //! - `erasure.rs`: forgetting a customer (on request, or on another service's erasure event).
 use std::sync::Arc;
@@ -12,10 +14,13 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::FeedbackError;
 
+mod cases;
 mod context;
 mod erasure;
 mod surveys;
+mod themes;
 
+pub use cases::{CaseCmd, CaseFilter};
 pub use surveys::{Grouping, NpsReport, SurveyCmd};
 
 type Result<T> = std::result::Result<T, FeedbackError>;
@@ -28,6 +33,7 @@ pub struct Store {
     clock: Arc<dyn Clock>,
     outbox: Outbox,
     pseudonyms: Pseudonyms,
+    classifier: Arc<tokio::sync::RwLock<themes::Active>>,
 }
 
 impl Store {
@@ -35,7 +41,7 @@ impl Store {
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, outbox: Outbox, pseudonyms: &Pseudonyms) -> Self {
         let wake = outbox.clone();
         let frame = Frame::new(db.clone(), clock.clone(), pseudonyms).after_commit(move || wake.notify());
-        Self { db, frame, clock, outbox, pseudonyms: pseudonyms.clone() }
+        Self { db, frame, clock, outbox, pseudonyms: pseudonyms.clone(), classifier: Arc::default() }
     }
 
     /// The connection.

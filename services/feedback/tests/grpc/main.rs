@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
+mod cases;
 mod nps;
 mod surveys;

@@ -8,7 +8,7 @@ use rapport_kit::{
     client::{self, Outgoing, OutgoingChannel},
     clock::ManualClock,
     serve::ServeConfig,
-    testing::{TestServer, fresh_database},
+    testing::{TestDb, TestServer, fresh_database},
 };
 use rapport_outbox::entities::outbox_event;
 use rapport_proto::{
@@ -34,11 +34,12 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub db: DatabaseConnection,
     server: TestServer,
+    _database: TestDb,
 }
 
 pub async fn spawn_app(backend: Db) -> TestApp {
-    let url = fresh_database(backend).await.unwrap();
-    let mut config = Config::local(&url);
+    let database = fresh_database(backend).await.unwrap();
+    let mut config = Config::local(database.url());
     config.common.serve = ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() };
     let auth = Arc::new(
         Authenticator::new("feedback-test-key-feedback-test-key".to_string().into(), "rapport", "rapport").unwrap(),
@@ -48,12 +49,83 @@ pub async fn spawn_app(backend: Db) -> TestApp {
     let ch =
         client::channel(&server.url(), Outgoing::new(Some(auth.issue("t", Role::Agent, 600)), Duration::from_secs(30)))
             .unwrap();
-    TestApp { client: FeedbackServiceClient::new(ch), auth, addr: server.addr, clock, db: server.db.clone(), server }
+    TestApp {
+        client: FeedbackServiceClient::new(ch),
+        auth,
+        addr: server.addr,
+        clock,
+        db: server.db.clone(),
+        server,
+        _database: database,
+    }
 }
 
 impl TestApp {
     pub async fn stop(self) {
         self.server.stop().await;
+    }
+
+    /// A second replica on the same database, and a client of it.
+    pub async fn replica(&self) -> (TestServer, Client) {
+        let mut config = Config::local(self._database.url());
+        config.common.serve = ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() };
+        let server =
+            TestServer::start::<Feedback>(config, self.auth.clone(), Arc::new(self.clock.clone())).await.unwrap();
+        let ch = client::channel(
+            &server.url(),
+            Outgoing::new(Some(self.auth.issue("t", Role::Agent, 600)), Duration::from_secs(30)),
+        )
+        .unwrap();
+        (server, FeedbackServiceClient::new(ch))
+    }
+
+    pub async fn open_case(
+        &self,
+        rid: &str,
+        customer: &str,
+        kind: pb::CaseKind,
+        text: &str,
+    ) -> Result<pb::Case, Status> {
+        self.client
+            .clone()
+            .open_case(pb::OpenCaseRequest {
+                request_id: rid.into(),
+                kind: kind.into(),
+                customer_id: customer.into(),
+                channel: Channel::Email.into(),
+                severity: pb::Severity::Unspecified.into(),
+                order_id: "ord-1".into(),
+                text: text.into(),
+                theme: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().case.unwrap())
+    }
+
+    pub async fn respond(&self, rid: &str, case_id: &str, text: &str) -> Result<pb::Case, Status> {
+        self.client
+            .clone()
+            .respond_to_case(pb::RespondToCaseRequest {
+                request_id: rid.into(),
+                case_id: case_id.into(),
+                text: text.into(),
+            })
+            .await
+            .map(|r| r.into_inner().case.unwrap())
+    }
+
+    pub async fn resolve(&self, rid: &str, case_id: &str, root_cause: &str, action: &str) -> Result<pb::Case, Status> {
+        self.client
+            .clone()
+            .resolve_case(pb::ResolveCaseRequest {
+                request_id: rid.into(),
+                case_id: case_id.into(),
+                resolution: "reshipped".into(),
+                root_cause: root_cause.into(),
+                corrective_action: action.into(),
+            })
+            .await
+            .map(|r| r.into_inner().case.unwrap())
     }
 
     pub async fn schedule(&self, rid: &str, customer: &str, touchpoint: &str) -> Result<pb::Survey, Status> {
@@ -130,6 +202,8 @@ pub fn kinds(events: &[Event]) -> Vec<&'static str> {
         .map(|e| match e.payload {
             Some(Payload::SurveyAnswered(_)) => "answered",
             Some(Payload::PromoterIdentified(_)) => "promoter",
+            Some(Payload::CaseOpened(_)) => "case",
+            Some(Payload::ThemeSignal(_)) => "theme",
             _ => "other",
         })
         .collect()

@@ -114,7 +114,7 @@ async fn erasure_keeps_the_score_and_drops_the_person(db: Db) {
     assert_eq!(got.answer.as_ref().map(|a| (a.score, a.comment.as_str())), Some((3, "")));
     // A retry of the answer: its stored reply went with the customer.
     let e = app.answer("a-1", &s.survey_id, 3, "Dana here, call me").await.unwrap_err();
-    assert_status(&e, Code::NotFound, "SURVEY_NOT_FOUND", None);
+    assert_status(&e, Code::FailedPrecondition, "CUSTOMER_ERASED", None);
     // Nothing new is taken about the customer.
     let e = app.schedule("s-2", "dana-42", "delivery").await.unwrap_err();
     assert_status(&e, Code::FailedPrecondition, "CUSTOMER_ERASED", None);

@@ -1,0 +1,37 @@
+use sea_orm::entity::prelude::*;
+
+/// A complaint or a claim, its theme and where it stands.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "cases")]
+#[allow(missing_docs)]
+pub struct Model {
+    /// Order of opening (the page cursor).
+    #[sea_orm(primary_key)]
+    pub seq: i64,
+    #[sea_orm(unique)]
+    pub case_id: String,
+    pub kind: String,
+    pub customer_id: String,
+    pub channel: i32,
+    pub severity: String,
+    pub order_id: String,
+    pub theme: String,
+    pub confidence: f64,
+    /// JSON array of the keywords found.
+    pub keywords: String,
+    pub tie_broken: bool,
+    pub taxonomy_version: i64,
+    pub state: String,
+    pub created_at: i64,
+    pub first_response_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub resolution: Option<String>,
+    pub root_cause: Option<String>,
+    pub corrective_action: Option<String>,
+}
+
+/// No relations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,268 @@
+//! Cases: complaints and claims opened once per request, classified by theme (before the transaction: the decision
+//! depends only on the text and the active taxonomy version), with their events (`CaseOpened` for segmentation, a
+//! `ThemeSignal` for improvement); agents' answers (the first sets the first-response time) and resolution (a claim
+//! needs its root cause and corrective action), each under the case's row lock.
+use rapport_kit::frame::{Done, Key};
+use rapport_proto::{
+    events::v1::{CaseOpened, ThemeSignal, event},
+    feedback::v1 as pb,
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
+};
+
+use super::{Result, Store};
+use crate::{
+    domain::{
+        cases::{self, CaseKind, Resolution},
+        themes::Classification,
+    },
+    entities::{case_messages, cases as rows},
+    error::FeedbackError,
+    wire,
+};
+
+/// A case to open.
+#[derive(Debug, Clone)]
+pub struct CaseCmd {
+    /// Complaint or claim.
+    pub kind: CaseKind,
+    /// Customer.
+    pub customer_id: String,
+    /// Channel (wire enum value).
+    pub channel: i32,
+    /// `low` … `critical`.
+    pub severity: &'static str,
+    /// Order (may be empty).
+    pub order_id: String,
+    /// The customer's words.
+    pub text: String,
+    /// A theme chosen by the caller, if any.
+    pub theme: Option<String>,
+}
+
+/// Which cases to list.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// `open` or `resolved`.
+    pub state: Option<&'static str>,
+    /// Theme.
+    pub theme: Option<String>,
+    /// Customer.
+    pub customer_id: Option<String>,
+}
+
+impl Store {
+    /// Opens a case: classifies it, stores it with the customer's text, publishes its events.
+    pub async fn open_case(&self, key: &Key, cmd: CaseCmd) -> Result<pb::OpenCaseResponse> {
+        let (version, decision) = match &cmd.theme {
+            Some(t) => {
+                let (_, c) = self.classifier().await?;
+                if !c.themes().contains(t) {
+                    return Err(FeedbackError::UnknownTheme(t.clone()));
+                }
+                let chosen = Classification { theme: t.clone(), confidence: 1.0, keywords: vec![], tie_broken: false };
+                (0, chosen)
+            }
+            None => self.classify(&cmd.text).await?,
+        };
+        self.frame
+            .once(self, key, "OpenCase", move |s, txn, now| {
+                Box::pin(async move {
+                    if rapport_outbox::sink::is_erased(txn, &s.pseudonyms, &cmd.customer_id).await? {
+                        return Err(FeedbackError::CustomerErased);
+                    }
+                    let row = rows::ActiveModel {
+                        case_id: Set(format!("case-{}", uuid::Uuid::new_v4().simple())),
+                        kind: Set(cmd.kind.as_str().into()),
+                        customer_id: Set(cmd.customer_id.clone()),
+                        channel: Set(cmd.channel),
+                        severity: Set(cmd.severity.into()),
+                        order_id: Set(cmd.order_id.clone()),
+                        theme: Set(decision.theme.clone()),
+                        confidence: Set(decision.confidence),
+                        keywords: Set(serde_json::to_string(&decision.keywords)?),
+                        tie_broken: Set(decision.tie_broken),
+                        taxonomy_version: Set(version),
+                        state: Set(cases::OPEN.into()),
+                        created_at: Set(now),
+                        ..Default::default()
+                    };
+                    let seq = rows::Entity::insert(row).exec(txn).await?.last_insert_id;
+                    let case = rows::Entity::find_by_id(seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
+                    let message = case_messages::ActiveModel {
+                        case_id: Set(case.case_id.clone()),
+                        author: Set(cases::CUSTOMER.into()),
+                        text: Set(cmd.text.clone()),
+                        created_at: Set(now),
+                        ..Default::default()
+                    };
+                    case_messages::Entity::insert(message).exec_without_returning(txn).await?;
+                    let opened = event::Payload::CaseOpened(CaseOpened {
+                        case_id: case.case_id.clone(),
+                        kind: case.kind.clone(),
+                        theme: case.theme.clone(),
+                        channel: case.channel,
+                        severity: case.severity.clone(),
+                    });
+                    s.outbox.publish(txn, &cmd.customer_id, opened, now).await?;
+                    let signal = event::Payload::ThemeSignal(ThemeSignal {
+                        origin: "case".into(),
+                        reference: case.case_id.clone(),
+                        theme: case.theme.clone(),
+                        confidence: case.confidence,
+                        text: cmd.text.clone(),
+                    });
+                    s.outbox.publish(txn, &cmd.customer_id, signal, now).await?;
+                    tracing::info!(case_id = %case.case_id, theme = %case.theme, kind = %case.kind, "case opened");
+                    let reply = pb::OpenCaseResponse { case: Some(wire::case_pb(&case, vec![])?) };
+                    Ok(Done::about([cmd.customer_id], reply))
+                })
+            })
+            .await
+    }
+
+    /// A case with its messages.
+    pub async fn case(&self, case_id: &str) -> Result<pb::Case> {
+        let case = rows::Entity::find()
+            .filter(rows::Column::CaseId.eq(case_id))
+            .one(&self.db)
+            .await?
+            .ok_or(FeedbackError::CaseNotFound)?;
+        let messages = case_messages::Entity::find()
+            .filter(case_messages::Column::CaseId.eq(case_id))
+            .order_by_asc(case_messages::Column::Id)
+            .all(&self.db)
+            .await?;
+        wire::case_pb(&case, messages)
+    }
+
+    /// A page of cases, newest first, before the cursor `before`.
+    pub async fn cases(&self, f: &CaseFilter, before: Option<i64>, limit: u64) -> Result<(Vec<pb::Case>, Option<i64>)> {
+        let mut q = rows::Entity::find().order_by_desc(rows::Column::Seq).limit(limit + 1);
+        if let Some(s) = f.state {
+            q = q.filter(rows::Column::State.eq(s));
+        }
+        if let Some(t) = &f.theme {
+            q = q.filter(rows::Column::Theme.eq(t.as_str()));
+        }
+        if let Some(c) = &f.customer_id {
+            q = q.filter(rows::Column::CustomerId.eq(c.as_str()));
+        }
+        if let Some(b) = before {
+            q = q.filter(rows::Column::Seq.lt(b));
+        }
+        let (page, next) = rapport_kit::page::split(q.all(&self.db).await?, limit, |r| r.seq);
+        let cases = page.iter().map(|c| wire::case_pb(c, vec![])).collect::<Result<_>>()?;
+        Ok((cases, next))
+    }
+
+    /// Adds an agent's answer to an open case.
+    pub async fn respond_case(
+        &self,
+        key: &Key,
+        case_id: &str,
+        author: &str,
+        text: String,
+    ) -> Result<pb::RespondToCaseResponse> {
+        let (case_id, author) = (case_id.to_string(), author.to_string());
+        self.frame
+            .once(self, key, "RespondToCase", move |_, txn, now| {
+                Box::pin(async move {
+                    let case = locked(txn, &case_id).await?;
+                    if case.state != cases::OPEN {
+                        return Err(FeedbackError::CaseResolved);
+                    }
+                    let message = case_messages::ActiveModel {
+                        case_id: Set(case_id.clone()),
+                        author: Set(author),
+                        text: Set(text),
+                        created_at: Set(now),
+                        ..Default::default()
+                    };
+                    case_messages::Entity::insert(message).exec_without_returning(txn).await?;
+                    if case.first_response_at.is_none() {
+                        rows::Entity::update_many()
+                            .col_expr(rows::Column::FirstResponseAt, Expr::value(now))
+                            .filter(rows::Column::Seq.eq(case.seq))
+                            .exec(txn)
+                            .await?;
+                        tracing::info!(case_id = %case_id, after_ms = now - case.created_at, "case answered first");
+                    }
+                    let case = rows::Entity::find_by_id(case.seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
+                    let reply = pb::RespondToCaseResponse { case: Some(wire::case_pb(&case, vec![])?) };
+                    Ok(Done::about([case.customer_id.clone()], reply))
+                })
+            })
+            .await
+    }
+
+    /// Resolves a case; a claim needs its root cause and corrective action.
+    pub async fn resolve_case(&self, key: &Key, case_id: &str, r: Resolution) -> Result<pb::ResolveCaseResponse> {
+        let case_id = case_id.to_string();
+        self.frame
+            .once(self, key, "ResolveCase", move |_, txn, now| {
+                Box::pin(async move {
+                    let case = locked(txn, &case_id).await?;
+                    if case.state != cases::OPEN {
+                        return Err(FeedbackError::CaseResolved);
+                    }
+                    let missing = cases::missing_for_resolution(CaseKind::parse(&case.kind), &r);
+                    if !missing.is_empty() {
+                        return Err(FeedbackError::ClaimNeedsRootCause { missing });
+                    }
+                    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+                    rows::Entity::update_many()
+                        .col_expr(rows::Column::State, Expr::value(cases::RESOLVED))
+                        .col_expr(rows::Column::ResolvedAt, Expr::value(now))
+                        .col_expr(rows::Column::Resolution, Expr::value(text(&r.resolution)))
+                        .col_expr(rows::Column::RootCause, Expr::value(text(&r.root_cause)))
+                        .col_expr(rows::Column::CorrectiveAction, Expr::value(text(&r.corrective_action)))
+                        .filter(rows::Column::Seq.eq(case.seq))
+                        .exec(txn)
+                        .await?;
+                    tracing::info!(case_id = %case_id, after_ms = now - case.created_at, "case resolved");
+                    let case = rows::Entity::find_by_id(case.seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
+                    let reply = pb::ResolveCaseResponse { case: Some(wire::case_pb(&case, vec![])?) };
+                    Ok(Done::about([case.customer_id.clone()], reply))
+                })
+            })
+            .await
+    }
+
+    /// Erases the customer's cases inside `txn`: kept for the statistics under the pseudonym, their messages, order
+    /// and resolution gone (root causes and corrective actions stay: they are the company's lessons). Returns how
+    /// many cases were anonymised.
+    pub(super) async fn forget_cases(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<u64> {
+        let ids: Vec<String> = rows::Entity::find()
+            .select_only()
+            .column(rows::Column::CaseId)
+            .filter(rows::Column::CustomerId.eq(customer_id))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        case_messages::Entity::delete_many().filter(case_messages::Column::CaseId.is_in(ids.clone())).exec(txn).await?;
+        rows::Entity::update_many()
+            .col_expr(rows::Column::CustomerId, Expr::value(self.pseudonyms.of(customer_id)))
+            .col_expr(rows::Column::OrderId, Expr::value(""))
+            .col_expr(rows::Column::Resolution, Expr::value(Option::<String>::None))
+            .filter(rows::Column::CaseId.is_in(ids.clone()))
+            .exec(txn)
+            .await?;
+        Ok(ids.len() as u64)
+    }
+}
+
+/// The case, its row locked for the rest of the transaction.
+async fn locked(txn: &DatabaseTransaction, case_id: &str) -> Result<rows::Model> {
+    rows::Entity::find()
+        .filter(rows::Column::CaseId.eq(case_id))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(FeedbackError::CaseNotFound)
+}

@@ -1,0 +1,211 @@
+//! Cases: opened once per request and classified with their explanation, answered (first-response time), resolved
+//! (a claim needs its root cause and corrective action); the taxonomy edited and retrained, the new version used
+//! by another replica; erasure; bad input.
+use rapport_proto::{common::v1::Channel, feedback::v1 as pb};
+use tonic::Code;
+
+use crate::support::{Db, assert_status, kinds, on_both, spawn_app};
+
+async fn a_complaint_from_intake_to_resolution(db: Db) {
+    let app = spawn_app(db).await;
+    let text = "Mon colis n'est jamais arrivé et le livreur ne répond pas";
+    let c = app.open_case("o-1", "c-1", pb::CaseKind::Complaint, text).await.unwrap();
+    let theme = c.theme.clone().unwrap();
+    assert_eq!(theme.theme, "delivery");
+    assert!(theme.keywords.contains(&"colis".to_string()), "explained by its keywords: {theme:?}");
+    assert_eq!(theme.taxonomy_version, 1);
+    assert_eq!((c.state(), c.severity()), (pb::CaseState::Open, pb::Severity::Medium));
+    // A retry is the same case, published once.
+    let again = app.open_case("o-1", "c-1", pb::CaseKind::Complaint, text).await.unwrap();
+    assert_eq!(again.case_id, c.case_id);
+    assert_eq!(kinds(&app.events("segmentation").await), vec!["case", "theme"]);
+    assert_eq!(kinds(&app.events("improvement").await), vec!["case", "theme"]);
+
+    // The first answer sets the first-response time; a later one does not move it.
+    app.clock.advance_ms(3_600_000);
+    let answered = app.respond("r-1", &c.case_id, "we are looking into it").await.unwrap();
+    let first = answered.first_response_time.unwrap();
+    assert_eq!(first.seconds - c.create_time.unwrap().seconds, 3_600);
+    app.clock.advance_ms(60_000);
+    let later = app.respond("r-2", &c.case_id, "a new parcel leaves today").await.unwrap();
+    assert_eq!(later.first_response_time.unwrap(), first);
+    let done = app.resolve("x-1", &c.case_id, "", "").await.unwrap();
+    assert_eq!(done.state(), pb::CaseState::Resolved);
+    let e = app.respond("r-3", &c.case_id, "one more thing").await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "CASE_RESOLVED", None);
+
+    let shown = app.client.clone().get_case(pb::GetCaseRequest { case_id: c.case_id.clone() }).await.unwrap();
+    let shown = shown.into_inner().case.unwrap();
+    let authors: Vec<&str> = shown.messages.iter().map(|m| m.author.as_str()).collect();
+    assert_eq!(authors, vec!["customer", "t", "t"]);
+    assert_eq!(shown.messages[0].text, text);
+    let e = app.client.clone().get_case(pb::GetCaseRequest { case_id: "case-nope".into() }).await.unwrap_err();
+    assert_status(&e, Code::NotFound, "CASE_NOT_FOUND", None);
+    app.stop().await;
+}
+
+async fn a_claim_needs_its_root_cause_and_corrective_action(db: Db) {
+    let app = spawn_app(db).await;
+    let c = app.open_case("o-1", "c-1", pb::CaseKind::Claim, "I was charged twice for order 77").await.unwrap();
+    assert_eq!(c.theme.unwrap().theme, "billing");
+    let e = app.resolve("x-1", &c.case_id, "", "").await.unwrap_err();
+    assert_status(&e, Code::InvalidArgument, "CLAIM_NEEDS_ROOT_CAUSE", Some("root_cause"));
+    assert_status(&e, Code::InvalidArgument, "CLAIM_NEEDS_ROOT_CAUSE", Some("corrective_action"));
+    let e = app.resolve("x-2", &c.case_id, "payment retried by the shop", "").await.unwrap_err();
+    assert_status(&e, Code::InvalidArgument, "CLAIM_NEEDS_ROOT_CAUSE", Some("corrective_action"));
+    let done = app.resolve("x-3", &c.case_id, "payment retried by the shop", "idempotent payments").await.unwrap();
+    assert_eq!((done.state(), done.root_cause.as_str()), (pb::CaseState::Resolved, "payment retried by the shop"));
+    app.stop().await;
+}
+
+async fn a_retrained_taxonomy_reaches_every_replica(db: Db) {
+    let app = spawn_app(db).await;
+    let (other, mut oc) = app.replica().await;
+    let mut c = app.client.clone();
+    let themes = c.list_themes(pb::ListThemesRequest {}).await.unwrap().into_inner();
+    assert_eq!((themes.themes.len(), themes.taxonomy_version, themes.retrain_needed), (8, 1, false));
+    let pricing = pb::Theme {
+        theme_id: "pricing".into(),
+        keywords: vec!["too expensive".into(), "trop cher".into(), "price".into(), "prix".into()],
+        examples: vec![
+            "your prices went up again, far too expensive".into(),
+            "the same jacket is cheaper everywhere else".into(),
+            "les prix ont augmenté de vingt pour cent".into(),
+            "beaucoup trop cher pour ce que c'est".into(),
+        ],
+    };
+    c.put_theme(pb::PutThemeRequest { request_id: "t-1".into(), theme: Some(pricing) }).await.unwrap();
+    assert!(c.list_themes(pb::ListThemesRequest {}).await.unwrap().into_inner().retrain_needed);
+    // Until it is retrained, cases are classified with version 1, which has no pricing theme.
+    let e = app
+        .client
+        .clone()
+        .open_case(pb::OpenCaseRequest {
+            request_id: "o-1".into(),
+            kind: pb::CaseKind::Complaint.into(),
+            customer_id: "c-1".into(),
+            channel: Channel::Web.into(),
+            severity: pb::Severity::Low.into(),
+            order_id: String::new(),
+            text: "far too expensive".into(),
+            theme: "pricing".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_status(&e, Code::InvalidArgument, "UNKNOWN_THEME", Some("theme"));
+    let r = c.train_classifier(pb::TrainClassifierRequest { request_id: "tr-1".into() }).await.unwrap().into_inner();
+    assert_eq!((r.taxonomy_version, r.themes), (2, 9));
+    // The other replica classifies with the new version.
+    let text = "vos prix sont devenus beaucoup trop cher";
+    let d = oc.classify_text(pb::ClassifyTextRequest { text: text.into() }).await.unwrap().into_inner();
+    let d = d.decision.unwrap();
+    assert_eq!((d.theme.as_str(), d.taxonomy_version), ("pricing", 2), "{d:?}");
+    assert!(!c.list_themes(pb::ListThemesRequest {}).await.unwrap().into_inner().retrain_needed);
+    other.stop().await;
+    app.stop().await;
+}
+
+async fn erasure_keeps_the_case_and_drops_the_words(db: Db) {
+    let app = spawn_app(db).await;
+    let c = app.open_case("o-1", "dana-42", pb::CaseKind::Complaint, "Dana here, my parcel is late").await.unwrap();
+    app.respond("r-1", &c.case_id, "sorry Dana").await.unwrap();
+    app.client
+        .clone()
+        .forget_customer(pb::ForgetCustomerRequest { request_id: "f-1".into(), customer_id: "dana-42".into() })
+        .await
+        .unwrap();
+    let got = app.client.clone().get_case(pb::GetCaseRequest { case_id: c.case_id.clone() }).await.unwrap();
+    let got = got.into_inner().case.unwrap();
+    assert!(got.customer_id.starts_with("anon-"), "{}", got.customer_id);
+    assert!(got.messages.is_empty() && got.order_id.is_empty());
+    assert_eq!(got.theme.unwrap().theme, "delivery", "the statistics stay");
+    // Only the erasure waits for the improvement service: the theme signal with the words went.
+    assert_eq!(kinds(&app.events("improvement").await), vec!["other"]);
+    let e = app.open_case("o-2", "dana-42", pb::CaseKind::Complaint, "again").await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "CUSTOMER_ERASED", None);
+    app.stop().await;
+}
+
+async fn cases_are_listed_newest_first_by_page_and_filter(db: Db) {
+    let app = spawn_app(db).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let text = if i % 2 == 0 { "the app crashes at checkout" } else { "I am still waiting for my refund" };
+        ids.push(
+            app.open_case(&format!("o-{i}"), &format!("c-{i}"), pb::CaseKind::Complaint, text).await.unwrap().case_id,
+        );
+    }
+    app.resolve("x-1", &ids[4], "", "").await.unwrap();
+    let mut c = app.client.clone();
+    let list = |state: pb::CaseState, theme: &str, token: String| pb::ListCasesRequest {
+        state: state.into(),
+        theme: theme.into(),
+        customer_id: String::new(),
+        page_size: 2,
+        page_token: token,
+    };
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = c.list_cases(list(pb::CaseState::Unspecified, "", token)).await.unwrap().into_inner();
+        seen.extend(r.cases.into_iter().map(|c| c.case_id));
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        token = r.next_page_token;
+    }
+    assert_eq!(seen, ids.iter().rev().cloned().collect::<Vec<_>>());
+    let open_app = c.list_cases(list(pb::CaseState::Open, "website_app", String::new())).await.unwrap().into_inner();
+    assert_eq!(
+        open_app.cases.iter().map(|c| c.case_id.clone()).collect::<Vec<_>>(),
+        vec![ids[2].clone(), ids[0].clone()]
+    );
+    // A token belongs to its query.
+    let first = c.list_cases(list(pb::CaseState::Unspecified, "", String::new())).await.unwrap().into_inner();
+    let e = c.list_cases(list(pb::CaseState::Open, "", first.next_page_token)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    app.stop().await;
+}
+
+async fn bad_input_names_every_field(db: Db) {
+    let app = spawn_app(db).await;
+    let e = app
+        .client
+        .clone()
+        .open_case(pb::OpenCaseRequest {
+            request_id: String::new(),
+            kind: 9,
+            customer_id: "has space".into(),
+            channel: 0,
+            severity: 42,
+            order_id: "bad order".into(),
+            text: "  ".into(),
+            theme: "Not A Theme".into(),
+        })
+        .await
+        .unwrap_err();
+    for f in ["request_id", "kind", "customer_id", "channel", "severity", "order_id", "text", "theme"] {
+        assert_status(&e, Code::InvalidArgument, "INVALID_ARGUMENT", Some(f));
+    }
+    let e = app
+        .client
+        .clone()
+        .put_theme(pb::PutThemeRequest {
+            request_id: "t-1".into(),
+            theme: Some(pb::Theme { theme_id: "unclassified".into(), keywords: vec![String::new()], examples: vec![] }),
+        })
+        .await
+        .unwrap_err();
+    assert_status(&e, Code::InvalidArgument, "INVALID_ARGUMENT", Some("theme.theme_id"));
+    assert_status(&e, Code::InvalidArgument, "INVALID_ARGUMENT", Some("theme.keywords[0]"));
+    app.stop().await;
+}
+
+on_both!(
+    a_complaint_from_intake_to_resolution,
+    a_claim_needs_its_root_cause_and_corrective_action,
+    a_retrained_taxonomy_reaches_every_replica,
+    erasure_keeps_the_case_and_drops_the_words,
+    cases_are_listed_newest_first_by_page_and_filter,
+    bad_input_names_every_field,
+);

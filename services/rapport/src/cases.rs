@@ -1,0 +1,178 @@
+//! `rapport cases …` and `rapport themes …`: complaints and claims for agents, and the theme taxonomy.
+use anyhow::bail;
+use rapport_proto::{
+    common::v1::Channel,
+    feedback::v1::{self as pb, feedback_service_client::FeedbackServiceClient},
+};
+
+use crate::{
+    cli::{CasesArgs, CasesCommand, Conn, ThemesArgs, ThemesCommand},
+    conn::{channel, explain},
+    output,
+};
+
+fn request_id() -> String {
+    format!("cli-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn name(wire: &str, prefix: &str) -> String {
+    wire.trim_start_matches(prefix).to_lowercase()
+}
+
+fn theme_cell(d: Option<&pb::ThemeDecision>) -> String {
+    match d {
+        Some(d) if d.keywords.is_empty() => format!("{} ({:.0} %)", d.theme, d.confidence * 100.0),
+        Some(d) => format!("{} ({:.0} %; {})", d.theme, d.confidence * 100.0, d.keywords.join(", ")),
+        None => String::new(),
+    }
+}
+
+fn print_cases(cases: &[pb::Case]) {
+    let mut t =
+        output::table(&["case", "kind", "customer", "channel", "severity", "theme", "state", "opened", "first answer"]);
+    for c in cases {
+        t.add_row(vec![
+            c.case_id.clone(),
+            name(c.kind().as_str_name(), "CASE_KIND_"),
+            c.customer_id.clone(),
+            name(c.channel().as_str_name(), "CHANNEL_"),
+            name(c.severity().as_str_name(), "SEVERITY_"),
+            theme_cell(c.theme.as_ref()),
+            name(c.state().as_str_name(), "CASE_STATE_"),
+            output::when(c.create_time.as_ref()),
+            output::when(c.first_response_time.as_ref()),
+        ]);
+    }
+    println!("{t}");
+}
+
+/// Runs `rapport cases …`.
+pub async fn run(conn: &Conn, args: CasesArgs) -> anyhow::Result<()> {
+    let mut c = FeedbackServiceClient::new(channel(conn, &conn.feedback_addr)?);
+    let case = match args.command {
+        CasesCommand::Open { customer_id, text, claim, channel, severity, order } => {
+            let Some(ch) = Channel::from_str_name(&format!("CHANNEL_{}", channel.to_uppercase())) else {
+                bail!("--channel: unknown channel {channel:?} (web, mobile, store, phone, email, social, chat)");
+            };
+            let Some(sev) = pb::Severity::from_str_name(&format!("SEVERITY_{}", severity.to_uppercase())) else {
+                bail!("--severity: unknown severity {severity:?} (low, medium, high, critical)");
+            };
+            let kind = if claim { pb::CaseKind::Claim } else { pb::CaseKind::Complaint };
+            c.open_case(pb::OpenCaseRequest {
+                request_id: request_id(),
+                kind: kind.into(),
+                customer_id,
+                channel: ch.into(),
+                severity: sev.into(),
+                order_id: order,
+                text,
+                theme: String::new(),
+            })
+            .await
+            .map_err(explain)?
+            .into_inner()
+            .case
+        }
+        CasesCommand::List { state, theme, customer, limit } => {
+            let state = match state.as_deref() {
+                None => pb::CaseState::Unspecified,
+                Some("open") => pb::CaseState::Open,
+                Some("resolved") => pb::CaseState::Resolved,
+                Some(s) => bail!("--state: unknown state {s:?} (open, resolved)"),
+            };
+            let r = c
+                .list_cases(pb::ListCasesRequest {
+                    state: state.into(),
+                    theme: theme.unwrap_or_default(),
+                    customer_id: customer.unwrap_or_default(),
+                    page_size: limit,
+                    page_token: String::new(),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            print_cases(&r.cases);
+            if !r.next_page_token.is_empty() {
+                println!("(more: raise --limit)");
+            }
+            return Ok(());
+        }
+        CasesCommand::Show { case_id } => {
+            let case = c.get_case(pb::GetCaseRequest { case_id }).await.map_err(explain)?.into_inner().case;
+            let Some(case) = case else { bail!("the service answered without a case") };
+            print_cases(std::slice::from_ref(&case));
+            let mut t = output::table(&["when", "author", "message"]);
+            for m in &case.messages {
+                t.add_row(vec![output::when(m.create_time.as_ref()), m.author.clone(), m.text.clone()]);
+            }
+            println!("{t}");
+            if !case.resolution.is_empty() {
+                println!("resolution: {}", case.resolution);
+            }
+            if !case.root_cause.is_empty() {
+                println!("root cause: {}\ncorrective action: {}", case.root_cause, case.corrective_action);
+            }
+            return Ok(());
+        }
+        CasesCommand::Respond { case_id, text } => {
+            c.respond_to_case(pb::RespondToCaseRequest { request_id: request_id(), case_id, text })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .case
+        }
+        CasesCommand::Resolve { case_id, resolution, root_cause, corrective_action } => {
+            c.resolve_case(pb::ResolveCaseRequest {
+                request_id: request_id(),
+                case_id,
+                resolution,
+                root_cause,
+                corrective_action,
+            })
+            .await
+            .map_err(explain)?
+            .into_inner()
+            .case
+        }
+    };
+    let Some(case) = case else { bail!("the service answered without a case") };
+    print_cases(std::slice::from_ref(&case));
+    Ok(())
+}
+
+/// Runs `rapport themes …`.
+pub async fn themes(conn: &Conn, args: ThemesArgs) -> anyhow::Result<()> {
+    let mut c = FeedbackServiceClient::new(channel(conn, &conn.feedback_addr)?);
+    match args.command {
+        ThemesCommand::List => {
+            let r = c.list_themes(pb::ListThemesRequest {}).await.map_err(explain)?.into_inner();
+            let mut t = output::table(&["theme", "examples", "keywords"]);
+            for th in &r.themes {
+                t.add_row(vec![th.theme_id.clone(), th.examples.len().to_string(), th.keywords.join(", ")]);
+            }
+            println!("{t}");
+            let behind = if r.retrain_needed { " (themes changed since: run `rapport themes train`)" } else { "" };
+            println!("classifying with taxonomy version {}{behind}", r.taxonomy_version);
+        }
+        ThemesCommand::Classify { text } => {
+            let r = c.classify_text(pb::ClassifyTextRequest { text }).await.map_err(explain)?.into_inner();
+            let d = r.decision.unwrap_or_default();
+            let mut t = output::table(&["theme", "confidence", "keywords", "tie broken", "taxonomy"]);
+            t.add_row(vec![
+                d.theme,
+                format!("{:.0} %", d.confidence * 100.0),
+                d.keywords.join(", "),
+                if d.tie_broken { "yes".into() } else { "no".into() },
+                d.taxonomy_version.to_string(),
+            ]);
+            println!("{t}");
+        }
+        ThemesCommand::Train => {
+            let r =
+                c.train_classifier(pb::TrainClassifierRequest { request_id: request_id() }).await.map_err(explain)?;
+            let r = r.into_inner();
+            println!("taxonomy version {}: {} themes, {} examples", r.taxonomy_version, r.themes, r.examples);
+        }
+    }
+    Ok(())
+}
