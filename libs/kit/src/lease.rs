@@ -96,6 +96,23 @@ impl Lease {
     }
 }
 
+/// Takes the transaction-scoped lock `name` (PostgreSQL `pg_advisory_xact_lock`, released at commit or rollback),
+/// waiting for its holder; nothing on SQLite, where a writing transaction already excludes every other. Two
+/// transactions that must not interleave on one subject without a row to lock (an erasure and a write about the
+/// same customer) both take it first.
+pub async fn lock_in_txn<C: sea_orm::ConnectionTrait>(txn: &C, name: &str) -> Result<(), DbErr> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [key(name).into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Runs `f` under `lease` for as long as it returns, then releases the lease.
 pub async fn with_lease<T, F: Future<Output = T>>(
     db: &DatabaseConnection,

@@ -24,6 +24,15 @@ async fn databases(admin: &DatabaseConnection, like: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throwaway_server_starts_from_the_binaries_on_path() {
     let dir = std::env::temp_dir().join(format!("rapport-throwaway-{}", uuid::Uuid::new_v4().simple()));
+    // Stopped and removed even when an assertion fails.
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = stop_throwaway(&self.0);
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     // Two callers at once: one starts the server, the other waits on the lock and finds it running.
     let (a, b) = (dir.clone(), dir.clone());
@@ -39,7 +48,6 @@ async fn a_throwaway_server_starts_from_the_binaries_on_path() {
     admin.close().await.unwrap();
     stop_throwaway(&dir).expect("stopped");
     assert!(db::connect(&format!("{a}/postgres")).await.is_err(), "stopped server still answers");
-    let _ = std::fs::remove_dir_all(Path::new(&dir));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

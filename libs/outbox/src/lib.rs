@@ -108,6 +108,19 @@ impl Outbox {
         payload: Payload,
         now_ms: i64,
     ) -> Result<String, DbErr> {
+        self.publish_to(txn, None, customer_id, payload, now_ms).await
+    }
+
+    /// Like [`Outbox::publish`], for the configured destinations among `only` (an event only some subscribers
+    /// need, e.g. one carrying a customer's words, goes nowhere else); `None` = every destination.
+    pub async fn publish_to<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        only: Option<&[&str]>,
+        customer_id: &str,
+        payload: Payload,
+        now_ms: i64,
+    ) -> Result<String, DbErr> {
         let event = Event {
             event_id: uuid::Uuid::new_v4().to_string(),
             source: self.source.to_string(),
@@ -116,7 +129,7 @@ impl Outbox {
             traceparent: rapport_telemetry::current_traceparent(),
             payload: Some(payload),
         };
-        for d in self.destinations.iter() {
+        for d in self.destinations.iter().filter(|d| only.is_none_or(|o| o.contains(&d.as_str()))) {
             enqueue(txn, d, event.clone(), now_ms).await?;
         }
         Ok(event.event_id)

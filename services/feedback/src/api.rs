@@ -229,6 +229,7 @@ impl FeedbackService for FeedbackApi {
             Ok(pb::CaseState::Unspecified) => None,
             Ok(pb::CaseState::Open) => Some(crate::domain::cases::OPEN),
             Ok(pb::CaseState::Resolved) => Some(crate::domain::cases::RESOLVED),
+            Ok(pb::CaseState::Erased) => Some(crate::domain::cases::ERASED),
             Err(_) => {
                 v.add("state", "must be a known state");
                 None
@@ -272,6 +273,19 @@ impl FeedbackService for FeedbackApi {
         self.store.respond_case(&key, &r.case_id, &author, r.text.clone()).await.map(Response::new).map_err(status)
     }
 
+    async fn set_case_waiting(
+        &self,
+        req: Request<pb::SetCaseWaitingRequest>,
+    ) -> Result<Response<pb::SetCaseWaitingResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("case_id", &r.case_id);
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.set_waiting(&key, &r.case_id, r.waiting).await.map(Response::new).map_err(status)
+    }
+
     async fn resolve_case(
         &self,
         req: Request<pb::ResolveCaseRequest>,
@@ -301,12 +315,12 @@ impl FeedbackService for FeedbackApi {
         theme_id(&mut v, "theme.theme_id", &t.theme_id);
         v.check(t.theme_id != crate::domain::themes::UNCLASSIFIED, "theme.theme_id", "is reserved");
         v.check(t.keywords.len() <= 200, "theme.keywords", "must be at most 200");
-        v.check(t.examples.len() <= 2_000, "theme.examples", "must be at most 2,000");
+        v.check(t.examples.len() <= 500, "theme.examples", "must be at most 500");
         for (i, k) in t.keywords.iter().enumerate() {
             required_text(&mut v, &format!("theme.keywords[{i}]"), k, 100);
         }
         for (i, e) in t.examples.iter().enumerate() {
-            required_text(&mut v, &format!("theme.examples[{i}]"), e, MAX_TEXT);
+            required_text(&mut v, &format!("theme.examples[{i}]"), e, 1_000);
         }
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());

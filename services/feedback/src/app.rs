@@ -7,6 +7,7 @@ use rapport_kit::{
     client::Outgoing,
     clock::Clock,
     config::{self, ConfigError},
+    lease::Worker,
     serve::{self, ServeParts},
     service::{self, AppError, Bound, Common, Service, Stop},
 };
@@ -21,6 +22,7 @@ use tonic::service::Routes;
 
 use crate::{
     api::{DOMAIN, FeedbackApi},
+    domain::sla::Calendar,
     events::Handler,
     migration::Migrator,
     store::Store,
@@ -55,6 +57,11 @@ pub struct Config {
     pub nps_target: f64,
     /// How far in the future a delivered event may be dated (`RAPPORT_MAX_CLOCK_SKEW_MS`, default 5 minutes).
     pub max_clock_skew: Duration,
+    /// When SLA clocks run: `RAPPORT_FEEDBACK_BUSINESS_HOURS` (default `mon-sat 08:00-20:00`),
+    /// `RAPPORT_FEEDBACK_HOLIDAYS` (comma-separated `YYYY-MM-DD`), `RAPPORT_FEEDBACK_UTC_OFFSET_MINUTES` (default 0).
+    pub calendar: Calendar,
+    /// How often the SLA sweeper looks for warnings and breaches (`RAPPORT_FEEDBACK_SLA_SWEEP_MS`, default 60 s).
+    pub sla_sweep_interval: Duration,
 }
 
 impl Config {
@@ -68,6 +75,8 @@ impl Config {
             )?,
             nps_target: config::parse("RAPPORT_FEEDBACK_NPS_TARGET", 50.0)?,
             max_clock_skew: rapport_outbox::sink::max_skew_from_env()?,
+            calendar: calendar_from_env()?,
+            sla_sweep_interval: config::millis("RAPPORT_FEEDBACK_SLA_SWEEP_MS", Duration::from_secs(60))?,
         })
     }
 
@@ -82,6 +91,8 @@ impl Config {
                 .collect(),
             nps_target: 50.0,
             max_clock_skew: Duration::from_secs(300),
+            calendar: Calendar::always(),
+            sla_sweep_interval: Duration::from_secs(3600),
         }
     }
 
@@ -89,6 +100,16 @@ impl Config {
     pub fn set_subscriber_url(&mut self, name: &str, url: Option<String>) {
         rapport_outbox::set_subscriber_url(&mut self.subscribers, name, url);
     }
+}
+
+/// The SLA calendar from the environment.
+fn calendar_from_env() -> Result<Calendar, ConfigError> {
+    let hours = config::var("RAPPORT_FEEDBACK_BUSINESS_HOURS").unwrap_or_else(|| "mon-sat 08:00-20:00".into());
+    let holidays = config::var("RAPPORT_FEEDBACK_HOLIDAYS").unwrap_or_default();
+    let offset = config::parse("RAPPORT_FEEDBACK_UTC_OFFSET_MINUTES", 0i64)?;
+    let holidays: Vec<&str> = holidays.split(',').collect();
+    Calendar::parse(&hours, &holidays, offset)
+        .map_err(|e| ConfigError { name: "RAPPORT_FEEDBACK_BUSINESS_HOURS".into(), problem: e.to_string() })
 }
 
 /// A built feedback service: bound, migrated, not yet serving.
@@ -118,7 +139,8 @@ impl Service for Feedback {
     async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
         let outbox = Outbox::new("feedback", config.subscribers.iter().map(|s| s.name.clone()));
-        let store = Store::new(db, clock.clone(), outbox.clone(), &config.common.pseudonyms);
+        let store = Store::new(db, clock.clone(), outbox.clone(), &config.common.pseudonyms)
+            .with_calendar(config.calendar.clone());
         Ok(Self { listener, addr, store, config, auth, clock, outbox })
     }
 
@@ -144,6 +166,28 @@ impl Service for Feedback {
             &stopped,
         )
         .map_err(AppError::Config)?;
+        let sweeper = {
+            let store = self.store.clone();
+            let worker = Worker::new("feedback.sla", self.config.sla_sweep_interval);
+            worker.run(self.store.db().clone(), stopped(), move || {
+                let store = store.clone();
+                async move {
+                    match store.sweep_sla().await {
+                        Ok(n) => {
+                            if n > 0 {
+                                tracing::info!(recorded = n, "sla warnings and breaches recorded");
+                            }
+                            false
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "sla sweep failed");
+                            false
+                        }
+                    }
+                }
+            })
+        };
+        tokio::spawn(sweeper);
         let serve = &self.config.common.serve;
         let api = FeedbackServiceServer::new(FeedbackApi::new(self.store.clone(), self.config.nps_target))
             .max_decoding_message_size(serve.max_message_bytes);

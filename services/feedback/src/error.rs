@@ -42,6 +42,9 @@ pub enum FeedbackError {
     /// The caller named a theme the taxonomy does not have.
     #[error("unknown theme {0}")]
     UnknownTheme(String),
+    /// The taxonomy holds the most themes it may.
+    #[error("the taxonomy holds 50 themes, the most it may")]
+    TaxonomyFull,
     /// Fewer than two themes with examples or keywords.
     #[error("the taxonomy needs at least two themes with examples or keywords")]
     TaxonomyTooSmall,
@@ -71,16 +74,17 @@ impl ServiceError for FeedbackError {
             Self::CaseNotFound => (C::NotFound, "CASE_NOT_FOUND"),
             Self::CaseResolved => (C::FailedPrecondition, "CASE_RESOLVED"),
             Self::ClaimNeedsRootCause { missing } => {
-                let mut e = ApiError::new(C::InvalidArgument, "CLAIM_NEEDS_ROOT_CAUSE", self.to_string());
+                let mut e = ApiError::new(C::FailedPrecondition, "CLAIM_NEEDS_ROOT_CAUSE", self.to_string());
                 e.violations = missing.iter().map(|f| (f.to_string(), "is required for a claim".into())).collect();
                 return e;
             }
             Self::UnknownTheme(_) => {
-                let mut e = ApiError::new(C::InvalidArgument, "UNKNOWN_THEME", self.to_string());
+                let mut e = ApiError::new(C::FailedPrecondition, "UNKNOWN_THEME", self.to_string());
                 e.violations = vec![("theme".into(), "must be a theme of the taxonomy".into())];
                 return e;
             }
             Self::TaxonomyTooSmall => (C::FailedPrecondition, "TAXONOMY_TOO_SMALL"),
+            Self::TaxonomyFull => (C::FailedPrecondition, "TAXONOMY_FULL"),
             Self::Db(_) | Self::Stored(_) | Self::Task(_) => return ApiError::internal(),
         };
         ApiError::new(code, reason, self.to_string())

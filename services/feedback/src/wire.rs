@@ -3,7 +3,10 @@ use rapport_kit::clock::timestamp;
 use rapport_proto::feedback::v1 as pb;
 
 use crate::{
-    domain::{NpsClass, QUESTION},
+    domain::{
+        NpsClass, QUESTION,
+        sla::{ClockView, ViewState},
+    },
     entities::{case_messages, cases, surveys},
     error::FeedbackError,
 };
@@ -57,8 +60,34 @@ pub(crate) fn nps_pb(key: String, n: &crate::domain::Nps) -> pb::NpsScore {
     }
 }
 
-/// A stored case (and its messages, when given) as the API shows it.
-pub(crate) fn case_pb(c: &cases::Model, messages: Vec<case_messages::Model>) -> Result<pb::Case, FeedbackError> {
+/// The SLA clocks of a case at an instant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CaseSla {
+    /// Until the first answer.
+    pub first: ClockView,
+    /// Until resolution.
+    pub resolution: ClockView,
+    /// Whether it waits for the customer.
+    pub waiting: bool,
+}
+
+fn clock_pb(v: &ClockView) -> pb::SlaClock {
+    let state = match v.state {
+        ViewState::Running => pb::SlaState::Running,
+        ViewState::Warning => pb::SlaState::Warning,
+        ViewState::Breached => pb::SlaState::Breached,
+        ViewState::Met => pb::SlaState::Met,
+        ViewState::Paused => pb::SlaState::Paused,
+    };
+    pb::SlaClock { target_ms: v.target, elapsed_ms: v.elapsed, due_time: v.due.map(timestamp), state: state.into() }
+}
+
+/// A stored case (and its messages, when given) with its clocks, as the API shows it.
+pub(crate) fn case_pb(
+    c: &cases::Model,
+    messages: Vec<case_messages::Model>,
+    sla: &CaseSla,
+) -> Result<pb::Case, FeedbackError> {
     let kind = match c.kind.as_str() {
         "claim" => pb::CaseKind::Claim,
         _ => pb::CaseKind::Complaint,
@@ -69,7 +98,11 @@ pub(crate) fn case_pb(c: &cases::Model, messages: Vec<case_messages::Model>) -> 
         "critical" => pb::Severity::Critical,
         _ => pb::Severity::Medium,
     };
-    let state = if c.state == crate::domain::cases::OPEN { pb::CaseState::Open } else { pb::CaseState::Resolved };
+    let state = match c.state.as_str() {
+        crate::domain::cases::OPEN => pb::CaseState::Open,
+        crate::domain::cases::ERASED => pb::CaseState::Erased,
+        _ => pb::CaseState::Resolved,
+    };
     Ok(pb::Case {
         case_id: c.case_id.clone(),
         kind: kind.into(),
@@ -95,6 +128,11 @@ pub(crate) fn case_pb(c: &cases::Model, messages: Vec<case_messages::Model>) -> 
             .into_iter()
             .map(|m| pb::CaseMessage { author: m.author, text: m.text, create_time: Some(timestamp(m.created_at)) })
             .collect(),
+        tier: c.tier.clone(),
+        first_response: Some(clock_pb(&sla.first)),
+        resolution_clock: Some(clock_pb(&sla.resolution)),
+        escalation_level: c.escalation_level,
+        waiting: sla.waiting,
     })
 }
 

@@ -27,20 +27,42 @@ fn theme_cell(d: Option<&pb::ThemeDecision>) -> String {
     }
 }
 
+/// An SLA clock as `state, due …`.
+fn clock_cell(c: Option<&pb::SlaClock>) -> String {
+    let Some(c) = c else { return String::new() };
+    let state = name(c.state().as_str_name(), "SLA_STATE_");
+    match c.due_time.as_ref() {
+        Some(due) => format!("{state}, due {}", output::when(Some(due))),
+        None => state,
+    }
+}
+
 fn print_cases(cases: &[pb::Case]) {
-    let mut t =
-        output::table(&["case", "kind", "customer", "channel", "severity", "theme", "state", "opened", "first answer"]);
+    let mut t = output::table(&[
+        "case",
+        "kind",
+        "customer",
+        "tier",
+        "severity",
+        "theme",
+        "state",
+        "opened",
+        "first answer",
+        "resolution",
+    ]);
     for c in cases {
+        let waiting = if c.waiting { " (waiting)" } else { "" };
         t.add_row(vec![
             c.case_id.clone(),
             name(c.kind().as_str_name(), "CASE_KIND_"),
             c.customer_id.clone(),
-            name(c.channel().as_str_name(), "CHANNEL_"),
+            c.tier.clone(),
             name(c.severity().as_str_name(), "SEVERITY_"),
             theme_cell(c.theme.as_ref()),
-            name(c.state().as_str_name(), "CASE_STATE_"),
+            name(c.state().as_str_name(), "CASE_STATE_") + waiting,
             output::when(c.create_time.as_ref()),
-            output::when(c.first_response_time.as_ref()),
+            clock_cell(c.first_response.as_ref()),
+            clock_cell(c.resolution_clock.as_ref()),
         ]);
     }
     println!("{t}");
@@ -116,6 +138,13 @@ pub async fn run(conn: &Conn, args: CasesArgs) -> anyhow::Result<()> {
         }
         CasesCommand::Respond { case_id, text } => {
             c.respond_to_case(pb::RespondToCaseRequest { request_id: request_id(), case_id, text })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .case
+        }
+        CasesCommand::Wait { case_id, done } => {
+            c.set_case_waiting(pb::SetCaseWaitingRequest { request_id: request_id(), case_id, waiting: !done })
                 .await
                 .map_err(explain)?
                 .into_inner()

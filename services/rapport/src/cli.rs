@@ -113,6 +113,14 @@ pub enum CasesCommand {
         /// The answer.
         text: String,
     },
+    /// Marks a case as waiting for the customer (its SLA clocks stop), or with --done as answered by the customer.
+    Wait {
+        /// The case.
+        case_id: String,
+        /// The customer answered: the clocks run again.
+        #[arg(long)]
+        done: bool,
+    },
     /// Resolves a case.
     Resolve {
         /// The case.

@@ -4,8 +4,20 @@
 pub const OPEN: &str = "open";
 /// State of a resolved case.
 pub const RESOLVED: &str = "resolved";
+/// State of a case whose customer was erased: kept for the statistics, closed to any change.
+pub const ERASED: &str = "erased";
 /// Author of the customer's own messages.
 pub const CUSTOMER: &str = "customer";
+
+/// Why a case in `state` takes no answer, wait or resolution, if it does not.
+pub fn check_open(state: &str) -> Result<(), crate::error::FeedbackError> {
+    use crate::error::FeedbackError;
+    match state {
+        OPEN => Ok(()),
+        ERASED => Err(FeedbackError::CustomerErased),
+        _ => Err(FeedbackError::CaseResolved),
+    }
+}
 
 /// Complaint or claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

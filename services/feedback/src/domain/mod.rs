@@ -1,7 +1,8 @@
 //! Feedback rules, pure: no IO, no wire format, no database. NPS arithmetic with its confidence interval, and when a
-//! customer may be surveyed again; cases (`cases.rs`) and their themes (`themes.rs`).
+//! customer may be surveyed again; cases (`cases.rs`), their themes (`themes.rs`) and SLA clocks (`sla.rs`).
 
 pub mod cases;
+pub mod sla;
 pub mod themes;
 
 /// Milliseconds in a day.

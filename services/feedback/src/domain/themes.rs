@@ -226,9 +226,13 @@ impl Classifier {
             };
         }
         let x = x.insert_axis(ndarray::Axis(0));
-        let (proba, labels) = self.model.predict_proba(x.view());
-        let mut ranked: Vec<(usize, f64)> = labels.iter().zip(proba.row(0).iter()).map(|(l, p)| (**l, *p)).collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        // Posterior from the joint log-likelihoods, normalised with the largest subtracted first (linfa's own
+        // `predict_proba` does not, and a long text underflows every class to 0/0).
+        let jll = self.model.joint_log_likelihood(x.view());
+        let best_ll = jll.values().map(|v| v[0]).fold(f64::NEG_INFINITY, f64::max);
+        let norm: f64 = jll.values().map(|v| (v[0] - best_ll).exp()).sum();
+        let mut ranked: Vec<(usize, f64)> = jll.iter().map(|(l, v)| (**l, (v[0] - best_ll).exp() / norm)).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let (mut best, mut p) = ranked[0];
         let mut tie_broken = false;
         if let Some(&(second, p2)) = ranked.get(1)
@@ -402,6 +406,15 @@ mod tests {
         assert_eq!(words("recu"), words("Reçu"));
         assert!(contains_phrase("pas de reponse depuis", "pas de reponse"));
         assert!(!contains_phrase("apps", "app"));
+    }
+
+    #[test]
+    fn long_texts_keep_a_probability() {
+        let c = Classifier::train(&default_themes()).unwrap();
+        let long = "my parcel never arrived, the courier lost it and the tracking says nothing. ".repeat(60);
+        let r = c.classify(&long);
+        assert_eq!(r.theme, "delivery");
+        assert!((0.0..=1.0).contains(&r.confidence), "{r:?}");
     }
 
     #[test]

@@ -28,6 +28,14 @@ pub struct Model {
     pub resolution: Option<String>,
     pub root_cause: Option<String>,
     pub corrective_action: Option<String>,
+    /// The loyalty tier it was opened under (`unknown` when feedback had not heard of one).
+    pub tier: String,
+    /// SLA target until the first answer, business milliseconds.
+    pub first_response_target: i64,
+    /// SLA target until resolution, business milliseconds.
+    pub resolution_target: i64,
+    /// How many SLA breaches escalated it.
+    pub escalation_level: i32,
 }
 
 /// No relations.

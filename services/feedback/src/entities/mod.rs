@@ -1,8 +1,10 @@
 //! One file per table.
 pub mod case_messages;
+pub mod case_pauses;
 pub mod cases;
 pub mod customer_segments;
 pub mod customer_tiers;
+pub mod sla_events;
 pub mod survey_segments;
 pub mod surveyed_customers;
 pub mod surveys;

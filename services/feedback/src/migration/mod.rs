@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 pub mod m20261124_000020_create_surveys;
 pub mod m20261124_000021_create_customer_context;
 pub mod m20261201_000022_create_cases;
+pub mod m20261201_000023_create_sla;
 
 /// Every migration of the feedback database.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261124_000020_create_surveys::Migration));
         all.push(Box::new(m20261124_000021_create_customer_context::Migration));
         all.push(Box::new(m20261201_000022_create_cases::Migration));
+        all.push(Box::new(m20261201_000023_create_sla::Migration));
         all
     }
 }

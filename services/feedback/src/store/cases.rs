@@ -16,9 +16,10 @@ use super::{Result, Store};
 use crate::{
     domain::{
         cases::{self, CaseKind, Resolution},
+        sla,
         themes::Classification,
     },
-    entities::{case_messages, cases as rows},
+    entities::{case_messages, case_pauses, cases as rows},
     error::FeedbackError,
     wire,
 };
@@ -70,9 +71,13 @@ impl Store {
         self.frame
             .once(self, key, "OpenCase", move |s, txn, now| {
                 Box::pin(async move {
+                    s.lock_customer(txn, &cmd.customer_id).await?;
                     if rapport_outbox::sink::is_erased(txn, &s.pseudonyms, &cmd.customer_id).await? {
                         return Err(FeedbackError::CustomerErased);
                     }
+                    // The tier loyalty's events last gave the customer decides the SLA (VIPs are answered first).
+                    let (tier, _) = s.context_of(txn, &cmd.customer_id).await?;
+                    let targets = sla::targets(cmd.severity, tier.as_deref());
                     let row = rows::ActiveModel {
                         case_id: Set(format!("case-{}", uuid::Uuid::new_v4().simple())),
                         kind: Set(cmd.kind.as_str().into()),
@@ -87,6 +92,10 @@ impl Store {
                         taxonomy_version: Set(version),
                         state: Set(cases::OPEN.into()),
                         created_at: Set(now),
+                        tier: Set(tier.unwrap_or_else(|| "unknown".into())),
+                        first_response_target: Set(targets.first_response),
+                        resolution_target: Set(targets.resolution),
+                        escalation_level: Set(0),
                         ..Default::default()
                     };
                     let seq = rows::Entity::insert(row).exec(txn).await?.last_insert_id;
@@ -114,9 +123,9 @@ impl Store {
                         confidence: case.confidence,
                         text: cmd.text.clone(),
                     });
-                    s.outbox.publish(txn, &cmd.customer_id, signal, now).await?;
+                    s.outbox.publish_to(txn, Some(&["improvement"]), &cmd.customer_id, signal, now).await?;
                     tracing::info!(case_id = %case.case_id, theme = %case.theme, kind = %case.kind, "case opened");
-                    let reply = pb::OpenCaseResponse { case: Some(wire::case_pb(&case, vec![])?) };
+                    let reply = pb::OpenCaseResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
                     Ok(Done::about([cmd.customer_id], reply))
                 })
             })
@@ -135,7 +144,7 @@ impl Store {
             .order_by_asc(case_messages::Column::Id)
             .all(&self.db)
             .await?;
-        wire::case_pb(&case, messages)
+        self.case_pb_in(&self.db, &case, messages, self.now()).await
     }
 
     /// A page of cases, newest first, before the cursor `before`.
@@ -154,7 +163,15 @@ impl Store {
             q = q.filter(rows::Column::Seq.lt(b));
         }
         let (page, next) = rapport_kit::page::split(q.all(&self.db).await?, limit, |r| r.seq);
-        let cases = page.iter().map(|c| wire::case_pb(c, vec![])).collect::<Result<_>>()?;
+        let pauses = self.pauses_of(&self.db, page.iter().map(|c| c.case_id.clone()).collect()).await?;
+        let now = self.now();
+        let cases = page
+            .iter()
+            .map(|c| {
+                let p = pauses.get(&c.case_id).map_or(&[][..], Vec::as_slice);
+                wire::case_pb(c, vec![], &self.sla_view(c, p, now))
+            })
+            .collect::<Result<_>>()?;
         Ok((cases, next))
     }
 
@@ -168,12 +185,10 @@ impl Store {
     ) -> Result<pb::RespondToCaseResponse> {
         let (case_id, author) = (case_id.to_string(), author.to_string());
         self.frame
-            .once(self, key, "RespondToCase", move |_, txn, now| {
+            .once(self, key, "RespondToCase", move |s, txn, now| {
                 Box::pin(async move {
                     let case = locked(txn, &case_id).await?;
-                    if case.state != cases::OPEN {
-                        return Err(FeedbackError::CaseResolved);
-                    }
+                    cases::check_open(&case.state)?;
                     let message = case_messages::ActiveModel {
                         case_id: Set(case_id.clone()),
                         author: Set(author),
@@ -191,7 +206,7 @@ impl Store {
                         tracing::info!(case_id = %case_id, after_ms = now - case.created_at, "case answered first");
                     }
                     let case = rows::Entity::find_by_id(case.seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
-                    let reply = pb::RespondToCaseResponse { case: Some(wire::case_pb(&case, vec![])?) };
+                    let reply = pb::RespondToCaseResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
                     Ok(Done::about([case.customer_id.clone()], reply))
                 })
             })
@@ -202,12 +217,10 @@ impl Store {
     pub async fn resolve_case(&self, key: &Key, case_id: &str, r: Resolution) -> Result<pb::ResolveCaseResponse> {
         let case_id = case_id.to_string();
         self.frame
-            .once(self, key, "ResolveCase", move |_, txn, now| {
+            .once(self, key, "ResolveCase", move |s, txn, now| {
                 Box::pin(async move {
                     let case = locked(txn, &case_id).await?;
-                    if case.state != cases::OPEN {
-                        return Err(FeedbackError::CaseResolved);
-                    }
+                    cases::check_open(&case.state)?;
                     let missing = cases::missing_for_resolution(CaseKind::parse(&case.kind), &r);
                     if !missing.is_empty() {
                         return Err(FeedbackError::ClaimNeedsRootCause { missing });
@@ -222,19 +235,26 @@ impl Store {
                         .filter(rows::Column::Seq.eq(case.seq))
                         .exec(txn)
                         .await?;
+                    // A case that waited for the customer until now stops waiting.
+                    case_pauses::Entity::update_many()
+                        .col_expr(case_pauses::Column::EndedAt, Expr::value(now))
+                        .filter(case_pauses::Column::CaseId.eq(case_id.as_str()))
+                        .filter(case_pauses::Column::EndedAt.is_null())
+                        .exec(txn)
+                        .await?;
                     tracing::info!(case_id = %case_id, after_ms = now - case.created_at, "case resolved");
                     let case = rows::Entity::find_by_id(case.seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
-                    let reply = pb::ResolveCaseResponse { case: Some(wire::case_pb(&case, vec![])?) };
+                    let reply = pb::ResolveCaseResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
                     Ok(Done::about([case.customer_id.clone()], reply))
                 })
             })
             .await
     }
 
-    /// Erases the customer's cases inside `txn`: kept for the statistics under the pseudonym, their messages, order
-    /// and resolution gone (root causes and corrective actions stay: they are the company's lessons). Returns how
-    /// many cases were anonymised.
-    pub(super) async fn forget_cases(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<u64> {
+    /// Erases the customer's cases inside `txn`: kept for the statistics under the pseudonym and closed to any
+    /// change (state `erased`), their messages, order and resolution gone (root causes and corrective actions stay:
+    /// they are the company's lessons). Returns how many cases were anonymised.
+    pub(super) async fn forget_cases(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<u64> {
         let ids: Vec<String> = rows::Entity::find()
             .select_only()
             .column(rows::Column::CaseId)
@@ -250,7 +270,14 @@ impl Store {
             .col_expr(rows::Column::CustomerId, Expr::value(self.pseudonyms.of(customer_id)))
             .col_expr(rows::Column::OrderId, Expr::value(""))
             .col_expr(rows::Column::Resolution, Expr::value(Option::<String>::None))
+            .col_expr(rows::Column::State, Expr::value(cases::ERASED))
             .filter(rows::Column::CaseId.is_in(ids.clone()))
+            .exec(txn)
+            .await?;
+        case_pauses::Entity::update_many()
+            .col_expr(case_pauses::Column::EndedAt, Expr::value(now))
+            .filter(case_pauses::Column::CaseId.is_in(ids.clone()))
+            .filter(case_pauses::Column::EndedAt.is_null())
             .exec(txn)
             .await?;
         Ok(ids.len() as u64)
@@ -258,7 +285,7 @@ impl Store {
 }
 
 /// The case, its row locked for the rest of the transaction.
-async fn locked(txn: &DatabaseTransaction, case_id: &str) -> Result<rows::Model> {
+pub(super) async fn locked(txn: &DatabaseTransaction, case_id: &str) -> Result<rows::Model> {
     rows::Entity::find()
         .filter(rows::Column::CaseId.eq(case_id))
         .lock_exclusive()

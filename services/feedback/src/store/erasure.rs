@@ -37,6 +37,7 @@ impl Store {
     /// Erases everything feedback holds about a customer inside `txn`; returns how many surveys were anonymised.
     /// The caller records the tombstone.
     pub async fn forget_in(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<u64> {
+        self.lock_customer(txn, customer_id).await?;
         let n = surveys::Entity::update_many()
             .col_expr(surveys::Column::CustomerId, Expr::value(self.pseudonyms.of(customer_id)))
             .col_expr(surveys::Column::Comment, Expr::value(Option::<String>::None))
@@ -45,7 +46,7 @@ impl Store {
             .await?
             .rows_affected;
         surveyed_customers::Entity::delete_by_id(customer_id.to_string()).exec(txn).await?;
-        self.forget_cases(txn, customer_id).await?;
+        self.forget_cases(txn, customer_id, now).await?;
         self.forget_context(txn, customer_id).await?;
         self.outbox.scrub(txn, customer_id).await?;
         idempotency::scrub(txn, customer_id, now).await?;

@@ -4,6 +4,8 @@
 //! - `surveys.rs`: scheduling with anti-fatigue, answers (and their events), NPS windows;
 //! - `cases.rs`: complaints and claims, their answers and resolution (and their events);
 //! - `themes.rs`: the theme taxonomy, its trained versions and the active classifier;
+//! - `sla.rs`: SLA clocks of cases (pauses while waiting for the customer), and the sweeper recording warnings and
+//!   breaches once and escalating;
 //! - `context.rs`: the tier and segments of customers, from loyalty's and segmentation's events;
 //! - `erasure.rs`: forgetting a customer (on request, or on another service's erasure event).
 use std::sync::Arc;
@@ -12,11 +14,12 @@ use rapport_kit::{clock::Clock, frame::Frame, pseudonym::Pseudonyms};
 use rapport_outbox::Outbox;
 use sea_orm::DatabaseConnection;
 
-use crate::error::FeedbackError;
+use crate::{domain::sla::Calendar, error::FeedbackError};
 
 mod cases;
 mod context;
 mod erasure;
+mod sla;
 mod surveys;
 mod themes;
 
@@ -34,6 +37,8 @@ pub struct Store {
     outbox: Outbox,
     pseudonyms: Pseudonyms,
     classifier: Arc<tokio::sync::RwLock<themes::Active>>,
+    calendar: Arc<Calendar>,
+    training: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -41,12 +46,35 @@ impl Store {
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, outbox: Outbox, pseudonyms: &Pseudonyms) -> Self {
         let wake = outbox.clone();
         let frame = Frame::new(db.clone(), clock.clone(), pseudonyms).after_commit(move || wake.notify());
-        Self { db, frame, clock, outbox, pseudonyms: pseudonyms.clone(), classifier: Arc::default() }
+        Self {
+            db,
+            frame,
+            clock,
+            outbox,
+            pseudonyms: pseudonyms.clone(),
+            classifier: Arc::default(),
+            calendar: Arc::new(Calendar::always()),
+            training: Arc::default(),
+        }
+    }
+
+    /// With SLA clocks running in `calendar` (round the clock by default).
+    pub fn with_calendar(mut self, calendar: Calendar) -> Self {
+        self.calendar = Arc::new(calendar);
+        self
     }
 
     /// The connection.
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Serialises, inside `txn`, an erasure of the customer and any write about it (a write that checked the
+    /// tombstone before the erasure committed would otherwise leave the customer's data behind on PostgreSQL).
+    pub(super) async fn lock_customer<C: sea_orm::ConnectionTrait>(&self, txn: &C, customer_id: &str) -> Result<()> {
+        let name = format!("feedback.customer:{}", self.pseudonyms.of(customer_id));
+        rapport_kit::lease::lock_in_txn(txn, &name).await?;
+        Ok(())
     }
 
     /// Now, by the service clock.

@@ -1,11 +1,11 @@
 //! Surveys: scheduling under the anti-fatigue rule (the customer's row locked, so two schedules cannot both pass),
-//! answers recorded once with their events (`SurveyAnswered` always, `PromoterIdentified` for 9-10), and NPS over a
-//! window aggregated by the database.
+//! answers recorded once with their events (`SurveyAnswered` always, `PromoterIdentified` for 9-10, a
+//! `ThemeSignal` for a detractor's comment), and NPS over a window aggregated by the database.
 use std::collections::BTreeMap;
 
 use rapport_kit::frame::{Done, Key};
 use rapport_proto::{
-    events::v1::{PromoterIdentified, SurveyAnswered, event},
+    events::v1::{PromoterIdentified, SurveyAnswered, ThemeSignal, event},
     feedback::v1 as pb,
 };
 use sea_orm::{
@@ -71,6 +71,7 @@ impl Store {
         self.frame
             .once(self, key, "ScheduleSurvey", move |s, txn, now| {
                 Box::pin(async move {
+                    s.lock_customer(txn, &cmd.customer_id).await?;
                     if rapport_outbox::sink::is_erased(txn, &s.pseudonyms, &cmd.customer_id).await? {
                         return Err(FeedbackError::CustomerErased);
                     }
@@ -130,6 +131,12 @@ impl Store {
         comment: String,
     ) -> Result<pb::RecordResponseResponse> {
         let survey_id = survey_id.to_string();
+        // A detractor's comment is a lesson too: classified (before the transaction) for the improvement service.
+        let theme = if NpsClass::of(score) == NpsClass::Detractor && !comment.trim().is_empty() {
+            Some(self.classify(&comment).await?.1)
+        } else {
+            None
+        };
         self.frame
             .once(self, key, "RecordResponse", move |s, txn, now| {
                 Box::pin(async move {
@@ -179,6 +186,16 @@ impl Store {
                             score,
                         });
                         s.outbox.publish(txn, &customer, promoter, now).await?;
+                    }
+                    if let (Some(t), Some(text)) = (theme, survey.comment.clone()) {
+                        let signal = event::Payload::ThemeSignal(ThemeSignal {
+                            origin: "survey_comment".into(),
+                            reference: survey_id.clone(),
+                            theme: t.theme,
+                            confidence: t.confidence,
+                            text,
+                        });
+                        s.outbox.publish_to(txn, Some(&["improvement"]), &customer, signal, now).await?;
                     }
                     tracing::info!(survey_id = %survey_id, score, "survey answered");
                     let reply = pb::RecordResponseResponse { survey: Some(wire::survey_pb(&survey, now)) };

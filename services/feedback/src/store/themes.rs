@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rapport_kit::frame::{Done, Key};
 use rapport_proto::feedback::v1 as pb;
-use sea_orm::{ActiveValue::Set, EntityTrait, QueryOrder, QuerySelect, sea_query::OnConflict};
+use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect, sea_query::OnConflict};
 
 use super::{Result, Store};
 use crate::{
@@ -13,6 +13,9 @@ use crate::{
     entities::{taxonomy_versions, themes},
     error::FeedbackError,
 };
+
+/// The most themes a taxonomy holds.
+pub const MAX_THEMES: u64 = 50;
 
 /// The classifier of one taxonomy version.
 pub(super) type Active = Option<(i64, Arc<Classifier>)>;
@@ -56,6 +59,13 @@ impl Store {
         {
             return Ok((*v, c.clone()));
         }
+        // One training at a time per replica: concurrent requests after a new version wait for it.
+        let _training = self.training.lock().await;
+        if let Some((v, c)) = self.classifier.read().await.as_ref()
+            && *v == latest
+        {
+            return Ok((*v, c.clone()));
+        }
         let row = taxonomy_versions::Entity::find_by_id(latest)
             .one(&self.db)
             .await?
@@ -82,6 +92,10 @@ impl Store {
         self.frame
             .once(self, key, "PutTheme", move |_, txn, now| {
                 Box::pin(async move {
+                    let known = themes::Entity::find_by_id(theme.id.clone()).one(txn).await?.is_some();
+                    if !known && themes::Entity::find().count(txn).await? >= MAX_THEMES {
+                        return Err(FeedbackError::TaxonomyFull);
+                    }
                     let row = themes::ActiveModel {
                         theme_id: Set(theme.id.clone()),
                         keywords: Set(serde_json::to_string(&theme.keywords)?),
@@ -130,13 +144,14 @@ impl Store {
 
     /// Trains on the taxonomy as edited and makes it the active version.
     pub async fn train_classifier(&self, key: &Key) -> Result<pb::TrainClassifierResponse> {
+        // Read and trained before the transaction (training holds no lock), only to refuse a taxonomy it cannot
+        // learn; the snapshot stored is what was trained, and every replica trains its own copy from it.
+        let rows = themes::Entity::find().order_by_asc(themes::Column::ThemeId).all(&self.db).await?;
+        let themes: Vec<Theme> = rows.iter().map(theme_of).collect::<Result<_>>()?;
+        let classifier = train(themes.clone()).await?;
         self.frame
             .once(self, key, "TrainClassifier", move |_, txn, now| {
                 Box::pin(async move {
-                    let rows = themes::Entity::find().order_by_asc(themes::Column::ThemeId).all(txn).await?;
-                    let themes: Vec<Theme> = rows.iter().map(theme_of).collect::<Result<_>>()?;
-                    // Trained here only to refuse a taxonomy it cannot learn; replicas train their own copy.
-                    let classifier = train(themes.clone()).await?;
                     let snapshot = serde_json::to_string(&themes)?;
                     let version = taxonomy_versions::Entity::insert(taxonomy_versions::ActiveModel {
                         themes: Set(snapshot),

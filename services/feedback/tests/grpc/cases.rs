@@ -18,8 +18,10 @@ async fn a_complaint_from_intake_to_resolution(db: Db) {
     // A retry is the same case, published once.
     let again = app.open_case("o-1", "c-1", pb::CaseKind::Complaint, text).await.unwrap();
     assert_eq!(again.case_id, c.case_id);
-    assert_eq!(kinds(&app.events("segmentation").await), vec!["case", "theme"]);
+    // The customer's words go to the improvement service only.
+    assert_eq!(kinds(&app.events("segmentation").await), vec!["case"]);
     assert_eq!(kinds(&app.events("improvement").await), vec!["case", "theme"]);
+    assert!(app.events("referrals").await.iter().all(|e| kinds(std::slice::from_ref(e)) != ["theme"]));
 
     // The first answer sets the first-response time; a later one does not move it.
     app.clock.advance_ms(3_600_000);
@@ -49,10 +51,10 @@ async fn a_claim_needs_its_root_cause_and_corrective_action(db: Db) {
     let c = app.open_case("o-1", "c-1", pb::CaseKind::Claim, "I was charged twice for order 77").await.unwrap();
     assert_eq!(c.theme.unwrap().theme, "billing");
     let e = app.resolve("x-1", &c.case_id, "", "").await.unwrap_err();
-    assert_status(&e, Code::InvalidArgument, "CLAIM_NEEDS_ROOT_CAUSE", Some("root_cause"));
-    assert_status(&e, Code::InvalidArgument, "CLAIM_NEEDS_ROOT_CAUSE", Some("corrective_action"));
+    assert_status(&e, Code::FailedPrecondition, "CLAIM_NEEDS_ROOT_CAUSE", Some("root_cause"));
+    assert_status(&e, Code::FailedPrecondition, "CLAIM_NEEDS_ROOT_CAUSE", Some("corrective_action"));
     let e = app.resolve("x-2", &c.case_id, "payment retried by the shop", "").await.unwrap_err();
-    assert_status(&e, Code::InvalidArgument, "CLAIM_NEEDS_ROOT_CAUSE", Some("corrective_action"));
+    assert_status(&e, Code::FailedPrecondition, "CLAIM_NEEDS_ROOT_CAUSE", Some("corrective_action"));
     let done = app.resolve("x-3", &c.case_id, "payment retried by the shop", "idempotent payments").await.unwrap();
     assert_eq!((done.state(), done.root_cause.as_str()), (pb::CaseState::Resolved, "payment retried by the shop"));
     app.stop().await;
@@ -62,6 +64,10 @@ async fn a_retrained_taxonomy_reaches_every_replica(db: Db) {
     let app = spawn_app(db).await;
     let (other, mut oc) = app.replica().await;
     let mut c = app.client.clone();
+    // The other replica has loaded version 1 already: it must notice version 2.
+    let text = "vos prix sont devenus beaucoup trop cher";
+    let d = oc.classify_text(pb::ClassifyTextRequest { text: text.into() }).await.unwrap().into_inner();
+    assert_eq!(d.decision.unwrap().taxonomy_version, 1);
     let themes = c.list_themes(pb::ListThemesRequest {}).await.unwrap().into_inner();
     assert_eq!((themes.themes.len(), themes.taxonomy_version, themes.retrain_needed), (8, 1, false));
     let pricing = pb::Theme {
@@ -92,11 +98,10 @@ async fn a_retrained_taxonomy_reaches_every_replica(db: Db) {
         })
         .await
         .unwrap_err();
-    assert_status(&e, Code::InvalidArgument, "UNKNOWN_THEME", Some("theme"));
+    assert_status(&e, Code::FailedPrecondition, "UNKNOWN_THEME", Some("theme"));
     let r = c.train_classifier(pb::TrainClassifierRequest { request_id: "tr-1".into() }).await.unwrap().into_inner();
     assert_eq!((r.taxonomy_version, r.themes), (2, 9));
     // The other replica classifies with the new version.
-    let text = "vos prix sont devenus beaucoup trop cher";
     let d = oc.classify_text(pb::ClassifyTextRequest { text: text.into() }).await.unwrap().into_inner();
     let d = d.decision.unwrap();
     assert_eq!((d.theme.as_str(), d.taxonomy_version), ("pricing", 2), "{d:?}");
@@ -118,7 +123,11 @@ async fn erasure_keeps_the_case_and_drops_the_words(db: Db) {
     let got = got.into_inner().case.unwrap();
     assert!(got.customer_id.starts_with("anon-"), "{}", got.customer_id);
     assert!(got.messages.is_empty() && got.order_id.is_empty());
+    assert_eq!(got.state(), pb::CaseState::Erased);
     assert_eq!(got.theme.unwrap().theme, "delivery", "the statistics stay");
+    // Closed to any change: nothing about the customer is written again.
+    let e = app.respond("r-2", &c.case_id, "sorry Dana, one more thing").await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "CUSTOMER_ERASED", None);
     // Only the erasure waits for the improvement service: the theme signal with the words went.
     assert_eq!(kinds(&app.events("improvement").await), vec!["other"]);
     let e = app.open_case("o-2", "dana-42", pb::CaseKind::Complaint, "again").await.unwrap_err();
@@ -201,7 +210,78 @@ async fn bad_input_names_every_field(db: Db) {
     app.stop().await;
 }
 
+async fn a_detractors_comment_is_a_theme_signal(db: Db) {
+    let app = spawn_app(db).await;
+    let s = app.schedule("s-1", "c-1", "delivery").await.unwrap();
+    app.answer("a-1", &s.survey_id, 2, "the parcel arrived broken and the courier was rude").await.unwrap();
+    let p = app.schedule("s-2", "c-2", "delivery").await.unwrap();
+    app.answer("a-2", &p.survey_id, 10, "great").await.unwrap();
+    let signals: Vec<_> = app
+        .events("improvement")
+        .await
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Some(rapport_proto::events::v1::event::Payload::ThemeSignal(t)) => Some((e.customer_id, t)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(signals.len(), 1, "only the detractor's comment: {signals:?}");
+    assert_eq!((signals[0].0.as_str(), signals[0].1.origin.as_str()), ("c-1", "survey_comment"));
+    assert_eq!(signals[0].1.reference, s.survey_id);
+    app.stop().await;
+}
+
+/// A case opened while an erasure of the same customer is under way (its transaction open): the intake waits for
+/// the erasure and is refused, instead of writing the customer's words under a tombstone it could not yet see.
+async fn intake_during_an_erasure_waits_and_is_refused(db: Db) {
+    use rapport_kit::{clock::ManualClock, db::begin_write, pseudonym::Pseudonyms};
+    use rapport_outbox::Outbox;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let app = spawn_app(db).await;
+    // The erasure, in a transaction this test holds open.
+    let pseudonyms = Pseudonyms::development();
+    let store = rapport_feedback::store::Store::new(
+        app.db.clone(),
+        std::sync::Arc::new(ManualClock::new(crate::support::T0)),
+        Outbox::new("feedback", ["segmentation".to_string()]),
+        &pseudonyms,
+    );
+    let txn = begin_write(&app.db).await.unwrap();
+    store.forget_in(&txn, "race-1", crate::support::T0).await.unwrap();
+    rapport_outbox::sink::bury(&txn, &pseudonyms, "race-1", crate::support::T0).await.unwrap();
+    let a = app.client.clone();
+    let mut intake = tokio::spawn(async move {
+        let mut a = a;
+        a.open_case(pb::OpenCaseRequest {
+            request_id: "o-race".into(),
+            kind: pb::CaseKind::Complaint.into(),
+            customer_id: "race-1".into(),
+            channel: rapport_proto::common::v1::Channel::Email.into(),
+            severity: 0,
+            order_id: String::new(),
+            text: "race-1 here: my parcel is late".into(),
+            theme: String::new(),
+        })
+        .await
+    });
+    // It must not get through while the erasure is under way (without the lock it does, at once, on PostgreSQL).
+    let early = tokio::time::timeout(std::time::Duration::from_secs(2), &mut intake).await;
+    assert!(early.is_err(), "the intake went through during the erasure: {early:?}");
+    txn.commit().await.unwrap();
+    let e = intake.await.unwrap().unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "CUSTOMER_ERASED", None);
+    let cases = rapport_feedback::entities::cases::Entity::find()
+        .filter(rapport_feedback::entities::cases::Column::CustomerId.eq("race-1"))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(cases, 0);
+    app.stop().await;
+}
+
 on_both!(
+    a_detractors_comment_is_a_theme_signal,
+    intake_during_an_erasure_waits_and_is_refused,
     a_complaint_from_intake_to_resolution,
     a_claim_needs_its_root_cause_and_corrective_action,
     a_retrained_taxonomy_reaches_every_replica,

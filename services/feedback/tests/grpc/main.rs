@@ -4,4 +4,5 @@ mod support;
 
 mod cases;
 mod nps;
+mod sla;
 mod surveys;

@@ -33,19 +33,26 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub clock: ManualClock,
     pub db: DatabaseConnection,
+    config: Config,
     server: TestServer,
     _database: TestDb,
 }
 
 pub async fn spawn_app(backend: Db) -> TestApp {
+    spawn_with(backend, |_| {}).await
+}
+
+/// A server whose configuration `tune` adjusts (replicas get the same).
+pub async fn spawn_with(backend: Db, tune: impl FnOnce(&mut Config)) -> TestApp {
     let database = fresh_database(backend).await.unwrap();
     let mut config = Config::local(database.url());
     config.common.serve = ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() };
+    tune(&mut config);
     let auth = Arc::new(
         Authenticator::new("feedback-test-key-feedback-test-key".to_string().into(), "rapport", "rapport").unwrap(),
     );
     let clock = ManualClock::new(T0);
-    let server = TestServer::start::<Feedback>(config, auth.clone(), Arc::new(clock.clone())).await.unwrap();
+    let server = TestServer::start::<Feedback>(config.clone(), auth.clone(), Arc::new(clock.clone())).await.unwrap();
     let ch =
         client::channel(&server.url(), Outgoing::new(Some(auth.issue("t", Role::Agent, 600)), Duration::from_secs(30)))
             .unwrap();
@@ -55,6 +62,7 @@ pub async fn spawn_app(backend: Db) -> TestApp {
         addr: server.addr,
         clock,
         db: server.db.clone(),
+        config,
         server,
         _database: database,
     }
@@ -67,10 +75,10 @@ impl TestApp {
 
     /// A second replica on the same database, and a client of it.
     pub async fn replica(&self) -> (TestServer, Client) {
-        let mut config = Config::local(self._database.url());
-        config.common.serve = ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() };
         let server =
-            TestServer::start::<Feedback>(config, self.auth.clone(), Arc::new(self.clock.clone())).await.unwrap();
+            TestServer::start::<Feedback>(self.config.clone(), self.auth.clone(), Arc::new(self.clock.clone()))
+                .await
+                .unwrap();
         let ch = client::channel(
             &server.url(),
             Outgoing::new(Some(self.auth.issue("t", Role::Agent, 600)), Duration::from_secs(30)),

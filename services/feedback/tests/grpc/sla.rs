@@ -1,0 +1,128 @@
+//! SLA clocks on cases: targets by severity and tier (VIPs tighter), business hours and holidays on a fixed clock,
+//! the wait for the customer stopping the clocks, and the sweeper recording each warning and breach once and
+//! escalating — with two replicas sweeping.
+use std::time::Duration;
+
+use rapport_feedback::domain::sla::Calendar;
+use rapport_kit::{auth::Role, clock::timestamp, testing::eventually};
+use rapport_proto::{
+    events::v1::{Event, TierChanged, event::Payload},
+    feedback::v1 as pb,
+};
+
+use crate::support::{DAY, Db, T0, on_both, spawn_with};
+
+const H: i64 = 3_600_000;
+
+/// Mon-Fri 09:00-18:00 UTC; 2026-01-01 (a Thursday, T0) is a holiday.
+fn office() -> Calendar {
+    Calendar::parse("mon-fri 09:00-18:00", &["2026-01-01"], 0).unwrap()
+}
+
+fn vip(customer: &str) -> Event {
+    Event {
+        event_id: format!("tier-{customer}"),
+        source: "loyalty".into(),
+        customer_id: customer.into(),
+        occurred_at: Some(timestamp(T0)),
+        traceparent: String::new(),
+        payload: Some(Payload::TierChanged(TierChanged {
+            from_tier: "gold".into(),
+            to_tier: "vip".into(),
+            reason: "qualified".into(),
+        })),
+    }
+}
+
+async fn vips_get_the_tight_sla_in_business_hours(db: Db) {
+    let app = spawn_with(db, |c| c.calendar = office()).await;
+    app.deliver(Role::Loyalty, vec![vip("v-1")]).await;
+    // Opened on the holiday at 00:00: the clocks start on Friday 09:00.
+    let v = app.open_case("o-1", "v-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    let r = app.open_case("o-2", "r-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    assert_eq!((v.tier.as_str(), r.tier.as_str()), ("vip", "unknown"));
+    let (vf, rf) = (v.first_response.unwrap(), r.first_response.unwrap());
+    assert_eq!((vf.target_ms, rf.target_ms), (H, 4 * H));
+    let friday_9 = T0 + DAY + 9 * H;
+    assert_eq!(vf.due_time, Some(timestamp(friday_9 + H)));
+    assert_eq!(rf.due_time, Some(timestamp(friday_9 + 4 * H)));
+    // Resolution: 16 business hours for the VIP, from Friday 09:00: 9 on Friday, 7 on Monday → Monday 16:00.
+    assert_eq!(v.resolution_clock.unwrap().due_time, Some(timestamp(T0 + 4 * DAY + 16 * H)));
+
+    // Friday 10:00 to 12:00 the regular case waits for the customer: its first answer falls due two hours later.
+    app.clock.advance_ms(DAY + 10 * H);
+    let w = set_waiting(&app, "w-1", &r.case_id, true).await;
+    assert!(w.waiting);
+    assert_eq!(w.first_response.unwrap().state(), pb::SlaState::Paused);
+    app.clock.advance_ms(2 * H);
+    let w = set_waiting(&app, "w-2", &r.case_id, false).await;
+    let f = w.first_response.unwrap();
+    assert_eq!((f.state(), f.due_time), (pb::SlaState::Running, Some(timestamp(friday_9 + 6 * H))));
+    assert_eq!(f.elapsed_ms, H, "09:00-10:00 ran, 10:00-12:00 stood still");
+    // Answered at 12:30: met, and the clock stops.
+    app.clock.advance_ms(H / 2);
+    let answered = app.respond("a-1", &r.case_id, "on it").await.unwrap().first_response.unwrap();
+    assert_eq!((answered.state(), answered.elapsed_ms, answered.due_time), (pb::SlaState::Met, H + H / 2, None));
+    app.stop().await;
+}
+
+async fn set_waiting(app: &crate::support::TestApp, rid: &str, case_id: &str, waiting: bool) -> pb::Case {
+    app.client
+        .clone()
+        .set_case_waiting(pb::SetCaseWaitingRequest { request_id: rid.into(), case_id: case_id.into(), waiting })
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap()
+}
+
+async fn breaches_are_recorded_once_and_escalate(db: Db) {
+    let app = spawn_with(db, |c| {
+        c.calendar = Calendar::always();
+        c.sla_sweep_interval = Duration::from_millis(20);
+    })
+    .await;
+    let (other, _) = app.replica().await;
+    let c = app.open_case("o-1", "c-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    let events = |id: String| {
+        let db = app.db.clone();
+        async move {
+            use rapport_feedback::entities::sla_events as e;
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+            e::Entity::find()
+                .filter(e::Column::CaseId.eq(id))
+                .order_by_asc(e::Column::Id)
+                .all(&db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| format!("{}:{}", r.clock, r.kind))
+                .collect::<Vec<_>>()
+        }
+    };
+    // 80 % of the 4 h first-response target: a warning.
+    app.clock.advance_ms(4 * H * 8 / 10);
+    eventually(30, "a warning", || async { events(c.case_id.clone()).await == ["first_response:warning"] }).await;
+    // Past it: a breach, and the case escalated once, whatever the sweeps that follow.
+    app.clock.advance_ms(H);
+    eventually(30, "a breach", || async { events(c.case_id.clone()).await.len() == 2 }).await;
+    let get = || async {
+        app.client.clone().get_case(pb::GetCaseRequest { case_id: c.case_id.clone() }).await.unwrap().into_inner()
+    };
+    let got = get().await.case.unwrap();
+    assert_eq!(got.escalation_level, 1);
+    assert_eq!(got.first_response.unwrap().state(), pb::SlaState::Breached);
+    // A day and a half later the resolution clock (48 h) warns too; the first-response breach is not repeated.
+    app.clock.advance_ms(36 * H);
+    eventually(30, "the resolution warning", || async { events(c.case_id.clone()).await.len() == 3 }).await;
+    assert_eq!(
+        events(c.case_id.clone()).await,
+        ["first_response:warning", "first_response:breach", "resolution:warning"]
+    );
+    assert_eq!(get().await.case.unwrap().escalation_level, 1);
+    other.stop().await;
+    app.stop().await;
+}
+
+on_both!(vips_get_the_tight_sla_in_business_hours, breaches_are_recorded_once_and_escalate);
