@@ -12,8 +12,17 @@ pub fn default_url(service: &str) -> String {
     format!("sqlite://./data/{service}.db?mode=rwc")
 }
 
+/// Connections a PostgreSQL pool opens at most unless told otherwise (SQLite: 8, one writer at a time anyway).
+pub const DEFAULT_POOL: u32 = 16;
+
 /// Connects to `url` (creating the SQLite file and its folder when needed).
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, DEFAULT_POOL).await
+}
+
+/// Connects to `url` with at most `pool` PostgreSQL connections: replicas × pool must stay under the server's
+/// `max_connections` (a lease holds one more connection of its own per worker).
+pub async fn connect_with(url: &str, pool: u32) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(30));
     if let Some(path) = sqlite_path(url) {
@@ -27,7 +36,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
         });
     } else {
-        opts.max_connections(32);
+        opts.max_connections(pool.max(2));
     }
     Database::connect(opts).await
 }
@@ -35,7 +44,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// Connects and brings the schema up to date. Replicas starting together migrate one after the other (under the
 /// `migrations` lease): concurrent `CREATE TABLE`s clash in PostgreSQL's catalogue even with `IF NOT EXISTS`.
 pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, DbErr> {
-    let db = connect(url).await?;
+    connect_and_migrate_with::<M>(url, DEFAULT_POOL).await
+}
+
+/// [`connect_and_migrate`] with at most `pool` PostgreSQL connections.
+pub async fn connect_and_migrate_with<M: MigratorTrait>(url: &str, pool: u32) -> Result<DatabaseConnection, DbErr> {
+    let db = connect_with(url, pool).await?;
     migrate::<M>(&db).await?;
     Ok(db)
 }

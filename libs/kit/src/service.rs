@@ -29,6 +29,8 @@ pub struct Common {
     pub serve: ServeConfig,
     /// Keyed pseudonyms (`RAPPORT_PSEUDONYM_KEY`; a development key only on loopback).
     pub pseudonyms: Pseudonyms,
+    /// Most PostgreSQL connections of the pool (`RAPPORT_DB_POOL_SIZE`, default 16).
+    pub db_pool: u32,
 }
 
 impl Common {
@@ -41,6 +43,7 @@ impl Common {
             database_url: config::var("DATABASE_URL").unwrap_or_else(|| db::default_url(name)).into(),
             serve: ServeConfig::from_env()?,
             pseudonyms: Pseudonyms::from_env(listen.ip().is_loopback())?,
+            db_pool: config::parse("RAPPORT_DB_POOL_SIZE", db::DEFAULT_POOL)?,
         })
     }
 
@@ -52,6 +55,8 @@ impl Common {
             database_url: database_url.to_string().into(),
             serve: ServeConfig::default(),
             pseudonyms: Pseudonyms::development(),
+            // Small: tests run many servers on one PostgreSQL.
+            db_pool: 6,
         }
     }
 }
@@ -103,7 +108,7 @@ pub async fn bind<M: MigratorTrait>(common: &Common) -> Result<Bound, AppError> 
     let listener =
         TcpListener::bind(common.listen).await.map_err(|source| AppError::Bind { addr: common.listen, source })?;
     let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: common.listen, source })?;
-    let db = db::connect_and_migrate::<M>(common.database_url.expose_secret()).await?;
+    let db = db::connect_and_migrate_with::<M>(common.database_url.expose_secret(), common.db_pool).await?;
     crate::page::set_key(common.pseudonyms.derive("page-tokens"));
     Ok(Bound { listener, addr, db })
 }

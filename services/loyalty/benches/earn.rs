@@ -136,6 +136,7 @@ fn main() {
         let database = testing::fresh_database(testing::Backend::Postgres).await.expect("database");
         let mut config = Config::local(database.url());
         config.common.serve = ServeConfig { concurrency: 1024, ..ServeConfig::default() };
+        config.common.db_pool = 32;
         config.sweep_interval = Duration::from_secs(3600);
         let server = rapport_kit::testing::TestServer::start::<Loyalty>(config, auth.clone(), Arc::new(SystemClock)).await.expect("loyalty");
         let addr = server.addr;
@@ -173,7 +174,7 @@ fn main() {
 
         // The baseline: the same schema and rows, plain SQL on a pool of the same size, no gRPC, no ORM.
         let database2 = testing::fresh_database(testing::Backend::Postgres).await.expect("database");
-        let db2 = db::connect_and_migrate::<rapport_loyalty::migration::Migrator>(database2.url()).await.expect("migrate");
+        let db2 = db::connect_and_migrate_with::<rapport_loyalty::migration::Migrator>(database2.url(), 32).await.expect("migrate");
         for m in 0..MEMBERS {
             db2.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
