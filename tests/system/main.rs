@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod campaign_loop;
 mod campaign_pause;
+mod care;
 mod erasure;
 mod feedback_loop;
 mod races;

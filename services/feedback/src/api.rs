@@ -18,10 +18,12 @@ use crate::{
     domain::{
         DAY_MS, DEFAULT_VALID_DAYS, DEFAULT_WAIT_DAYS,
         cases::{CaseKind, Resolution},
+        routing::{Assignment, Rule},
         themes::Theme,
     },
     error::FeedbackError,
-    store::{CaseCmd, CaseFilter, Grouping, Store, SurveyCmd},
+    store::{AgentCmd, CaseCmd, CaseFilter, Grouping, QueueCmd, Store, SurveyCmd},
+    tiers::TierLookup,
     wire,
 };
 
@@ -56,12 +58,56 @@ fn required_text(v: &mut Violations, field: &str, text: &str, max: usize) {
 pub struct FeedbackApi {
     store: Store,
     nps_target: f64,
+    tiers: TierLookup,
 }
 
 impl FeedbackApi {
-    /// Serves `store`; NPS reports compare against `nps_target`.
-    pub fn new(store: Store, nps_target: f64) -> Self {
-        Self { store, nps_target }
+    /// Serves `store`; NPS reports compare against `nps_target`; a case's tier is asked of loyalty with `tiers`.
+    pub fn new(store: Store, nps_target: f64, tiers: TierLookup) -> Self {
+        Self { store, nps_target, tiers }
+    }
+}
+
+/// Tiers a routing rule may name.
+const TIERS: [&str; 6] = ["bronze", "silver", "gold", "vip", "none", "unknown"];
+
+/// A routing rule from the wire, its violations recorded under `at`.
+fn rule_of(v: &mut Violations, at: &str, r: &pb::RoutingRule) -> Rule {
+    v.id(&format!("{at}.rule_id"), &r.rule_id);
+    theme_id(v, &format!("{at}.queue_id"), &r.queue_id);
+    for (i, t) in r.themes.iter().enumerate() {
+        theme_id(v, &format!("{at}.themes[{i}]"), t);
+    }
+    for (i, c) in r.channels.iter().enumerate() {
+        let known = Channel::try_from(*c).is_ok_and(|c| c != Channel::Unspecified);
+        v.check(known, &format!("{at}.channels[{i}]"), "must be a known channel");
+    }
+    let mut severities = Vec::new();
+    for (i, s) in r.severities.iter().enumerate() {
+        match pb::Severity::try_from(*s) {
+            Ok(s) if s != pb::Severity::Unspecified => severities.push(wire::severity_name(s).to_string()),
+            _ => v.add(format!("{at}.severities[{i}]"), "must be a known severity"),
+        }
+    }
+    for (i, t) in r.tiers.iter().enumerate() {
+        v.check(
+            TIERS.contains(&t.as_str()),
+            &format!("{at}.tiers[{i}]"),
+            "must be bronze, silver, gold, vip, none or unknown",
+        );
+    }
+    for (i, s) in r.segments.iter().enumerate() {
+        v.id(&format!("{at}.segments[{i}]"), s);
+    }
+    Rule {
+        rule_id: r.rule_id.clone(),
+        themes: r.themes.clone(),
+        channels: r.channels.clone(),
+        severities,
+        tiers: r.tiers.clone(),
+        detractors_only: r.detractors_only,
+        segments: r.segments.clone(),
+        queue_id: r.queue_id.clone(),
     }
 }
 
@@ -201,6 +247,7 @@ impl FeedbackService for FeedbackApi {
         }
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        let tier = self.tiers.tier(&r.customer_id).await;
         let cmd = CaseCmd {
             kind,
             customer_id: r.customer_id.clone(),
@@ -209,6 +256,7 @@ impl FeedbackService for FeedbackApi {
             order_id: r.order_id.clone(),
             text: r.text.clone(),
             theme: (!r.theme.is_empty()).then(|| r.theme.clone()),
+            tier,
         };
         self.store.open_case(&key, cmd).await.map(Response::new).map_err(status)
     }
@@ -342,6 +390,85 @@ impl FeedbackService for FeedbackApi {
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         self.store.train_classifier(&key).await.map(Response::new).map_err(status)
+    }
+
+    async fn put_queue(&self, req: Request<pb::PutQueueRequest>) -> Result<Response<pb::PutQueueResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        let q = r.queue.clone().unwrap_or_default();
+        theme_id(&mut v, "queue.queue_id", &q.queue_id);
+        v.text("queue.display_name", &q.display_name, 200);
+        let assignment = match pb::Assignment::try_from(q.assignment) {
+            Ok(pb::Assignment::LeastLoaded) => Assignment::LeastLoaded,
+            Ok(_) => Assignment::RoundRobin,
+            Err(_) => {
+                v.add("queue.assignment", "must be round_robin or least_loaded");
+                Assignment::RoundRobin
+            }
+        };
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        let name = if q.display_name.is_empty() { q.queue_id.clone() } else { q.display_name.clone() };
+        let cmd = QueueCmd { queue_id: q.queue_id, display_name: name, assignment };
+        self.store.put_queue(&key, cmd).await.map(Response::new).map_err(status)
+    }
+
+    async fn list_queues(&self, _: Request<pb::ListQueuesRequest>) -> Result<Response<pb::ListQueuesResponse>, Status> {
+        self.store.queues().await.map(Response::new).map_err(status)
+    }
+
+    async fn put_agent(&self, req: Request<pb::PutAgentRequest>) -> Result<Response<pb::PutAgentResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        let a = r.agent.clone().unwrap_or_default();
+        v.id("agent.agent_id", &a.agent_id);
+        v.check((1..=100).contains(&a.capacity), "agent.capacity", "must be 1 to 100");
+        v.check(a.queue_ids.len() <= 50, "agent.queue_ids", "must be at most 50");
+        for (i, q) in a.queue_ids.iter().enumerate() {
+            theme_id(&mut v, &format!("agent.queue_ids[{i}]"), q);
+        }
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        let cmd = AgentCmd { agent_id: a.agent_id, queue_ids: a.queue_ids, capacity: a.capacity, online: a.online };
+        self.store.put_agent(&key, cmd).await.map(Response::new).map_err(status)
+    }
+
+    async fn set_agent_online(
+        &self,
+        req: Request<pb::SetAgentOnlineRequest>,
+    ) -> Result<Response<pb::SetAgentOnlineResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("agent_id", &r.agent_id);
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.set_agent_online(&key, &r.agent_id, r.online).await.map(Response::new).map_err(status)
+    }
+
+    async fn set_routing_rules(
+        &self,
+        req: Request<pb::SetRoutingRulesRequest>,
+    ) -> Result<Response<pb::SetRoutingRulesResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.check(r.rules.len() <= 100, "rules", "must be at most 100");
+        let rules: Vec<Rule> =
+            r.rules.iter().enumerate().map(|(i, x)| rule_of(&mut v, &format!("rules[{i}]"), x)).collect();
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.set_rules(&key, rules).await.map(Response::new).map_err(status)
+    }
+
+    async fn list_routing_rules(
+        &self,
+        _: Request<pb::ListRoutingRulesRequest>,
+    ) -> Result<Response<pb::ListRoutingRulesResponse>, Status> {
+        let rules = self.store.rules().await.map_err(status)?;
+        Ok(Response::new(pb::ListRoutingRulesResponse { rules: rules.iter().map(wire::rule_pb).collect() }))
     }
 
     async fn classify_text(

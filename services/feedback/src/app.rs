@@ -4,7 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use rapport_kit::{
     auth::{Authenticator, Policy, Role},
-    client::Outgoing,
+    client::{self, Outgoing},
     clock::Clock,
     config::{self, ConfigError},
     lease::Worker,
@@ -15,6 +15,7 @@ use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin, sink::EventSink};
 use rapport_proto::{
     events::v1::{event_sink_service_server::EventSinkServiceServer, outbox_service_server::OutboxServiceServer},
     feedback::v1::feedback_service_server::FeedbackServiceServer,
+    loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
 };
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -26,6 +27,7 @@ use crate::{
     events::Handler,
     migration::Migrator,
     store::Store,
+    tiers::TierLookup,
 };
 
 /// Full name of the gRPC service.
@@ -60,8 +62,14 @@ pub struct Config {
     /// When SLA clocks run: `RAPPORT_FEEDBACK_BUSINESS_HOURS` (default `mon-sat 08:00-20:00`),
     /// `RAPPORT_FEEDBACK_HOLIDAYS` (comma-separated `YYYY-MM-DD`), `RAPPORT_FEEDBACK_UTC_OFFSET_MINUTES` (default 0).
     pub calendar: Calendar,
-    /// How often the SLA sweeper looks for warnings and breaches (`RAPPORT_FEEDBACK_SLA_SWEEP_MS`, default 60 s).
+    /// How often the SLA sweeper looks for warnings and breaches, and gives waiting cases to agents with room
+    /// (`RAPPORT_FEEDBACK_SLA_SWEEP_MS`, default 60 s).
     pub sla_sweep_interval: Duration,
+    /// Where loyalty listens, to ask a case's tier at intake (`RAPPORT_LOYALTY_URL`; unset: the tier comes from
+    /// loyalty's events only).
+    pub loyalty_url: Option<String>,
+    /// How long intake waits for loyalty's answer (`RAPPORT_FEEDBACK_TIER_DEADLINE_MS`, default 300).
+    pub tier_deadline: Duration,
 }
 
 impl Config {
@@ -77,6 +85,8 @@ impl Config {
             max_clock_skew: rapport_outbox::sink::max_skew_from_env()?,
             calendar: calendar_from_env()?,
             sla_sweep_interval: config::millis("RAPPORT_FEEDBACK_SLA_SWEEP_MS", Duration::from_secs(60))?,
+            loyalty_url: config::var("RAPPORT_LOYALTY_URL"),
+            tier_deadline: config::millis("RAPPORT_FEEDBACK_TIER_DEADLINE_MS", Duration::from_millis(300))?,
         })
     }
 
@@ -93,6 +103,8 @@ impl Config {
             max_clock_skew: Duration::from_secs(300),
             calendar: Calendar::always(),
             sla_sweep_interval: Duration::from_secs(3600),
+            loyalty_url: None,
+            tier_deadline: Duration::from_millis(300),
         }
     }
 
@@ -173,23 +185,33 @@ impl Service for Feedback {
                 let store = store.clone();
                 async move {
                     match store.sweep_sla().await {
-                        Ok(n) => {
-                            if n > 0 {
-                                tracing::info!(recorded = n, "sla warnings and breaches recorded");
-                            }
-                            false
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "sla sweep failed");
-                            false
-                        }
+                        Ok(n) if n > 0 => tracing::info!(recorded = n, "sla warnings and breaches recorded"),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "sla sweep failed"),
                     }
+                    match store.assign_waiting().await {
+                        Ok(n) if n > 0 => tracing::info!(assigned = n, "waiting cases assigned"),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "assigning waiting cases failed"),
+                    }
+                    false
                 }
             })
         };
         tokio::spawn(sweeper);
         let serve = &self.config.common.serve;
-        let api = FeedbackServiceServer::new(FeedbackApi::new(self.store.clone(), self.config.nps_target))
+        let tiers = match &self.config.loyalty_url {
+            Some(url) => {
+                let out =
+                    Outgoing::as_service(self.auth.clone(), "feedback", Role::Feedback, self.config.tier_deadline);
+                let ch =
+                    client::channel(url, out).map_err(|e| AppError::Config(format!("RAPPORT_LOYALTY_URL: {e}")))?;
+                Some(LoyaltyServiceClient::new(ch))
+            }
+            None => None,
+        };
+        let tiers = TierLookup::new(tiers, self.config.tier_deadline);
+        let api = FeedbackServiceServer::new(FeedbackApi::new(self.store.clone(), self.config.nps_target, tiers))
             .max_decoding_message_size(serve.max_message_bytes);
         let admin = OutboxAdmin::new(self.store.db().clone(), self.clock.clone(), self.outbox.clone(), DOMAIN);
         let outbox = self.outbox.clone();
@@ -221,6 +243,11 @@ impl Service for Feedback {
 }
 
 impl Feedback {
+    /// Sets where loyalty listens, for the tier at intake (`rapport up` builds loyalty after feedback).
+    pub fn set_loyalty_url(&mut self, url: String) {
+        self.config.loyalty_url = Some(url);
+    }
+
     /// The store (tests reach the database through it).
     pub fn store(&self) -> &Store {
         &self.store

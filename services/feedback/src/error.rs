@@ -42,6 +42,12 @@ pub enum FeedbackError {
     /// The caller named a theme the taxonomy does not have.
     #[error("unknown theme {0}")]
     UnknownTheme(String),
+    /// No such queue.
+    #[error("queue {0} not found")]
+    QueueNotFound(String),
+    /// No such agent.
+    #[error("agent not found")]
+    AgentNotFound,
     /// The taxonomy holds the most themes it may.
     #[error("the taxonomy holds 50 themes, the most it may")]
     TaxonomyFull,
@@ -85,6 +91,8 @@ impl ServiceError for FeedbackError {
             }
             Self::TaxonomyTooSmall => (C::FailedPrecondition, "TAXONOMY_TOO_SMALL"),
             Self::TaxonomyFull => (C::FailedPrecondition, "TAXONOMY_FULL"),
+            Self::QueueNotFound(_) => (C::FailedPrecondition, "QUEUE_NOT_FOUND"),
+            Self::AgentNotFound => (C::NotFound, "AGENT_NOT_FOUND"),
             Self::Db(_) | Self::Stored(_) | Self::Task(_) => return ApiError::internal(),
         };
         ApiError::new(code, reason, self.to_string())

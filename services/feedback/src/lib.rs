@@ -8,4 +8,5 @@ pub mod error;
 pub mod events;
 pub mod migration;
 pub mod store;
+pub mod tiers;
 mod wire;

@@ -133,7 +133,31 @@ pub(crate) fn case_pb(
         resolution_clock: Some(clock_pb(&sla.resolution)),
         escalation_level: c.escalation_level,
         waiting: sla.waiting,
+        queue_id: c.queue_id.clone(),
+        assigned_agent: c.assigned_agent.clone().unwrap_or_default(),
+        routed_by: c.routed_by.clone(),
+        tier_source: c.tier_source.clone(),
     })
+}
+
+/// A routing rule in its wire form.
+pub(crate) fn rule_pb(r: &crate::domain::routing::Rule) -> pb::RoutingRule {
+    pb::RoutingRule {
+        rule_id: r.rule_id.clone(),
+        themes: r.themes.clone(),
+        channels: r.channels.clone(),
+        severities: r
+            .severities
+            .iter()
+            .map(|s| {
+                i32::from(pb::Severity::from_str_name(&format!("SEVERITY_{}", s.to_uppercase())).unwrap_or_default())
+            })
+            .collect(),
+        tiers: r.tiers.clone(),
+        detractors_only: r.detractors_only,
+        segments: r.segments.clone(),
+        queue_id: r.queue_id.clone(),
+    }
 }
 
 /// The stored name of a wire severity (unset = medium).

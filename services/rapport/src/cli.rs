@@ -54,6 +54,62 @@ pub enum Command {
     Cases(CasesArgs),
     /// The theme taxonomy cases are classified with: list it, try a text, retrain.
     Themes(ThemesArgs),
+    /// Queues, agents and routing rules: where cases go and who takes them.
+    Routing(RoutingArgs),
+}
+
+/// `rapport routing`.
+#[derive(Debug, Args)]
+pub struct RoutingArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RoutingCommand,
+}
+
+/// Routing commands.
+#[derive(Debug, Subcommand)]
+pub enum RoutingCommand {
+    /// Queues with their open and waiting cases, agents with their load, and the rules in order.
+    Show,
+    /// Adds or replaces a queue.
+    Queue {
+        /// The queue.
+        queue_id: String,
+        /// Give cases to the least loaded agent instead of each in turn.
+        #[arg(long)]
+        least_loaded: bool,
+    },
+    /// Adds or replaces an agent.
+    Agent {
+        /// The agent (its token's subject).
+        agent_id: String,
+        /// Queues it serves, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        queues: Vec<String>,
+        /// Most open cases it holds.
+        #[arg(long, default_value_t = 10)]
+        capacity: i32,
+        /// Added offline.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Brings an agent online.
+    Online {
+        /// The agent.
+        agent_id: String,
+    },
+    /// Takes an agent offline: its open cases go to the others of their queues.
+    Offline {
+        /// The agent.
+        agent_id: String,
+    },
+    /// Replaces the rules, in order, e.g. --rule "vips: tier=vip -> vip-desk" --rule "parcels: theme=delivery ->
+    /// logistics" (conditions: theme, channel, severity, tier, segment — values separated by | — and detractors).
+    Rules {
+        /// A rule: `id: condition, condition -> queue`.
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+    },
 }
 
 /// `rapport cases`.

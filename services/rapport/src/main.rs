@@ -7,6 +7,7 @@ mod feedback;
 mod generate;
 mod loyalty;
 mod output;
+mod routing;
 mod segments;
 mod up;
 
@@ -26,6 +27,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Nps(args) => feedback::nps(&cli.conn, args).await,
         cli::Command::Cases(args) => cases::run(&cli.conn, args).await,
         cli::Command::Themes(args) => cases::themes(&cli.conn, args).await,
+        cli::Command::Routing(args) => routing::run(&cli.conn, args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

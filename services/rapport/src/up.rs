@@ -44,7 +44,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     feedback_cfg.common.listen = feedback_addr;
     feedback_cfg.common.database_url = sqlite(&args.data_dir, "feedback").into();
     feedback_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
-    let feedback = rapport_feedback::app::Feedback::build(feedback_cfg, auth.clone(), Arc::new(SystemClock)).await?;
+    let mut feedback =
+        rapport_feedback::app::Feedback::build(feedback_cfg, auth.clone(), Arc::new(SystemClock)).await?;
     segmentation.set_subscriber_url("feedback", format!("http://{}", feedback.addr()));
 
     spinner.set_message("loyalty: migrating the database");
@@ -55,6 +56,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     loyalty_cfg.set_subscriber_url("feedback", Some(format!("http://{}", feedback.addr())));
     let loyalty = rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock)).await?;
     segmentation.set_loyalty_url(format!("http://{}", loyalty.addr()));
+    feedback.set_loyalty_url(format!("http://{}", loyalty.addr()));
 
     spinner.finish_and_clear();
 

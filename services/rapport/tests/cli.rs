@@ -124,6 +124,16 @@ async fn up_then_the_walk_through_of_the_readme() {
     assert!(text.contains("a new parcel leaves today") && text.contains("reshipped"), "{text}");
     let out = rapport(&dir, &addrs, &["themes", "list"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("taxonomy version 1"));
+    // Routing: a queue, an agent, a rule; a complaint about a parcel lands with the agent.
+    rapport(&dir, &addrs, &["routing", "queue", "logistics"]);
+    rapport(&dir, &addrs, &["routing", "agent", "ann", "--queues", "logistics", "--capacity", "3"]);
+    rapport(&dir, &addrs, &["routing", "rules", "--rule", "parcels: theme=delivery -> logistics"]);
+    let out = rapport(&dir, &addrs, &["cases", "open", "cust-4-2", "my parcel is lost"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("delivery"), "{text}");
+    let out = rapport(&dir, &addrs, &["routing", "show"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("logistics") && text.contains("1 / 3") && text.contains("theme=delivery"), "{text}");
     // bad input: a clear error and a failing exit status
     let bad = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(&dir)

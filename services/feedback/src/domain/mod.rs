@@ -1,7 +1,9 @@
 //! Feedback rules, pure: no IO, no wire format, no database. NPS arithmetic with its confidence interval, and when a
-//! customer may be surveyed again; cases (`cases.rs`), their themes (`themes.rs`) and SLA clocks (`sla.rs`).
+//! customer may be surveyed again; cases (`cases.rs`), their themes (`themes.rs`), routing (`routing.rs`) and SLA
+//! clocks (`sla.rs`).
 
 pub mod cases;
+pub mod routing;
 pub mod sla;
 pub mod themes;
 

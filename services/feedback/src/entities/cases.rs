@@ -36,6 +36,12 @@ pub struct Model {
     pub resolution_target: i64,
     /// How many SLA breaches escalated it.
     pub escalation_level: i32,
+    pub queue_id: String,
+    pub assigned_agent: Option<String>,
+    /// The rule that routed it, or `default`.
+    pub routed_by: String,
+    /// `loyalty`, `events` or `unknown`.
+    pub tier_source: String,
 }
 
 /// No relations.

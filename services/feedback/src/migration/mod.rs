@@ -5,6 +5,7 @@ pub mod m20261124_000020_create_surveys;
 pub mod m20261124_000021_create_customer_context;
 pub mod m20261201_000022_create_cases;
 pub mod m20261201_000023_create_sla;
+pub mod m20261201_000024_create_routing;
 
 /// Every migration of the feedback database.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261124_000021_create_customer_context::Migration));
         all.push(Box::new(m20261201_000022_create_cases::Migration));
         all.push(Box::new(m20261201_000023_create_sla::Migration));
+        all.push(Box::new(m20261201_000024_create_routing::Migration));
         all
     }
 }

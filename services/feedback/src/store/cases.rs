@@ -16,7 +16,7 @@ use super::{Result, Store};
 use crate::{
     domain::{
         cases::{self, CaseKind, Resolution},
-        sla,
+        routing, sla,
         themes::Classification,
     },
     entities::{case_messages, case_pauses, cases as rows},
@@ -41,6 +41,8 @@ pub struct CaseCmd {
     pub text: String,
     /// A theme chosen by the caller, if any.
     pub theme: Option<String>,
+    /// The tier loyalty gave at intake, if it answered in time.
+    pub tier: Option<String>,
 }
 
 /// Which cases to list.
@@ -75,9 +77,25 @@ impl Store {
                     if rapport_outbox::sink::is_erased(txn, &s.pseudonyms, &cmd.customer_id).await? {
                         return Err(FeedbackError::CustomerErased);
                     }
-                    // The tier loyalty's events last gave the customer decides the SLA (VIPs are answered first).
-                    let (tier, _) = s.context_of(txn, &cmd.customer_id).await?;
-                    let targets = sla::targets(cmd.severity, tier.as_deref());
+                    // The tier decides the SLA (VIPs are answered first) and may route: loyalty's answer at intake,
+                    // else what its events last gave, else unknown.
+                    let (known, segments) = s.context_of(txn, &cmd.customer_id).await?;
+                    let (tier, tier_source) = match (cmd.tier.clone(), known) {
+                        (Some(t), _) => (t, "loyalty"),
+                        (None, Some(t)) => (t, "events"),
+                        (None, None) => ("unknown".to_string(), "unknown"),
+                    };
+                    let targets = sla::targets(cmd.severity, Some(&tier));
+                    let facts = routing::Facts {
+                        theme: decision.theme.clone(),
+                        channel: cmd.channel,
+                        severity: cmd.severity.into(),
+                        tier: tier.clone(),
+                        detractor: s.detractor_in(txn, &cmd.customer_id).await?,
+                        segments,
+                    };
+                    let (queue, routed_by) = s.route_in(txn, &facts).await?;
+                    let agent = s.assign_in(txn, &queue).await?;
                     let row = rows::ActiveModel {
                         case_id: Set(format!("case-{}", uuid::Uuid::new_v4().simple())),
                         kind: Set(cmd.kind.as_str().into()),
@@ -92,7 +110,11 @@ impl Store {
                         taxonomy_version: Set(version),
                         state: Set(cases::OPEN.into()),
                         created_at: Set(now),
-                        tier: Set(tier.unwrap_or_else(|| "unknown".into())),
+                        tier: Set(tier),
+                        tier_source: Set(tier_source.into()),
+                        queue_id: Set(queue.queue_id.clone()),
+                        assigned_agent: Set(agent.clone()),
+                        routed_by: Set(routed_by.clone()),
                         first_response_target: Set(targets.first_response),
                         resolution_target: Set(targets.resolution),
                         escalation_level: Set(0),
@@ -124,7 +146,16 @@ impl Store {
                         text: cmd.text.clone(),
                     });
                     s.outbox.publish_to(txn, Some(&["improvement"]), &cmd.customer_id, signal, now).await?;
-                    tracing::info!(case_id = %case.case_id, theme = %case.theme, kind = %case.kind, "case opened");
+                    tracing::info!(
+                        case_id = %case.case_id,
+                        theme = %case.theme,
+                        kind = %case.kind,
+                        queue_id = %case.queue_id,
+                        routed_by = %case.routed_by,
+                        agent_id = case.assigned_agent.as_deref().unwrap_or("-"),
+                        tier_source = %case.tier_source,
+                        "case opened"
+                    );
                     let reply = pb::OpenCaseResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
                     Ok(Done::about([cmd.customer_id], reply))
                 })

@@ -4,5 +4,6 @@ mod support;
 
 mod cases;
 mod nps;
+mod routing;
 mod sla;
 mod surveys;

@@ -1,0 +1,184 @@
+//! Routing: ordered rules over theme, tier, detractor status (first match wins, `general` otherwise); agents within
+//! capacity, round robin or least loaded; an agent going offline hands its cases on, and waiting cases go to an
+//! agent back with room; loyalty down: routed anyway, within the deadline, the tier marked unknown.
+use std::time::Duration;
+
+use rapport_kit::{auth::Role, clock::timestamp, testing::eventually};
+use rapport_proto::{
+    events::v1::{Event, TierChanged, event::Payload},
+    feedback::v1 as pb,
+};
+use tonic::Code;
+
+use crate::support::{Db, T0, TestApp, assert_status, on_both, spawn_app, spawn_with};
+
+fn tier_event(customer: &str, tier: &str) -> Event {
+    Event {
+        event_id: format!("tier-{customer}"),
+        source: "loyalty".into(),
+        customer_id: customer.into(),
+        occurred_at: Some(timestamp(T0)),
+        traceparent: String::new(),
+        payload: Some(Payload::TierChanged(TierChanged {
+            from_tier: "gold".into(),
+            to_tier: tier.into(),
+            reason: "qualified".into(),
+        })),
+    }
+}
+
+async fn queue(app: &TestApp, id: &str, how: pb::Assignment) {
+    app.client
+        .clone()
+        .put_queue(pb::PutQueueRequest {
+            request_id: format!("q-{id}"),
+            queue: Some(pb::Queue { queue_id: id.into(), assignment: how.into(), ..Default::default() }),
+        })
+        .await
+        .unwrap();
+}
+
+async fn agent(app: &TestApp, id: &str, queues: &[&str], capacity: i32) {
+    app.client
+        .clone()
+        .put_agent(pb::PutAgentRequest {
+            request_id: format!("a-{id}-{capacity}-{}", queues.join("+")),
+            agent: Some(pb::Agent {
+                agent_id: id.into(),
+                queue_ids: queues.iter().map(|q| q.to_string()).collect(),
+                capacity,
+                online: true,
+                open_cases: 0,
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+fn rule(id: &str, queue: &str) -> pb::RoutingRule {
+    pb::RoutingRule { rule_id: id.into(), queue_id: queue.into(), ..Default::default() }
+}
+
+async fn rules(app: &TestApp, rules: Vec<pb::RoutingRule>) -> Result<(), tonic::Status> {
+    app.client
+        .clone()
+        .set_routing_rules(pb::SetRoutingRulesRequest { request_id: uuid::Uuid::new_v4().to_string(), rules })
+        .await
+        .map(|_| ())
+}
+
+async fn the_first_matching_rule_routes(db: Db) {
+    let app = spawn_app(db).await;
+    for q in ["vip-desk", "logistics", "recovery"] {
+        queue(&app, q, pb::Assignment::RoundRobin).await;
+    }
+    let e = rules(&app, vec![rule("r", "nowhere")]).await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "QUEUE_NOT_FOUND", None);
+    rules(
+        &app,
+        vec![
+            pb::RoutingRule { tiers: vec!["vip".into()], ..rule("vips", "vip-desk") },
+            pb::RoutingRule { detractors_only: true, ..rule("unhappy", "recovery") },
+            pb::RoutingRule { themes: vec!["delivery".into()], ..rule("parcels", "logistics") },
+        ],
+    )
+    .await
+    .unwrap();
+    app.deliver(Role::Loyalty, vec![tier_event("v-1", "vip")]).await;
+    let s = app.schedule("s-1", "d-1", "delivery").await.unwrap();
+    app.answer("a-1", &s.survey_id, 2, "").await.unwrap();
+    let route = |c: pb::Case| (c.queue_id, c.routed_by);
+    let v = app.open_case("o-1", "v-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    assert_eq!((v.tier.as_str(), v.tier_source.as_str()), ("vip", "events"));
+    assert_eq!(route(v), ("vip-desk".into(), "vips".into()));
+    let d = app.open_case("o-2", "d-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    assert_eq!(route(d), ("recovery".into(), "unhappy".into()));
+    let r = app.open_case("o-3", "r-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    assert_eq!(route(r), ("logistics".into(), "parcels".into()));
+    let b = app.open_case("o-4", "r-2", pb::CaseKind::Complaint, "I was charged twice").await.unwrap();
+    assert_eq!(route(b), ("general".into(), "default".into()));
+    let listed = app.client.clone().list_routing_rules(pb::ListRoutingRulesRequest {}).await.unwrap().into_inner();
+    assert_eq!(listed.rules.iter().map(|r| r.rule_id.as_str()).collect::<Vec<_>>(), ["vips", "unhappy", "parcels"]);
+    app.stop().await;
+}
+
+async fn agents_get_cases_within_capacity(db: Db) {
+    let app = spawn_with(db, |c| c.sla_sweep_interval = Duration::from_millis(20)).await;
+    queue(&app, "rr", pb::Assignment::RoundRobin).await;
+    queue(&app, "ll", pb::Assignment::LeastLoaded).await;
+    agent(&app, "ann", &["rr"], 2).await;
+    agent(&app, "bob", &["rr"], 2).await;
+    agent(&app, "cyd", &["ll"], 3).await;
+    agent(&app, "dan", &["ll"], 3).await;
+    rules(&app, vec![pb::RoutingRule { themes: vec!["billing".into()], ..rule("money", "ll") }, rule("rest", "rr")])
+        .await
+        .unwrap();
+    let mut rr = Vec::new();
+    for i in 0..5 {
+        let c =
+            app.open_case(&format!("o-{i}"), &format!("c-{i}"), pb::CaseKind::Complaint, "parcel late").await.unwrap();
+        rr.push((c.case_id, c.assigned_agent));
+    }
+    let given: Vec<&str> = rr.iter().map(|(_, a)| a.as_str()).collect();
+    assert_eq!(given, ["ann", "bob", "ann", "bob", ""], "round robin within capacity, the fifth waits");
+    let mut ll = Vec::new();
+    for i in 0..3 {
+        let c = app
+            .open_case(&format!("b-{i}"), &format!("b-{i}"), pb::CaseKind::Complaint, "charged twice")
+            .await
+            .unwrap();
+        ll.push(c.assigned_agent);
+    }
+    assert_eq!(ll, ["cyd", "dan", "cyd"], "least loaded, ties by id");
+
+    // Ann goes offline: bob is full, so her two cases wait with the fifth.
+    let r = app
+        .client
+        .clone()
+        .set_agent_online(pb::SetAgentOnlineRequest { request_id: "off".into(), agent_id: "ann".into(), online: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.reassigned, r.unassigned), (0, 2));
+    // Eve joins with room for five: the sweeper gives her the three waiting cases.
+    agent(&app, "eve", &["rr"], 5).await;
+    let waiting = || async {
+        let q = app.client.clone().list_queues(pb::ListQueuesRequest {}).await.unwrap().into_inner();
+        let rr = q.queues.iter().find(|q| q.queue_id == "rr").unwrap().clone();
+        let eve = q.agents.iter().find(|a| a.agent_id == "eve").unwrap().open_cases;
+        (rr.open_cases, rr.unassigned_cases, eve)
+    };
+    eventually(30, "eve takes the waiting cases", || async { waiting().await == (5, 0, 3) }).await;
+    let e = app
+        .client
+        .clone()
+        .set_agent_online(pb::SetAgentOnlineRequest { request_id: "x".into(), agent_id: "nobody".into(), online: true })
+        .await
+        .unwrap_err();
+    assert_status(&e, Code::NotFound, "AGENT_NOT_FOUND", None);
+    app.stop().await;
+}
+
+async fn loyalty_down_routes_anyway_with_the_tier_unknown(db: Db) {
+    // Loyalty "listens" on a port nobody serves.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let app = spawn_with(db, |c| {
+        c.loyalty_url = Some(format!("http://{nowhere}"));
+        c.tier_deadline = Duration::from_millis(200);
+    })
+    .await;
+    let c = app.open_case("o-1", "c-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    assert_eq!((c.tier.as_str(), c.tier_source.as_str(), c.queue_id.as_str()), ("unknown", "unknown", "general"));
+    // What loyalty's events said still counts.
+    app.deliver(Role::Loyalty, vec![tier_event("v-1", "vip")]).await;
+    let v = app.open_case("o-2", "v-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    assert_eq!((v.tier.as_str(), v.tier_source.as_str()), ("vip", "events"));
+    assert_eq!(v.first_response.unwrap().target_ms, 3_600_000, "the VIP's tight SLA");
+    app.stop().await;
+}
+
+on_both!(
+    the_first_matching_rule_routes,
+    agents_get_cases_within_capacity,
+    loyalty_down_routes_anyway_with_the_tier_unknown,
+);
