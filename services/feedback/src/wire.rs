@@ -88,9 +88,10 @@ pub(crate) fn case_pb(
     messages: Vec<case_messages::Model>,
     sla: &CaseSla,
 ) -> Result<pb::Case, FeedbackError> {
-    let kind = match c.kind.as_str() {
-        "claim" => pb::CaseKind::Claim,
-        _ => pb::CaseKind::Complaint,
+    let kind = match crate::domain::cases::CaseKind::parse(&c.kind) {
+        crate::domain::cases::CaseKind::Claim => pb::CaseKind::Claim,
+        crate::domain::cases::CaseKind::FollowUp => pb::CaseKind::FollowUp,
+        crate::domain::cases::CaseKind::Complaint => pb::CaseKind::Complaint,
     };
     let severity = match c.severity.as_str() {
         "low" => pb::Severity::Low,

@@ -61,7 +61,8 @@ fn behaviour(e: &WireEvent, now: i64) -> Option<Event> {
             let channel = channel_index(a.channel);
             Some(Event { channel, score: Some(a.score.clamp(0, 10)), ..base(Kind::SurveyResponse) })
         }
-        // A complaint or a claim: a care signal segments can use.
+        // A complaint or a claim: a care signal segments can use (a detractor's follow-up is not a complaint).
+        Payload::CaseOpened(c) if c.kind == "follow_up" => None,
         Payload::CaseOpened(c) => {
             let channel = channel_index(c.channel);
             Some(Event { channel, ..base(Kind::Complaint) })

@@ -26,6 +26,8 @@ pub enum CaseKind {
     Complaint,
     /// The customer asks for redress.
     Claim,
+    /// The call-back of a detractor's answer.
+    FollowUp,
 }
 
 impl CaseKind {
@@ -34,12 +36,17 @@ impl CaseKind {
         match self {
             Self::Complaint => "complaint",
             Self::Claim => "claim",
+            Self::FollowUp => "follow_up",
         }
     }
 
     /// From its stored name (anything else is a complaint).
     pub fn parse(s: &str) -> Self {
-        if s == "claim" { Self::Claim } else { Self::Complaint }
+        match s {
+            "claim" => Self::Claim,
+            "follow_up" => Self::FollowUp,
+            _ => Self::Complaint,
+        }
     }
 }
 

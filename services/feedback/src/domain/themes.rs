@@ -249,7 +249,14 @@ impl Classifier {
 }
 
 fn unclassified() -> Classification {
-    Classification { theme: UNCLASSIFIED.into(), confidence: 0.0, keywords: vec![], tie_broken: false }
+    Classification::unclassified()
+}
+
+impl Classification {
+    /// Nobody could place it.
+    pub fn unclassified() -> Self {
+        Self { theme: UNCLASSIFIED.into(), confidence: 0.0, keywords: vec![], tie_broken: false }
+    }
 }
 
 /// Which known features a text has (1) or not (0): the Bernoulli model's input, in training and in prediction

@@ -45,6 +45,15 @@ pub struct CaseCmd {
     pub tier: Option<String>,
 }
 
+/// Why a case is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A complaint or claim from a channel.
+    Intake,
+    /// The follow-up of a detractor's answer.
+    FollowUp,
+}
+
 /// Which cases to list.
 #[derive(Debug, Clone, Default)]
 pub struct CaseFilter {
@@ -77,90 +86,109 @@ impl Store {
                     if rapport_outbox::sink::is_erased(txn, &s.pseudonyms, &cmd.customer_id).await? {
                         return Err(FeedbackError::CustomerErased);
                     }
-                    // The tier decides the SLA (VIPs are answered first) and may route: loyalty's answer at intake,
-                    // else what its events last gave, else unknown.
-                    let (known, segments) = s.context_of(txn, &cmd.customer_id).await?;
-                    let (tier, tier_source) = match (cmd.tier.clone(), known) {
-                        (Some(t), _) => (t, "loyalty"),
-                        (None, Some(t)) => (t, "events"),
-                        (None, None) => ("unknown".to_string(), "unknown"),
-                    };
-                    let targets = sla::targets(cmd.severity, Some(&tier));
-                    let facts = routing::Facts {
-                        theme: decision.theme.clone(),
-                        channel: cmd.channel,
-                        severity: cmd.severity.into(),
-                        tier: tier.clone(),
-                        detractor: s.detractor_in(txn, &cmd.customer_id).await?,
-                        segments,
-                    };
-                    let (queue, routed_by) = s.route_in(txn, &facts).await?;
-                    let agent = s.assign_in(txn, &queue).await?;
-                    let row = rows::ActiveModel {
-                        case_id: Set(format!("case-{}", uuid::Uuid::new_v4().simple())),
-                        kind: Set(cmd.kind.as_str().into()),
-                        customer_id: Set(cmd.customer_id.clone()),
-                        channel: Set(cmd.channel),
-                        severity: Set(cmd.severity.into()),
-                        order_id: Set(cmd.order_id.clone()),
-                        theme: Set(decision.theme.clone()),
-                        confidence: Set(decision.confidence),
-                        keywords: Set(serde_json::to_string(&decision.keywords)?),
-                        tie_broken: Set(decision.tie_broken),
-                        taxonomy_version: Set(version),
-                        state: Set(cases::OPEN.into()),
-                        created_at: Set(now),
-                        tier: Set(tier),
-                        tier_source: Set(tier_source.into()),
-                        queue_id: Set(queue.queue_id.clone()),
-                        assigned_agent: Set(agent.clone()),
-                        routed_by: Set(routed_by.clone()),
-                        first_response_target: Set(targets.first_response),
-                        resolution_target: Set(targets.resolution),
-                        escalation_level: Set(0),
-                        ..Default::default()
-                    };
-                    let seq = rows::Entity::insert(row).exec(txn).await?.last_insert_id;
-                    let case = rows::Entity::find_by_id(seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
-                    let message = case_messages::ActiveModel {
-                        case_id: Set(case.case_id.clone()),
-                        author: Set(cases::CUSTOMER.into()),
-                        text: Set(cmd.text.clone()),
-                        created_at: Set(now),
-                        ..Default::default()
-                    };
-                    case_messages::Entity::insert(message).exec_without_returning(txn).await?;
-                    let opened = event::Payload::CaseOpened(CaseOpened {
-                        case_id: case.case_id.clone(),
-                        kind: case.kind.clone(),
-                        theme: case.theme.clone(),
-                        channel: case.channel,
-                        severity: case.severity.clone(),
-                    });
-                    s.outbox.publish(txn, &cmd.customer_id, opened, now).await?;
-                    let signal = event::Payload::ThemeSignal(ThemeSignal {
-                        origin: "case".into(),
-                        reference: case.case_id.clone(),
-                        theme: case.theme.clone(),
-                        confidence: case.confidence,
-                        text: cmd.text.clone(),
-                    });
-                    s.outbox.publish_to(txn, Some(&["improvement"]), &cmd.customer_id, signal, now).await?;
-                    tracing::info!(
-                        case_id = %case.case_id,
-                        theme = %case.theme,
-                        kind = %case.kind,
-                        queue_id = %case.queue_id,
-                        routed_by = %case.routed_by,
-                        agent_id = case.assigned_agent.as_deref().unwrap_or("-"),
-                        tier_source = %case.tier_source,
-                        "case opened"
-                    );
+                    let case = s.open_in(txn, &cmd, &decision, version, now, Origin::Intake).await?;
                     let reply = pb::OpenCaseResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
                     Ok(Done::about([cmd.customer_id], reply))
                 })
             })
             .await
+    }
+
+    /// Opens a case inside `txn` (the caller holds the customer's lock and checked the tombstone): the tier (loyalty's
+    /// answer at intake, else what its events last gave, else unknown) decides the SLA and may route; the case is
+    /// routed, given to an agent with room, stored with the customer's words, and published.
+    pub(super) async fn open_in(
+        &self,
+        txn: &DatabaseTransaction,
+        cmd: &CaseCmd,
+        decision: &Classification,
+        version: i64,
+        now: i64,
+        origin: Origin,
+    ) -> Result<rows::Model> {
+        // The tier decides the SLA (VIPs are answered first) and may route: loyalty's answer at intake,
+        // else what its events last gave, else unknown.
+        let (known, segments) = self.context_of(txn, &cmd.customer_id).await?;
+        let (tier, tier_source) = match (cmd.tier.clone(), known) {
+            (Some(t), _) => (t, "loyalty"),
+            (None, Some(t)) => (t, "events"),
+            (None, None) => ("unknown".to_string(), "unknown"),
+        };
+        let targets = sla::targets(cmd.severity, Some(&tier));
+        let facts = routing::Facts {
+            theme: decision.theme.clone(),
+            channel: cmd.channel,
+            severity: cmd.severity.into(),
+            tier: tier.clone(),
+            detractor: self.detractor_in(txn, &cmd.customer_id).await?,
+            segments,
+        };
+        let (queue, routed_by) = self.route_in(txn, &facts).await?;
+        let agent = self.assign_in(txn, &queue).await?;
+        let row = rows::ActiveModel {
+            case_id: Set(format!("case-{}", uuid::Uuid::new_v4().simple())),
+            kind: Set(cmd.kind.as_str().into()),
+            customer_id: Set(cmd.customer_id.clone()),
+            channel: Set(cmd.channel),
+            severity: Set(cmd.severity.into()),
+            order_id: Set(cmd.order_id.clone()),
+            theme: Set(decision.theme.clone()),
+            confidence: Set(decision.confidence),
+            keywords: Set(serde_json::to_string(&decision.keywords)?),
+            tie_broken: Set(decision.tie_broken),
+            taxonomy_version: Set(version),
+            state: Set(cases::OPEN.into()),
+            created_at: Set(now),
+            tier: Set(tier),
+            tier_source: Set(tier_source.into()),
+            queue_id: Set(queue.queue_id.clone()),
+            assigned_agent: Set(agent.clone()),
+            routed_by: Set(routed_by.clone()),
+            first_response_target: Set(targets.first_response),
+            resolution_target: Set(targets.resolution),
+            escalation_level: Set(0),
+            ..Default::default()
+        };
+        let seq = rows::Entity::insert(row).exec(txn).await?.last_insert_id;
+        let case = rows::Entity::find_by_id(seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
+        let message = case_messages::ActiveModel {
+            case_id: Set(case.case_id.clone()),
+            author: Set(cases::CUSTOMER.into()),
+            text: Set(cmd.text.clone()),
+            created_at: Set(now),
+            ..Default::default()
+        };
+        case_messages::Entity::insert(message).exec_without_returning(txn).await?;
+        let opened = event::Payload::CaseOpened(CaseOpened {
+            case_id: case.case_id.clone(),
+            kind: case.kind.clone(),
+            theme: case.theme.clone(),
+            channel: case.channel,
+            severity: case.severity.clone(),
+        });
+        self.outbox.publish(txn, &cmd.customer_id, opened, now).await?;
+        // A follow-up's words already went to the improvement service as the survey comment's signal.
+        if origin == Origin::Intake {
+            let signal = event::Payload::ThemeSignal(ThemeSignal {
+                origin: "case".into(),
+                reference: case.case_id.clone(),
+                theme: case.theme.clone(),
+                confidence: case.confidence,
+                text: cmd.text.clone(),
+            });
+            self.outbox.publish_to(txn, Some(&["improvement"]), &cmd.customer_id, signal, now).await?;
+        }
+        tracing::info!(
+            case_id = %case.case_id,
+            theme = %case.theme,
+            kind = %case.kind,
+            queue_id = %case.queue_id,
+            routed_by = %case.routed_by,
+            agent_id = case.assigned_agent.as_deref().unwrap_or("-"),
+            tier_source = %case.tier_source,
+            "case opened"
+        );
+        Ok(case)
     }
 
     /// A case with its messages.

@@ -14,9 +14,12 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, Query},
 };
 
-use super::{Result, Store};
+use super::{
+    Result, Store,
+    cases::{CaseCmd, Origin},
+};
 use crate::{
-    domain::{self, DAY_MS, Nps, NpsClass},
+    domain::{self, DAY_MS, Nps, NpsClass, cases::CaseKind, themes::Classification},
     entities::{survey_segments, surveyed_customers, surveys},
     error::FeedbackError,
     wire,
@@ -133,13 +136,24 @@ impl Store {
         let survey_id = survey_id.to_string();
         // A detractor's comment is a lesson too: classified (before the transaction) for the improvement service.
         let theme = if NpsClass::of(score) == NpsClass::Detractor && !comment.trim().is_empty() {
-            Some(self.classify(&comment).await?.1)
+            Some(self.classify(&comment).await?)
         } else {
             None
         };
         self.frame
             .once(self, key, "RecordResponse", move |s, txn, now| {
                 Box::pin(async move {
+                    // The customer's lock first, as an erasure takes it (then the survey's row): the follow-up case
+                    // below must not interleave with an erasure of the customer.
+                    let owner = surveys::Entity::find_by_id(survey_id.clone())
+                        .one(txn)
+                        .await?
+                        .ok_or(FeedbackError::SurveyNotFound)?
+                        .customer_id;
+                    s.lock_customer(txn, &owner).await?;
+                    if rapport_outbox::sink::is_erased(txn, &s.pseudonyms, &owner).await? {
+                        return Err(FeedbackError::CustomerErased);
+                    }
                     let mut survey = surveys::Entity::find_by_id(survey_id.clone())
                         .lock_exclusive()
                         .one(txn)
@@ -187,7 +201,7 @@ impl Store {
                         });
                         s.outbox.publish(txn, &customer, promoter, now).await?;
                     }
-                    if let (Some(t), Some(text)) = (theme, survey.comment.clone()) {
+                    if let (Some((_, t)), Some(text)) = (theme.clone(), survey.comment.clone()) {
                         let signal = event::Payload::ThemeSignal(ThemeSignal {
                             origin: "survey_comment".into(),
                             reference: survey_id.clone(),
@@ -197,8 +211,30 @@ impl Store {
                         });
                         s.outbox.publish_to(txn, Some(&["improvement"]), &customer, signal, now).await?;
                     }
+                    // A detractor is called back: a follow-up case, routed like any other.
+                    let follow_up_case_id = if NpsClass::of(score) == NpsClass::Detractor {
+                        let text = survey
+                            .comment
+                            .clone()
+                            .unwrap_or_else(|| format!("NPS answer {score} after {}", survey.touchpoint));
+                        let cmd = CaseCmd {
+                            kind: CaseKind::FollowUp,
+                            customer_id: customer.clone(),
+                            channel: survey.channel,
+                            severity: "high",
+                            order_id: String::new(),
+                            text,
+                            theme: None,
+                            tier: None,
+                        };
+                        let (version, decision) = theme.unwrap_or((0, Classification::unclassified()));
+                        s.open_in(txn, &cmd, &decision, version, now, Origin::FollowUp).await?.case_id
+                    } else {
+                        String::new()
+                    };
                     tracing::info!(survey_id = %survey_id, score, "survey answered");
-                    let reply = pb::RecordResponseResponse { survey: Some(wire::survey_pb(&survey, now)) };
+                    let reply =
+                        pb::RecordResponseResponse { survey: Some(wire::survey_pb(&survey, now)), follow_up_case_id };
                     Ok(Done::about([customer], reply))
                 })
             })

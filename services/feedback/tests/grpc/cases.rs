@@ -289,3 +289,60 @@ on_both!(
     cases_are_listed_newest_first_by_page_and_filter,
     bad_input_names_every_field,
 );
+
+/// A detractor is called back: the answer opens one follow-up case (high severity, routed), however often it is
+/// retried; a passive's does not.
+async fn a_detractors_answer_opens_one_follow_up(db: Db) {
+    let app = spawn_app(db).await;
+    let s = app.schedule("s-1", "c-1", "delivery").await.unwrap();
+    let answer = || {
+        let mut c = app.client.clone();
+        let id = s.survey_id.clone();
+        async move {
+            c.record_response(pb::RecordResponseRequest {
+                request_id: "a-1".into(),
+                survey_id: id,
+                score: 3,
+                comment: "the courier threw my parcel over the fence".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let first = answer().await;
+    assert!(first.follow_up_case_id.starts_with("case-"));
+    for _ in 0..3 {
+        assert_eq!(answer().await.follow_up_case_id, first.follow_up_case_id);
+    }
+    let listed = app
+        .client
+        .clone()
+        .list_cases(pb::ListCasesRequest { customer_id: "c-1".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .cases;
+    assert_eq!(listed.len(), 1);
+    let c = &listed[0];
+    assert_eq!((c.kind(), c.severity()), (pb::CaseKind::FollowUp, pb::Severity::High));
+    assert_eq!(c.theme.as_ref().unwrap().theme, "delivery");
+    assert_eq!(c.first_response.unwrap().target_ms, 2 * 3_600_000);
+    // The comment went to the improvement service once, as the survey's signal.
+    let signals = kinds(&app.events("improvement").await).iter().filter(|k| **k == "theme").count();
+    assert_eq!(signals, 1);
+    let p = app.schedule("s-2", "c-2", "delivery").await.unwrap();
+    app.answer("a-2", &p.survey_id, 7, "fine").await.unwrap();
+    let none = app
+        .client
+        .clone()
+        .list_cases(pb::ListCasesRequest { customer_id: "c-2".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .cases;
+    assert!(none.is_empty());
+    app.stop().await;
+}
+
+on_both!(a_detractors_answer_opens_one_follow_up);

@@ -46,10 +46,11 @@ async fn answers_are_recorded_once_and_published(db: Db) {
         assert_eq!(app.answer("a-1", &promoter.survey_id, 9, "quick and kind").await.unwrap(), answered);
     }
     app.answer("a-2", &detractor.survey_id, 4, "").await.unwrap();
-    // Segmentation gets every answer; referrals gets them and the promoter, waiting until it exists.
-    assert_eq!(kinds(&app.events("segmentation").await), ["answered", "promoter", "answered"]);
+    // Segmentation gets every answer (and the detractor's follow-up case); referrals gets them and the promoter,
+    // waiting until it exists.
+    assert_eq!(kinds(&app.events("segmentation").await), ["answered", "promoter", "answered", "case"]);
     let to_referrals = app.events("referrals").await;
-    assert_eq!(kinds(&to_referrals), ["answered", "promoter", "answered"]);
+    assert_eq!(kinds(&to_referrals), ["answered", "promoter", "answered", "case"]);
     assert_eq!(to_referrals[1].customer_id, "c-1");
     // Reading the survey shows the answer.
     let got = app
