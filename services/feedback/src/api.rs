@@ -22,7 +22,7 @@ use crate::{
         themes::Theme,
     },
     error::FeedbackError,
-    store::{AgentCmd, CaseCmd, CaseFilter, Grouping, QueueCmd, Store, SurveyCmd},
+    store::{AgentCmd, CareGrouping, CaseCmd, CaseFilter, Grouping, QueueCmd, Store, SurveyCmd},
     tiers::TierLookup,
     wire,
 };
@@ -45,6 +45,22 @@ fn theme_id(v: &mut Violations, field: &str, id: &str) {
         field,
         "must be 1-64 characters of lower-case letters, digits and _-",
     );
+}
+
+/// A report window: both ends required, the end after the start, at most 400 days.
+fn window(
+    v: &mut Violations,
+    start: Option<&prost_types::Timestamp>,
+    end: Option<&prost_types::Timestamp>,
+) -> (i64, i64) {
+    let (start, end) = (start.map(millis), end.map(millis));
+    v.check(start.is_some(), "start_time", "is required");
+    v.check(end.is_some(), "end_time", "is required");
+    if let (Some(s), Some(e)) = (start, end) {
+        v.check(e > s, "end_time", "must be after start_time");
+        v.check(e - s <= MAX_WINDOW_DAYS * DAY_MS, "end_time", "must be at most 400 days after start_time");
+    }
+    (start.unwrap_or_default(), end.unwrap_or_default())
 }
 
 /// Checks required free text.
@@ -175,14 +191,7 @@ impl FeedbackService for FeedbackApi {
     async fn get_nps(&self, req: Request<pb::GetNpsRequest>) -> Result<Response<pb::GetNpsResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
-        let start = r.start_time.as_ref().map(millis);
-        let end = r.end_time.as_ref().map(millis);
-        v.check(start.is_some(), "start_time", "is required");
-        v.check(end.is_some(), "end_time", "is required");
-        if let (Some(s), Some(e)) = (start, end) {
-            v.check(e > s, "end_time", "must be after start_time");
-            v.check(e - s <= MAX_WINDOW_DAYS * DAY_MS, "end_time", "must be at most 400 days after start_time");
-        }
+        let (start, end) = window(&mut v, r.start_time.as_ref(), r.end_time.as_ref());
         let grouping = match pb::NpsGrouping::try_from(r.group_by) {
             Ok(pb::NpsGrouping::Unspecified) => Grouping::None,
             Ok(pb::NpsGrouping::Day) => Grouping::Day,
@@ -196,8 +205,7 @@ impl FeedbackService for FeedbackApi {
             }
         };
         invalid(v)?;
-        let report =
-            self.store.nps(start.unwrap_or_default(), end.unwrap_or_default(), grouping).await.map_err(status)?;
+        let report = self.store.nps(start, end, grouping).await.map_err(status)?;
         Ok(Response::new(pb::GetNpsResponse {
             overall: Some(wire::nps_pb(String::new(), &report.overall)),
             groups: report.groups.iter().map(|(k, n)| wire::nps_pb(k.clone(), n)).collect(),
@@ -469,6 +477,35 @@ impl FeedbackService for FeedbackApi {
     ) -> Result<Response<pb::ListRoutingRulesResponse>, Status> {
         let rules = self.store.rules().await.map_err(status)?;
         Ok(Response::new(pb::ListRoutingRulesResponse { rules: rules.iter().map(wire::rule_pb).collect() }))
+    }
+
+    async fn get_care_report(
+        &self,
+        req: Request<pb::GetCareReportRequest>,
+    ) -> Result<Response<pb::GetCareReportResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let (start, end) = window(&mut v, r.start_time.as_ref(), r.end_time.as_ref());
+        let by = match pb::CareGrouping::try_from(r.group_by) {
+            Ok(pb::CareGrouping::Unspecified) => CareGrouping::None,
+            Ok(pb::CareGrouping::Queue) => CareGrouping::Queue,
+            Ok(pb::CareGrouping::Channel) => CareGrouping::Channel,
+            Ok(pb::CareGrouping::Tier) => CareGrouping::Tier,
+            Ok(pb::CareGrouping::Segment) => CareGrouping::Segment,
+            Ok(pb::CareGrouping::Theme) => CareGrouping::Theme,
+            Ok(pb::CareGrouping::Agent) => CareGrouping::Agent,
+            Err(_) => {
+                v.add("group_by", "must be a known grouping");
+                CareGrouping::None
+            }
+        };
+        invalid(v)?;
+        let (overall, groups) = self.store.care_report(start, end, by).await.map_err(status)?;
+        Ok(Response::new(pb::GetCareReportResponse {
+            overall: Some(wire::care_pb(String::new(), &overall)),
+            groups: groups.iter().map(|(k, s)| wire::care_pb(k.clone(), s)).collect(),
+            target_ms: crate::domain::report::HALF_DAY_MS,
+        }))
     }
 
     async fn classify_text(

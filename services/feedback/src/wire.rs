@@ -141,6 +141,23 @@ pub(crate) fn case_pb(
     })
 }
 
+/// Care figures under `key`.
+pub(crate) fn care_pb(key: String, s: &crate::domain::report::CareStats) -> pb::CareStats {
+    pb::CareStats {
+        key,
+        cases: s.cases,
+        answered: s.answered,
+        resolved: s.resolved,
+        first_response_p50_ms: s.first_response_p50.unwrap_or(0),
+        first_response_p90_ms: s.first_response_p90.unwrap_or(0),
+        resolution_p50_ms: s.resolution_p50.unwrap_or(0),
+        resolution_p90_ms: s.resolution_p90.unwrap_or(0),
+        sla_attainment: s.sla_attainment,
+        within_half_day: s.within_half_day,
+        first_response_distribution: s.distribution.clone(),
+    }
+}
+
 /// A routing rule in its wire form.
 pub(crate) fn rule_pb(r: &crate::domain::routing::Rule) -> pb::RoutingRule {
     pb::RoutingRule {

@@ -119,6 +119,9 @@ pub async fn run(conn: &Conn, args: CasesArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        CasesCommand::Report { days, by } => {
+            return report(&mut c, days, &by).await;
+        }
         CasesCommand::Show { case_id } => {
             let case = c.get_case(pb::GetCaseRequest { case_id }).await.map_err(explain)?.into_inner().case;
             let Some(case) = case else { bail!("the service answered without a case") };
@@ -166,6 +169,69 @@ pub async fn run(conn: &Conn, args: CasesArgs) -> anyhow::Result<()> {
     };
     let Some(case) = case else { bail!("the service answered without a case") };
     print_cases(std::slice::from_ref(&case));
+    Ok(())
+}
+
+/// Milliseconds as `1h05` (or `-` for none).
+fn hours(ms: i64, any: bool) -> String {
+    if !any {
+        return "-".into();
+    }
+    let minutes = ms / 60_000;
+    format!("{}h{:02}", minutes / 60, minutes % 60)
+}
+
+async fn report(
+    c: &mut FeedbackServiceClient<rapport_kit::client::OutgoingChannel>,
+    days: i64,
+    by: &str,
+) -> anyhow::Result<()> {
+    const DAY_MS: i64 = 86_400_000;
+    let Some(grouping) = pb::CareGrouping::from_str_name(&format!("CARE_GROUPING_{}", by.to_uppercase())) else {
+        bail!("--by: unknown grouping {by:?} (queue, channel, tier, segment, theme, agent)");
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let end = (now / DAY_MS + 1) * DAY_MS;
+    let r = c
+        .get_care_report(pb::GetCareReportRequest {
+            start_time: Some(rapport_kit::clock::timestamp(end - days * DAY_MS)),
+            end_time: Some(rapport_kit::clock::timestamp(end)),
+            group_by: grouping.into(),
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let mut t = output::table(&[
+        by,
+        "cases",
+        "answered",
+        "first answer p50 / p90",
+        "resolution p50 / p90",
+        "SLA met",
+        "within 12 h",
+        "≤1h ≤4h ≤12h ≤24h ≤72h more none",
+    ]);
+    let overall = r.overall.map(|mut o| {
+        o.key = "all".into();
+        o
+    });
+    for s in r.groups.iter().chain(overall.iter()) {
+        t.add_row(vec![
+            s.key.clone(),
+            s.cases.to_string(),
+            s.answered.to_string(),
+            format!(
+                "{} / {}",
+                hours(s.first_response_p50_ms, s.answered > 0),
+                hours(s.first_response_p90_ms, s.answered > 0)
+            ),
+            format!("{} / {}", hours(s.resolution_p50_ms, s.resolved > 0), hours(s.resolution_p90_ms, s.resolved > 0)),
+            format!("{:.0} %", s.sla_attainment * 100.0),
+            format!("{:.0} %", s.within_half_day * 100.0),
+            s.first_response_distribution.iter().map(|n| format!("{n:>4}")).collect::<Vec<_>>().join(""),
+        ]);
+    }
+    println!("{t}");
     Ok(())
 }
 

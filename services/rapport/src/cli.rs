@@ -157,6 +157,15 @@ pub enum CasesCommand {
         #[arg(long, default_value_t = 50)]
         limit: i32,
     },
+    /// How fast cases were answered and resolved: percentiles, SLA attainment, the half-day share.
+    Report {
+        /// The window: cases opened in the last N days, today included.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// Grouping: queue, channel, tier, segment, theme or agent.
+        #[arg(long, default_value = "queue")]
+        by: String,
+    },
     /// Shows a case and its messages.
     Show {
         /// The case.

@@ -131,6 +131,9 @@ async fn up_then_the_walk_through_of_the_readme() {
     let out = rapport(&dir, &addrs, &["cases", "open", "cust-4-2", "my parcel is lost"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("delivery"), "{text}");
+    let out = rapport(&dir, &addrs, &["cases", "report", "--by", "queue"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("logistics") && text.contains("general") && text.contains("all"), "{text}");
     let out = rapport(&dir, &addrs, &["routing", "show"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("logistics") && text.contains("1 / 3") && text.contains("theme=delivery"), "{text}");

@@ -3,6 +3,7 @@
 //! clocks (`sla.rs`).
 
 pub mod cases;
+pub mod report;
 pub mod routing;
 pub mod sla;
 pub mod themes;

@@ -4,6 +4,7 @@
 //! - `surveys.rs`: scheduling with anti-fatigue, answers (and their events), NPS windows;
 //! - `cases.rs`: complaints and claims, their answers and resolution (and their events);
 //! - `themes.rs`: the theme taxonomy, its trained versions and the active classifier;
+//! - `report.rs`: care reports (response and resolution times, SLA attainment) over a window, grouped;
 //! - `routing.rs`: queues, agents, ordered rules, and assigning cases within capacity;
 //! - `sla.rs`: SLA clocks of cases (pauses while waiting for the customer), and the sweeper recording warnings and
 //!   breaches once and escalating;
@@ -20,12 +21,14 @@ use crate::{domain::sla::Calendar, error::FeedbackError};
 mod cases;
 mod context;
 mod erasure;
+mod report;
 mod routing;
 mod sla;
 mod surveys;
 mod themes;
 
 pub use cases::{CaseCmd, CaseFilter};
+pub use report::CareGrouping;
 pub use routing::{AgentCmd, QueueCmd};
 pub use surveys::{Grouping, NpsReport, SurveyCmd};
 

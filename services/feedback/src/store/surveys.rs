@@ -17,6 +17,7 @@ use sea_orm::{
 use super::{
     Result, Store,
     cases::{CaseCmd, Origin},
+    report::channel_name,
 };
 use crate::{
     domain::{self, DAY_MS, Nps, NpsClass, cases::CaseKind, themes::Classification},
@@ -321,11 +322,4 @@ impl Store {
         }
         Ok(out)
     }
-}
-
-/// The name of a wire channel (`web`, `email`, ...).
-fn channel_name(channel: i32) -> String {
-    rapport_proto::common::v1::Channel::try_from(channel)
-        .map(|c| c.as_str_name().trim_start_matches("CHANNEL_").to_lowercase())
-        .unwrap_or_else(|_| "unspecified".into())
 }

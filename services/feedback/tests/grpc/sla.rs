@@ -126,3 +126,57 @@ async fn breaches_are_recorded_once_and_escalate(db: Db) {
 }
 
 on_both!(vips_get_the_tight_sla_in_business_hours, breaches_are_recorded_once_and_escalate);
+
+/// The care report over cases with known times: percentiles, attainment, the half-day share, the distribution.
+async fn the_care_report_adds_up(db: Db) {
+    let app = spawn_with(db, |c| c.calendar = Calendar::always()).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            app.open_case(&format!("o-{i}"), &format!("c-{i}"), pb::CaseKind::Complaint, "parcel late")
+                .await
+                .unwrap()
+                .case_id,
+        );
+    }
+    app.clock.advance_ms(H / 2);
+    app.respond("r-0", &ids[0], "on it").await.unwrap();
+    app.clock.advance_ms(H + H / 2);
+    app.resolve("x-0", &ids[0], "", "").await.unwrap();
+    app.clock.advance_ms(H);
+    app.respond("r-1", &ids[1], "on it").await.unwrap();
+    app.clock.advance_ms(17 * H);
+    app.respond("r-2", &ids[2], "sorry, late").await.unwrap();
+    let r = app
+        .client
+        .clone()
+        .get_care_report(pb::GetCareReportRequest {
+            start_time: Some(timestamp(T0)),
+            end_time: Some(timestamp(T0 + DAY)),
+            group_by: pb::CareGrouping::Queue.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let o = r.overall.unwrap();
+    assert_eq!((o.cases, o.answered, o.resolved), (4, 3, 1));
+    assert_eq!((o.first_response_p50_ms, o.first_response_p90_ms), (3 * H, 20 * H));
+    assert_eq!((o.resolution_p50_ms, o.resolution_p90_ms), (2 * H, 2 * H));
+    // c-2 answered after its 4 h and c-3 not answered at all: two of four breached.
+    assert_eq!((o.sla_attainment, o.within_half_day), (0.5, 0.5));
+    assert_eq!(o.first_response_distribution, [1, 1, 0, 1, 0, 0, 1]);
+    assert_eq!(r.groups.iter().map(|g| (g.key.as_str(), g.cases)).collect::<Vec<_>>(), [("general", 4)]);
+    assert_eq!(r.target_ms, 12 * H);
+    let e = app
+        .client
+        .clone()
+        .get_care_report(pb::GetCareReportRequest { start_time: None, end_time: None, group_by: 42 })
+        .await
+        .unwrap_err();
+    for f in ["start_time", "end_time", "group_by"] {
+        crate::support::assert_status(&e, tonic::Code::InvalidArgument, "INVALID_ARGUMENT", Some(f));
+    }
+    app.stop().await;
+}
+
+on_both!(the_care_report_adds_up);
