@@ -71,18 +71,33 @@ pub struct Frame {
     clock: Arc<dyn Clock>,
     key: Arc<Vec<u8>>,
     after_commit: Option<Hook>,
+    /// SQLite takes one writer at a time: the frame's writers queue here, in order, instead of in SQLite's busy
+    /// handler, which polls with sleeps of up to 100 ms (the long tail of concurrent writes).
+    writers: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Frame {
     /// A frame over `db`; stored request ids are keyed with a key derived from `pseudonyms`.
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, pseudonyms: &Pseudonyms) -> Self {
-        Self { db, clock, key: Arc::new(pseudonyms.derive("request-ids")), after_commit: None }
+        let writers =
+            (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Self { db, clock, key: Arc::new(pseudonyms.derive("request-ids")), after_commit: None, writers }
     }
 
     /// Runs `hook` after every commit of a fresh request (e.g. `outbox.notify()`).
     pub fn after_commit(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
         self.after_commit = Some(Arc::new(hook));
         self
+    }
+
+    /// This process's turn to write, for a write transaction outside [`Frame::once`] (a worker's): on SQLite,
+    /// writers queue in the frame instead of polling the database's lock; nothing to wait for on PostgreSQL. Hold it
+    /// until the transaction ends.
+    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.writers {
+            Some(w) => Some(w.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// The connection.
@@ -104,6 +119,7 @@ impl Frame {
         E: ServiceError,
         F: for<'t> FnOnce(&'t C, &'t DatabaseTransaction, i64) -> BoxFut<'t, Result<Done<R>, E>>,
     {
+        let _turn = self.write_turn().await;
         let txn = db::begin_write(&self.db).await?;
         let now = self.clock.now_ms();
         let (id, fingerprint) = (self.keyed("id", &key.request_id), self.keyed("fp", &key.fingerprint));

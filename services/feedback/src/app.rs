@@ -62,9 +62,11 @@ pub struct Config {
     /// When SLA clocks run: `RAPPORT_FEEDBACK_BUSINESS_HOURS` (default `mon-sat 08:00-20:00`),
     /// `RAPPORT_FEEDBACK_HOLIDAYS` (comma-separated `YYYY-MM-DD`), `RAPPORT_FEEDBACK_UTC_OFFSET_MINUTES` (default 0).
     pub calendar: Calendar,
-    /// How often the SLA sweeper looks for warnings and breaches, and gives waiting cases to agents with room
-    /// (`RAPPORT_FEEDBACK_SLA_SWEEP_MS`, default 60 s).
+    /// How often the SLA sweeper looks for warnings and breaches (`RAPPORT_FEEDBACK_SLA_SWEEP_MS`, default 60 s).
     pub sla_sweep_interval: Duration,
+    /// How often the assigner looks for waiting cases besides being woken by each commit
+    /// (`RAPPORT_FEEDBACK_ASSIGN_MS`, default 1 s).
+    pub assign_interval: Duration,
     /// Where loyalty listens, to ask a case's tier at intake (`RAPPORT_LOYALTY_URL`; unset: the tier comes from
     /// loyalty's events only).
     pub loyalty_url: Option<String>,
@@ -85,6 +87,7 @@ impl Config {
             max_clock_skew: rapport_outbox::sink::max_skew_from_env()?,
             calendar: calendar_from_env()?,
             sla_sweep_interval: config::millis("RAPPORT_FEEDBACK_SLA_SWEEP_MS", Duration::from_secs(60))?,
+            assign_interval: config::millis("RAPPORT_FEEDBACK_ASSIGN_MS", Duration::from_secs(1))?,
             loyalty_url: config::var("RAPPORT_LOYALTY_URL"),
             tier_deadline: config::millis("RAPPORT_FEEDBACK_TIER_DEADLINE_MS", Duration::from_millis(300))?,
         })
@@ -103,6 +106,7 @@ impl Config {
             max_clock_skew: Duration::from_secs(300),
             calendar: Calendar::always(),
             sla_sweep_interval: Duration::from_secs(3600),
+            assign_interval: Duration::from_secs(1),
             loyalty_url: None,
             tier_deadline: Duration::from_millis(300),
         }
@@ -189,16 +193,34 @@ impl Service for Feedback {
                         Ok(_) => {}
                         Err(e) => tracing::error!(error = %e, "sla sweep failed"),
                     }
-                    match store.assign_waiting().await {
-                        Ok(n) if n > 0 => tracing::info!(assigned = n, "waiting cases assigned"),
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "assigning waiting cases failed"),
-                    }
                     false
                 }
             })
         };
         tokio::spawn(sweeper);
+        let assigner = {
+            let store = self.store.clone();
+            let worker =
+                Worker::new("feedback.assigner", self.config.assign_interval).with_wake(self.store.assign_waker());
+            worker.run(self.store.db().clone(), stopped(), move || {
+                let store = store.clone();
+                async move {
+                    match store.assign_waiting().await {
+                        Ok(n) => {
+                            if n > 0 {
+                                tracing::debug!(assigned = n, "waiting cases assigned");
+                            }
+                            n >= 100
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "assigning waiting cases failed");
+                            false
+                        }
+                    }
+                }
+            })
+        };
+        tokio::spawn(assigner);
         let serve = &self.config.common.serve;
         let tiers = match &self.config.loyalty_url {
             Some(url) => {

@@ -134,9 +134,14 @@ async fn up_then_the_walk_through_of_the_readme() {
     let out = rapport(&dir, &addrs, &["cases", "report", "--by", "queue"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("logistics") && text.contains("general") && text.contains("all"), "{text}");
-    let out = rapport(&dir, &addrs, &["routing", "show"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("logistics") && text.contains("1 / 3") && text.contains("theme=delivery"), "{text}");
+    // The assigner gives the case to ann moments after intake.
+    rapport_kit::testing::eventually(30, "the parcel case with ann", || async {
+        let out = rapport(&dir, &addrs, &["routing", "show"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("logistics") && text.contains("theme=delivery"), "{text}");
+        text.contains("1 / 3")
+    })
+    .await;
     // bad input: a clear error and a failing exit status
     let bad = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(&dir)

@@ -87,7 +87,9 @@ impl Store {
                         return Err(FeedbackError::CustomerErased);
                     }
                     let case = s.open_in(txn, &cmd, &decision, version, now, Origin::Intake).await?;
-                    let reply = pb::OpenCaseResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
+                    // A new case has no pause yet.
+                    let fresh = wire::case_pb(&case, vec![], &s.sla_view(&case, &[], now))?;
+                    let reply = pb::OpenCaseResponse { case: Some(fresh) };
                     Ok(Done::about([cmd.customer_id], reply))
                 })
             })
@@ -123,36 +125,42 @@ impl Store {
             detractor: self.detractor_in(txn, &cmd.customer_id).await?,
             segments,
         };
-        let (queue, routed_by) = self.route_in(txn, &facts).await?;
-        let agent = self.assign_in(txn, &queue).await?;
-        let row = rows::ActiveModel {
-            case_id: Set(format!("case-{}", uuid::Uuid::new_v4().simple())),
-            kind: Set(cmd.kind.as_str().into()),
-            customer_id: Set(cmd.customer_id.clone()),
-            channel: Set(cmd.channel),
-            severity: Set(cmd.severity.into()),
-            order_id: Set(cmd.order_id.clone()),
-            theme: Set(decision.theme.clone()),
-            confidence: Set(decision.confidence),
-            keywords: Set(serde_json::to_string(&decision.keywords)?),
-            tie_broken: Set(decision.tie_broken),
-            taxonomy_version: Set(version),
-            state: Set(cases::OPEN.into()),
-            created_at: Set(now),
-            tier: Set(tier),
-            tier_source: Set(tier_source.into()),
-            queue_id: Set(queue.queue_id.clone()),
-            assigned_agent: Set(agent.clone()),
-            routed_by: Set(routed_by.clone()),
-            first_response_target: Set(targets.first_response),
-            resolution_target: Set(targets.resolution),
-            escalation_level: Set(0),
-            ..Default::default()
+        let (queue_id, routed_by) = self.route_in(txn, &facts).await?;
+        let case_id = format!("case-{}", uuid::Uuid::new_v4().simple());
+        let new_case = rows::Model {
+            seq: 0,
+            case_id: case_id.clone(),
+            kind: cmd.kind.as_str().into(),
+            customer_id: cmd.customer_id.clone(),
+            channel: cmd.channel,
+            severity: cmd.severity.into(),
+            order_id: cmd.order_id.clone(),
+            theme: decision.theme.clone(),
+            confidence: decision.confidence,
+            keywords: serde_json::to_string(&decision.keywords)?,
+            tie_broken: decision.tie_broken,
+            taxonomy_version: version,
+            state: cases::OPEN.into(),
+            created_at: now,
+            first_response_at: None,
+            resolved_at: None,
+            resolution: None,
+            root_cause: None,
+            corrective_action: None,
+            tier: tier.clone(),
+            first_response_target: targets.first_response,
+            resolution_target: targets.resolution,
+            escalation_level: 0,
+            queue_id: queue_id.clone(),
+            assigned_agent: None,
+            routed_by: routed_by.clone(),
+            tier_source: tier_source.into(),
         };
+        let mut row = rows::ActiveModel::from(new_case.clone());
+        row.seq = sea_orm::ActiveValue::NotSet;
         let seq = rows::Entity::insert(row).exec(txn).await?.last_insert_id;
-        let case = rows::Entity::find_by_id(seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
         let message = case_messages::ActiveModel {
-            case_id: Set(case.case_id.clone()),
+            case_id: Set(case_id.clone()),
             author: Set(cases::CUSTOMER.into()),
             text: Set(cmd.text.clone()),
             created_at: Set(now),
@@ -160,24 +168,28 @@ impl Store {
         };
         case_messages::Entity::insert(message).exec_without_returning(txn).await?;
         let opened = event::Payload::CaseOpened(CaseOpened {
-            case_id: case.case_id.clone(),
-            kind: case.kind.clone(),
-            theme: case.theme.clone(),
-            channel: case.channel,
-            severity: case.severity.clone(),
+            case_id: case_id.clone(),
+            kind: cmd.kind.as_str().into(),
+            theme: decision.theme.clone(),
+            channel: cmd.channel,
+            severity: cmd.severity.into(),
         });
-        self.outbox.publish(txn, &cmd.customer_id, opened, now).await?;
+        // Segmentation counts complaints; the improvement service learns of the case from its theme signal.
+        self.outbox.publish_to(txn, Some(&["segmentation"]), &cmd.customer_id, opened, now).await?;
         // A follow-up's words already went to the improvement service as the survey comment's signal.
         if origin == Origin::Intake {
             let signal = event::Payload::ThemeSignal(ThemeSignal {
                 origin: "case".into(),
-                reference: case.case_id.clone(),
-                theme: case.theme.clone(),
-                confidence: case.confidence,
+                reference: case_id.clone(),
+                theme: decision.theme.clone(),
+                confidence: decision.confidence,
                 text: cmd.text.clone(),
             });
             self.outbox.publish_to(txn, Some(&["improvement"]), &cmd.customer_id, signal, now).await?;
         }
+        // It waits in its queue: the assigner (one replica, woken by the commit) gives it to an agent with room, so
+        // intake never waits on the queue's lock.
+        let case = rows::Model { seq, ..new_case };
         tracing::info!(
             case_id = %case.case_id,
             theme = %case.theme,

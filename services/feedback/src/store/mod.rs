@@ -45,13 +45,20 @@ pub struct Store {
     classifier: Arc<tokio::sync::RwLock<themes::Active>>,
     calendar: Arc<Calendar>,
     training: Arc<tokio::sync::Mutex<()>>,
+    /// Wakes the assigner after a commit (a new case may wait for an agent).
+    assign: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
     /// A store over `db`.
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, outbox: Outbox, pseudonyms: &Pseudonyms) -> Self {
         let wake = outbox.clone();
-        let frame = Frame::new(db.clone(), clock.clone(), pseudonyms).after_commit(move || wake.notify());
+        let assign = Arc::new(tokio::sync::Notify::new());
+        let assign_wake = assign.clone();
+        let frame = Frame::new(db.clone(), clock.clone(), pseudonyms).after_commit(move || {
+            wake.notify();
+            assign_wake.notify_one();
+        });
         Self {
             db,
             frame,
@@ -61,6 +68,7 @@ impl Store {
             classifier: Arc::default(),
             calendar: Arc::new(Calendar::always()),
             training: Arc::default(),
+            assign,
         }
     }
 
@@ -68,6 +76,11 @@ impl Store {
     pub fn with_calendar(mut self, calendar: Calendar) -> Self {
         self.calendar = Arc::new(calendar);
         self
+    }
+
+    /// What wakes the assigner (the worker giving waiting cases to agents).
+    pub fn assign_waker(&self) -> Arc<tokio::sync::Notify> {
+        self.assign.clone()
     }
 
     /// The connection.

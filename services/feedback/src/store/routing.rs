@@ -1,7 +1,8 @@
-//! Routing of cases: queues, agents and the ordered rules, and the assignment of a case to an agent within capacity.
-//! Locks, always in this order so that no two transactions wait on each other: the queue rows (sorted), then the
-//! agent rows (sorted) — an assignment counts an agent's open cases only while holding both, so two replicas never
-//! give one agent more than its capacity.
+//! Routing of cases: queues, agents and the ordered rules, and the assignment of cases to agents within capacity.
+//! Intake only routes (a case waits in its queue); the assigner (a leased worker woken after each commit) gives
+//! waiting cases to agents, so intake never waits on a queue. Locks, always in this order so that no two
+//! transactions wait on each other: the queue rows (sorted), then the agent rows (sorted) — an assignment counts an
+//! agent's open cases only while holding both, so two replicas never give one agent more than its capacity.
 use std::collections::{BTreeSet, HashMap};
 
 use rapport_kit::frame::{Done, Key};
@@ -127,16 +128,11 @@ impl Store {
         Ok(chosen)
     }
 
-    /// The queue (locked) and rule that route a case with `facts`.
-    pub(super) async fn route_in(
-        &self,
-        txn: &DatabaseTransaction,
-        facts: &routing::Facts,
-    ) -> Result<(queues::Model, String)> {
+    /// The queue and rule that route a case with `facts` (no lock: rules only name existing queues).
+    pub(super) async fn route_in(&self, txn: &DatabaseTransaction, facts: &routing::Facts) -> Result<(String, String)> {
         let rules = self.rules_in(txn).await?;
         let (queue_id, rule_id) = routing::route(&rules, facts);
-        let queue = lock_queues(txn, &BTreeSet::from([queue_id.to_string()])).await?.remove(0);
-        Ok((queue, rule_id.to_string()))
+        Ok((queue_id.to_string(), rule_id.to_string()))
     }
 
     /// Whether the customer's last NPS answer was a detractor's.
@@ -344,8 +340,9 @@ impl Store {
             .await
     }
 
-    /// Gives waiting (unassigned) open cases to agents with room, oldest first, queue by queue: an agent back
-    /// online or a case resolved makes room. Returns how many were assigned.
+    /// Gives waiting (unassigned) open cases to agents with room, oldest first, queue by queue, at most 100 per
+    /// queue: new cases, and those waiting until an agent came back online or a resolution made room. The
+    /// assigner worker runs it on one replica at a time, woken by every commit. Returns how many were assigned.
     pub async fn assign_waiting(&self) -> Result<usize> {
         let waiting: Vec<String> = cases::Entity::find()
             .select_only()
@@ -358,6 +355,7 @@ impl Store {
             .await?;
         let mut assigned = 0;
         for queue_id in waiting {
+            let _turn = self.frame.write_turn().await;
             let txn = rapport_kit::db::begin_write(&self.db).await?;
             let queue = lock_queues(&txn, &BTreeSet::from([queue_id.clone()])).await?.remove(0);
             let cases_waiting = cases::Entity::find()

@@ -146,6 +146,7 @@ impl Store {
 
     /// Records one warning or breach unless it already is; a new breach escalates the case. Whether it was new.
     async fn record_sla_event(&self, c: &rows::Model, clock: &str, kind: &str, now: i64) -> Result<bool> {
+        let _turn = self.frame.write_turn().await;
         let txn = begin_write(&self.db).await?;
         let row = sla_events::ActiveModel {
             case_id: Set(c.case_id.clone()),

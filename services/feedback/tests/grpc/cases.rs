@@ -18,9 +18,9 @@ async fn a_complaint_from_intake_to_resolution(db: Db) {
     // A retry is the same case, published once.
     let again = app.open_case("o-1", "c-1", pb::CaseKind::Complaint, text).await.unwrap();
     assert_eq!(again.case_id, c.case_id);
-    // The customer's words go to the improvement service only.
+    // Segmentation counts the complaint; the customer's words go to the improvement service only.
     assert_eq!(kinds(&app.events("segmentation").await), vec!["case"]);
-    assert_eq!(kinds(&app.events("improvement").await), vec!["case", "theme"]);
+    assert_eq!(kinds(&app.events("improvement").await), vec!["theme"]);
     assert!(app.events("referrals").await.iter().all(|e| kinds(std::slice::from_ref(e)) != ["theme"]));
 
     // The first answer sets the first-response time; a later one does not move it.

@@ -113,23 +113,46 @@ async fn agents_get_cases_within_capacity(db: Db) {
     rules(&app, vec![pb::RoutingRule { themes: vec!["billing".into()], ..rule("money", "ll") }, rule("rest", "rr")])
         .await
         .unwrap();
+    // Intake routes; the assigner (woken by each commit) gives the cases to agents, oldest first.
+    let agents = |ids: Vec<String>| {
+        let c = app.client.clone();
+        async move {
+            let mut out = Vec::new();
+            for id in ids {
+                let got = c.clone().get_case(pb::GetCaseRequest { case_id: id }).await.unwrap().into_inner();
+                out.push(got.case.unwrap().assigned_agent);
+            }
+            out
+        }
+    };
     let mut rr = Vec::new();
     for i in 0..5 {
         let c =
             app.open_case(&format!("o-{i}"), &format!("c-{i}"), pb::CaseKind::Complaint, "parcel late").await.unwrap();
-        rr.push((c.case_id, c.assigned_agent));
+        assert_eq!(c.queue_id, "rr");
+        rr.push(c.case_id);
+        // One at a time, so that the order of assignment is the order of intake.
+        let want = rr.len().min(4);
+        eventually(30, "the case assigned or waiting", || async {
+            agents(rr.clone()).await.iter().filter(|a| !a.is_empty()).count() == want
+        })
+        .await;
     }
-    let given: Vec<&str> = rr.iter().map(|(_, a)| a.as_str()).collect();
-    assert_eq!(given, ["ann", "bob", "ann", "bob", ""], "round robin within capacity, the fifth waits");
+    assert_eq!(
+        agents(rr.clone()).await,
+        ["ann", "bob", "ann", "bob", ""],
+        "round robin within capacity, the fifth waits"
+    );
     let mut ll = Vec::new();
     for i in 0..3 {
         let c = app
             .open_case(&format!("b-{i}"), &format!("b-{i}"), pb::CaseKind::Complaint, "charged twice")
             .await
             .unwrap();
-        ll.push(c.assigned_agent);
+        ll.push(c.case_id);
+        eventually(30, "the case assigned", || async { agents(ll.clone()).await.iter().all(|a| !a.is_empty()) }).await;
     }
-    assert_eq!(ll, ["cyd", "dan", "cyd"], "least loaded, ties by id");
+    assert_eq!(agents(ll).await, ["cyd", "dan", "cyd"], "least loaded, ties by id");
 
     // Ann goes offline: bob is full, so her two cases wait with the fifth.
     let r = app
