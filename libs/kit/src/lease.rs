@@ -200,7 +200,8 @@ impl Worker {
             tokio::select! {
                 biased;
                 () = &mut stop => break,
-                () = self.wake.notified(), if !wait.is_zero() => {},
+                // Only the holder is woken early: the others would open a connection to try the lease each time.
+                () = self.wake.notified(), if !wait.is_zero() && lease.is_some() => {},
                 () = tokio::time::sleep(wait) => {},
             }
         }

@@ -148,7 +148,7 @@ async fn online(
     if online {
         println!("online");
     } else {
-        println!("offline: {} open cases handed on, {} waiting for an agent", r.reassigned, r.unassigned);
+        println!("offline: {} open cases back in their queues, for the other agents with room", r.handed_back);
     }
     Ok(())
 }

@@ -8,8 +8,9 @@ use rapport_proto::{
     feedback::v1 as pb,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
 };
 
 use super::{Result, Store};
@@ -336,15 +337,19 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        case_messages::Entity::delete_many().filter(case_messages::Column::CaseId.is_in(ids.clone())).exec(txn).await?;
+        // The cases first: their rows' locks wait for an answer or resolution under way, whose message the
+        // delete below then sees; their clocks stop (an erased case is no one's to answer).
         rows::Entity::update_many()
             .col_expr(rows::Column::CustomerId, Expr::value(self.pseudonyms.of(customer_id)))
             .col_expr(rows::Column::OrderId, Expr::value(""))
             .col_expr(rows::Column::Resolution, Expr::value(Option::<String>::None))
             .col_expr(rows::Column::State, Expr::value(cases::ERASED))
+            .col_expr(rows::Column::ResolvedAt, Expr::col(rows::Column::ResolvedAt).if_null(now))
+            .col_expr(rows::Column::FirstResponseAt, Expr::col(rows::Column::FirstResponseAt).if_null(now))
             .filter(rows::Column::CaseId.is_in(ids.clone()))
             .exec(txn)
             .await?;
+        case_messages::Entity::delete_many().filter(case_messages::Column::CaseId.is_in(ids.clone())).exec(txn).await?;
         case_pauses::Entity::update_many()
             .col_expr(case_pauses::Column::EndedAt, Expr::value(now))
             .filter(case_pauses::Column::CaseId.is_in(ids.clone()))

@@ -9,9 +9,18 @@ use super::{Result, Store};
 use crate::entities::{customer_segments, customer_tiers};
 
 impl Store {
-    /// Applies delivered events; events feedback does not use are skipped.
+    /// Applies delivered events; events feedback does not use are skipped. The customers' locks are taken first, in
+    /// order, and the tombstones read again under them: an erasure committed meanwhile is not written around.
     pub async fn apply_in(&self, txn: &DatabaseTransaction, events: &[Event]) -> Result<()> {
-        for e in events {
+        let customers: std::collections::BTreeSet<&str> = events.iter().map(|e| e.customer_id.as_str()).collect();
+        let mut erased = std::collections::BTreeSet::new();
+        for c in customers {
+            self.lock_customer(txn, c).await?;
+            if rapport_outbox::sink::is_erased(txn, &self.pseudonyms, c).await? {
+                erased.insert(c);
+            }
+        }
+        for e in events.iter().filter(|e| !erased.contains(e.customer_id.as_str())) {
             match &e.payload {
                 Some(Payload::TierChanged(t)) => {
                     let row = customer_tiers::ActiveModel {

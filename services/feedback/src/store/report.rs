@@ -41,7 +41,9 @@ impl Store {
         by: CareGrouping,
     ) -> Result<(CareStats, BTreeMap<String, CareStats>)> {
         let now = self.now();
+        // Erased cases are no one's any more: left out.
         let rows = cases::Entity::find()
+            .filter(cases::Column::State.ne(crate::domain::cases::ERASED))
             .filter(cases::Column::CreatedAt.gte(start))
             .filter(cases::Column::CreatedAt.lt(end))
             .order_by_asc(cases::Column::Seq)

@@ -165,6 +165,8 @@ impl Store {
         self.frame
             .once(self, key, "SetRoutingRules", move |_, txn, _| {
                 Box::pin(async move {
+                    // One change of the rules at a time (each rewrites every position).
+                    rapport_kit::lease::lock_in_txn(txn, "feedback.routing-rules").await?;
                     let ids: BTreeSet<String> = rules.iter().map(|r| r.queue_id.clone()).collect();
                     lock_queues(txn, &ids).await?;
                     routing_rules::Entity::delete_many().exec(txn).await?;
@@ -301,9 +303,9 @@ impl Store {
                             agent_queues::ActiveModel { agent_id: Set(a.agent_id.clone()), queue_id: Set(q.clone()) };
                         agent_queues::Entity::insert(m).exec_without_returning(txn).await?;
                     }
-                    let (reassigned, unassigned) = if a.online { (0, 0) } else { s.hand_on(txn, &a.agent_id).await? };
-                    tracing::info!(agent_id = %a.agent_id, online = a.online, reassigned, unassigned, "agent saved");
-                    let agent = s.agent_reply(txn, &a.agent_id, reassigned, unassigned).await?.agent;
+                    let handed_back = if a.online { 0 } else { s.hand_on(txn, &a.agent_id).await? };
+                    tracing::info!(agent_id = %a.agent_id, online = a.online, handed_back, "agent saved");
+                    let agent = s.agent_reply(txn, &a.agent_id, handed_back).await?.agent;
                     Ok(Done::reply(pb::PutAgentResponse { agent }))
                 })
             })
@@ -332,9 +334,9 @@ impl Store {
                     if n == 0 {
                         return Err(FeedbackError::AgentNotFound);
                     }
-                    let (reassigned, unassigned) = if online { (0, 0) } else { s.hand_on(txn, &agent_id).await? };
-                    tracing::info!(agent_id = %agent_id, online, reassigned, unassigned, "agent availability changed");
-                    Ok(Done::reply(s.agent_reply(txn, &agent_id, reassigned, unassigned).await?))
+                    let handed_back = if online { 0 } else { s.hand_on(txn, &agent_id).await? };
+                    tracing::info!(agent_id = %agent_id, online, handed_back, "agent availability changed");
+                    Ok(Done::reply(s.agent_reply(txn, &agent_id, handed_back).await?))
                 })
             })
             .await
@@ -393,35 +395,25 @@ impl Store {
             .await?)
     }
 
-    /// Gives the open cases of an agent gone offline to others of their queues (the queues already locked by the
-    /// caller): (handed on, left unassigned).
-    async fn hand_on(&self, txn: &DatabaseTransaction, agent_id: &str) -> Result<(i32, i32)> {
-        let held = cases::Entity::find()
+    /// Puts the open cases of an agent gone offline back in their queues and wakes the assigner (which locks
+    /// queues, then agents, in order: doing it here, queue by queue, would take agent locks out of order). Returns
+    /// how many.
+    async fn hand_on(&self, txn: &DatabaseTransaction, agent_id: &str) -> Result<i32> {
+        let n = cases::Entity::update_many()
+            .col_expr(cases::Column::AssignedAgent, Expr::value(Option::<String>::None))
             .filter(cases::Column::AssignedAgent.eq(agent_id))
             .filter(cases::Column::State.eq(OPEN))
-            .order_by_asc(cases::Column::Seq)
-            .all(txn)
-            .await?;
-        let (mut handed, mut left) = (0, 0);
-        for c in held {
-            let queue = lock_queues(txn, &BTreeSet::from([c.queue_id.clone()])).await?.remove(0);
-            let to = self.assign_in(txn, &queue).await?;
-            cases::Entity::update_many()
-                .col_expr(cases::Column::AssignedAgent, Expr::value(to.clone()))
-                .filter(cases::Column::Seq.eq(c.seq))
-                .exec(txn)
-                .await?;
-            if to.is_some() { handed += 1 } else { left += 1 }
-        }
-        Ok((handed, left))
+            .exec(txn)
+            .await?
+            .rows_affected;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }
 
     async fn agent_reply(
         &self,
         txn: &DatabaseTransaction,
         agent_id: &str,
-        reassigned: i32,
-        unassigned: i32,
+        handed_back: i32,
     ) -> Result<pb::SetAgentOnlineResponse> {
         let a = agents::Entity::find_by_id(agent_id.to_string()).one(txn).await?.ok_or(FeedbackError::AgentNotFound)?;
         let open = open_per_agent(txn, vec![agent_id.to_string()]).await?;
@@ -433,8 +425,7 @@ impl Store {
                 online: a.online,
                 open_cases: i32::try_from(open.get(agent_id).copied().unwrap_or(0)).unwrap_or(i32::MAX),
             }),
-            reassigned,
-            unassigned,
+            handed_back,
         })
     }
 }

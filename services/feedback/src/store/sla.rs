@@ -145,9 +145,26 @@ impl Store {
     }
 
     /// Records one warning or breach unless it already is; a new breach escalates the case. Whether it was new.
+    /// The sweep read its page without locks: the case is locked, read again and its clock seen again first, so a
+    /// case answered, resolved or erased meanwhile is left alone.
     async fn record_sla_event(&self, c: &rows::Model, clock: &str, kind: &str, now: i64) -> Result<bool> {
         let _turn = self.frame.write_turn().await;
         let txn = begin_write(&self.db).await?;
+        let Some(c) = rows::Entity::find_by_id(c.seq).lock_exclusive().one(&txn).await? else {
+            return Ok(false);
+        };
+        let pauses = self.pauses_of(&txn, vec![c.case_id.clone()]).await?.remove(&c.case_id).unwrap_or_default();
+        let view = self.sla_view(&c, &pauses, now);
+        let state = if clock == "first_response" { view.first.state } else { view.resolution.state };
+        let still = c.state == cases::OPEN
+            && match kind {
+                "breach" => state == ViewState::Breached,
+                _ => matches!(state, ViewState::Warning | ViewState::Breached),
+            };
+        if !still {
+            txn.rollback().await?;
+            return Ok(false);
+        }
         let row = sla_events::ActiveModel {
             case_id: Set(c.case_id.clone()),
             clock: Set(clock.into()),

@@ -138,11 +138,6 @@ async fn agents_get_cases_within_capacity(db: Db) {
         })
         .await;
     }
-    assert_eq!(
-        agents(rr.clone()).await,
-        ["ann", "bob", "ann", "bob", ""],
-        "round robin within capacity, the fifth waits"
-    );
     let mut ll = Vec::new();
     for i in 0..3 {
         let c = app
@@ -153,6 +148,12 @@ async fn agents_get_cases_within_capacity(db: Db) {
         eventually(30, "the case assigned", || async { agents(ll.clone()).await.iter().all(|a| !a.is_empty()) }).await;
     }
     assert_eq!(agents(ll).await, ["cyd", "dan", "cyd"], "least loaded, ties by id");
+    // The assigner has run since the fifth case came (it assigned the later ones): that one still waits.
+    assert_eq!(
+        agents(rr.clone()).await,
+        ["ann", "bob", "ann", "bob", ""],
+        "round robin within capacity, the fifth waits"
+    );
 
     // Ann goes offline: bob is full, so her two cases wait with the fifth.
     let r = app
@@ -162,7 +163,7 @@ async fn agents_get_cases_within_capacity(db: Db) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((r.reassigned, r.unassigned), (0, 2));
+    assert_eq!(r.handed_back, 2);
     // Eve joins with room for five: the sweeper gives her the three waiting cases.
     agent(&app, "eve", &["rr"], 5).await;
     let waiting = || async {
