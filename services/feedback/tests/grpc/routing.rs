@@ -184,8 +184,10 @@ async fn agents_get_cases_within_capacity(db: Db) {
 }
 
 async fn loyalty_down_routes_anyway_with_the_tier_unknown(db: Db) {
-    // Loyalty "listens" on a port nobody serves.
-    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // Loyalty "listens" but never answers: the connection is accepted by the kernel and nothing more comes, so
+    // only the deadline lets intake go on.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = silent.local_addr().unwrap();
     let app = spawn_with(db, |c| {
         c.loyalty_url = Some(format!("http://{nowhere}"));
         c.tier_deadline = Duration::from_millis(200);
@@ -198,6 +200,7 @@ async fn loyalty_down_routes_anyway_with_the_tier_unknown(db: Db) {
     let v = app.open_case("o-2", "v-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
     assert_eq!((v.tier.as_str(), v.tier_source.as_str()), ("vip", "events"));
     assert_eq!(v.first_response.unwrap().target_ms, 3_600_000, "the VIP's tight SLA");
+    drop(silent);
     app.stop().await;
 }
 
