@@ -111,6 +111,7 @@ async fn erased_customers_stay_erased(backend: Backend) {
             channel: 5,
             min_days_between_surveys: 0,
             valid_days: 0,
+            after_case_id: String::new(),
         })
         .await
         .unwrap()

@@ -60,6 +60,7 @@ async fn answers_fill_nps_segments_once(db: Db) {
                 channel: Channel::Email.into(),
                 min_days_between_surveys: 0,
                 valid_days: 0,
+                after_case_id: String::new(),
             })
             .await
             .unwrap()

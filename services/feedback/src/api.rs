@@ -151,6 +151,9 @@ impl FeedbackService for FeedbackApi {
         v.check(channel != Channel::Unspecified, "channel", "must be a known channel");
         v.check((0..=365).contains(&r.min_days_between_surveys), "min_days_between_surveys", "must be 0 (7) to 365");
         v.check((0..=90).contains(&r.valid_days), "valid_days", "must be 0 (14) to 90");
+        if !r.after_case_id.is_empty() {
+            v.id("after_case_id", &r.after_case_id);
+        }
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         let days = |d: i32, default: i64| if d == 0 { default } else { i64::from(d) };
@@ -160,6 +163,7 @@ impl FeedbackService for FeedbackApi {
             channel: r.channel,
             wait_days: days(r.min_days_between_surveys, DEFAULT_WAIT_DAYS),
             valid_days: days(r.valid_days, DEFAULT_VALID_DAYS),
+            after_case_id: (!r.after_case_id.is_empty()).then(|| r.after_case_id.clone()),
         };
         self.store.schedule(&key, cmd).await.map(Response::new).map_err(status)
     }
@@ -211,6 +215,7 @@ impl FeedbackService for FeedbackApi {
             groups: report.groups.iter().map(|(k, n)| wire::nps_pb(k.clone(), n)).collect(),
             daily: report.daily.iter().map(|(k, n)| wire::nps_pb(k.clone(), n)).collect(),
             target: self.nps_target,
+            recovery: Some(wire::nps_pb("recovery".into(), &report.recovery)),
         }))
     }
 

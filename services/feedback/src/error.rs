@@ -42,6 +42,9 @@ pub enum FeedbackError {
     /// The caller named a theme the taxonomy does not have.
     #[error("unknown theme {0}")]
     UnknownTheme(String),
+    /// A recovery survey follows a case that is not resolved yet.
+    #[error("the case is not resolved yet")]
+    CaseNotResolved,
     /// No such queue.
     #[error("queue {0} not found")]
     QueueNotFound(String),
@@ -92,6 +95,7 @@ impl ServiceError for FeedbackError {
             Self::TaxonomyTooSmall => (C::FailedPrecondition, "TAXONOMY_TOO_SMALL"),
             Self::TaxonomyFull => (C::FailedPrecondition, "TAXONOMY_FULL"),
             Self::QueueNotFound(_) => (C::FailedPrecondition, "QUEUE_NOT_FOUND"),
+            Self::CaseNotResolved => (C::FailedPrecondition, "CASE_NOT_RESOLVED"),
             Self::AgentNotFound => (C::NotFound, "AGENT_NOT_FOUND"),
             Self::Db(_) | Self::Stored(_) | Self::Task(_) => return ApiError::internal(),
         };

@@ -42,6 +42,7 @@ pub(crate) fn survey_pb(s: &surveys::Model, now: i64) -> pb::Survey {
             comment: s.comment.clone().unwrap_or_default(),
             answer_time: s.answered_at.map(timestamp),
         }),
+        after_case_id: s.after_case_id.clone().unwrap_or_default(),
     }
 }
 

@@ -248,6 +248,9 @@ pub enum SurveyCommand {
         /// Days since the customer's previous survey before another (default 7).
         #[arg(long, default_value_t = 0)]
         min_days: i32,
+        /// A resolved case of the customer: a recovery survey, not held back by the waiting time.
+        #[arg(long)]
+        after_case: Option<String>,
     },
     /// Records a customer's answer (0-10).
     Answer {

@@ -18,7 +18,7 @@ const DAY_MS: i64 = 86_400_000;
 pub async fn survey(conn: &Conn, args: SurveyArgs) -> anyhow::Result<()> {
     let mut c = FeedbackServiceClient::new(channel(conn, &conn.feedback_addr)?);
     let s = match args.command {
-        SurveyCommand::Schedule { customer_id, touchpoint, channel, min_days } => {
+        SurveyCommand::Schedule { customer_id, touchpoint, channel, min_days, after_case } => {
             let Some(ch) = Channel::from_str_name(&format!("CHANNEL_{}", channel.to_uppercase())) else {
                 bail!("--channel: unknown channel {channel:?} (web, mobile, store, phone, email, social, chat)");
             };
@@ -29,6 +29,7 @@ pub async fn survey(conn: &Conn, args: SurveyArgs) -> anyhow::Result<()> {
                 channel: ch.into(),
                 min_days_between_surveys: min_days,
                 valid_days: 0,
+                after_case_id: after_case.unwrap_or_default(),
             })
             .await
             .map_err(explain)?
@@ -123,6 +124,12 @@ pub async fn nps(conn: &Conn, args: NpsArgs) -> anyhow::Result<()> {
         r.target,
         scores.len()
     );
+    if let Some(rec) = r.recovery.as_ref().filter(|rec| rec.responses > 0) {
+        println!(
+            "after a resolved case: NPS {:+.1} from {} answer(s) ({} promoters, {} detractors)",
+            rec.score, rec.responses, rec.promoters, rec.detractors
+        );
+    }
     if overall.responses > 0 && overall.ci_high < r.target {
         println!("below target: even the top of the interval is under {:+.0}", r.target);
     }

@@ -16,6 +16,8 @@ pub struct Model {
     pub comment: Option<String>,
     pub answered_at: Option<i64>,
     pub tier: Option<String>,
+    /// The resolved case a recovery survey follows.
+    pub after_case_id: Option<String>,
 }
 
 /// No relations.

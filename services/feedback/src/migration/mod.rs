@@ -6,6 +6,7 @@ pub mod m20261124_000021_create_customer_context;
 pub mod m20261201_000022_create_cases;
 pub mod m20261201_000023_create_sla;
 pub mod m20261201_000024_create_routing;
+pub mod m20261201_000025_add_recovery_surveys;
 
 /// Every migration of the feedback database.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261201_000022_create_cases::Migration));
         all.push(Box::new(m20261201_000023_create_sla::Migration));
         all.push(Box::new(m20261201_000024_create_routing::Migration));
+        all.push(Box::new(m20261201_000025_add_recovery_surveys::Migration));
         all
     }
 }

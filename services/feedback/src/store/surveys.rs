@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     domain::{self, DAY_MS, Nps, NpsClass, cases::CaseKind, themes::Classification},
-    entities::{survey_segments, surveyed_customers, surveys},
+    entities::{cases, survey_segments, surveyed_customers, surveys},
     error::FeedbackError,
     wire,
 };
@@ -39,6 +39,8 @@ pub struct SurveyCmd {
     pub wait_days: i64,
     /// Days the survey may be answered.
     pub valid_days: i64,
+    /// The resolved case of the customer a recovery survey follows (not held back by the waiting time).
+    pub after_case_id: Option<String>,
 }
 
 /// How to group an NPS report.
@@ -67,6 +69,8 @@ pub struct NpsReport {
     pub groups: BTreeMap<String, Nps>,
     /// Per UTC day, in order.
     pub daily: BTreeMap<String, Nps>,
+    /// Answers to recovery surveys.
+    pub recovery: Nps,
 }
 
 impl Store {
@@ -93,8 +97,20 @@ impl Store {
                         .one(txn)
                         .await?
                         .ok_or(FeedbackError::SurveyNotFound)?;
+                    if let Some(case_id) = &cmd.after_case_id {
+                        let case = cases::Entity::find()
+                            .filter(cases::Column::CaseId.eq(case_id.as_str()))
+                            .filter(cases::Column::CustomerId.eq(cmd.customer_id.as_str()))
+                            .one(txn)
+                            .await?
+                            .ok_or(FeedbackError::CaseNotFound)?;
+                        if case.state != crate::domain::cases::RESOLVED {
+                            return Err(FeedbackError::CaseNotResolved);
+                        }
+                    }
                     let allowed = domain::next_allowed(row.last_surveyed_at, cmd.wait_days);
-                    if row.last_surveyed_at != i64::MIN && now < allowed {
+                    // A recovery survey is what the complaint earned: the waiting time does not hold it back.
+                    if cmd.after_case_id.is_none() && row.last_surveyed_at != i64::MIN && now < allowed {
                         let allowed_from = rapport_kit::clock::timestamp(allowed).to_string();
                         return Err(FeedbackError::SurveyFatigue { wait_days: cmd.wait_days, allowed_from });
                     }
@@ -114,6 +130,7 @@ impl Store {
                         comment: None,
                         answered_at: None,
                         tier: None,
+                        after_case_id: cmd.after_case_id.clone(),
                     };
                     surveys::Entity::insert(surveys::ActiveModel::from(survey.clone()))
                         .exec_without_returning(txn)
@@ -291,6 +308,21 @@ impl Store {
             if let Some(g) = group {
                 report.groups.entry(g).or_default().add_n(score, n);
             }
+        }
+        let recovery: Vec<(i32, i64)> = surveys::Entity::find()
+            .select_only()
+            .column(surveys::Column::Score)
+            .column_as(surveys::Column::SurveyId.count(), "n")
+            .filter(surveys::Column::AnsweredAt.gte(start))
+            .filter(surveys::Column::AnsweredAt.lt(end))
+            .filter(surveys::Column::Score.is_not_null())
+            .filter(surveys::Column::AfterCaseId.is_not_null())
+            .group_by(surveys::Column::Score)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        for (score, n) in recovery {
+            report.recovery.add_n(score, n);
         }
         if grouping == Grouping::Segment {
             for (segment, score, n) in self.nps_by_segment(start, end).await? {

@@ -346,3 +346,57 @@ async fn a_detractors_answer_opens_one_follow_up(db: Db) {
 }
 
 on_both!(a_detractors_answer_opens_one_follow_up);
+
+/// After a resolved case the customer is surveyed again, whatever the waiting time, and GetNps shows how the
+/// customers who complained feel now; a case not resolved yet, or another customer's, is refused.
+async fn a_resolved_case_earns_a_recovery_survey(db: Db) {
+    let app = spawn_app(db).await;
+    let first = app.schedule("s-1", "c-1", "delivery").await.unwrap();
+    app.answer("a-1", &first.survey_id, 2, "").await.unwrap();
+    let case = app.open_case("o-1", "c-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    let recovery = |rid: &str, customer: &str, case_id: &str| {
+        let (mut c, rid, customer, case_id) =
+            (app.client.clone(), rid.to_string(), customer.to_string(), case_id.to_string());
+        async move {
+            c.schedule_survey(pb::ScheduleSurveyRequest {
+                request_id: rid,
+                customer_id: customer,
+                touchpoint: "after-sales".into(),
+                channel: rapport_proto::common::v1::Channel::Email.into(),
+                min_days_between_surveys: 0,
+                valid_days: 0,
+                after_case_id: case_id,
+            })
+            .await
+            .map(|r| r.into_inner().survey.unwrap())
+        }
+    };
+    let e = recovery("r-1", "c-1", &case.case_id).await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "CASE_NOT_RESOLVED", None);
+    app.resolve("x-1", &case.case_id, "", "").await.unwrap();
+    let e = recovery("r-2", "c-2", &case.case_id).await.unwrap_err();
+    assert_status(&e, Code::NotFound, "CASE_NOT_FOUND", None);
+    // The customer was surveyed today: only the recovery survey gets through.
+    let e = app.schedule("s-2", "c-1", "delivery").await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "SURVEY_FATIGUE", None);
+    let s = recovery("r-3", "c-1", &case.case_id).await.unwrap();
+    assert_eq!(s.after_case_id, case.case_id);
+    app.answer("a-2", &s.survey_id, 9, "much better").await.unwrap();
+    let nps = app
+        .client
+        .clone()
+        .get_nps(pb::GetNpsRequest {
+            start_time: Some(rapport_kit::clock::timestamp(crate::support::T0)),
+            end_time: Some(rapport_kit::clock::timestamp(crate::support::T0 + crate::support::DAY)),
+            group_by: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rec = nps.recovery.unwrap();
+    assert_eq!((rec.responses, rec.promoters, rec.score), (1, 1, 100.0));
+    assert_eq!(nps.overall.unwrap().responses, 2);
+    app.stop().await;
+}
+
+on_both!(a_resolved_case_earns_a_recovery_survey);

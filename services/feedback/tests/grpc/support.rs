@@ -157,6 +157,7 @@ impl TestApp {
                 channel: channel.into(),
                 min_days_between_surveys: wait_days,
                 valid_days: 0,
+                after_case_id: String::new(),
             })
             .await
             .map(|r| r.into_inner().survey.unwrap())
