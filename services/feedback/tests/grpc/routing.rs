@@ -3,29 +3,11 @@
 //! agent back with room; loyalty down: routed anyway, within the deadline, the tier marked unknown.
 use std::time::Duration;
 
-use rapport_kit::{auth::Role, clock::timestamp, testing::eventually};
-use rapport_proto::{
-    events::v1::{Event, TierChanged, event::Payload},
-    feedback::v1 as pb,
-};
+use rapport_kit::{auth::Role, testing::eventually};
+use rapport_proto::feedback::v1 as pb;
 use tonic::Code;
 
-use crate::support::{Db, T0, TestApp, assert_status, on_both, spawn_app, spawn_with};
-
-fn tier_event(customer: &str, tier: &str) -> Event {
-    Event {
-        event_id: format!("tier-{customer}"),
-        source: "loyalty".into(),
-        customer_id: customer.into(),
-        occurred_at: Some(timestamp(T0)),
-        traceparent: String::new(),
-        payload: Some(Payload::TierChanged(TierChanged {
-            from_tier: "gold".into(),
-            to_tier: tier.into(),
-            reason: "qualified".into(),
-        })),
-    }
-}
+use crate::support::{Db, TestApp, assert_status, on_both, spawn_app, spawn_with, tier_event};
 
 async fn queue(app: &TestApp, id: &str, how: pb::Assignment) {
     app.client

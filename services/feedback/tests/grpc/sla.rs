@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use rapport_feedback::domain::sla::Calendar;
 use rapport_kit::{auth::Role, clock::timestamp, testing::eventually};
-use rapport_proto::{
-    events::v1::{Event, TierChanged, event::Payload},
-    feedback::v1 as pb,
-};
+use rapport_proto::feedback::v1 as pb;
 
-use crate::support::{DAY, Db, T0, on_both, spawn_with};
+use crate::support::{DAY, Db, T0, on_both, spawn_with, tier_event};
 
 const H: i64 = 3_600_000;
 
@@ -19,24 +16,9 @@ fn office() -> Calendar {
     Calendar::parse("mon-fri 09:00-18:00", &["2026-01-01"], 0).unwrap()
 }
 
-fn vip(customer: &str) -> Event {
-    Event {
-        event_id: format!("tier-{customer}"),
-        source: "loyalty".into(),
-        customer_id: customer.into(),
-        occurred_at: Some(timestamp(T0)),
-        traceparent: String::new(),
-        payload: Some(Payload::TierChanged(TierChanged {
-            from_tier: "gold".into(),
-            to_tier: "vip".into(),
-            reason: "qualified".into(),
-        })),
-    }
-}
-
 async fn vips_get_the_tight_sla_in_business_hours(db: Db) {
     let app = spawn_with(db, |c| c.calendar = office()).await;
-    app.deliver(Role::Loyalty, vec![vip("v-1")]).await;
+    app.deliver(Role::Loyalty, vec![tier_event("v-1", "vip")]).await;
     // Opened on the holiday at 00:00: the clocks start on Friday 09:00.
     let v = app.open_case("o-1", "v-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
     let r = app.open_case("o-2", "r-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();

@@ -204,6 +204,22 @@ impl TestApp {
     }
 }
 
+/// Loyalty's event that `customer` moved to `tier`.
+pub fn tier_event(customer: &str, tier: &str) -> Event {
+    Event {
+        event_id: format!("tier-{customer}"),
+        source: "loyalty".into(),
+        customer_id: customer.into(),
+        occurred_at: Some(rapport_kit::clock::timestamp(T0)),
+        traceparent: String::new(),
+        payload: Some(Payload::TierChanged(rapport_proto::events::v1::TierChanged {
+            from_tier: "gold".into(),
+            to_tier: tier.into(),
+            reason: "qualified".into(),
+        })),
+    }
+}
+
 /// The kinds of `events`.
 pub fn kinds(events: &[Event]) -> Vec<&'static str> {
     events
