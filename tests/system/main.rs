@@ -3,6 +3,7 @@
 mod campaign_loop;
 mod campaign_pause;
 mod care;
+mod context;
 mod erasure;
 mod feedback_loop;
 mod races;

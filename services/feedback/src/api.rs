@@ -12,18 +12,21 @@ use rapport_proto::{
     common::v1::Channel,
     feedback::v1::{self as pb, feedback_service_server::FeedbackService},
 };
+use std::time::Duration;
+
 use tonic::{Request, Response, Status};
 
 use crate::{
     domain::{
         DAY_MS, DEFAULT_VALID_DAYS, DEFAULT_WAIT_DAYS,
+        actions::{self, ActionRule, Condition, Op},
         cases::{CaseKind, Resolution},
         routing::{Assignment, Rule},
         themes::Theme,
     },
     error::FeedbackError,
+    peers::Peers,
     store::{AgentCmd, CareGrouping, CaseCmd, CaseFilter, Grouping, QueueCmd, Store, SurveyCmd},
-    tiers::TierLookup,
     wire,
 };
 
@@ -74,13 +77,16 @@ fn required_text(v: &mut Violations, field: &str, text: &str, max: usize) {
 pub struct FeedbackApi {
     store: Store,
     nps_target: f64,
-    tiers: TierLookup,
+    peers: Peers,
+    context_wait: Duration,
 }
 
 impl FeedbackApi {
-    /// Serves `store`; NPS reports compare against `nps_target`; a case's tier is asked of loyalty with `tiers`.
-    pub fn new(store: Store, nps_target: f64, tiers: TierLookup) -> Self {
-        Self { store, nps_target, tiers }
+    /// Serves `store`; NPS reports compare against `nps_target`; a case's tier and a customer's context are asked
+    /// of the other services through `peers`, a context's parts awaited at most `context_wait` (and never past
+    /// three quarters of what is left of the caller's deadline).
+    pub fn new(store: Store, nps_target: f64, peers: Peers, context_wait: Duration) -> Self {
+        Self { store, nps_target, peers, context_wait }
     }
 }
 
@@ -125,6 +131,45 @@ fn rule_of(v: &mut Violations, at: &str, r: &pb::RoutingRule) -> Rule {
         segments: r.segments.clone(),
         queue_id: r.queue_id.clone(),
     }
+}
+
+/// A next-best-action rule from the wire, its violations recorded under `at`.
+fn action_rule_of(v: &mut Violations, at: &str, r: &pb::ActionRule) -> ActionRule {
+    v.id(&format!("{at}.rule_id"), &r.rule_id);
+    required_text(v, &format!("{at}.action"), &r.action, 200);
+    v.check(r.description.chars().count() <= 500, &format!("{at}.description"), "must be at most 500 characters");
+    v.check((1..=10).contains(&r.conditions.len()), &format!("{at}.conditions"), "must hold 1 to 10 conditions");
+    let mut conditions = Vec::new();
+    for (i, c) in r.conditions.iter().enumerate() {
+        let here = format!("{at}.conditions[{i}]");
+        v.check(
+            actions::FACTS.iter().any(|(n, _)| *n == c.fact),
+            &format!("{here}.fact"),
+            "must be a known fact (see ListActionRules)",
+        );
+        let op = match pb::ActionOp::try_from(c.op) {
+            Ok(pb::ActionOp::Eq) => Some(Op::Eq),
+            Ok(pb::ActionOp::Ne) => Some(Op::Ne),
+            Ok(pb::ActionOp::Gt) => Some(Op::Gt),
+            Ok(pb::ActionOp::Gte) => Some(Op::Gte),
+            Ok(pb::ActionOp::Lt) => Some(Op::Lt),
+            Ok(pb::ActionOp::Lte) => Some(Op::Lte),
+            _ => {
+                v.add(format!("{here}.op"), "must be a known comparison");
+                None
+            }
+        };
+        required_text(v, &format!("{here}.value"), &c.value, 100);
+        if let Some(op) = op {
+            v.check(
+                !op.numeric() || c.value.parse::<f64>().is_ok_and(f64::is_finite),
+                &format!("{here}.value"),
+                "must be a number for this comparison",
+            );
+            conditions.push(Condition { fact: c.fact.clone(), op, value: c.value.clone() });
+        }
+    }
+    ActionRule { rule_id: r.rule_id.clone(), action: r.action.clone(), description: r.description.clone(), conditions }
 }
 
 fn status(e: FeedbackError) -> Status {
@@ -260,7 +305,7 @@ impl FeedbackService for FeedbackApi {
         }
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
-        let tier = self.tiers.tier(&r.customer_id).await;
+        let tier = self.peers.tier(&r.customer_id).await;
         let cmd = CaseCmd {
             kind,
             customer_id: r.customer_id.clone(),
@@ -530,6 +575,57 @@ impl FeedbackService for FeedbackApi {
                 tie_broken: d.tie_broken,
                 taxonomy_version: version,
             }),
+        }))
+    }
+
+    async fn get_customer_context(
+        &self,
+        req: Request<pb::GetCustomerContextRequest>,
+    ) -> Result<Response<pb::GetCustomerContextResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.id("customer_id", &r.customer_id);
+        invalid(v)?;
+        let left = rapport_kit::guard::remaining().unwrap_or(self.context_wait);
+        let wait = self.context_wait.min(left.mul_f64(0.75));
+        let (record, rules) = tokio::join!(self.store.customer_record(&r.customer_id), self.store.action_rules());
+        let (record, rules) = (record.map_err(status)?, rules.map_err(status)?);
+        let (mut reply, facts) = self.peers.context(&r.customer_id, record, wait, self.store.now()).await;
+        reply.suggestions = actions::suggest(&rules, &facts).into_iter().map(wire::suggestion_pb).collect();
+        reply.facts = facts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Ok(Response::new(reply))
+    }
+
+    async fn set_action_rules(
+        &self,
+        req: Request<pb::SetActionRulesRequest>,
+    ) -> Result<Response<pb::SetActionRulesResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.check(r.rules.len() <= 50, "rules", "must be at most 50");
+        let rules: Vec<ActionRule> =
+            r.rules.iter().enumerate().map(|(i, x)| action_rule_of(&mut v, &format!("rules[{i}]"), x)).collect();
+        let mut ids = std::collections::HashSet::new();
+        for (i, x) in rules.iter().enumerate() {
+            v.check(ids.insert(x.rule_id.as_str()), &format!("rules[{i}].rule_id"), "must be unique");
+        }
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.set_action_rules(&key, rules).await.map(Response::new).map_err(status)
+    }
+
+    async fn list_action_rules(
+        &self,
+        _: Request<pb::ListActionRulesRequest>,
+    ) -> Result<Response<pb::ListActionRulesResponse>, Status> {
+        let rules = self.store.action_rules().await.map_err(status)?;
+        Ok(Response::new(pb::ListActionRulesResponse {
+            rules: rules.iter().map(wire::action_rule_pb).collect(),
+            facts: actions::FACTS
+                .iter()
+                .map(|(n, d)| pb::ActionFactName { name: n.to_string(), description: d.to_string() })
+                .collect(),
         }))
     }
 }

@@ -16,6 +16,7 @@ use rapport_proto::{
     events::v1::{event_sink_service_server::EventSinkServiceServer, outbox_service_server::OutboxServiceServer},
     feedback::v1::feedback_service_server::FeedbackServiceServer,
     loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
+    segmentation::v1::segmentation_service_client::SegmentationServiceClient,
 };
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -26,8 +27,8 @@ use crate::{
     domain::sla::Calendar,
     events::Handler,
     migration::Migrator,
+    peers::Peers,
     store::Store,
-    tiers::TierLookup,
 };
 
 /// Full name of the gRPC service.
@@ -72,6 +73,10 @@ pub struct Config {
     pub loyalty_url: Option<String>,
     /// How long intake waits for loyalty's answer (`RAPPORT_FEEDBACK_TIER_DEADLINE_MS`, default 300).
     pub tier_deadline: Duration,
+    /// The longest `GetCustomerContext` waits for loyalty's and segmentation's parts
+    /// (`RAPPORT_FEEDBACK_CONTEXT_WAIT_MS`, default 800; never past three quarters of the caller's deadline).
+    /// Segmentation is asked where its events go (`RAPPORT_SEGMENTATION_URL`).
+    pub context_wait: Duration,
 }
 
 impl Config {
@@ -90,6 +95,7 @@ impl Config {
             assign_interval: config::millis("RAPPORT_FEEDBACK_ASSIGN_MS", Duration::from_secs(1))?,
             loyalty_url: config::var("RAPPORT_LOYALTY_URL"),
             tier_deadline: config::millis("RAPPORT_FEEDBACK_TIER_DEADLINE_MS", Duration::from_millis(300))?,
+            context_wait: config::millis("RAPPORT_FEEDBACK_CONTEXT_WAIT_MS", Duration::from_millis(800))?,
         })
     }
 
@@ -109,6 +115,7 @@ impl Config {
             assign_interval: Duration::from_secs(1),
             loyalty_url: None,
             tier_deadline: Duration::from_millis(300),
+            context_wait: Duration::from_millis(800),
         }
     }
 
@@ -222,19 +229,22 @@ impl Service for Feedback {
         };
         tokio::spawn(assigner);
         let serve = &self.config.common.serve;
-        let tiers = match &self.config.loyalty_url {
-            Some(url) => {
-                let out =
-                    Outgoing::as_service(self.auth.clone(), "feedback", Role::Feedback, self.config.tier_deadline);
-                let ch =
-                    client::channel(url, out).map_err(|e| AppError::Config(format!("RAPPORT_LOYALTY_URL: {e}")))?;
-                Some(LoyaltyServiceClient::new(ch))
-            }
-            None => None,
+        let peer = |var: &str, url: &Option<String>| {
+            let longest = self.config.tier_deadline.max(self.config.context_wait);
+            let out = Outgoing::as_service(self.auth.clone(), "feedback", Role::Feedback, longest);
+            url.as_deref()
+                .map(|u| client::channel(u, out).map_err(|e| AppError::Config(format!("{var}: {e}"))))
+                .transpose()
         };
-        let tiers = TierLookup::new(tiers, self.config.tier_deadline);
-        let api = FeedbackServiceServer::new(FeedbackApi::new(self.store.clone(), self.config.nps_target, tiers))
-            .max_decoding_message_size(serve.max_message_bytes);
+        let segmentation_url =
+            self.config.subscribers.iter().find(|s| s.name == "segmentation").and_then(|s| s.url.clone());
+        let peers = Peers::new(
+            peer("RAPPORT_LOYALTY_URL", &self.config.loyalty_url)?.map(LoyaltyServiceClient::new),
+            peer("RAPPORT_SEGMENTATION_URL", &segmentation_url)?.map(SegmentationServiceClient::new),
+            self.config.tier_deadline,
+        );
+        let api = FeedbackApi::new(self.store.clone(), self.config.nps_target, peers, self.config.context_wait);
+        let api = FeedbackServiceServer::new(api).max_decoding_message_size(serve.max_message_bytes);
         let admin = OutboxAdmin::new(self.store.db().clone(), self.clock.clone(), self.outbox.clone(), DOMAIN);
         let outbox = self.outbox.clone();
         let sink = EventSink::new(

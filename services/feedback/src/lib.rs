@@ -7,6 +7,6 @@ pub mod entities;
 pub mod error;
 pub mod events;
 pub mod migration;
+pub mod peers;
 pub mod store;
-pub mod tiers;
 mod wire;

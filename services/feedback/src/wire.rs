@@ -188,3 +188,44 @@ pub(crate) fn severity_name(s: pb::Severity) -> &'static str {
         pb::Severity::Medium | pb::Severity::Unspecified => "medium",
     }
 }
+
+/// A next-best-action rule as the API shows it.
+pub(crate) fn action_rule_pb(r: &crate::domain::actions::ActionRule) -> pb::ActionRule {
+    use crate::domain::actions::Op;
+    pb::ActionRule {
+        rule_id: r.rule_id.clone(),
+        action: r.action.clone(),
+        description: r.description.clone(),
+        conditions: r
+            .conditions
+            .iter()
+            .map(|c| pb::ActionCondition {
+                fact: c.fact.clone(),
+                op: match c.op {
+                    Op::Eq => pb::ActionOp::Eq,
+                    Op::Ne => pb::ActionOp::Ne,
+                    Op::Gt => pb::ActionOp::Gt,
+                    Op::Gte => pb::ActionOp::Gte,
+                    Op::Lt => pb::ActionOp::Lt,
+                    Op::Lte => pb::ActionOp::Lte,
+                }
+                .into(),
+                value: c.value.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A suggestion as the API shows it.
+pub(crate) fn suggestion_pb(s: crate::domain::actions::Suggestion) -> pb::NextBestAction {
+    pb::NextBestAction {
+        rule_id: s.rule_id,
+        action: s.action,
+        description: s.description,
+        facts: s
+            .facts
+            .into_iter()
+            .map(|f| pb::ActionFact { name: f.name, value: f.value, condition: f.condition })
+            .collect(),
+    }
+}

@@ -120,6 +120,12 @@ impl Rules {
         Some((next, (self.tier(next).threshold - qualifying).max(0)))
     }
 
+    /// Qualifying points still missing to keep `tier` at the end of its period, given the points that will still
+    /// qualify then (`at_end`); 0 when the tier is secured. Above 0 the tier drops at period end unless more is earned.
+    pub fn points_to_keep(&self, tier: Tier, at_end: i64) -> i64 {
+        (self.tier(tier).threshold - at_end).max(0)
+    }
+
     /// Points a purchase earns, and how.
     pub fn purchase_points(&self, tier: Tier, amount_micros: i64, recurring: bool) -> (i64, String) {
         if amount_micros < self.min_order_micros {
@@ -406,6 +412,9 @@ pub struct MemberView {
     pub qualifying: i64,
     /// Next tier and points missing.
     pub progress: Option<(Tier, i64)>,
+    /// Qualifying points missing to keep the tier at period end, counting only what will still qualify then (0:
+    /// secured).
+    pub to_keep: i64,
     /// End of the tier period.
     pub tier_period_end: i64,
     /// Enrolment time.
@@ -603,6 +612,9 @@ mod tests {
         assert_eq!(next, 100 + 365 * DAY_MS);
         assert_eq!(r.progress(Tier::Silver, 1_200), Some((Tier::Gold, 3_800)));
         assert_eq!(r.progress(Tier::Vip, 1), None);
+        assert_eq!(r.points_to_keep(Tier::Vip, 20_000), 0);
+        assert_eq!(r.points_to_keep(Tier::Vip, 19_000), 1_000);
+        assert_eq!(r.points_to_keep(Tier::Bronze, 0), 0);
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub(crate) fn member_pb(m: MemberView) -> pb::Member {
         tier_period_end: Some(timestamp(m.tier_period_end)),
         enrolled_at: Some(timestamp(m.enrolled_at)),
         display_name: m.display_name.unwrap_or_default(),
+        points_to_keep_tier: m.to_keep,
     }
 }
 

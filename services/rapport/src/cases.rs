@@ -7,13 +7,9 @@ use rapport_proto::{
 
 use crate::{
     cli::{CasesArgs, CasesCommand, Conn, ThemesArgs, ThemesCommand},
-    conn::{channel, explain},
+    conn::{channel, explain, request_id},
     output,
 };
-
-fn request_id() -> String {
-    format!("cli-{}", uuid::Uuid::new_v4().simple())
-}
 
 fn name(wire: &str, prefix: &str) -> String {
     wire.trim_start_matches(prefix).to_lowercase()

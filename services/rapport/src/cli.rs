@@ -56,6 +56,35 @@ pub enum Command {
     Themes(ThemesArgs),
     /// Queues, agents and routing rules: where cases go and who takes them.
     Routing(RoutingArgs),
+    /// The customer in front of an agent: tier, segments, cases, NPS answers and the next best actions.
+    Context {
+        /// The customer.
+        customer_id: String,
+    },
+    /// The rules that suggest next best actions.
+    Actions(ActionsArgs),
+}
+
+/// `rapport actions`.
+#[derive(Debug, Args)]
+pub struct ActionsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ActionsCommand,
+}
+
+/// Action rule commands.
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// The rules in order, and the facts they may test.
+    List,
+    /// Replaces the rules, in order, e.g. --rule "callback: nps.class=detractor, cases.open>=1 -> call back today"
+    /// (comparisons: = != > >= < <=; every condition must hold).
+    Set {
+        /// A rule: `id: condition, condition -> action`.
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+    },
 }
 
 /// `rapport routing`.

@@ -42,3 +42,8 @@ pub fn explain(status: tonic::Status) -> anyhow::Error {
     }
     anyhow::anyhow!(msg)
 }
+
+/// A fresh request id for one mutation of the CLI.
+pub fn request_id() -> String {
+    format!("cli-{}", uuid::Uuid::new_v4().simple())
+}

@@ -2,6 +2,7 @@
 mod cases;
 mod cli;
 mod conn;
+mod context;
 mod events;
 mod feedback;
 mod generate;
@@ -28,6 +29,8 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Cases(args) => cases::run(&cli.conn, args).await,
         cli::Command::Themes(args) => cases::themes(&cli.conn, args).await,
         cli::Command::Routing(args) => routing::run(&cli.conn, args).await,
+        cli::Command::Context { customer_id } => context::show(&cli.conn, customer_id).await,
+        cli::Command::Actions(args) => context::actions(&cli.conn, args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

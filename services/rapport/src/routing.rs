@@ -7,13 +7,9 @@ use rapport_proto::{
 
 use crate::{
     cli::{Conn, RoutingArgs, RoutingCommand},
-    conn::{channel, explain},
+    conn::{channel, explain, request_id},
     output,
 };
-
-fn request_id() -> String {
-    format!("cli-{}", uuid::Uuid::new_v4().simple())
-}
 
 /// Parses `id: key=a|b, detractors -> queue`.
 pub fn parse_rule(text: &str) -> anyhow::Result<pb::RoutingRule> {

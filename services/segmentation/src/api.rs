@@ -640,7 +640,12 @@ impl SegmentationService for SegmentationApi {
         v.id("customer_id", &r.customer_id);
         invalid(v)?;
         let (segment_ids, cluster) = self.store.customer_segments(&r.customer_id).await.map_err(status)?;
-        Ok(Response::new(pb::ListCustomerSegmentsResponse { segment_ids, cluster_id: cluster.unwrap_or(-1) }))
+        let cluster_label = self.store.cluster_label(cluster).await.map_err(status)?;
+        Ok(Response::new(pb::ListCustomerSegmentsResponse {
+            segment_ids,
+            cluster_id: cluster.unwrap_or(-1),
+            cluster_label,
+        }))
     }
 
     async fn explain_membership(

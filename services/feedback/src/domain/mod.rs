@@ -2,6 +2,7 @@
 //! customer may be surveyed again; cases (`cases.rs`), their themes (`themes.rs`), routing (`routing.rs`) and SLA
 //! clocks (`sla.rs`).
 
+pub mod actions;
 pub mod cases;
 pub mod report;
 pub mod routing;

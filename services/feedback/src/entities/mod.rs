@@ -8,6 +8,7 @@ pub mod customer_segments;
 pub mod customer_tiers;
 pub mod queues;
 pub mod routing_rules;
+pub mod settings;
 pub mod sla_events;
 pub mod survey_segments;
 pub mod surveyed_customers;

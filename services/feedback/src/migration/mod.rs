@@ -7,6 +7,7 @@ pub mod m20261201_000022_create_cases;
 pub mod m20261201_000023_create_sla;
 pub mod m20261201_000024_create_routing;
 pub mod m20261201_000025_add_recovery_surveys;
+pub mod m20261201_000026_create_settings;
 
 /// Every migration of the feedback database.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261201_000023_create_sla::Migration));
         all.push(Box::new(m20261201_000024_create_routing::Migration));
         all.push(Box::new(m20261201_000025_add_recovery_surveys::Migration));
+        all.push(Box::new(m20261201_000026_create_settings::Migration));
         all
     }
 }

@@ -2,11 +2,32 @@
 //! segments it is in (`SegmentMembershipChanged`), applied in delivery order inside the sink's transaction.
 use rapport_proto::events::v1::{Event, event::Payload};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::OnConflict,
 };
 
-use super::{Result, Store};
-use crate::entities::{customer_segments, customer_tiers};
+use super::{CaseFilter, Result, Store};
+use crate::{
+    domain::{
+        DAY_MS,
+        cases::{ERASED, OPEN},
+    },
+    entities::{cases, customer_segments, customer_tiers, surveys},
+    wire,
+};
+
+/// What feedback holds of one customer, for the agent in front of it.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerRecord {
+    /// Open cases, newest first.
+    pub open_cases: Vec<rapport_proto::feedback::v1::Case>,
+    /// The 10 latest cases, newest first.
+    pub recent_cases: Vec<rapport_proto::feedback::v1::Case>,
+    /// Cases opened in the last 90 days.
+    pub cases_recent: u64,
+    /// The last 20 answers, newest first.
+    pub nps_history: Vec<rapport_proto::feedback::v1::Survey>,
+}
 
 impl Store {
     /// Applies delivered events; events feedback does not use are skipped. The customers' locks are taken first, in
@@ -78,6 +99,33 @@ impl Store {
             .map(|r| r.segment_id)
             .collect();
         Ok((tier, segments))
+    }
+
+    /// What feedback itself holds of a customer for an agent: its open cases and its 10 latest (newest first), how
+    /// many were opened in the last 90 days, and its last 20 answers (newest first).
+    pub async fn customer_record(&self, customer_id: &str) -> Result<CustomerRecord> {
+        let mine = |state| CaseFilter { state, theme: None, customer_id: Some(customer_id.to_string()) };
+        let (open_cases, _) = self.cases(&mine(Some(OPEN)), None, 50).await?;
+        let (recent_cases, _) = self.cases(&mine(None), None, 10).await?;
+        let since = self.now() - 90 * DAY_MS;
+        let cases_recent = cases::Entity::find()
+            .filter(cases::Column::CustomerId.eq(customer_id))
+            .filter(cases::Column::CreatedAt.gte(since))
+            .filter(cases::Column::State.ne(ERASED))
+            .count(&self.db)
+            .await?;
+        let now = self.now();
+        let nps_history = surveys::Entity::find()
+            .filter(surveys::Column::CustomerId.eq(customer_id))
+            .filter(surveys::Column::Score.is_not_null())
+            .order_by_desc(surveys::Column::AnsweredAt)
+            .limit(20)
+            .all(&self.db)
+            .await?
+            .iter()
+            .map(|s| wire::survey_pb(s, now))
+            .collect();
+        Ok(CustomerRecord { open_cases, recent_cases, cases_recent, nps_history })
     }
 
     /// Part of an erasure: forgets the customer's tier and segments.

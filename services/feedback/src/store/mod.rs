@@ -8,7 +8,9 @@
 //! - `routing.rs`: queues, agents, ordered rules, and assigning cases within capacity;
 //! - `sla.rs`: SLA clocks of cases (pauses while waiting for the customer), and the sweeper recording warnings and
 //!   breaches once and escalating;
-//! - `context.rs`: the tier and segments of customers, from loyalty's and segmentation's events;
+//! - `context.rs`: the tier and segments of customers, from loyalty's and segmentation's events, and what feedback
+//!   holds of a customer for the agent in front of it;
+//! - `settings.rs`: settings edited as one document (the next-best-action rules);
 //! - `erasure.rs`: forgetting a customer (on request, or on another service's erasure event).
 use std::sync::Arc;
 
@@ -23,11 +25,13 @@ mod context;
 mod erasure;
 mod report;
 mod routing;
+mod settings;
 mod sla;
 mod surveys;
 mod themes;
 
 pub use cases::{CaseCmd, CaseFilter};
+pub use context::CustomerRecord;
 pub use report::CareGrouping;
 pub use routing::{AgentCmd, QueueCmd};
 pub use surveys::{Grouping, NpsReport, SurveyCmd};

@@ -3,6 +3,7 @@
 mod support;
 
 mod cases;
+mod context;
 mod nps;
 mod routing;
 mod sla;

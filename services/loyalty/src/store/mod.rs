@@ -111,6 +111,9 @@ impl Store {
     async fn view(&self, txn: &DatabaseTransaction, st: &State, now: i64) -> Result<MemberView> {
         let tier = Tier::parse(&st.member.tier).unwrap_or(Tier::Bronze);
         let qualifying = self.qualifying(txn, &st.member.customer_id, now).await?;
+        // What will still qualify when the period ends (the window is a rolling 12 months).
+        let end = st.member.tier_period_end;
+        let at_end = if end > now { self.qualifying(txn, &st.member.customer_id, end).await? } else { qualifying };
         Ok(MemberView {
             customer_id: st.member.customer_id.clone(),
             display_name: st.member.display_name.clone(),
@@ -118,6 +121,7 @@ impl Store {
             balance: self.balance(st, now),
             qualifying,
             progress: self.rules.progress(tier, qualifying),
+            to_keep: self.rules.points_to_keep(tier, at_end),
             tier_period_end: st.member.tier_period_end,
             enrolled_at: st.member.enrolled_at,
         })

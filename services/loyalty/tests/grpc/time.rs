@@ -48,11 +48,14 @@ async fn tiers_up_at_once_down_at_period_end(db: Db) {
     assert_eq!(m.tier, i32::from(pb::Tier::Silver), "upgrade at once");
     assert_eq!(m.next_tier, i32::from(pb::Tier::Gold));
     assert_eq!(m.points_to_next_tier, 3_500);
+    // the points that made silver stop qualifying when its period ends: all 1,000 of silver's are still to earn
+    assert_eq!(m.points_to_keep_tier, 1_000);
     // a purchase at silver earns 125 %
     app.clock.advance_days(1);
     let p = app.purchase("p1", "tim", "o-9", 4_000, false).await;
     assert_eq!(p.points, 5_000);
     assert_eq!(p.member.unwrap().tier, i32::from(pb::Tier::Gold));
+    assert_eq!(app.member("tim").await.points_to_keep_tier, 5_000, "gold is not secured for the next period");
     // 400 days later nothing qualifies any more; the downgrade waits for the end of the gold period (365 days
     // after the upgrade), and goes to the tier the remaining qualifying points hold (none: bronze)
     app.clock.advance_days(364);

@@ -225,6 +225,13 @@ impl Store {
         Ok((ids, st.cluster))
     }
 
+    /// The generated label of `cluster` in the active model ("" when there is none).
+    pub async fn cluster_label(&self, cluster: Option<i32>) -> Result<String> {
+        let Some(id) = cluster else { return Ok(String::new()) };
+        let Some((_, spec)) = self.active_model(&self.db).await? else { return Ok(String::new()) };
+        Ok(spec.cluster(id).map(|c| c.label.clone()).unwrap_or_default())
+    }
+
     /// Why a customer is (or is not) in a segment: every condition with the customer's value.
     pub async fn explain_segment(&self, customer_id: &str, segment_id: &str) -> Result<(bool, Vec<Step>)> {
         let (def, _) = self.segment(segment_id).await?;

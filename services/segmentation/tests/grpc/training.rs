@@ -48,6 +48,8 @@ async fn clusters_of(c: &Client, customers: &[rapport_synth::Customer]) -> Vec<i
             .await
             .unwrap()
             .into_inner();
+        // An assigned customer's cluster carries the active model's label, an unassigned one none.
+        assert_eq!(r.cluster_label.is_empty(), r.cluster_id < 0, "{r:?}");
         out.push(r.cluster_id);
     }
     out
