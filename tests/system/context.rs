@@ -155,6 +155,24 @@ async fn the_agent_sees_the_customer_and_what_to_do_even_with_loyalty_down(db: D
     assert_eq!(fact(retention, "loyalty.days_to_period_end"), "65");
     assert_eq!(fact(&c.suggestions[0], "cases.open"), "1");
 
+    // The barometer of June reads loyalty's programme: the one member is a VIP, its only buyer bought once.
+    let marketing = FeedbackServiceClient::new(channel(f.addr, Role::Marketing));
+    let take = |period: &str| {
+        let mut m = marketing.clone();
+        let period = period.to_string();
+        async move {
+            let req = fpb::TakeBarometerReadingRequest { request_id: format!("b-{period}"), period, replace: false };
+            m.take_barometer_reading(req).await.unwrap().into_inner().reading.unwrap()
+        }
+    };
+    let value = |r: &fpb::BarometerReading, id: &str| {
+        let c = r.criteria.iter().find(|c| c.criterion.as_ref().unwrap().criterion_id == id).unwrap();
+        (c.available, c.value, c.unavailable_reason.clone())
+    };
+    let june = take("2026-06").await;
+    assert_eq!(value(&june, "premium_tiers"), (true, 100.0, String::new()));
+    assert_eq!(value(&june, "repeat_purchase"), (true, 0.0, String::new()));
+
     // Loyalty stops: the context still comes within the caller's deadline, loyalty's part marked unavailable and
     // the retention offer (which rests on loyalty's facts) no longer suggested.
     l.stop().await;
@@ -168,6 +186,10 @@ async fn the_agent_sees_the_customer_and_what_to_do_even_with_loyalty_down(db: D
     assert_eq!(c.facts["loyalty.tier"], "unknown");
     assert_eq!(suggested(&c), ["callback_today", "win_back_offer"]);
     assert!(c.segmentation.clone().unwrap().availability.unwrap().available);
+    // and the barometer marks loyalty's measures unavailable instead of failing.
+    let july = take("2026-07").await;
+    let (available, _, why) = value(&july, "premium_tiers");
+    assert!(!available && why.starts_with("loyalty: "), "{why}");
 
     // Rules are configurable: only VIPs are called back now.
     fc.clone()

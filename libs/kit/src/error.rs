@@ -163,6 +163,26 @@ impl Violations {
         }
     }
 
+    /// Checks a window `[start_time, end_time)`: both ends required, the end after the start, at most `max_days`
+    /// long. Returns the ends in milliseconds (0 for a missing one).
+    pub fn window(
+        &mut self,
+        start: Option<&prost_types::Timestamp>,
+        end: Option<&prost_types::Timestamp>,
+        max_days: i64,
+    ) -> (i64, i64) {
+        let (start, end) = (start.map(crate::clock::millis), end.map(crate::clock::millis));
+        self.check(start.is_some(), "start_time", "is required");
+        self.check(end.is_some(), "end_time", "is required");
+        if let (Some(s), Some(e)) = (start, end) {
+            self.check(e > s, "end_time", "must be after start_time");
+            if e - s > max_days.saturating_mul(86_400_000) {
+                self.add("end_time", format!("must be at most {max_days} days after start_time"));
+            }
+        }
+        (start.unwrap_or_default(), end.unwrap_or_default())
+    }
+
     /// Violations recorded so far.
     pub fn len(&self) -> usize {
         self.0.len()

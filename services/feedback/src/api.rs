@@ -3,7 +3,6 @@
 //! retries).
 use rapport_kit::{
     auth::Caller,
-    clock::millis,
     error::Violations,
     frame::Key,
     page::{self, PageBounds},
@@ -18,15 +17,16 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     domain::{
-        DAY_MS, DEFAULT_VALID_DAYS, DEFAULT_WAIT_DAYS,
+        DEFAULT_VALID_DAYS, DEFAULT_WAIT_DAYS,
         actions::{self, ActionRule, Condition, Op},
+        barometer::{self, Criterion},
         cases::{CaseKind, Resolution},
         routing::{Assignment, Rule},
         themes::Theme,
     },
     error::FeedbackError,
     peers::Peers,
-    store::{AgentCmd, CareGrouping, CaseCmd, CaseFilter, Grouping, QueueCmd, Store, SurveyCmd},
+    store::{AgentCmd, AssessmentCmd, CareGrouping, CaseCmd, CaseFilter, Grouping, QueueCmd, Store, SurveyCmd},
     wire,
 };
 
@@ -48,22 +48,6 @@ fn theme_id(v: &mut Violations, field: &str, id: &str) {
         field,
         "must be 1-64 characters of lower-case letters, digits and _-",
     );
-}
-
-/// A report window: both ends required, the end after the start, at most 400 days.
-fn window(
-    v: &mut Violations,
-    start: Option<&prost_types::Timestamp>,
-    end: Option<&prost_types::Timestamp>,
-) -> (i64, i64) {
-    let (start, end) = (start.map(millis), end.map(millis));
-    v.check(start.is_some(), "start_time", "is required");
-    v.check(end.is_some(), "end_time", "is required");
-    if let (Some(s), Some(e)) = (start, end) {
-        v.check(e > s, "end_time", "must be after start_time");
-        v.check(e - s <= MAX_WINDOW_DAYS * DAY_MS, "end_time", "must be at most 400 days after start_time");
-    }
-    (start.unwrap_or_default(), end.unwrap_or_default())
 }
 
 /// Checks required free text.
@@ -172,6 +156,45 @@ fn action_rule_of(v: &mut Violations, at: &str, r: &pb::ActionRule) -> ActionRul
     ActionRule { rule_id: r.rule_id.clone(), action: r.action.clone(), description: r.description.clone(), conditions }
 }
 
+/// Barometer criteria from the wire, their violations recorded under `criteria[i]`.
+fn criteria_of(v: &mut Violations, list: &[pb::BarometerCriterion]) -> Vec<Criterion> {
+    v.check((1..=30).contains(&list.len()), "criteria", "must hold 1 to 30 criteria");
+    let mut ids = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (i, c) in list.iter().enumerate() {
+        let at = format!("criteria[{i}]");
+        v.id(&format!("{at}.criterion_id"), &c.criterion_id);
+        v.check(ids.insert(c.criterion_id.as_str()), &format!("{at}.criterion_id"), "must be unique");
+        let axis = wire::axis_of(c.axis);
+        v.check(axis.is_some(), &format!("{at}.axis"), "must be a known axis");
+        let measure = wire::measure_of(c.measure);
+        v.check(measure.is_some(), &format!("{at}.measure"), "must be a known measure");
+        v.check(c.weight > 0.0 && c.weight <= 100.0, &format!("{at}.weight"), "must be above 0 and at most 100");
+        v.check(
+            c.target.is_finite() && c.target.abs() <= 1e6,
+            &format!("{at}.target"),
+            "must be a number of at most 1,000,000",
+        );
+        if let (Some(axis), Some(measure)) = (axis, measure) {
+            out.push(Criterion {
+                criterion_id: c.criterion_id.clone(),
+                axis,
+                measure,
+                weight: c.weight,
+                target: c.target,
+            });
+        }
+    }
+    out
+}
+
+/// Checks a barometer period, `YYYY-MM`, and returns its window.
+fn period(v: &mut Violations, period: &str) -> (i64, i64) {
+    let w = barometer::period_window(period);
+    v.check(w.is_some(), "period", "must be a month, YYYY-MM");
+    w.unwrap_or_default()
+}
+
 fn status(e: FeedbackError) -> Status {
     rapport_kit::error::status(e)
 }
@@ -240,7 +263,7 @@ impl FeedbackService for FeedbackApi {
     async fn get_nps(&self, req: Request<pb::GetNpsRequest>) -> Result<Response<pb::GetNpsResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
-        let (start, end) = window(&mut v, r.start_time.as_ref(), r.end_time.as_ref());
+        let (start, end) = v.window(r.start_time.as_ref(), r.end_time.as_ref(), MAX_WINDOW_DAYS);
         let grouping = match pb::NpsGrouping::try_from(r.group_by) {
             Ok(pb::NpsGrouping::Unspecified) => Grouping::None,
             Ok(pb::NpsGrouping::Day) => Grouping::Day,
@@ -535,7 +558,7 @@ impl FeedbackService for FeedbackApi {
     ) -> Result<Response<pb::GetCareReportResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
-        let (start, end) = window(&mut v, r.start_time.as_ref(), r.end_time.as_ref());
+        let (start, end) = v.window(r.start_time.as_ref(), r.end_time.as_ref(), MAX_WINDOW_DAYS);
         let by = match pb::CareGrouping::try_from(r.group_by) {
             Ok(pb::CareGrouping::Unspecified) => CareGrouping::None,
             Ok(pb::CareGrouping::Queue) => CareGrouping::Queue,
@@ -627,5 +650,87 @@ impl FeedbackService for FeedbackApi {
                 .map(|(n, d)| pb::ActionFactName { name: n.to_string(), description: d.to_string() })
                 .collect(),
         }))
+    }
+
+    async fn set_barometer_criteria(
+        &self,
+        req: Request<pb::SetBarometerCriteriaRequest>,
+    ) -> Result<Response<pb::SetBarometerCriteriaResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        let criteria = criteria_of(&mut v, &r.criteria);
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.set_barometer_criteria(&key, criteria).await.map(Response::new).map_err(status)
+    }
+
+    async fn get_barometer_criteria(
+        &self,
+        _: Request<pb::GetBarometerCriteriaRequest>,
+    ) -> Result<Response<pb::GetBarometerCriteriaResponse>, Status> {
+        let criteria = self.store.barometer_criteria().await.map_err(status)?;
+        Ok(Response::new(pb::GetBarometerCriteriaResponse {
+            criteria: criteria.iter().map(wire::criterion_pb).collect(),
+        }))
+    }
+
+    async fn record_staff_assessment(
+        &self,
+        req: Request<pb::RecordStaffAssessmentRequest>,
+    ) -> Result<Response<pb::RecordStaffAssessmentResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("agent_id", &r.agent_id);
+        period(&mut v, &r.period);
+        v.check(!r.scores.is_empty(), "scores", "must score at least one axis");
+        let mut scores = Vec::new();
+        for (i, s) in r.scores.iter().enumerate() {
+            let axis = wire::axis_of(s.axis);
+            v.check(axis.is_some(), &format!("scores[{i}].axis"), "must be a known axis");
+            v.check((0..=10).contains(&s.score), &format!("scores[{i}].score"), "must be 0 to 10");
+            if let Some(a) = axis {
+                v.check(scores.iter().all(|(x, _)| *x != a), &format!("scores[{i}].axis"), "must be scored once");
+                scores.push((a, s.score));
+            }
+        }
+        v.text("comment", &r.comment, 2_000);
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        let cmd = AssessmentCmd { agent_id: r.agent_id, period: r.period, scores, comment: r.comment };
+        self.store.record_assessment(&key, cmd).await.map(Response::new).map_err(status)
+    }
+
+    async fn take_barometer_reading(
+        &self,
+        req: Request<pb::TakeBarometerReadingRequest>,
+    ) -> Result<Response<pb::TakeBarometerReadingResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        let (start, end) = period(&mut v, &r.period);
+        invalid(v)?;
+        let left = rapport_kit::guard::remaining().unwrap_or(self.context_wait);
+        let wait = self.context_wait.min(left.mul_f64(0.5));
+        let (own, theirs) =
+            tokio::join!(self.store.own_measures(start, end), self.peers.loyalty_measures(start, end, wait));
+        let mut measures = own.map_err(status)?;
+        measures.extend(theirs);
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.take_reading(&key, r.period, r.replace, measures).await.map(Response::new).map_err(status)
+    }
+
+    async fn list_barometer_readings(
+        &self,
+        req: Request<pb::ListBarometerReadingsRequest>,
+    ) -> Result<Response<pb::ListBarometerReadingsResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.check((0..=120).contains(&r.limit), "limit", "must be 0 to 120");
+        invalid(v)?;
+        let limit = if r.limit == 0 { 12 } else { r.limit as u64 };
+        let readings = self.store.readings(limit).await.map_err(status)?;
+        Ok(Response::new(pb::ListBarometerReadingsResponse { readings }))
     }
 }

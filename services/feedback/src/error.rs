@@ -57,6 +57,9 @@ pub enum FeedbackError {
     /// Fewer than two themes with examples or keywords.
     #[error("the taxonomy needs at least two themes with examples or keywords")]
     TaxonomyTooSmall,
+    /// The period already has a barometer reading (and the caller did not ask to replace it).
+    #[error("the period {0} already has a reading; ask to replace it")]
+    ReadingExists(String),
     /// A stored value could not be read back.
     #[error("stored value: {0}")]
     Stored(#[from] serde_json::Error),
@@ -97,6 +100,7 @@ impl ServiceError for FeedbackError {
             Self::QueueNotFound(_) => (C::FailedPrecondition, "QUEUE_NOT_FOUND"),
             Self::CaseNotResolved => (C::FailedPrecondition, "CASE_NOT_RESOLVED"),
             Self::AgentNotFound => (C::NotFound, "AGENT_NOT_FOUND"),
+            Self::ReadingExists(_) => (C::FailedPrecondition, "READING_EXISTS"),
             Self::Db(_) | Self::Stored(_) | Self::Task(_) => return ApiError::internal(),
         };
         ApiError::new(code, reason, self.to_string())

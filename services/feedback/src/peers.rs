@@ -4,7 +4,9 @@
 //!   and the case is routed with the tier loyalty's events last gave feedback, or as `unknown`;
 //! - the customer in front of an agent (`GetCustomerContext`): loyalty's and segmentation's parts are asked at once
 //!   within what is left of the caller's deadline, each marked unavailable with its reason when it did not come, and
-//!   the facts the next-best-action rules test are drawn from what came.
+//!   the facts the next-best-action rules test are drawn from what came;
+//! - the barometer's loyalty measures (repeat purchases, tier mix), each unavailable with its reason when loyalty
+//!   did not answer.
 use std::{future::Future, time::Duration};
 
 use rapport_kit::{
@@ -13,7 +15,9 @@ use rapport_kit::{
 };
 use rapport_proto::{
     feedback::v1 as pb,
-    loyalty::v1::{GetMemberRequest, Member, Tier, loyalty_service_client::LoyaltyServiceClient},
+    loyalty::v1::{
+        GetMemberRequest, GetProgrammeStatsRequest, Member, Tier, loyalty_service_client::LoyaltyServiceClient,
+    },
     segmentation::v1::{
         GetCustomerFeaturesRequest, ListCustomerSegmentsRequest, segmentation_service_client::SegmentationServiceClient,
     },
@@ -24,6 +28,7 @@ use crate::{
     domain::{
         DAY_MS, NpsClass,
         actions::{Facts, UNKNOWN},
+        barometer::{Measure, MeasureValue},
     },
     store::CustomerRecord,
 };
@@ -105,6 +110,39 @@ impl Peers {
                 None
             }
         }
+    }
+
+    /// The barometer's measures from loyalty over `[start, end)`, awaited at most `wait`: the repeat-purchase rate
+    /// of the period's buyers and the share of members in gold or VIP — each unavailable with its reason.
+    pub async fn loyalty_measures(&self, start: i64, end: i64, wait: Duration) -> Vec<(Measure, MeasureValue)> {
+        let stats = match self.loyalty.clone() {
+            Some(mut c) => {
+                let req =
+                    GetProgrammeStatsRequest { start_time: Some(timestamp(start)), end_time: Some(timestamp(end)) };
+                within(wait, async { Ok(c.get_programme_stats(req).await?.into_inner()) }).await
+            }
+            None => Part::Missing("not deployed".into()),
+        };
+        let (repeat, premium) = match stats {
+            Part::Came(Some(s)) => {
+                let premium: i64 = ["gold", "vip"].iter().filter_map(|t| s.members_by_tier.get(*t)).sum();
+                (
+                    if s.buyers > 0 {
+                        Ok(100.0 * s.repeat_buyers as f64 / s.buyers as f64)
+                    } else {
+                        Err("no purchases in the period".to_string())
+                    },
+                    if s.members > 0 {
+                        Ok(100.0 * premium as f64 / s.members as f64)
+                    } else {
+                        Err("no members".to_string())
+                    },
+                )
+            }
+            Part::Came(None) => (Err("loyalty: not found".to_string()), Err("loyalty: not found".to_string())),
+            Part::Missing(why) => (Err(format!("loyalty: {why}")), Err(format!("loyalty: {why}"))),
+        };
+        vec![(Measure::RepeatPurchasePct, repeat), (Measure::PremiumTierPct, premium)]
     }
 
     /// The customer in front of an agent: loyalty's and segmentation's parts, asked at once and awaited at most

@@ -229,3 +229,105 @@ pub(crate) fn suggestion_pb(s: crate::domain::actions::Suggestion) -> pb::NextBe
             .collect(),
     }
 }
+
+/// An axis on the wire.
+pub(crate) fn axis_pb(a: crate::domain::barometer::Axis) -> pb::BarometerAxis {
+    use crate::domain::barometer::Axis;
+    match a {
+        Axis::QualityOfService => pb::BarometerAxis::QualityOfService,
+        Axis::CustomerSatisfaction => pb::BarometerAxis::CustomerSatisfaction,
+        Axis::Loyalty => pb::BarometerAxis::Loyalty,
+        Axis::Profit => pb::BarometerAxis::Profit,
+    }
+}
+
+/// An axis from the wire (`None`: unspecified or unknown).
+pub(crate) fn axis_of(a: i32) -> Option<crate::domain::barometer::Axis> {
+    use crate::domain::barometer::Axis;
+    match pb::BarometerAxis::try_from(a).ok()? {
+        pb::BarometerAxis::QualityOfService => Some(Axis::QualityOfService),
+        pb::BarometerAxis::CustomerSatisfaction => Some(Axis::CustomerSatisfaction),
+        pb::BarometerAxis::Loyalty => Some(Axis::Loyalty),
+        pb::BarometerAxis::Profit => Some(Axis::Profit),
+        pb::BarometerAxis::Unspecified => None,
+    }
+}
+
+/// A measure on the wire.
+fn measure_pb(m: crate::domain::barometer::Measure) -> pb::BarometerMeasure {
+    use crate::domain::barometer::Measure as M;
+    match m {
+        M::Nps => pb::BarometerMeasure::Nps,
+        M::FirstResponseMedianHours => pb::BarometerMeasure::FirstResponseMedianHours,
+        M::SlaAttainmentPct => pb::BarometerMeasure::SlaAttainmentPct,
+        M::HalfDayPct => pb::BarometerMeasure::HalfDayPct,
+        M::ComplaintsPer100Answers => pb::BarometerMeasure::ComplaintsPer100Answers,
+        M::RepeatPurchasePct => pb::BarometerMeasure::RepeatPurchasePct,
+        M::PremiumTierPct => pb::BarometerMeasure::PremiumTierPct,
+    }
+}
+
+/// A measure from the wire (`None`: unspecified or unknown).
+pub(crate) fn measure_of(m: i32) -> Option<crate::domain::barometer::Measure> {
+    use crate::domain::barometer::Measure as M;
+    Some(match pb::BarometerMeasure::try_from(m).ok()? {
+        pb::BarometerMeasure::Nps => M::Nps,
+        pb::BarometerMeasure::FirstResponseMedianHours => M::FirstResponseMedianHours,
+        pb::BarometerMeasure::SlaAttainmentPct => M::SlaAttainmentPct,
+        pb::BarometerMeasure::HalfDayPct => M::HalfDayPct,
+        pb::BarometerMeasure::ComplaintsPer100Answers => M::ComplaintsPer100Answers,
+        pb::BarometerMeasure::RepeatPurchasePct => M::RepeatPurchasePct,
+        pb::BarometerMeasure::PremiumTierPct => M::PremiumTierPct,
+        pb::BarometerMeasure::Unspecified => return None,
+    })
+}
+
+/// A barometer criterion on the wire.
+pub(crate) fn criterion_pb(c: &crate::domain::barometer::Criterion) -> pb::BarometerCriterion {
+    pb::BarometerCriterion {
+        criterion_id: c.criterion_id.clone(),
+        axis: axis_pb(c.axis).into(),
+        measure: measure_pb(c.measure).into(),
+        weight: c.weight,
+        target: c.target,
+    }
+}
+
+/// A barometer reading on the wire, taken at `taken_at`.
+pub(crate) fn reading_pb(r: &crate::domain::barometer::Reading, taken_at: i64) -> pb::BarometerReading {
+    pb::BarometerReading {
+        period: r.period.clone(),
+        take_time: Some(timestamp(taken_at)),
+        index: r.index.unwrap_or(-1.0),
+        has_trend: r.trend.is_some(),
+        trend: r.trend.unwrap_or_default(),
+        previous_period: r.previous_period.clone().unwrap_or_default(),
+        axes: r
+            .axes
+            .iter()
+            .map(|a| pb::AxisReading {
+                axis: axis_pb(a.axis).into(),
+                customers: a.customers.unwrap_or(-1.0),
+                staff: a.staff.unwrap_or(-1.0),
+                staff_answers: i32::try_from(a.staff_answers).unwrap_or(i32::MAX),
+                perception_gap: a.perception_gap.unwrap_or_default(),
+                has_trend: a.trend.is_some(),
+                trend: a.trend.unwrap_or_default(),
+            })
+            .collect(),
+        criteria: r
+            .criteria
+            .iter()
+            .map(|c| pb::CriterionReading {
+                criterion: Some(criterion_pb(&c.criterion)),
+                available: c.value.is_some(),
+                unavailable_reason: c.unavailable.clone().unwrap_or_default(),
+                value: c.value.unwrap_or_default(),
+                score: c.score.unwrap_or_default(),
+                weighted_gap: c.weighted_gap,
+            })
+            .collect(),
+        priorities: r.priorities.clone(),
+        priority_axes: r.priority_axes.iter().map(|a| axis_pb(*a).into()).collect(),
+    }
+}

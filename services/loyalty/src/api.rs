@@ -369,4 +369,22 @@ impl LoyaltyService for LoyaltyApi {
             tier: tier_pb(tier).into(),
         }))
     }
+
+    async fn get_programme_stats(
+        &self,
+        req: Request<pb::GetProgrammeStatsRequest>,
+    ) -> Result<Response<pb::GetProgrammeStatsResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        let (start, end) = v.window(r.start_time.as_ref(), r.end_time.as_ref(), 400);
+        v.finish().map_err(|e| status(e.into()))?;
+        let s = self.store.programme_stats(start, end).await.map_err(status)?;
+        Ok(Response::new(pb::GetProgrammeStatsResponse {
+            members: s.members,
+            members_by_tier: s.members_by_tier.into_iter().collect(),
+            buyers: s.buyers,
+            repeat_buyers: s.repeat_buyers,
+            purchases: s.purchases,
+        }))
+    }
 }

@@ -63,6 +63,61 @@ pub enum Command {
     },
     /// The rules that suggest next best actions.
     Actions(ActionsArgs),
+    /// The satisfaction barometer: criteria and weights, the staff's assessment, monthly readings.
+    Barometer(BarometerArgs),
+}
+
+/// `rapport barometer`.
+#[derive(Debug, Args)]
+pub struct BarometerArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: BarometerCommand,
+}
+
+/// Barometer commands.
+#[derive(Debug, Subcommand)]
+pub enum BarometerCommand {
+    /// The criteria: axis, measure, target, weight.
+    Criteria,
+    /// Re-prioritises a criterion: its weight, its target (readings already taken keep theirs).
+    Set {
+        /// The criterion.
+        criterion_id: String,
+        /// New weight.
+        #[arg(long)]
+        weight: Option<f64>,
+        /// New target.
+        #[arg(long)]
+        target: Option<f64>,
+    },
+    /// An agent's own assessment of a month, e.g. --score quality=8 --score satisfaction=6.
+    Assess {
+        /// The agent.
+        agent_id: String,
+        /// The month, YYYY-MM.
+        period: String,
+        /// axis=0..10 (axes: quality, satisfaction, loyalty, profit).
+        #[arg(long = "score")]
+        scores: Vec<String>,
+        /// What the agent adds.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Takes the reading of a month.
+    Read {
+        /// The month, YYYY-MM.
+        period: String,
+        /// Replace a reading already taken.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// The last readings, the index over time, and the latest in detail.
+    Show {
+        /// How many readings.
+        #[arg(long, default_value_t = 12)]
+        last: i32,
+    },
 }
 
 /// `rapport actions`.

@@ -8,7 +8,7 @@ use rapport_proto::{
 
 use crate::{
     cli::{Conn, NpsArgs, SurveyArgs, SurveyCommand},
-    conn::{channel, explain},
+    conn::{channel, explain, request_id},
     output,
 };
 
@@ -23,7 +23,7 @@ pub async fn survey(conn: &Conn, args: SurveyArgs) -> anyhow::Result<()> {
                 bail!("--channel: unknown channel {channel:?} (web, mobile, store, phone, email, social, chat)");
             };
             c.schedule_survey(pb::ScheduleSurveyRequest {
-                request_id: format!("cli-{}", uuid::Uuid::new_v4().simple()),
+                request_id: request_id(),
                 customer_id,
                 touchpoint,
                 channel: ch.into(),
@@ -37,16 +37,11 @@ pub async fn survey(conn: &Conn, args: SurveyArgs) -> anyhow::Result<()> {
             .survey
         }
         SurveyCommand::Answer { survey_id, score, comment } => {
-            c.record_response(pb::RecordResponseRequest {
-                request_id: format!("cli-{}", uuid::Uuid::new_v4().simple()),
-                survey_id,
-                score,
-                comment,
-            })
-            .await
-            .map_err(explain)?
-            .into_inner()
-            .survey
+            c.record_response(pb::RecordResponseRequest { request_id: request_id(), survey_id, score, comment })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .survey
         }
         SurveyCommand::Show { survey_id } => {
             c.get_survey(pb::GetSurveyRequest { survey_id }).await.map_err(explain)?.into_inner().survey
@@ -120,7 +115,7 @@ pub async fn nps(conn: &Conn, args: NpsArgs) -> anyhow::Result<()> {
     println!(
         "daily NPS, last {} days: {}  (target {:+.0}; {} day(s) with answers)",
         args.days,
-        sparkline(&scores),
+        output::sparkline(&scores, -100.0, 100.0),
         r.target,
         scores.len()
     );
@@ -134,25 +129,4 @@ pub async fn nps(conn: &Conn, args: NpsArgs) -> anyhow::Result<()> {
         println!("below target: even the top of the interval is under {:+.0}", r.target);
     }
     Ok(())
-}
-
-/// One character per value on the -100..100 scale.
-fn sparkline(values: &[f64]) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    values
-        .iter()
-        .map(|v| {
-            let i = ((v + 100.0) / 200.0 * 7.0).round().clamp(0.0, 7.0) as usize;
-            BARS[i]
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sparkline_spans_the_scale() {
-        assert_eq!(super::sparkline(&[-100.0, 0.0, 100.0]), "▁▅█");
-        assert_eq!(super::sparkline(&[]), "");
-    }
 }

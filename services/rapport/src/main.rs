@@ -1,4 +1,5 @@
 //! `rapport`: the all-in-one launcher (`rapport up`) and the operator CLI.
+mod barometer;
 mod cases;
 mod cli;
 mod conn;
@@ -31,6 +32,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Routing(args) => routing::run(&cli.conn, args).await,
         cli::Command::Context { customer_id } => context::show(&cli.conn, customer_id).await,
         cli::Command::Actions(args) => context::actions(&cli.conn, args).await,
+        cli::Command::Barometer(args) => barometer::run(&cli.conn, args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -8,6 +8,12 @@ pub fn table(header: &[&str]) -> Table {
     t
 }
 
+/// One character per value on the `lo..hi` scale.
+pub fn sparkline(values: &[f64], lo: f64, hi: f64) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values.iter().map(|v| BARS[((v - lo) / (hi - lo) * 7.0).round().clamp(0.0, 7.0) as usize]).collect()
+}
+
 /// A protobuf timestamp as `YYYY-MM-DD HH:MM` (UTC).
 pub fn when(ts: Option<&prost_types_like::Timestamp>) -> String {
     let Some(ts) = ts else { return String::new() };
@@ -39,6 +45,13 @@ pub mod prost_types_like {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparklines_span_the_scale() {
+        assert_eq!(sparkline(&[-100.0, 0.0, 100.0], -100.0, 100.0), "▁▅█");
+        assert_eq!(sparkline(&[0.0, 50.0, 100.0], 0.0, 100.0), "▁▅█");
+        assert_eq!(sparkline(&[], 0.0, 1.0), "");
+    }
 
     #[test]
     fn civil_dates() {

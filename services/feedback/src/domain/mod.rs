@@ -3,6 +3,7 @@
 //! clocks (`sla.rs`).
 
 pub mod actions;
+pub mod barometer;
 pub mod cases;
 pub mod report;
 pub mod routing;

@@ -1,6 +1,7 @@
 //! One file per table.
 pub mod agent_queues;
 pub mod agents;
+pub mod barometer_readings;
 pub mod case_messages;
 pub mod case_pauses;
 pub mod cases;
@@ -10,6 +11,7 @@ pub mod queues;
 pub mod routing_rules;
 pub mod settings;
 pub mod sla_events;
+pub mod staff_assessments;
 pub mod survey_segments;
 pub mod surveyed_customers;
 pub mod surveys;

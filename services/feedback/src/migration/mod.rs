@@ -8,6 +8,7 @@ pub mod m20261201_000023_create_sla;
 pub mod m20261201_000024_create_routing;
 pub mod m20261201_000025_add_recovery_surveys;
 pub mod m20261201_000026_create_settings;
+pub mod m20261201_000027_create_barometer;
 
 /// Every migration of the feedback database.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261201_000024_create_routing::Migration));
         all.push(Box::new(m20261201_000025_add_recovery_surveys::Migration));
         all.push(Box::new(m20261201_000026_create_settings::Migration));
+        all.push(Box::new(m20261201_000027_create_barometer::Migration));
         all
     }
 }

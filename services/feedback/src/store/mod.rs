@@ -10,7 +10,9 @@
 //!   breaches once and escalating;
 //! - `context.rs`: the tier and segments of customers, from loyalty's and segmentation's events, and what feedback
 //!   holds of a customer for the agent in front of it;
-//! - `settings.rs`: settings edited as one document (the next-best-action rules);
+//! - `settings.rs`: settings edited as one document (the next-best-action rules, the barometer's criteria);
+//! - `barometer.rs`: the satisfaction barometer's staff assessments, feedback's own measures of a period, and
+//!   readings (one per period, under a lock, each with the weights it was computed with);
 //! - `erasure.rs`: forgetting a customer (on request, or on another service's erasure event).
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{domain::sla::Calendar, error::FeedbackError};
 
+mod barometer;
 mod cases;
 mod context;
 mod erasure;
@@ -30,6 +33,7 @@ mod sla;
 mod surveys;
 mod themes;
 
+pub use barometer::AssessmentCmd;
 pub use cases::{CaseCmd, CaseFilter};
 pub use context::CustomerRecord;
 pub use report::CareGrouping;

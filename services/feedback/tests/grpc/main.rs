@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
+mod barometer;
 mod cases;
 mod context;
 mod nps;

@@ -73,6 +73,17 @@ impl TestApp {
         self.server.stop().await;
     }
 
+    /// A client of this server calling as `role`.
+    pub fn as_role(&self, role: Role) -> Client {
+        self.client_of(&self.server, role)
+    }
+
+    /// A client of `server` (this one or a replica) calling as `role`.
+    pub fn client_of(&self, server: &TestServer, role: Role) -> Client {
+        let out = Outgoing::new(Some(self.auth.issue("t", role, 600)), Duration::from_secs(30));
+        FeedbackServiceClient::new(client::channel(&server.url(), out).unwrap())
+    }
+
     /// A second replica on the same database, and a client of it.
     pub async fn replica(&self) -> (TestServer, Client) {
         let server =

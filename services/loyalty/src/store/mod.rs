@@ -30,7 +30,7 @@ mod offers;
 mod purchases;
 mod tiers;
 
-pub use purchases::PurchaseCmd;
+pub use purchases::{ProgrammeStats, PurchaseCmd};
 
 type Result<T> = std::result::Result<T, LoyaltyError>;
 

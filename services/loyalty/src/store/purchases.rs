@@ -102,3 +102,50 @@ impl Store {
             .await
     }
 }
+
+/// The programme at a glance (see [`Store::programme_stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProgrammeStats {
+    /// Members now.
+    pub members: i64,
+    /// Members per stored tier now.
+    pub members_by_tier: std::collections::BTreeMap<String, i64>,
+    /// Members who bought in the window.
+    pub buyers: i64,
+    /// Of them, those who bought at least twice.
+    pub repeat_buyers: i64,
+    /// Purchases in the window.
+    pub purchases: i64,
+}
+
+impl Store {
+    /// Members per tier now, and the purchases of `[start, end)` per buyer, counted by the database.
+    pub async fn programme_stats(&self, start: i64, end: i64) -> Result<ProgrammeStats> {
+        use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+        let tiers: Vec<(String, i64)> = crate::entities::members::Entity::find()
+            .select_only()
+            .column(crate::entities::members::Column::Tier)
+            .column_as(crate::entities::members::Column::CustomerId.count(), "n")
+            .group_by(crate::entities::members::Column::Tier)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let per_buyer: Vec<(String, i64)> = purchases::Entity::find()
+            .select_only()
+            .column(purchases::Column::CustomerId)
+            .column_as(purchases::Column::OrderId.count(), "n")
+            .filter(purchases::Column::CreatedAt.gte(start))
+            .filter(purchases::Column::CreatedAt.lt(end))
+            .group_by(purchases::Column::CustomerId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(ProgrammeStats {
+            members: tiers.iter().map(|(_, n)| n).sum(),
+            members_by_tier: tiers.into_iter().collect(),
+            buyers: per_buyer.len() as i64,
+            repeat_buyers: per_buyer.iter().filter(|(_, n)| *n >= 2).count() as i64,
+            purchases: per_buyer.iter().map(|(_, n)| n).sum(),
+        })
+    }
+}

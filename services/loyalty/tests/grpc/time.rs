@@ -1,10 +1,43 @@
 //! What time does: pending points activate, lots expire (oldest first), tiers go up at once and down at period end.
+use rapport_kit::clock::Clock;
 use rapport_proto::loyalty::v1 as pb;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::support::{Db, balance, on_both, spawn_app};
 
-on_both!(pending_then_active_then_expired, tiers_up_at_once_down_at_period_end, sweeper_settles_idle_members);
+on_both!(
+    pending_then_active_then_expired,
+    tiers_up_at_once_down_at_period_end,
+    sweeper_settles_idle_members,
+    programme_stats_count_members_per_tier_and_repeat_buyers
+);
+
+async fn programme_stats_count_members_per_tier_and_repeat_buyers(db: Db) {
+    let app = spawn_app(db).await;
+    let day = 86_400_000;
+    let t0 = app.clock.now_ms();
+    for id in ["ann", "bob", "cat"] {
+        app.enrol(id).await;
+    }
+    // ann buys twice in the window, bob once in it and once before, cat never; bob's first order makes him gold
+    app.purchase("p-b0", "bob", "o-b0", 5_000, false).await;
+    app.clock.advance_days(10);
+    app.purchase("p-a1", "ann", "o-a1", 20, false).await;
+    app.purchase("p-a2", "ann", "o-a2", 30, false).await;
+    app.purchase("p-b1", "bob", "o-b1", 40, false).await;
+    let window = |start: i64, end: i64| pb::GetProgrammeStatsRequest {
+        start_time: Some(rapport_kit::clock::timestamp(start)),
+        end_time: Some(rapport_kit::clock::timestamp(end)),
+    };
+    let s = app.client.clone().get_programme_stats(window(t0 + 5 * day, t0 + 11 * day)).await.unwrap().into_inner();
+    assert_eq!((s.members, s.buyers, s.repeat_buyers, s.purchases), (3, 2, 1, 3));
+    assert_eq!((s.members_by_tier["bronze"], s.members_by_tier["gold"]), (2, 1));
+    let s = app.client.clone().get_programme_stats(window(t0, t0 + 11 * day)).await.unwrap().into_inner();
+    assert_eq!((s.buyers, s.repeat_buyers, s.purchases), (2, 2, 4));
+    let e = app.client.clone().get_programme_stats(window(t0, t0)).await.unwrap_err();
+    crate::support::assert_status(&e, tonic::Code::InvalidArgument, "INVALID_ARGUMENT", Some("end_time"));
+    app.stop().await;
+}
 
 async fn pending_then_active_then_expired(db: Db) {
     let app = spawn_app(db).await;
