@@ -17,11 +17,12 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     domain::{
-        DEFAULT_VALID_DAYS, DEFAULT_WAIT_DAYS,
+        DAY_MS, DEFAULT_VALID_DAYS, DEFAULT_WAIT_DAYS,
         actions::{self, ActionRule, Condition, Op},
         barometer::{self, Criterion},
         cases::{CaseKind, Resolution},
         routing::{Assignment, Rule},
+        sla::{Policy, PolicyRule, Targets},
         themes::Theme,
     },
     error::FeedbackError,
@@ -186,6 +187,55 @@ fn criteria_of(v: &mut Violations, list: &[pb::BarometerCriterion]) -> Vec<Crite
         }
     }
     out
+}
+
+/// The SLA policy from the wire, its violations recorded under `policy`.
+fn policy_of(v: &mut Violations, p: &pb::SlaPolicy) -> Policy {
+    const SEVERITIES: [&str; 5] = ["low", "medium", "high", "critical", "*"];
+    let limit = 1..=30 * DAY_MS;
+    v.check((1..=50).contains(&p.rules.len()), "policy.rules", "must hold 1 to 50 lines");
+    let mut rules = Vec::new();
+    for (i, r) in p.rules.iter().enumerate() {
+        let at = format!("policy.rules[{i}]");
+        v.check(
+            SEVERITIES.contains(&r.severity.as_str()),
+            &format!("{at}.severity"),
+            "must be low, medium, high, critical or *",
+        );
+        v.check(
+            r.tier == "*" || TIERS.contains(&r.tier.as_str()),
+            &format!("{at}.tier"),
+            "must be bronze, silver, gold, vip, none, unknown or *",
+        );
+        for (field, ms) in [
+            ("first_response_ms", r.first_response_ms),
+            ("next_response_ms", r.next_response_ms),
+            ("resolution_ms", r.resolution_ms),
+        ] {
+            v.check(limit.contains(&ms) && ms >= 60_000, &format!("{at}.{field}"), "must be 1 minute to 30 days");
+        }
+        rules.push(PolicyRule {
+            severity: r.severity.clone(),
+            tier: r.tier.clone(),
+            targets: Targets {
+                first_response: r.first_response_ms,
+                next_response: r.next_response_ms,
+                resolution: r.resolution_ms,
+            },
+        });
+    }
+    if let Some(last) = p.rules.last() {
+        v.check(
+            last.severity == "*" && last.tier == "*",
+            &format!("policy.rules[{}]", p.rules.len() - 1),
+            "the last line must match any case (* and *)",
+        );
+    }
+    let queue = (!p.escalation_queue_id.is_empty()).then(|| p.escalation_queue_id.clone());
+    if let Some(q) = &queue {
+        theme_id(v, "policy.escalation_queue_id", q);
+    }
+    Policy { rules, escalation_queue: queue }
 }
 
 /// Checks a barometer period, `YYYY-MM`, and returns its window.
@@ -732,5 +782,40 @@ impl FeedbackService for FeedbackApi {
         let limit = if r.limit == 0 { 12 } else { r.limit as u64 };
         let readings = self.store.readings(limit).await.map_err(status)?;
         Ok(Response::new(pb::ListBarometerReadingsResponse { readings }))
+    }
+
+    async fn add_customer_message(
+        &self,
+        req: Request<pb::AddCustomerMessageRequest>,
+    ) -> Result<Response<pb::AddCustomerMessageResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("case_id", &r.case_id);
+        required_text(&mut v, "text", &r.text, MAX_TEXT);
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.add_customer_message(&key, &r.case_id, r.text).await.map(Response::new).map_err(status)
+    }
+
+    async fn set_sla_policy(
+        &self,
+        req: Request<pb::SetSlaPolicyRequest>,
+    ) -> Result<Response<pb::SetSlaPolicyResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        let policy = policy_of(&mut v, &r.policy.clone().unwrap_or_default());
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.set_sla_policy(&key, policy).await.map(Response::new).map_err(status)
+    }
+
+    async fn get_sla_policy(
+        &self,
+        _: Request<pb::GetSlaPolicyRequest>,
+    ) -> Result<Response<pb::GetSlaPolicyResponse>, Status> {
+        let policy = self.store.sla_policy().await.map_err(status)?;
+        Ok(Response::new(pb::GetSlaPolicyResponse { policy: Some(wire::policy_pb(&policy)) }))
     }
 }

@@ -68,6 +68,8 @@ pub(crate) struct CaseSla {
     pub first: ClockView,
     /// Until resolution.
     pub resolution: ClockView,
+    /// From the customer's last message until the next answer, once the customer wrote again after the first one.
+    pub next: Option<ClockView>,
     /// Whether it waits for the customer.
     pub waiting: bool,
 }
@@ -133,6 +135,8 @@ pub(crate) fn case_pb(
         tier: c.tier.clone(),
         first_response: Some(clock_pb(&sla.first)),
         resolution_clock: Some(clock_pb(&sla.resolution)),
+        next_response: sla.next.as_ref().map(clock_pb),
+        next_responses: c.next_responses,
         escalation_level: c.escalation_level,
         waiting: sla.waiting,
         queue_id: c.queue_id.clone(),
@@ -329,5 +333,23 @@ pub(crate) fn reading_pb(r: &crate::domain::barometer::Reading, taken_at: i64) -
             .collect(),
         priorities: r.priorities.clone(),
         priority_axes: r.priority_axes.iter().map(|a| axis_pb(*a).into()).collect(),
+    }
+}
+
+/// The SLA policy on the wire.
+pub(crate) fn policy_pb(p: &crate::domain::sla::Policy) -> pb::SlaPolicy {
+    pb::SlaPolicy {
+        rules: p
+            .rules
+            .iter()
+            .map(|r| pb::SlaPolicyRule {
+                severity: r.severity.clone(),
+                tier: r.tier.clone(),
+                first_response_ms: r.targets.first_response,
+                next_response_ms: r.targets.next_response,
+                resolution_ms: r.targets.resolution,
+            })
+            .collect(),
+        escalation_queue_id: p.escalation_queue.clone().unwrap_or_default(),
     }
 }

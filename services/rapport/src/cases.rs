@@ -44,6 +44,7 @@ fn print_cases(cases: &[pb::Case]) {
         "state",
         "opened",
         "first answer",
+        "next answer",
         "resolution",
     ]);
     for c in cases {
@@ -58,6 +59,7 @@ fn print_cases(cases: &[pb::Case]) {
             name(c.state().as_str_name(), "CASE_STATE_") + waiting,
             output::when(c.create_time.as_ref()),
             clock_cell(c.first_response.as_ref()),
+            clock_cell(c.next_response.as_ref()),
             clock_cell(c.resolution_clock.as_ref()),
         ]);
     }
@@ -137,6 +139,13 @@ pub async fn run(conn: &Conn, args: CasesArgs) -> anyhow::Result<()> {
         }
         CasesCommand::Respond { case_id, text } => {
             c.respond_to_case(pb::RespondToCaseRequest { request_id: request_id(), case_id, text })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .case
+        }
+        CasesCommand::Message { case_id, text } => {
+            c.add_customer_message(pb::AddCustomerMessageRequest { request_id: request_id(), case_id, text })
                 .await
                 .map_err(explain)?
                 .into_inner()

@@ -65,6 +65,33 @@ pub enum Command {
     Actions(ActionsArgs),
     /// The satisfaction barometer: criteria and weights, the staff's assessment, monthly readings.
     Barometer(BarometerArgs),
+    /// The SLA policy: targets per severity and tier, the escalation queue.
+    Sla(SlaArgs),
+}
+
+/// `rapport sla`.
+#[derive(Debug, Args)]
+pub struct SlaArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SlaCommand,
+}
+
+/// SLA policy commands.
+#[derive(Debug, Subcommand)]
+pub enum SlaCommand {
+    /// The policy's lines in order and the escalation queue.
+    Show,
+    /// Replaces the policy, e.g. --line "critical * 1h 1h 8h" --line "* vip 1h 2h 16h" --line "* * 4h 8h 48h"
+    /// (severity, tier, first answer, next answer, resolution; the last line must be "* *").
+    Set {
+        /// A line: `severity tier first next resolution` (durations like 90m, 4h, 2d).
+        #[arg(long = "line")]
+        lines: Vec<String>,
+        /// The queue breached cases move to.
+        #[arg(long)]
+        escalate_to: Option<String>,
+    },
 }
 
 /// `rapport barometer`.
@@ -260,6 +287,13 @@ pub enum CasesCommand {
         /// The case.
         case_id: String,
         /// The answer.
+        text: String,
+    },
+    /// The customer writes again (after the first answer, a next-response clock starts).
+    Message {
+        /// The case.
+        case_id: String,
+        /// The customer's words.
         text: String,
     },
     /// Marks a case as waiting for the customer (its SLA clocks stop), or with --done as answered by the customer.

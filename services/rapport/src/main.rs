@@ -11,6 +11,7 @@ mod loyalty;
 mod output;
 mod routing;
 mod segments;
+mod sla;
 mod up;
 
 use clap::Parser;
@@ -33,6 +34,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Context { customer_id } => context::show(&cli.conn, customer_id).await,
         cli::Command::Actions(args) => context::actions(&cli.conn, args).await,
         cli::Command::Barometer(args) => barometer::run(&cli.conn, args).await,
+        cli::Command::Sla(args) => sla::run(&cli.conn, args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -176,25 +176,67 @@ pub fn day_number(date: &str) -> Option<i64> {
 }
 
 /// SLA targets of a case, in business milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Targets {
     /// Until the first answer.
     pub first_response: i64,
+    /// From a customer's message (after the first answer) until the next answer.
+    pub next_response: i64,
     /// Until resolution.
     pub resolution: i64,
 }
 
-/// The policy: targets per severity, tighter for VIPs. B2C customers expect an answer within half a day; VIPs and
-/// critical cases get one within the hour.
-pub fn targets(severity: &str, tier: Option<&str>) -> Targets {
-    let hours = |h: i64| h * 3_600_000;
-    let vip = tier == Some("vip");
-    match (severity, vip) {
-        ("critical", _) => Targets { first_response: hours(1), resolution: hours(8) },
-        (_, true) => Targets { first_response: hours(1), resolution: hours(16) },
-        ("high", false) => Targets { first_response: hours(2), resolution: hours(24) },
-        ("low", false) => Targets { first_response: hours(8), resolution: hours(72) },
-        _ => Targets { first_response: hours(4), resolution: hours(48) },
+/// One line of an SLA policy: the targets of the cases of a severity and a tier (`*`: any).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PolicyRule {
+    /// `low`, `medium`, `high`, `critical` or `*`.
+    pub severity: String,
+    /// `bronze` … `vip`, `none`, `unknown` or `*`.
+    pub tier: String,
+    /// Its targets.
+    pub targets: Targets,
+}
+
+/// The SLA policy: ordered rules (the first matching a case's severity and tier gives its targets, the last must
+/// match any case), and the queue a case moves to when it breaches (none: it stays, its escalation level rises).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Policy {
+    /// In order.
+    pub rules: Vec<PolicyRule>,
+    /// Where breached cases go.
+    pub escalation_queue: Option<String>,
+}
+
+impl Policy {
+    /// The policy of a fresh installation: B2C customers expect an answer within half a day; VIPs and critical
+    /// cases get one within the hour.
+    pub fn standard() -> Self {
+        let h = |h: i64| h * 3_600_000;
+        let rule = |severity: &str, tier: &str, first: i64, next: i64, resolution: i64| PolicyRule {
+            severity: severity.into(),
+            tier: tier.into(),
+            targets: Targets { first_response: h(first), next_response: h(next), resolution: h(resolution) },
+        };
+        Self {
+            rules: vec![
+                rule("critical", "*", 1, 1, 8),
+                rule("*", "vip", 1, 2, 16),
+                rule("high", "*", 2, 4, 24),
+                rule("low", "*", 8, 12, 72),
+                rule("*", "*", 4, 8, 48),
+            ],
+            escalation_queue: None,
+        }
+    }
+
+    /// The targets of a case of `severity` opened under `tier` (the last rule matches any case; without one, the
+    /// standard policy's catch-all).
+    pub fn targets(&self, severity: &str, tier: &str) -> Targets {
+        let hit = |want: &str, have: &str| want == "*" || want == have;
+        self.rules.iter().find(|r| hit(&r.severity, severity) && hit(&r.tier, tier)).map_or(
+            Targets { first_response: 4 * 3_600_000, next_response: 8 * 3_600_000, resolution: 48 * 3_600_000 },
+            |r| r.targets,
+        )
     }
 }
 
@@ -366,10 +408,16 @@ mod tests {
 
     #[test]
     fn vips_and_critical_cases_are_answered_within_the_hour() {
-        assert_eq!(targets("medium", Some("vip")).first_response, H);
-        assert_eq!(targets("critical", None).first_response, H);
-        assert_eq!(targets("medium", Some("gold")).first_response, 4 * H);
-        assert!(targets("low", None).resolution > targets("high", None).resolution);
+        let p = Policy::standard();
+        assert_eq!(p.targets("medium", "vip").first_response, H);
+        assert_eq!(p.targets("critical", "unknown").first_response, H);
+        assert_eq!(p.targets("medium", "gold").first_response, 4 * H);
+        assert_eq!(p.targets("medium", "gold").next_response, 8 * H);
+        assert!(p.targets("low", "none").resolution > p.targets("high", "none").resolution);
+        // first match wins: a critical VIP case takes the critical line
+        assert_eq!(p.targets("critical", "vip").resolution, 8 * H);
+        let only_vips = Policy { rules: vec![Policy::standard().rules[1].clone()], escalation_queue: None };
+        assert_eq!(only_vips.targets("low", "bronze").first_response, 4 * H, "no line matched: the catch-all");
         assert_eq!(clock_state(79, 100), ClockState::Running);
         assert_eq!(clock_state(80, 100), ClockState::Warning);
         assert_eq!(clock_state(100, 100), ClockState::Breached);

@@ -42,6 +42,14 @@ pub struct Model {
     pub routed_by: String,
     /// `loyalty`, `events` or `unknown`.
     pub tier_source: String,
+    /// SLA target from a customer's message until the next answer, business milliseconds.
+    pub next_response_target: i64,
+    /// When the customer's message that started the current next-response clock came.
+    pub next_response_from: Option<i64>,
+    /// When an agent answered it.
+    pub next_response_at: Option<i64>,
+    /// Next-response clocks so far (the current one's number).
+    pub next_responses: i32,
 }
 
 /// No relations.

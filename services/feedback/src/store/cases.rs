@@ -17,7 +17,7 @@ use super::{Result, Store};
 use crate::{
     domain::{
         cases::{self, CaseKind, Resolution},
-        routing, sla,
+        routing,
         themes::Classification,
     },
     entities::{case_messages, case_pauses, cases as rows},
@@ -117,7 +117,7 @@ impl Store {
             (None, Some(t)) => (t, "events"),
             (None, None) => ("unknown".to_string(), "unknown"),
         };
-        let targets = sla::targets(cmd.severity, Some(&tier));
+        let targets = self.sla_policy_in(txn).await?.targets(cmd.severity, &tier);
         let facts = routing::Facts {
             theme: decision.theme.clone(),
             channel: cmd.channel,
@@ -156,6 +156,10 @@ impl Store {
             assigned_agent: None,
             routed_by: routed_by.clone(),
             tier_source: tier_source.into(),
+            next_response_target: targets.next_response,
+            next_response_from: None,
+            next_response_at: None,
+            next_responses: 0,
         };
         let mut row = rows::ActiveModel::from(new_case.clone());
         row.seq = sea_orm::ActiveValue::NotSet;
@@ -276,6 +280,13 @@ impl Store {
                             .exec(txn)
                             .await?;
                         tracing::info!(case_id = %case_id, after_ms = now - case.created_at, "case answered first");
+                    } else if case.next_response_from.is_some() && case.next_response_at.is_none() {
+                        // The answer to the customer's last message stops its next-response clock.
+                        rows::Entity::update_many()
+                            .col_expr(rows::Column::NextResponseAt, Expr::value(now))
+                            .filter(rows::Column::Seq.eq(case.seq))
+                            .exec(txn)
+                            .await?;
                     }
                     let case = rows::Entity::find_by_id(case.seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
                     let reply = pb::RespondToCaseResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };

@@ -1,6 +1,8 @@
-//! SLA clocks of cases: the pauses while a case waits for the customer, the view of both clocks at an instant, and
-//! the sweeper (under the `feedback.sla` lease) that records each warning and breach once — a unique row per case,
-//! clock and kind, so even two sweepers could not record one twice — and escalates a case on each new breach.
+//! SLA clocks of cases: the policy (targets per severity and tier, the escalation queue), the pauses while a case
+//! waits for the customer, the customer writing again (a next-response clock), the view of the clocks at an
+//! instant, and the sweeper (under the `feedback.sla` lease) that records each warning and breach once — a unique
+//! row per case, clock and kind, so even two sweepers could not record one twice — and escalates a case on each new
+//! breach, moving it to the escalation queue when the policy names one.
 use std::collections::HashMap;
 
 use rapport_kit::{
@@ -14,18 +16,26 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
-use super::{Result, Store, cases::locked};
+use super::{Result, Store, cases::locked, settings};
 use crate::{
     domain::{
         cases,
-        sla::{self, ViewState},
+        sla::{self, Policy, ViewState},
     },
-    entities::{case_messages, case_pauses, cases as rows, sla_events},
+    entities::{case_messages, case_pauses, cases as rows, queues, sla_events},
+    error::FeedbackError,
     wire::{self, CaseSla},
 };
 
 /// Open cases looked at per query of a sweep.
 const SWEEP_PAGE: u64 = 500;
+/// The setting holding the SLA policy.
+const SLA_POLICY: &str = "sla_policy";
+
+/// The name of a case's `n`-th next-response clock (each records its own warning and breach).
+fn next_clock(n: i32) -> String {
+    format!("next_response#{n}")
+}
 
 impl Store {
     /// The pauses of `ids`, by case (an open pause ends at `i64::MAX`).
@@ -50,6 +60,11 @@ impl Store {
         CaseSla {
             first: sla::view(cal, c.created_at, c.first_response_target, c.first_response_at, pauses, now),
             resolution: sla::view(cal, c.created_at, c.resolution_target, c.resolved_at, pauses, now),
+            next: c.next_response_from.map(|from| {
+                // A case resolved before the answer stops its clock there.
+                let stop = c.next_response_at.or(c.resolved_at);
+                sla::view(cal, from, c.next_response_target, stop, pauses, now)
+            }),
             waiting: c.resolved_at.is_none() && pauses.iter().any(|(_, e)| *e == i64::MAX),
         }
     }
@@ -126,14 +141,19 @@ impl Store {
             let pauses = self.pauses_of(&self.db, page.iter().map(|c| c.case_id.clone()).collect()).await?;
             for c in &page {
                 let view = self.sla_view(c, pauses.get(&c.case_id).map_or(&[][..], Vec::as_slice), now);
-                for (clock, v) in [("first_response", view.first), ("resolution", view.resolution)] {
+                let mut clocks =
+                    vec![("first_response".to_string(), view.first), ("resolution".to_string(), view.resolution)];
+                if let Some(next) = view.next {
+                    clocks.push((next_clock(c.next_responses), next));
+                }
+                for (clock, v) in clocks {
                     let kinds: &[&str] = match v.state {
                         ViewState::Warning => &["warning"],
                         ViewState::Breached => &["warning", "breach"],
                         _ => &[],
                     };
                     for kind in kinds {
-                        recorded += usize::from(self.record_sla_event(c, clock, kind, now).await?);
+                        recorded += usize::from(self.record_sla_event(c, &clock, kind, now).await?);
                     }
                 }
             }
@@ -155,7 +175,16 @@ impl Store {
         };
         let pauses = self.pauses_of(&txn, vec![c.case_id.clone()]).await?.remove(&c.case_id).unwrap_or_default();
         let view = self.sla_view(&c, &pauses, now);
-        let state = if clock == "first_response" { view.first.state } else { view.resolution.state };
+        let state = match clock {
+            "first_response" => Some(view.first.state),
+            "resolution" => Some(view.resolution.state),
+            // A next-response clock is still this one only while no newer one started.
+            other => view.next.filter(|_| other == next_clock(c.next_responses)).map(|v| v.state),
+        };
+        let Some(state) = state else {
+            txn.rollback().await?;
+            return Ok(false);
+        };
         let still = c.state == cases::OPEN
             && match kind {
                 "breach" => state == ViewState::Breached,
@@ -184,18 +213,109 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
+        let mut moved = false;
         if kind == "breach" {
-            rows::Entity::update_many()
-                .col_expr(rows::Column::EscalationLevel, Expr::col(rows::Column::EscalationLevel).add(1))
-                .filter(rows::Column::Seq.eq(c.seq))
-                .exec(&txn)
-                .await?;
+            let mut update = rows::Entity::update_many()
+                .col_expr(rows::Column::EscalationLevel, Expr::col(rows::Column::EscalationLevel).add(1));
+            // The policy may send breached cases to an escalation queue: the case leaves its agent there, and the
+            // assigner gives it to one of that queue's.
+            let to = self.sla_policy_in(&txn).await?.escalation_queue;
+            if let Some(q) = to.filter(|q| *q != c.queue_id) {
+                update = update
+                    .col_expr(rows::Column::QueueId, Expr::value(q.clone()))
+                    .col_expr(rows::Column::AssignedAgent, Expr::value(Option::<String>::None));
+                tracing::warn!(case_id = %c.case_id, from = %c.queue_id, to = %q, "breached case moved to the escalation queue");
+                moved = true;
+            }
+            update.filter(rows::Column::Seq.eq(c.seq)).exec(&txn).await?;
             tracing::warn!(case_id = %c.case_id, clock, severity = %c.severity, tier = %c.tier, "sla breached, case escalated");
         } else {
             tracing::info!(case_id = %c.case_id, clock, "sla warning");
         }
         txn.commit().await?;
+        if moved {
+            self.assign.notify_one();
+        }
         Ok(true)
+    }
+
+    /// The SLA policy, read through `conn` (the standard one until first set).
+    pub(super) async fn sla_policy_in<C: ConnectionTrait>(&self, conn: &C) -> Result<Policy> {
+        Ok(settings::read(conn, SLA_POLICY).await?.unwrap_or_else(Policy::standard))
+    }
+
+    /// The SLA policy.
+    pub async fn sla_policy(&self) -> Result<Policy> {
+        self.sla_policy_in(&self.db).await
+    }
+
+    /// Replaces the SLA policy; cases opened from now on take its targets, breaches from now on its escalation
+    /// queue (which must exist).
+    pub async fn set_sla_policy(&self, key: &Key, policy: Policy) -> Result<pb::SetSlaPolicyResponse> {
+        self.frame
+            .once(self, key, "SetSlaPolicy", move |_, txn, now| {
+                Box::pin(async move {
+                    if let Some(q) = &policy.escalation_queue {
+                        // The queue's row lock: it cannot go while the policy names it.
+                        let found = queues::Entity::find_by_id(q.clone()).lock_shared().one(txn).await?;
+                        if found.is_none() {
+                            return Err(FeedbackError::QueueNotFound(q.clone()));
+                        }
+                    }
+                    settings::write(txn, SLA_POLICY, &policy, now).await?;
+                    tracing::info!(rules = policy.rules.len(), "sla policy replaced");
+                    Ok(Done::reply(pb::SetSlaPolicyResponse { policy: Some(wire::policy_pb(&policy)) }))
+                })
+            })
+            .await
+    }
+
+    /// The customer writes again on an open case: the message is kept, a wait for the customer ends, and — once the
+    /// case had its first answer — a next-response clock starts unless one is already running.
+    pub async fn add_customer_message(
+        &self,
+        key: &Key,
+        case_id: &str,
+        text: String,
+    ) -> Result<pb::AddCustomerMessageResponse> {
+        let case_id = case_id.to_string();
+        self.frame
+            .once(self, key, "AddCustomerMessage", move |s, txn, now| {
+                Box::pin(async move {
+                    let case = locked(txn, &case_id).await?;
+                    cases::check_open(&case.state)?;
+                    let message = case_messages::ActiveModel {
+                        case_id: Set(case_id.clone()),
+                        author: Set(cases::CUSTOMER.into()),
+                        text: Set(text),
+                        created_at: Set(now),
+                        ..Default::default()
+                    };
+                    case_messages::Entity::insert(message).exec_without_returning(txn).await?;
+                    case_pauses::Entity::update_many()
+                        .col_expr(case_pauses::Column::EndedAt, Expr::value(now))
+                        .filter(case_pauses::Column::CaseId.eq(case_id.as_str()))
+                        .filter(case_pauses::Column::EndedAt.is_null())
+                        .exec(txn)
+                        .await?;
+                    let running = case.next_response_from.is_some() && case.next_response_at.is_none();
+                    if case.first_response_at.is_some() && !running {
+                        rows::Entity::update_many()
+                            .col_expr(rows::Column::NextResponseFrom, Expr::value(now))
+                            .col_expr(rows::Column::NextResponseAt, Expr::value(Option::<i64>::None))
+                            .col_expr(rows::Column::NextResponses, Expr::col(rows::Column::NextResponses).add(1))
+                            .filter(rows::Column::Seq.eq(case.seq))
+                            .exec(txn)
+                            .await?;
+                    }
+                    tracing::info!(case_id = %case_id, "customer wrote again");
+                    let case = rows::Entity::find_by_id(case.seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
+                    let reply =
+                        pb::AddCustomerMessageResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
+                    Ok(Done::about([case.customer_id.clone()], reply))
+                })
+            })
+            .await
     }
 
     /// The warnings and breaches recorded for a case, in order: (clock, kind).

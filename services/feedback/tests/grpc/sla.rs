@@ -108,6 +108,125 @@ async fn breaches_are_recorded_once_and_escalate(db: Db) {
 }
 
 on_both!(vips_get_the_tight_sla_in_business_hours, breaches_are_recorded_once_and_escalate);
+on_both!(the_policy_is_edited_and_a_late_next_answer_moves_the_case_to_the_escalation_queue);
+
+async fn sla_events_of(app: &crate::support::TestApp, case_id: &str) -> Vec<String> {
+    use rapport_feedback::entities::sla_events as e;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    e::Entity::find()
+        .filter(e::Column::CaseId.eq(case_id))
+        .order_by_asc(e::Column::Id)
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{}:{}", r.clock, r.kind))
+        .collect()
+}
+
+async fn the_policy_is_edited_and_a_late_next_answer_moves_the_case_to_the_escalation_queue(db: Db) {
+    const MIN: i64 = 60_000;
+    let app = spawn_with(db, |c| {
+        c.calendar = Calendar::always();
+        c.sla_sweep_interval = Duration::from_millis(20);
+    })
+    .await;
+    let mut c = app.client.clone();
+    c.put_queue(pb::PutQueueRequest {
+        request_id: "q".into(),
+        queue: Some(pb::Queue { queue_id: "escalations".into(), ..Default::default() }),
+    })
+    .await
+    .unwrap();
+    for (id, queue) in [("ann", "general"), ("boss", "escalations")] {
+        c.put_agent(pb::PutAgentRequest {
+            request_id: format!("a-{id}"),
+            agent: Some(pb::Agent {
+                agent_id: id.into(),
+                queue_ids: vec![queue.into()],
+                capacity: 5,
+                online: true,
+                open_cases: 0,
+            }),
+        })
+        .await
+        .unwrap();
+    }
+    let line = |severity: &str, tier: &str, first: i64, next: i64, resolution: i64| pb::SlaPolicyRule {
+        severity: severity.into(),
+        tier: tier.into(),
+        first_response_ms: first,
+        next_response_ms: next,
+        resolution_ms: resolution,
+    };
+    let set = |rid: &str, policy: pb::SlaPolicy| {
+        let mut c = app.client.clone();
+        let rid = rid.to_string();
+        async move { c.set_sla_policy(pb::SetSlaPolicyRequest { request_id: rid, policy: Some(policy) }).await }
+    };
+    // Refused: a queue that does not exist; lines that do not end with a catch-all or have no target.
+    let nowhere = pb::SlaPolicy { rules: vec![line("*", "*", H, H, H)], escalation_queue_id: "nowhere".into() };
+    let e = set("p-0", nowhere).await.unwrap_err();
+    crate::support::assert_status(&e, tonic::Code::FailedPrecondition, "QUEUE_NOT_FOUND", None);
+    let bad = pb::SlaPolicy { rules: vec![line("urgent", "vip", 0, H, H)], escalation_queue_id: String::new() };
+    let e = set("p-1", bad).await.unwrap_err();
+    for f in ["policy.rules[0].severity", "policy.rules[0].first_response_ms", "policy.rules[0]"] {
+        crate::support::assert_status(&e, tonic::Code::InvalidArgument, "INVALID_ARGUMENT", Some(f));
+    }
+    // One hour to answer, half an hour to answer again, breaches to the escalations queue.
+    let policy =
+        pb::SlaPolicy { rules: vec![line("*", "*", H, 30 * MIN, 10 * H)], escalation_queue_id: "escalations".into() };
+    assert_eq!(set("p-2", policy.clone()).await.unwrap().into_inner().policy.unwrap(), policy);
+    assert_eq!(c.get_sla_policy(pb::GetSlaPolicyRequest {}).await.unwrap().into_inner().policy.unwrap(), policy);
+
+    let case = app.open_case("o-1", "c-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    assert_eq!(case.first_response.unwrap().target_ms, H, "the new policy's target");
+    assert_eq!((case.next_response, case.next_responses), (None, 0));
+    let get = || async {
+        app.client
+            .clone()
+            .get_case(pb::GetCaseRequest { case_id: case.case_id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap()
+    };
+    eventually(30, "ann takes the case", || async { get().await.assigned_agent == "ann" }).await;
+    let write = |rid: &str| {
+        let mut c = app.client.clone();
+        let req = pb::AddCustomerMessageRequest {
+            request_id: rid.into(),
+            case_id: case.case_id.clone(),
+            text: "any news?".into(),
+        };
+        async move { c.add_customer_message(req).await.unwrap().into_inner().case.unwrap() }
+    };
+    // Answered in 10 minutes; the customer writes again 10 minutes later: a next-response clock of 30 minutes.
+    app.clock.advance_ms(10 * MIN);
+    app.respond("r-1", &case.case_id, "it left the warehouse").await.unwrap();
+    app.clock.advance_ms(10 * MIN);
+    let w = write("m-1").await;
+    let next = w.next_response.unwrap();
+    assert_eq!((next.target_ms, next.state(), w.next_responses), (30 * MIN, pb::SlaState::Running, 1));
+    assert_eq!(write("m-1").await.next_responses, 1, "a retried message starts nothing more");
+    // Answered in 10 minutes: met. The customer writes once more, and this time nobody answers for 31 minutes.
+    app.clock.advance_ms(10 * MIN);
+    let answered = app.respond("r-2", &case.case_id, "tomorrow").await.unwrap();
+    assert_eq!(answered.next_response.unwrap().state(), pb::SlaState::Met);
+    app.clock.advance_ms(5 * MIN);
+    assert_eq!(write("m-2").await.next_responses, 2);
+    app.clock.advance_ms(31 * MIN);
+    eventually(30, "the breach", || async { sla_events_of(&app, &case.case_id).await.len() == 2 }).await;
+    assert_eq!(sla_events_of(&app, &case.case_id).await, ["next_response#2:warning", "next_response#2:breach"]);
+    // The breach escalated the case and moved it to the escalation queue, where the assigner gives it to boss.
+    eventually(30, "boss takes the escalated case", || async { get().await.assigned_agent == "boss" }).await;
+    let got = get().await;
+    assert_eq!((got.queue_id.as_str(), got.escalation_level), ("escalations", 1));
+    assert_eq!(got.next_response.unwrap().state(), pb::SlaState::Breached);
+    assert_eq!(got.first_response.unwrap().state(), pb::SlaState::Met);
+    app.stop().await;
+}
 
 /// The care report over cases with known times: percentiles, attainment, the half-day share, the distribution.
 async fn the_care_report_adds_up(db: Db) {
