@@ -191,7 +191,7 @@ async fn the_agent_sees_the_customer_and_what_to_do_even_with_loyalty_down(db: D
     let (available, _, why) = value(&july, "premium_tiers");
     assert!(!available && why.starts_with("loyalty: "), "{why}");
 
-    // Rules are configurable: only VIPs are called back now.
+    // Rules are configurable: now a customer whose tier loyalty could not give is called back.
     fc.clone()
         .set_action_rules(fpb::SetActionRulesRequest {
             request_id: "rules".into(),

@@ -42,7 +42,12 @@ impl Outgoing {
 
 impl Interceptor for Outgoing {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let budget = crate::guard::remaining().map_or(self.timeout, |left| left.min(self.timeout));
+        // The shortest of: the client's own timeout, one the caller set on this request, what is left of the RPC
+        // being served.
+        let asked =
+            req.metadata().get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(crate::guard::parse_timeout);
+        let budget =
+            [Some(self.timeout), asked, crate::guard::remaining()].into_iter().flatten().min().unwrap_or(self.timeout);
         if budget.is_zero() {
             return Err(Status::deadline_exceeded("no time left of the caller's deadline"));
         }
@@ -130,6 +135,11 @@ mod tests {
         let h = o.call(Request::new(())).unwrap().metadata().clone().into_headers();
         assert_eq!(crate::guard::grpc_timeout(&h), Some(Duration::from_secs(3)));
         assert!(h.get("authorization").is_none());
+        // a timeout the caller set on the request is kept when shorter
+        let mut asked = Request::new(());
+        asked.set_timeout(Duration::from_millis(250));
+        let h = o.call(asked).unwrap().metadata().clone().into_headers();
+        assert_eq!(crate::guard::grpc_timeout(&h), Some(Duration::from_millis(250)));
         // no time left: refused before sending
         let past = tokio::time::Instant::now();
         let r = crate::guard::DEADLINE

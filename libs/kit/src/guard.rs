@@ -194,7 +194,11 @@ fn bearer(headers: &http::HeaderMap) -> Option<&str> {
 
 /// Parses a `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n).
 pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    parse_timeout(headers.get("grpc-timeout")?.to_str().ok()?)
+}
+
+/// Parses a `grpc-timeout` value (`<digits><unit>`, unit one of H M S m u n).
+pub fn parse_timeout(v: &str) -> Option<Duration> {
     let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
     let n: u64 = digits.parse().ok()?;
     Some(match unit {

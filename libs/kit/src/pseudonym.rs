@@ -57,6 +57,11 @@ impl Pseudonyms {
         mac.finalize().into_bytes().to_vec()
     }
 
+    /// Whether `id` has the shape of a pseudonym (what an erased customer's kept records are filed under).
+    pub fn is_pseudonym(id: &str) -> bool {
+        id.strip_prefix("anon-").is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
     /// The pseudonym of `customer_id`: `anon-` and 32 hex digits.
     pub fn of(&self, customer_id: &str) -> String {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.expose_secret().as_bytes()) else {
@@ -82,6 +87,8 @@ mod tests {
         assert_ne!(a.of("alice"), a.of("bob"));
         assert_ne!(a.of("alice"), b.of("alice"), "the key changes the pseudonym");
         assert!(a.of("alice").starts_with("anon-") && a.of("alice").len() == 37);
+        assert!(Pseudonyms::is_pseudonym(&a.of("alice")));
+        assert!(!Pseudonyms::is_pseudonym("alice") && !Pseudonyms::is_pseudonym("anon-x"));
         assert!(Pseudonyms::new(SecretString::from("short".to_string())).is_err());
         assert!(format!("{a:?}").contains(".."), "the key never prints");
     }

@@ -2,8 +2,9 @@
 //! Replies are built by `wire.rs` (mutations' replies inside the store's transaction, where they are kept for
 //! retries).
 use rapport_kit::{
-    auth::Caller,
+    auth::{Caller, Role},
     error::Violations,
+    error::{ApiError, ErrorCode},
     frame::Key,
     page::{self, PageBounds},
 };
@@ -659,11 +660,19 @@ impl FeedbackService for FeedbackApi {
         let mut v = Violations::new();
         v.id("customer_id", &r.customer_id);
         invalid(v)?;
+        if self.store.is_erased(&r.customer_id).await.map_err(status)? {
+            return Err(status(FeedbackError::CustomerErased));
+        }
+        // The other services are asked while feedback reads its own: each part gets three quarters of what is left.
         let left = rapport_kit::guard::remaining().unwrap_or(self.context_wait);
         let wait = self.context_wait.min(left.mul_f64(0.75));
-        let (record, rules) = tokio::join!(self.store.customer_record(&r.customer_id), self.store.action_rules());
+        let (record, rules, remote) = tokio::join!(
+            self.store.customer_record(&r.customer_id),
+            self.store.action_rules(),
+            self.peers.ask(&r.customer_id, wait)
+        );
         let (record, rules) = (record.map_err(status)?, rules.map_err(status)?);
-        let (mut reply, facts) = self.peers.context(&r.customer_id, record, wait, self.store.now()).await;
+        let (mut reply, facts) = Peers::context(&r.customer_id, record, remote, self.store.now());
         reply.suggestions = actions::suggest(&rules, &facts).into_iter().map(wire::suggestion_pb).collect();
         reply.facts = facts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Ok(Response::new(reply))
@@ -729,7 +738,17 @@ impl FeedbackService for FeedbackApi {
         &self,
         req: Request<pb::RecordStaffAssessmentRequest>,
     ) -> Result<Response<pb::RecordStaffAssessmentResponse>, Status> {
+        let caller = req.extensions().get::<Caller>().cloned();
         let r = req.into_inner();
+        // An agent answers for itself only (an operator may record an answer given on paper).
+        if let Some(c) = caller.filter(|c| c.role == Role::Agent && c.subject != r.agent_id) {
+            let e = ApiError::new(
+                ErrorCode::PermissionDenied,
+                "NOT_YOUR_ASSESSMENT",
+                format!("an agent records its own assessment only (the token is {})", c.subject),
+            );
+            return Err(status(e.into()));
+        }
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         v.id("agent_id", &r.agent_id);
@@ -761,6 +780,9 @@ impl FeedbackService for FeedbackApi {
         v.request_id(&r.request_id);
         let (start, end) = period(&mut v, &r.period);
         invalid(v)?;
+        if end > self.store.now() {
+            return Err(status(FeedbackError::PeriodNotOver(r.period)));
+        }
         let left = rapport_kit::guard::remaining().unwrap_or(self.context_wait);
         let wait = self.context_wait.min(left.mul_f64(0.5));
         let (own, theirs) =

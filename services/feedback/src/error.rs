@@ -60,6 +60,9 @@ pub enum FeedbackError {
     /// The period already has a barometer reading (and the caller did not ask to replace it).
     #[error("the period {0} already has a reading; ask to replace it")]
     ReadingExists(String),
+    /// The period is not over yet: its reading would be partial.
+    #[error("the period {0} is not over yet")]
+    PeriodNotOver(String),
     /// A stored value could not be read back.
     #[error("stored value: {0}")]
     Stored(#[from] serde_json::Error),
@@ -101,6 +104,7 @@ impl ServiceError for FeedbackError {
             Self::CaseNotResolved => (C::FailedPrecondition, "CASE_NOT_RESOLVED"),
             Self::AgentNotFound => (C::NotFound, "AGENT_NOT_FOUND"),
             Self::ReadingExists(_) => (C::FailedPrecondition, "READING_EXISTS"),
+            Self::PeriodNotOver(_) => (C::FailedPrecondition, "PERIOD_NOT_OVER"),
             Self::Db(_) | Self::Stored(_) | Self::Task(_) => return ApiError::internal(),
         };
         ApiError::new(code, reason, self.to_string())

@@ -41,6 +41,12 @@ pub struct Peers {
     tier_deadline: Duration,
 }
 
+/// What the other services said of a customer (see [`Peers::ask`]).
+pub struct Remote {
+    loyalty: Part<Option<Member>>,
+    segmentation: Part<SegmentationAnswer>,
+}
+
 /// One part of a customer context: what came, or why it did not.
 enum Part<T> {
     Came(T),
@@ -95,18 +101,11 @@ impl Peers {
     pub async fn tier(&self, customer_id: &str) -> Option<String> {
         let mut c = self.loyalty.clone()?;
         let call = c.get_member(GetMemberRequest { customer_id: customer_id.into() });
-        match tokio::time::timeout(self.tier_deadline, call).await {
-            Ok(Ok(r)) => Some(tier_name(r.into_inner().member.map(|m| m.tier()).unwrap_or(Tier::Unspecified))),
-            Ok(Err(s)) if s.code() == Code::NotFound => Some("none".into()),
-            Ok(Err(s)) => {
-                tracing::warn!(code = ?s.code(), "loyalty did not give the tier; routing without it");
-                None
-            }
-            Err(_) => {
-                tracing::warn!(
-                    deadline_ms = self.tier_deadline.as_millis() as u64,
-                    "loyalty too slow for the tier; routing without it"
-                );
+        match within(self.tier_deadline, async { Ok(call.await?.into_inner().member) }).await {
+            Part::Came(m) => Some(tier_name(m.flatten().map(|m| m.tier()).unwrap_or(Tier::Unspecified))),
+            Part::Missing(why) => {
+                let deadline_ms = self.tier_deadline.as_millis() as u64;
+                tracing::warn!(reason = %why, deadline_ms, "loyalty did not give the tier in time; routing without it");
                 None
             }
         }
@@ -145,15 +144,9 @@ impl Peers {
         vec![(Measure::RepeatPurchasePct, repeat), (Measure::PremiumTierPct, premium)]
     }
 
-    /// The customer in front of an agent: loyalty's and segmentation's parts, asked at once and awaited at most
-    /// `wait`, beside feedback's own `record`, and the facts drawn from them all (at `now`).
-    pub async fn context(
-        &self,
-        customer_id: &str,
-        record: CustomerRecord,
-        wait: Duration,
-        now: i64,
-    ) -> (pb::GetCustomerContextResponse, Facts) {
+    /// Loyalty's and segmentation's parts of the customer in front of an agent, asked at once and awaited at most
+    /// `wait`.
+    pub async fn ask(&self, customer_id: &str, wait: Duration) -> Remote {
         let loyalty = async {
             match self.loyalty.clone() {
                 Some(mut c) => {
@@ -190,6 +183,18 @@ impl Peers {
             }
         };
         let (loyalty, segmentation) = tokio::join!(loyalty, segmentation);
+        Remote { loyalty, segmentation }
+    }
+
+    /// The customer in front of an agent from the other services' parts and feedback's own `record`, and the facts
+    /// drawn from them all (at `now`).
+    pub fn context(
+        customer_id: &str,
+        record: CustomerRecord,
+        remote: Remote,
+        now: i64,
+    ) -> (pb::GetCustomerContextResponse, Facts) {
+        let Remote { loyalty, segmentation } = remote;
         let mut facts = Facts::default();
         own_facts(&mut facts, &record);
         let loyalty_pb = loyalty_part(&mut facts, &loyalty, now);

@@ -148,6 +148,9 @@ pub async fn actions(conn: &Conn, args: ActionsArgs) -> anyhow::Result<()> {
             println!("{t}");
         }
         ActionsCommand::Set { rules } => {
+            if rules.is_empty() {
+                bail!("give at least one --rule (the service would take an empty list as: suggest nothing)");
+            }
             let rules = rules.iter().map(|r| parse_rule(r)).collect::<anyhow::Result<Vec<_>>>()?;
             let r = c
                 .set_action_rules(pb::SetActionRulesRequest { request_id: request_id(), rules })

@@ -74,8 +74,12 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Whether `actual` passes.
+    /// Whether `actual` passes. An unknown fact passes only a condition that asks for `unknown` (equal): a
+    /// difference from a value it might have had is not known either.
     pub fn holds(&self, actual: &str) -> bool {
+        if actual == UNKNOWN && self.value != UNKNOWN {
+            return false;
+        }
         match self.op {
             Op::Eq => actual == self.value,
             Op::Ne => actual != self.value,
@@ -283,6 +287,8 @@ mod tests {
         assert!(cond("loyalty.tier", Op::Eq, "unknown").holds(f.get("loyalty.tier")));
         assert!(!cond("loyalty.tier", Op::Eq, "vip").holds(f.get("loyalty.tier")));
         assert!(!cond("loyalty.points", Op::Lt, "10").holds(f.get("loyalty.points")));
+        assert!(!cond("referrals.has_code", Op::Ne, "true").holds(f.get("referrals.has_code")), "no guess either way");
+        assert!(!cond("loyalty.tier", Op::Ne, "unknown").holds(f.get("loyalty.tier")));
         assert!(fired(&f).is_empty());
         // a rule without conditions never fires
         let empty =

@@ -40,7 +40,7 @@ pub enum Measure {
     ComplaintsPer100Answers,
     /// Of the members who bought in the period, % who bought again (loyalty).
     RepeatPurchasePct,
-    /// Members in gold or VIP, % of members (loyalty).
+    /// Members in gold or VIP, % of members, when the reading is taken (loyalty).
     PremiumTierPct,
 }
 
@@ -48,6 +48,11 @@ impl Measure {
     /// Whether a lower value is better.
     pub fn lower_is_better(self) -> bool {
         matches!(self, Measure::FirstResponseMedianHours | Measure::ComplaintsPer100Answers)
+    }
+
+    /// The worst value a higher-is-better measure can take: scores run from it to the target.
+    pub fn floor(self) -> f64 {
+        if self == Measure::Nps { -100.0 } else { 0.0 }
     }
 }
 
@@ -84,14 +89,20 @@ pub fn default_criteria() -> Vec<Criterion> {
 /// A measure's value in a period, or why there is none.
 pub type MeasureValue = Result<f64, String>;
 
-/// How close a value is to its target, 0 to 100 (100: met or better).
+/// How close a value is to its target, 0 to 100 (100: met or better). A higher-is-better measure scores the share
+/// of the way from its floor (-100 for NPS, else 0) to the target; a lower-is-better one target / value.
 pub fn score(measure: Measure, value: f64, target: f64) -> f64 {
     let s = if measure.lower_is_better() {
         if value <= target { 1.0 } else { target.max(0.0) / value }
-    } else if target <= 0.0 {
-        if value >= target { 1.0 } else { 0.0 }
     } else {
-        value.max(0.0) / target
+        let floor = measure.floor();
+        if value >= target {
+            1.0
+        } else if target <= floor {
+            0.0
+        } else {
+            (value - floor) / (target - floor)
+        }
     };
     100.0 * s.clamp(0.0, 1.0)
 }
@@ -241,27 +252,18 @@ pub fn read(
 
 /// The UTC window `[start, end)` of a period `YYYY-MM`, in milliseconds; `None` when it is not one.
 pub fn period_window(period: &str) -> Option<(i64, i64)> {
+    // Digits only (an integer parse would take `+1`): one spelling per month, so periods sort as text.
     let (y, m) = period.split_once('-')?;
-    if y.len() != 4 || m.len() != 2 {
+    if y.len() != 4 || m.len() != 2 || !(y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit()) {
         return None;
     }
     let (y, m): (i64, i64) = (y.parse().ok()?, m.parse().ok()?);
-    if !(1..=12).contains(&m) || !(1970..=9999).contains(&y) {
+    if !(1..=12).contains(&m) || y < 1970 {
         return None;
     }
     let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    Some((days_from_civil(y, m) * super::DAY_MS, days_from_civil(ny, nm) * super::DAY_MS))
-}
-
-/// Days from 1970-01-01 to the first of month `m` of year `y` (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let first = |y: i64, m: i64| super::sla::day_number(&format!("{y:04}-{m:02}-01")).map(|d| d * super::DAY_MS);
+    Some((first(y, m)?, first(ny, nm)?))
 }
 
 #[cfg(test)]
@@ -272,17 +274,20 @@ mod tests {
     fn scores_are_how_close_to_target() {
         assert_eq!(score(Measure::Nps, 50.0, 50.0), 100.0);
         assert_eq!(score(Measure::Nps, 60.0, 50.0), 100.0, "better than target is met, not more");
-        assert_eq!(score(Measure::Nps, 25.0, 50.0), 50.0);
-        assert_eq!(score(Measure::Nps, -20.0, 50.0), 0.0);
+        assert!((score(Measure::Nps, 25.0, 50.0) - 100.0 * 125.0 / 150.0).abs() < 1e-9, "from -100 to the target");
+        assert_eq!(score(Measure::Nps, -100.0, 50.0), 0.0);
+        assert!(score(Measure::Nps, -5.0, 50.0) > score(Measure::Nps, -80.0, 50.0), "progress below zero shows");
+        assert_eq!(score(Measure::SlaAttainmentPct, 45.0, 90.0), 50.0);
         assert_eq!(score(Measure::FirstResponseMedianHours, 6.0, 12.0), 100.0);
         assert_eq!(score(Measure::FirstResponseMedianHours, 24.0, 12.0), 50.0, "twice as slow: half");
         assert_eq!(score(Measure::ComplaintsPer100Answers, 10.0, 5.0), 50.0);
         assert_eq!(score(Measure::Nps, -5.0, -10.0), 100.0, "a negative target met");
+        assert_eq!(score(Measure::RepeatPurchasePct, 5.0, 0.0), 100.0);
     }
 
     fn values(m: Measure) -> MeasureValue {
         match m {
-            Measure::Nps => Ok(25.0),                     // 50
+            Measure::Nps => Ok(-25.0),                    // 50: half way from -100 to 50
             Measure::FirstResponseMedianHours => Ok(6.0), // 100
             Measure::SlaAttainmentPct => Ok(76.0),        // 80
             Measure::ComplaintsPer100Answers => Ok(5.0),  // 100
@@ -341,7 +346,7 @@ mod tests {
         assert_eq!(s, 1_769_904_000_000, "2026-02-01T00:00:00Z");
         let (s, e) = period_window("2024-12").unwrap();
         assert_eq!(((e - s) / super::super::DAY_MS, e), (31, 1_735_689_600_000), "into 2025-01-01");
-        for bad in ["2026-13", "2026-1", "26-01", "2026/01", "", "2026-00"] {
+        for bad in ["2026-13", "2026-1", "26-01", "2026/01", "", "2026-00", "2026-+1", "+026-01"] {
             assert_eq!(period_window(bad), None, "{bad}");
         }
     }

@@ -106,7 +106,8 @@ impl Store {
     pub async fn customer_record(&self, customer_id: &str) -> Result<CustomerRecord> {
         let mine = |state| CaseFilter { state, theme: None, customer_id: Some(customer_id.to_string()) };
         let (open_cases, _) = self.cases(&mine(Some(OPEN)), None, 50).await?;
-        let (recent_cases, _) = self.cases(&mine(None), None, 10).await?;
+        let (mut recent_cases, _) = self.cases(&mine(None), None, 10).await?;
+        recent_cases.retain(|c| c.state != i32::from(rapport_proto::feedback::v1::CaseState::Erased));
         let since = self.now() - 90 * DAY_MS;
         let cases_recent = cases::Entity::find()
             .filter(cases::Column::CustomerId.eq(customer_id))

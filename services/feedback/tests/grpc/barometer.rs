@@ -25,8 +25,7 @@ async fn assess(
     period: &str,
     scores: &[(pb::BarometerAxis, i32)],
 ) -> Result<i32, tonic::Status> {
-    app.client
-        .clone()
+    app.as_role(Role::Sre)
         .record_staff_assessment(pb::RecordStaffAssessmentRequest {
             request_id: rid.into(),
             agent_id: agent.into(),
@@ -71,6 +70,9 @@ async fn a_reading_compares_targets_customers_and_staff_and_ranks_priorities(db:
     app.respond("r-1", &fast.case_id, "a new one leaves today").await.unwrap();
     app.clock.advance_ms(4 * HOUR);
     app.respond("r-2", &slow.case_id, "we refund you").await.unwrap();
+    for (rid, case) in [("z-1", &fast), ("z-2", &slow)] {
+        app.resolve(rid, &case.case_id, "", "").await.unwrap();
+    }
 
     // The staff's own view: ann and bob answer; an unknown agent and bad scores are refused.
     app.client
@@ -96,6 +98,20 @@ async fn a_reading_compares_targets_customers_and_staff_and_ranks_priorities(db:
         1
     );
     assert_eq!(assess(&app, "st-2", "bob", "2026-01", &[(A::QualityOfService, 7)]).await.unwrap(), 2);
+    // An agent answers for itself only (the test client's token is agent "t").
+    let e = app
+        .client
+        .clone()
+        .record_staff_assessment(pb::RecordStaffAssessmentRequest {
+            request_id: "st-x".into(),
+            agent_id: "ann".into(),
+            period: "2026-01".into(),
+            scores: vec![pb::AxisScore { axis: A::Profit.into(), score: 2 }],
+            comment: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_status(&e, Code::PermissionDenied, "NOT_YOUR_ASSESSMENT", None);
     let e = assess(&app, "st-3", "zed", "2026-01", &[(A::Profit, 5)]).await.unwrap_err();
     assert_status(&e, Code::NotFound, "AGENT_NOT_FOUND", None);
     let e = assess(&app, "st-4", "ann", "2026-13", &[(A::Profit, 11), (A::Unspecified, 1)]).await.unwrap_err();
@@ -103,6 +119,10 @@ async fn a_reading_compares_targets_customers_and_staff_and_ranks_priorities(db:
         assert_status(&e, Code::InvalidArgument, "INVALID_ARGUMENT", Some(f));
     }
 
+    // January is read once it is over.
+    let e = take(&app, "b-early", "2026-01", false).await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "PERIOD_NOT_OVER", None);
+    app.clock.advance_ms(31 * DAY);
     let jan = take(&app, "b-jan", "2026-01", false).await.unwrap();
     // Each criterion's value from feedback's own data, its score against the default targets.
     let v = |id: &str| criterion(&jan, id).value;
@@ -112,21 +132,22 @@ async fn a_reading_compares_targets_customers_and_staff_and_ranks_priorities(db:
         let c = criterion(&jan, id);
         assert_eq!((c.available, c.unavailable_reason.as_str()), (false, "loyalty: not deployed"));
     }
-    let sla = 100.0 * 50.0 / 95.0;
+    let (sla, nps) = (100.0 * 50.0 / 95.0, 100.0 * 125.0 / 150.0);
     assert!(close(criterion(&jan, "sla").score, sla));
-    assert!(close(jan.index, (2.0 * 100.0 + 2.0 * sla + 3.0 * 50.0 + 10.0) / 8.0), "{}", jan.index);
+    assert!(close(criterion(&jan, "nps").score, nps), "NPS scores from -100 to its target");
+    assert!(close(jan.index, (2.0 * 100.0 + 2.0 * sla + 3.0 * nps + 10.0) / 8.0), "{}", jan.index);
     // The three points of view per axis: targets (the scores), customers, staff.
     let axis = |r: &pb::BarometerReading, a: A| *r.axes.iter().find(|x| x.axis == i32::from(a)).unwrap();
     let q = axis(&jan, A::QualityOfService);
     assert!(close(q.customers, (200.0 + 2.0 * sla) / 4.0) && close(q.staff, 80.0) && q.staff_answers == 2);
     assert!(close(q.perception_gap, 80.0 - q.customers));
     let s = axis(&jan, A::CustomerSatisfaction);
-    assert!(close(s.customers, 40.0) && close(s.staff, 60.0) && close(s.perception_gap, 20.0));
+    assert!(close(s.customers, 65.0) && close(s.staff, 60.0) && close(s.perception_gap, -5.0));
     assert_eq!((axis(&jan, A::Loyalty).customers, axis(&jan, A::Loyalty).staff), (-1.0, -1.0));
     assert!(!jan.has_trend && jan.previous_period.is_empty());
-    // Furthest from target first: NPS (3 × 50), SLA (2 × 47.4), complaints (1 × 90).
-    assert_eq!(jan.priorities, ["nps", "sla", "complaints"]);
-    assert_eq!(jan.priority_axes, [i32::from(A::CustomerSatisfaction), i32::from(A::QualityOfService)]);
+    // Furthest from target first: SLA (2 × 47.4), complaints (1 × 90), NPS (3 × 16.7).
+    assert_eq!(jan.priorities, ["sla", "complaints", "nps"]);
+    assert_eq!(jan.priority_axes, [i32::from(A::QualityOfService), i32::from(A::CustomerSatisfaction)]);
 
     // One reading per period: the same request again is the same reading, another is refused unless it replaces.
     assert_eq!(take(&app, "b-jan", "2026-01", false).await.unwrap(), jan);
@@ -150,10 +171,10 @@ async fn a_reading_compares_targets_customers_and_staff_and_ranks_priorities(db:
         })
         .await
         .unwrap();
-    app.clock.advance_ms(31 * DAY);
     for c in ["d1", "d2"] {
         answer(&app, c, 10).await;
     }
+    app.clock.advance_ms(28 * DAY);
     let feb = take(&app, "b-feb", "2026-02", false).await.unwrap();
     assert!(close(feb.index, 100.0), "NPS and complaints met, the rest unmeasured: {}", feb.index);
     assert!(feb.has_trend && close(feb.trend, 100.0 - jan.index));
@@ -194,8 +215,8 @@ async fn two_replicas_take_one_reading_of_a_period(db: Db) {
     answer(&app, "c1", 9).await;
     let (other, _) = app.replica().await;
     let mut second = app.client_of(&other, Role::Sre);
-    let first = take(&app, "one", "2026-01", false);
-    let req = pb::TakeBarometerReadingRequest { request_id: "two".into(), period: "2026-01".into(), replace: false };
+    let first = take(&app, "one", "2025-12", false);
+    let req = pb::TakeBarometerReadingRequest { request_id: "two".into(), period: "2025-12".into(), replace: false };
     let (a, b) = tokio::join!(first, second.take_barometer_reading(req));
     let outcomes = [a.is_ok(), b.is_ok()];
     assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "exactly one reading: {outcomes:?}");

@@ -8,6 +8,56 @@ use crate::support::{Db, TestApp, assert_status, on_both, spawn_app};
 
 on_both!(a_detractor_waiting_on_a_case_is_called_back_without_any_other_service);
 on_both!(action_rules_are_validated_and_replaced_once);
+on_both!(a_silent_loyalty_is_waited_for_within_the_callers_deadline_only);
+on_both!(an_erased_customer_has_no_context);
+
+async fn a_silent_loyalty_is_waited_for_within_the_callers_deadline_only(db: Db) {
+    // Loyalty "listens" but never answers: only the deadline ends the wait for its part.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = silent.local_addr().unwrap();
+    let app = crate::support::spawn_with(db, |c| {
+        c.loyalty_url = Some(format!("http://{nowhere}"));
+        c.context_wait = std::time::Duration::from_secs(10);
+    })
+    .await;
+    let s = app.schedule("s-1", "ann", "delivery").await.unwrap();
+    app.answer("a-1", &s.survey_id, 2, "late again").await.unwrap();
+    let deadline = std::time::Duration::from_millis(600);
+    let mut req = tonic::Request::new(pb::GetCustomerContextRequest { customer_id: "ann".into() });
+    req.set_timeout(deadline);
+    let started = std::time::Instant::now();
+    let c = app.client.clone().get_customer_context(req).await.expect("an answer, not DEADLINE_EXCEEDED").into_inner();
+    assert!(started.elapsed() < deadline, "answered in {:?}", started.elapsed());
+    let a = c.loyalty.unwrap().availability.unwrap();
+    assert_eq!((a.available, a.reason.as_str()), (false, "deadline exceeded"));
+    // What feedback holds itself is there, and the callback rests on it alone.
+    assert_eq!(c.open_cases.len(), 1, "the follow-up of the detractor's answer");
+    assert_eq!(c.suggestions.iter().map(|s| s.rule_id.as_str()).collect::<Vec<_>>(), ["callback_today"]);
+    drop(silent);
+    app.stop().await;
+}
+
+async fn an_erased_customer_has_no_context(db: Db) {
+    let app = spawn_app(db).await;
+    let case = app.open_case("c-1", "eve", pb::CaseKind::Complaint, "my parcel never arrived").await.unwrap();
+    app.client
+        .clone()
+        .forget_customer(pb::ForgetCustomerRequest { request_id: "f-1".into(), customer_id: "eve".into() })
+        .await
+        .unwrap();
+    let ask = |id: String| {
+        let mut c = app.client.clone();
+        async move { c.get_customer_context(pb::GetCustomerContextRequest { customer_id: id }).await }
+    };
+    let e = ask("eve".into()).await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "CUSTOMER_ERASED", None);
+    // Nor by the pseudonym her kept records are filed under.
+    let kept = app.client.clone().get_case(pb::GetCaseRequest { case_id: case.case_id }).await.unwrap();
+    let pseudonym = kept.into_inner().case.unwrap().customer_id;
+    let e = ask(pseudonym).await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "CUSTOMER_ERASED", None);
+    app.stop().await;
+}
 
 async fn context(app: &TestApp, customer: &str) -> pb::GetCustomerContextResponse {
     app.client
