@@ -400,3 +400,33 @@ async fn a_resolved_case_earns_a_recovery_survey(db: Db) {
 }
 
 on_both!(a_resolved_case_earns_a_recovery_survey);
+
+on_both!(an_answer_racing_an_erasure_leaves_no_words_behind);
+
+async fn an_answer_racing_an_erasure_leaves_no_words_behind(db: Db) {
+    use rapport_feedback::entities::case_messages;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let app = spawn_app(db).await;
+    for i in 0..6 {
+        let customer = format!("eve-{i}");
+        let case =
+            app.open_case(&format!("o-{i}"), &customer, pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+        let mut c = app.client.clone();
+        let forget =
+            c.forget_customer(pb::ForgetCustomerRequest { request_id: format!("f-{i}"), customer_id: customer });
+        let rid = format!("r-{i}");
+        let (answer, forgot) = tokio::join!(app.respond(&rid, &case.case_id, "a new parcel leaves today"), forget);
+        forgot.unwrap();
+        // Either the answer came first and went with the erasure, or it came after and found the case erased.
+        if let Err(e) = answer {
+            assert_status(&e, Code::FailedPrecondition, "CUSTOMER_ERASED", None);
+        }
+        let left = case_messages::Entity::find()
+            .filter(case_messages::Column::CaseId.eq(case.case_id.as_str()))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "round {i}: words left on an erased case");
+    }
+    app.stop().await;
+}

@@ -191,3 +191,69 @@ on_both!(
     agents_get_cases_within_capacity,
     loyalty_down_routes_anyway_with_the_tier_unknown,
 );
+
+on_both!(two_replicas_never_give_an_agent_more_than_its_capacity);
+
+/// Open cases per agent, read from the database.
+async fn load(app: &TestApp) -> std::collections::BTreeMap<String, u64> {
+    use rapport_feedback::entities::cases;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let mut out = std::collections::BTreeMap::new();
+    for c in cases::Entity::find().filter(cases::Column::State.eq("open")).all(&app.db).await.unwrap() {
+        if let Some(a) = c.assigned_agent {
+            *out.entry(a).or_default() += 1;
+        }
+    }
+    out
+}
+
+async fn two_replicas_never_give_an_agent_more_than_its_capacity(db: Db) {
+    let app = spawn_with(db, |c| c.assign_interval = Duration::from_millis(10)).await;
+    let (other, other_client) = app.replica().await;
+    queue(&app, "rr", pb::Assignment::RoundRobin).await;
+    agent(&app, "ann", &["rr"], 3).await;
+    agent(&app, "bob", &["rr"], 2).await;
+    rules(&app, vec![rule("rest", "rr")]).await.unwrap();
+    // Twelve cases at once, half through each replica: both replicas' assigners are woken by their commits.
+    let opens: Vec<_> = (0..12)
+        .map(|i| {
+            let mut c = if i % 2 == 0 { app.client.clone() } else { other_client.clone() };
+            tokio::spawn(async move {
+                c.open_case(pb::OpenCaseRequest {
+                    request_id: format!("o-{i}"),
+                    kind: pb::CaseKind::Complaint.into(),
+                    customer_id: format!("c-{i}"),
+                    channel: rapport_proto::common::v1::Channel::Email.into(),
+                    severity: pb::Severity::Medium.into(),
+                    order_id: String::new(),
+                    text: "my parcel is late".into(),
+                    theme: String::new(),
+                })
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for o in opens {
+        o.await.unwrap();
+    }
+    // Every look on the way shows no agent above its capacity; in the end both are full and seven cases wait.
+    eventually(30, "both agents full", || async {
+        let l = load(&app).await;
+        let (ann, bob) = (l.get("ann").copied().unwrap_or(0), l.get("bob").copied().unwrap_or(0));
+        assert!(ann <= 3 && bob <= 2, "over capacity: {l:?}");
+        ann == 3 && bob == 2
+    })
+    .await;
+    // Bob gets room for two more: only two more are given, whichever replica's assigner runs.
+    agent(&app, "bob", &["rr"], 4).await;
+    eventually(30, "bob full again", || async {
+        let l = load(&app).await;
+        assert!(l.get("ann").copied().unwrap_or(0) <= 3 && l.get("bob").copied().unwrap_or(0) <= 4, "{l:?}");
+        l.get("bob") == Some(&4)
+    })
+    .await;
+    assert_eq!(load(&app).await.values().sum::<u64>(), 7);
+    other.stop().await;
+    app.stop().await;
+}
