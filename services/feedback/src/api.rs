@@ -840,4 +840,16 @@ impl FeedbackService for FeedbackApi {
         let policy = self.store.sla_policy().await.map_err(status)?;
         Ok(Response::new(pb::GetSlaPolicyResponse { policy: Some(wire::policy_pb(&policy)) }))
     }
+
+    async fn list_staff_assessments(
+        &self,
+        req: Request<pb::ListStaffAssessmentsRequest>,
+    ) -> Result<Response<pb::ListStaffAssessmentsResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        period(&mut v, &r.period);
+        invalid(v)?;
+        let assessments = self.store.assessments(&r.period).await.map_err(status)?;
+        Ok(Response::new(pb::ListStaffAssessmentsResponse { assessments }))
+    }
 }

@@ -142,6 +142,26 @@ pub async fn run(conn: &Conn, args: BarometerArgs) -> anyhow::Result<()> {
                 .into_inner();
             println!("assessment recorded: {} answer(s) for {period}", r.answers);
         }
+        BarometerCommand::Staff { period } => {
+            let r = c
+                .list_staff_assessments(pb::ListStaffAssessmentsRequest { period: period.clone() })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            let mut t = output::table(&["agent", "scores", "comment", "answered"]);
+            for a in &r.assessments {
+                let scores: Vec<String> =
+                    a.scores.iter().map(|s| format!("{} {}", axis_name(s.axis), s.score)).collect();
+                t.add_row(vec![
+                    a.agent_id.clone(),
+                    scores.join(", "),
+                    a.comment.clone(),
+                    output::when(a.answer_time.as_ref()),
+                ]);
+            }
+            println!("{t}");
+            println!("{} answer(s) for {period}", r.assessments.len());
+        }
         BarometerCommand::Read { period, replace } => {
             let r = c
                 .take_barometer_reading(pb::TakeBarometerReadingRequest { request_id: request_id(), period, replace })

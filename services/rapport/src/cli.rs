@@ -131,6 +131,11 @@ pub enum BarometerCommand {
         #[arg(long, default_value = "")]
         comment: String,
     },
+    /// The staff's assessments of a month and what each agent added.
+    Staff {
+        /// The month, YYYY-MM.
+        period: String,
+    },
     /// Takes the reading of a month.
     Read {
         /// The month, YYYY-MM.

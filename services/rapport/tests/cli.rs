@@ -131,6 +131,8 @@ async fn up_then_the_walk_through_of_the_readme() {
     let out = rapport(&dir, &addrs, &["cases", "open", "cust-4-2", "my parcel is lost"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("delivery"), "{text}");
+    let parcel =
+        text.split_whitespace().find(|w| w.starts_with("case-")).unwrap_or_else(|| panic!("{text}")).to_string();
     let out = rapport(&dir, &addrs, &["cases", "report", "--by", "queue"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("logistics") && text.contains("general") && text.contains("all"), "{text}");
@@ -142,6 +144,32 @@ async fn up_then_the_walk_through_of_the_readme() {
         text.contains("1 / 3")
     })
     .await;
+    // Answered, the customer writes again: a next-answer clock runs. The SLA policy sends breaches to a queue.
+    rapport(&dir, &addrs, &["cases", "respond", &parcel, "it is on its way"]);
+    let out = rapport(&dir, &addrs, &["cases", "message", &parcel, "any news?"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("next answer") && text.contains("running, due"), "{text}");
+    rapport(&dir, &addrs, &["routing", "queue", "escalations"]);
+    let line = ["sla", "set", "--line", "* vip 1h 2h 16h", "--line", "* * 4h 8h 48h", "--escalate-to", "escalations"];
+    let out = rapport(&dir, &addrs, &line);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("16h") && text.contains("moves it to queue escalations"), "{text}");
+    // The customer in front of an agent, and the rules behind the suggestions.
+    let out = rapport(&dir, &addrs, &["context", "cust-4-2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("loyalty") && text.contains("segmentation") && text.contains("suggested action"), "{text}");
+    assert!(text.contains(&parcel), "{text}");
+    let out = rapport(&dir, &addrs, &["actions", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("callback_today"));
+    // The barometer of a month that is over: ann's own view, the reading, the history.
+    rapport(&dir, &addrs, &["barometer", "assess", "ann", "2026-01", "--score", "quality=8", "--comment", "busy"]);
+    let out = rapport(&dir, &addrs, &["barometer", "staff", "2026-01"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("busy"));
+    let out = rapport(&dir, &addrs, &["barometer", "read", "2026-01"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("barometer 2026-01") && text.contains("quality of service"), "{text}");
+    let out = rapport(&dir, &addrs, &["barometer", "show"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("index, oldest first"));
     // bad input: a clear error and a failing exit status
     let bad = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(&dir)

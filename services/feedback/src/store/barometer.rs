@@ -105,6 +105,29 @@ impl Store {
             .await
     }
 
+    /// The staff's assessments of `period`, by agent id.
+    pub async fn assessments(&self, period: &str) -> Result<Vec<pb::StaffAssessment>> {
+        staff_assessments::Entity::find()
+            .filter(staff_assessments::Column::Period.eq(period))
+            .order_by_asc(staff_assessments::Column::AgentId)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|a| {
+                let scores: Vec<(Axis, i32)> = serde_json::from_str(&a.scores)?;
+                Ok(pb::StaffAssessment {
+                    agent_id: a.agent_id,
+                    scores: scores
+                        .into_iter()
+                        .map(|(axis, score)| pb::AxisScore { axis: wire::axis_pb(axis).into(), score })
+                        .collect(),
+                    comment: a.comment,
+                    answer_time: Some(rapport_kit::clock::timestamp(a.answered_at)),
+                })
+            })
+            .collect()
+    }
+
     /// The measures feedback takes from its own data over `[start, end)`: NPS, first-response median, SLA
     /// attainment, the half-day share and complaints per 100 answers — each unavailable, with its reason, when the
     /// period has nothing to measure.

@@ -31,7 +31,7 @@ async fn assess(
             agent_id: agent.into(),
             period: period.into(),
             scores: scores.iter().map(|(a, s)| pb::AxisScore { axis: (*a).into(), score: *s }).collect(),
-            comment: String::new(),
+            comment: format!("as {agent} sees it"),
         })
         .await
         .map(|r| r.into_inner().answers)
@@ -112,6 +112,18 @@ async fn a_reading_compares_targets_customers_and_staff_and_ranks_priorities(db:
         .await
         .unwrap_err();
     assert_status(&e, Code::PermissionDenied, "NOT_YOUR_ASSESSMENT", None);
+    let listed = app
+        .as_role(Role::Marketing)
+        .list_staff_assessments(pb::ListStaffAssessmentsRequest { period: "2026-01".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .assessments;
+    assert_eq!(
+        listed.iter().map(|a| (a.agent_id.as_str(), a.scores.len())).collect::<Vec<_>>(),
+        [("ann", 2), ("bob", 1)]
+    );
+    assert_eq!(listed[1].comment, "as bob sees it");
     let e = assess(&app, "st-3", "zed", "2026-01", &[(A::Profit, 5)]).await.unwrap_err();
     assert_status(&e, Code::NotFound, "AGENT_NOT_FOUND", None);
     let e = assess(&app, "st-4", "ann", "2026-13", &[(A::Profit, 11), (A::Unspecified, 1)]).await.unwrap_err();
