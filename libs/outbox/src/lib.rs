@@ -257,6 +257,7 @@ pub fn kind(payload: Option<&Payload>) -> &'static str {
         Some(Payload::PromoterIdentified(_)) => "promoter_identified",
         Some(Payload::CaseOpened(_)) => "case_opened",
         Some(Payload::ThemeSignal(_)) => "theme_signal",
+        Some(Payload::PurchaseReturned(_)) => "purchase_returned",
         None => "empty",
     }
 }

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     domain::{MAX_POINTS, OfferKind, OfferTerms, Tier},
     error::LoyaltyError,
-    store::{PurchaseCmd, Store},
+    store::{PurchaseCmd, ReturnCmd, Store},
     wire::{entry_pb, held_pb, member_pb, tier_from_pb, tier_pb, to_money},
 };
 
@@ -386,5 +386,28 @@ impl LoyaltyService for LoyaltyApi {
             repeat_buyers: s.repeat_buyers,
             purchases: s.purchases,
         }))
+    }
+
+    async fn record_return(
+        &self,
+        req: Request<pb::RecordReturnRequest>,
+    ) -> Result<Response<pb::RecordReturnResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("customer_id", &r.customer_id);
+        v.id("order_id", &r.order_id);
+        v.text("reason", &r.reason, 200);
+        let currency = self.store.rules().currency.clone();
+        let amount = r.amount.as_ref().map(|m| money(&mut v, "amount", Some(m), &currency));
+        v.finish().map_err(|e| status(e.into()))?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        let cmd = ReturnCmd {
+            customer_id: r.customer_id.clone(),
+            order_id: r.order_id.clone(),
+            amount_micros: amount,
+            reason: r.reason.clone(),
+        };
+        self.store.record_return(&key, cmd).await.map(Response::new).map_err(status)
     }
 }

@@ -54,6 +54,15 @@ pub enum LoyaltyError {
     /// No uses left.
     #[error("the offer has no uses left")]
     OfferUsedUp,
+    /// No such order of this member.
+    #[error("order not found")]
+    OrderNotFound,
+    /// The order was returned already (in full, or past the amount asked).
+    #[error("nothing left to return: {left_micros} micro-units of the order remain")]
+    NothingLeftToReturn {
+        /// What is left of the order's amount.
+        left_micros: i64,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
@@ -79,6 +88,8 @@ impl ServiceError for LoyaltyError {
             Self::OfferNotHeld => (C::FailedPrecondition, "OFFER_NOT_HELD"),
             Self::OfferNotActive => (C::FailedPrecondition, "OFFER_NOT_ACTIVE"),
             Self::OfferUsedUp => (C::FailedPrecondition, "OFFER_USED_UP"),
+            Self::OrderNotFound => (C::NotFound, "ORDER_NOT_FOUND"),
+            Self::NothingLeftToReturn { .. } => (C::FailedPrecondition, "NOTHING_LEFT_TO_RETURN"),
             Self::Db(_) => return ApiError::internal(),
         };
         ApiError::new(code, reason, self.to_string())

@@ -69,7 +69,9 @@ fn behaviour(e: &WireEvent, now: i64) -> Option<Event> {
         }
         // Erasures come to `forget`; membership changes are segmentation's own; a promoter is already counted by
         // its answer; themes are for the improvement service.
+        // Returns do not change behaviour features yet (a purchase returned still counts as made).
         Payload::CustomerForgotten(_)
+        | Payload::PurchaseReturned(_)
         | Payload::SegmentMembershipChanged(_)
         | Payload::PromoterIdentified(_)
         | Payload::ThemeSignal(_) => None,

@@ -15,6 +15,10 @@ pub struct Model {
     pub points: i64,
     pub entry_id: Option<i64>,
     pub created_at: i64,
+    /// Of the amount, how much was returned so far.
+    pub returned_micros: i64,
+    /// Of the points, how many were reversed by returns so far.
+    pub returned_points: i64,
 }
 
 /// Relations are enforced by the store, not by foreign keys (the ledger outlives erased members).

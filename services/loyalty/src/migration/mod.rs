@@ -8,6 +8,7 @@ pub mod m20261123_000007_create_tier_changes;
 pub mod m20261123_000008_create_purchases;
 pub mod m20261123_000009_create_offers;
 pub mod m20261123_000010_create_offer_grants;
+pub mod m20261201_000011_add_purchase_returns;
 
 /// Every migration of the loyalty database.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000008_create_purchases::Migration),
             Box::new(m20261123_000009_create_offers::Migration),
             Box::new(m20261123_000010_create_offer_grants::Migration),
+            Box::new(m20261201_000011_add_purchase_returns::Migration),
         ];
         all.extend(own);
         all

@@ -116,74 +116,7 @@ impl Store {
             .once(self, key, "ReversePoints", move |s, txn, now| {
                 Box::pin(async move {
                     let mut st = s.lock_settled(txn, &customer_id, now).await?;
-                    let original = ledger_entries::Entity::find_by_id(entry_id)
-                        .one(txn)
-                        .await?
-                        .filter(|e| e.customer_id == customer_id)
-                        .ok_or(LoyaltyError::EntryNotFound)?;
-                    let kind = EntryKind::parse(&original.kind).ok_or(LoyaltyError::NotReversible)?;
-                    if !kind.reversible() {
-                        return Err(LoyaltyError::NotReversible);
-                    }
-                    let already: i64 = ledger_entries::Entity::find()
-                        .filter(ledger_entries::Column::ReversesEntryId.eq(entry_id))
-                        .all(txn)
-                        .await?
-                        .iter()
-                        .map(|e| e.points.abs())
-                        .sum();
-                    let left = original.points.abs() - already;
-                    let points = if points == 0 { left } else { points };
-                    if points > left || left == 0 {
-                        return Err(LoyaltyError::NothingLeftToReverse { left });
-                    }
-                    let reason = if reason.is_empty() { format!("reversal of entry {entry_id}") } else { reason };
-                    let e = if kind == EntryKind::Redeem {
-                        // Give the spent points back as a fresh lot.
-                        let expires = now + s.rules.validity_days * DAY_MS;
-                        let e = s
-                            .credit(
-                                txn,
-                                &mut st,
-                                EntryKind::Reverse,
-                                points,
-                                0,
-                                &reason,
-                                &original.reference,
-                                now,
-                                expires,
-                                Some(entry_id),
-                                None,
-                            )
-                            .await?;
-                        s.add_spent(txn, &mut st, -points).await?;
-                        e
-                    } else {
-                        let own = point_lots::Entity::find()
-                            .filter(point_lots::Column::EntryId.eq(entry_id))
-                            .one(txn)
-                            .await?
-                            .map(|l| l.id);
-                        let takes = domain::allocate_reversal(&st.lots, own, points, now).map_err(|i| {
-                            LoyaltyError::InsufficientPoints { available: i.available, requested: points }
-                        })?;
-                        s.take(txn, &mut st, &takes).await?;
-                        s.write_entry(
-                            txn,
-                            &customer_id,
-                            EntryKind::Reverse,
-                            -points,
-                            -points,
-                            &reason,
-                            &original.reference,
-                            Some(entry_id),
-                            None,
-                            now,
-                            None,
-                            None,
-                        )
-                        .await?
-                    };
+                    let e = s.reverse_in(txn, &mut st, entry_id, points, &reason, now).await?;
                     let balance = Some(wire::balance_pb(s.balance(&st, now)));
                     Ok(Done::about(
                         [customer_id],
@@ -192,6 +125,86 @@ impl Store {
                 })
             })
             .await
+    }
+
+    /// Reverses `points` (0: all that is left) of the entry `entry_id` of the locked member `st`, inside `txn`.
+    pub(super) async fn reverse_in(
+        &self,
+        txn: &DatabaseTransaction,
+        st: &mut State,
+        entry_id: i64,
+        points: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<EntryView> {
+        let original = ledger_entries::Entity::find_by_id(entry_id)
+            .one(txn)
+            .await?
+            .filter(|e| e.customer_id == st.member.customer_id)
+            .ok_or(LoyaltyError::EntryNotFound)?;
+        let kind = EntryKind::parse(&original.kind).ok_or(LoyaltyError::NotReversible)?;
+        if !kind.reversible() {
+            return Err(LoyaltyError::NotReversible);
+        }
+        let already: i64 = ledger_entries::Entity::find()
+            .filter(ledger_entries::Column::ReversesEntryId.eq(entry_id))
+            .all(txn)
+            .await?
+            .iter()
+            .map(|e| e.points.abs())
+            .sum();
+        let left = original.points.abs() - already;
+        let points = if points == 0 { left } else { points };
+        if points > left || left == 0 {
+            return Err(LoyaltyError::NothingLeftToReverse { left });
+        }
+        let reason = if reason.is_empty() { format!("reversal of entry {entry_id}") } else { reason.to_string() };
+        let e = if kind == EntryKind::Redeem {
+            // Give the spent points back as a fresh lot.
+            let expires = now + self.rules.validity_days * DAY_MS;
+            let e = self
+                .credit(
+                    txn,
+                    st,
+                    EntryKind::Reverse,
+                    points,
+                    0,
+                    &reason,
+                    &original.reference,
+                    now,
+                    expires,
+                    Some(entry_id),
+                    None,
+                )
+                .await?;
+            self.add_spent(txn, st, -points).await?;
+            e
+        } else {
+            let own = point_lots::Entity::find()
+                .filter(point_lots::Column::EntryId.eq(entry_id))
+                .one(txn)
+                .await?
+                .map(|l| l.id);
+            let takes = domain::allocate_reversal(&st.lots, own, points, now)
+                .map_err(|i| LoyaltyError::InsufficientPoints { available: i.available, requested: points })?;
+            self.take(txn, st, &takes).await?;
+            self.write_entry(
+                txn,
+                &st.member.customer_id.clone(),
+                EntryKind::Reverse,
+                -points,
+                -points,
+                &reason,
+                &original.reference,
+                Some(entry_id),
+                None,
+                now,
+                None,
+                None,
+            )
+            .await?
+        };
+        Ok(e)
     }
 
     /// Moves active points between members.

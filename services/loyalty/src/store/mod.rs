@@ -30,7 +30,7 @@ mod offers;
 mod purchases;
 mod tiers;
 
-pub use purchases::{ProgrammeStats, PurchaseCmd};
+pub use purchases::{ProgrammeStats, PurchaseCmd, ReturnCmd};
 
 type Result<T> = std::result::Result<T, LoyaltyError>;
 

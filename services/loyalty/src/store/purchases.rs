@@ -1,10 +1,10 @@
 //! Purchases: the earning rules, pending points, the tier they lead to, and the `PurchaseRecorded` event.
 use rapport_kit::frame::{Done, Key};
 use rapport_proto::{
-    events::v1::{PurchaseRecorded, event},
+    events::v1::{PurchaseRecorded, PurchaseReturned, event},
     loyalty::v1 as pb,
 };
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 
 use super::{Result, Store};
 use crate::{
@@ -76,6 +76,8 @@ impl Store {
                         points: Set(points),
                         entry_id: Set(entry.as_ref().map(|e| e.id)),
                         created_at: Set(now),
+                        returned_micros: Set(0),
+                        returned_points: Set(0),
                     })
                     .exec_without_returning(txn)
                     .await?;
@@ -103,6 +105,79 @@ impl Store {
     }
 }
 
+/// A return of all or part of an order.
+#[derive(Debug, Clone)]
+pub struct ReturnCmd {
+    /// Member.
+    pub customer_id: String,
+    /// The order.
+    pub order_id: String,
+    /// Amount returned in micro-units; `None`: all that was not returned yet.
+    pub amount_micros: Option<i64>,
+    /// Why (a refund, a return).
+    pub reason: String,
+}
+
+impl Store {
+    /// Records a return of an order: the points it earned are reversed in proportion to the amount returned (all
+    /// that is left for the rest of the order), as a reversing entry, and `PurchaseReturned` is published.
+    pub async fn record_return(&self, key: &Key, cmd: ReturnCmd) -> Result<pb::RecordReturnResponse> {
+        self.frame
+            .once(self, key, "RecordReturn", move |s, txn, now| {
+                Box::pin(async move {
+                    let mut st = s.lock_settled(txn, &cmd.customer_id, now).await?;
+                    let order = purchases::Entity::find_by_id(cmd.order_id.clone())
+                        .one(txn)
+                        .await?
+                        .filter(|p| p.customer_id == cmd.customer_id)
+                        .ok_or(LoyaltyError::OrderNotFound)?;
+                    let left = order.amount_micros - order.returned_micros;
+                    let amount = cmd.amount_micros.unwrap_or(left);
+                    if left <= 0 || amount > left {
+                        return Err(LoyaltyError::NothingLeftToReturn { left_micros: left.max(0) });
+                    }
+                    let whole = amount == left;
+                    let points = if whole {
+                        order.points - order.returned_points
+                    } else {
+                        // In proportion, rounded down, never past what is left.
+                        let share = i128::from(order.points) * i128::from(amount) / i128::from(order.amount_micros);
+                        (share as i64).min(order.points - order.returned_points)
+                    };
+                    let reason = if cmd.reason.is_empty() { format!("return of {}", cmd.order_id) } else { cmd.reason };
+                    let entry = match order.entry_id {
+                        Some(id) if points > 0 => Some(s.reverse_in(txn, &mut st, id, points, &reason, now).await?),
+                        _ => None,
+                    };
+                    purchases::Entity::update_many()
+                        .col_expr(purchases::Column::ReturnedMicros, Expr::value(order.returned_micros + amount))
+                        .col_expr(purchases::Column::ReturnedPoints, Expr::value(order.returned_points + points))
+                        .filter(purchases::Column::OrderId.eq(order.order_id.as_str()))
+                        .exec(txn)
+                        .await?;
+                    let ev = event::Payload::PurchaseReturned(PurchaseReturned {
+                        order_id: order.order_id.clone(),
+                        amount: Some(rapport_kit::money::money(amount, &order.currency)),
+                        points,
+                        fully_returned: whole,
+                    });
+                    s.publish(txn, &cmd.customer_id, ev, now).await?;
+                    tracing::info!(points, whole, "order returned");
+                    let member = s.view(txn, &st, now).await?;
+                    let reply = pb::RecordReturnResponse {
+                        entry: entry.map(wire::entry_pb),
+                        points_reversed: points,
+                        returned: Some(rapport_kit::money::money(order.returned_micros + amount, &order.currency)),
+                        fully_returned: whole,
+                        member: Some(wire::member_pb(member)),
+                    };
+                    Ok(Done::about([cmd.customer_id], reply))
+                })
+            })
+            .await
+    }
+}
+
 /// The programme at a glance (see [`Store::programme_stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProgrammeStats {
@@ -121,7 +196,7 @@ pub struct ProgrammeStats {
 impl Store {
     /// Members per tier now, and the purchases of `[start, end)` per buyer, counted by the database.
     pub async fn programme_stats(&self, start: i64, end: i64) -> Result<ProgrammeStats> {
-        use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+        use sea_orm::QuerySelect;
         let tiers: Vec<(String, i64)> = crate::entities::members::Entity::find()
             .select_only()
             .column(crate::entities::members::Column::Tier)

@@ -160,3 +160,62 @@ async fn forget_anonymises_the_ledger(db: Db) {
     assert_eq!(balance(&m).active, 0);
     app.stop().await;
 }
+
+on_both!(returns_reverse_the_orders_points_in_proportion_and_are_published);
+
+async fn returns_reverse_the_orders_points_in_proportion_and_are_published(db: Db) {
+    use rapport_outbox::entities::outbox_event;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app(db).await;
+    app.enrol("rae").await;
+    app.enrol("sam").await;
+    let p = app.purchase("p-1", "rae", "o-1", 100, false).await;
+    assert_eq!(p.points, 100);
+    let ret = |rid: &str, customer: &str, order: &str, units: Option<i64>| {
+        let mut c = app.client.clone();
+        let req = pb::RecordReturnRequest {
+            request_id: rid.into(),
+            customer_id: customer.into(),
+            order_id: order.into(),
+            amount: units.map(crate::support::eur),
+            reason: String::new(),
+        };
+        async move { c.record_return(req).await.map(|r| r.into_inner()) }
+    };
+    // 40 of 100 back: 40 points reversed (pending ones: still in the returns window), a reversing entry.
+    let r = ret("r-1", "rae", "o-1", Some(40)).await.unwrap();
+    assert_eq!((r.points_reversed, r.fully_returned), (40, false));
+    let entry = r.entry.unwrap();
+    assert_eq!((entry.kind, entry.points), (i32::from(pb::EntryKind::Reverse), -40));
+    assert_eq!(balance(r.member.as_ref().unwrap()).pending, 60);
+    // A retry is the same answer; the rest of the order (no amount) reverses the rest.
+    assert_eq!(ret("r-1", "rae", "o-1", Some(40)).await.unwrap().points_reversed, 40);
+    let r = ret("r-2", "rae", "o-1", None).await.unwrap();
+    assert_eq!((r.points_reversed, r.fully_returned, r.returned.unwrap().units), (60, true, 100));
+    assert_eq!(balance(r.member.as_ref().unwrap()).pending, 0);
+    // Nothing left; another member's order and an unknown one are not found.
+    let e = ret("r-3", "rae", "o-1", Some(1)).await.unwrap_err();
+    assert_status(&e, Code::FailedPrecondition, "NOTHING_LEFT_TO_RETURN", None);
+    for (customer, order) in [("sam", "o-1"), ("rae", "o-404")] {
+        let e = ret(&format!("r-{customer}-{order}"), customer, order, None).await.unwrap_err();
+        assert_status(&e, Code::NotFound, "ORDER_NOT_FOUND", None);
+    }
+    let e = ret("", "rae", "o-1", Some(0)).await.unwrap_err();
+    assert_status(&e, Code::InvalidArgument, "INVALID_ARGUMENT", Some("request_id"));
+    assert_status(&e, Code::InvalidArgument, "INVALID_ARGUMENT", Some("amount"));
+    // Both returns were published for the subscribers.
+    let kinds: Vec<String> = outbox_event::Entity::find()
+        .filter(outbox_event::Column::PartitionKey.eq("rae"))
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| {
+            use prost::Message;
+            let ev = rapport_proto::events::v1::Event::decode(e.payload.as_slice()).ok()?;
+            Some(rapport_outbox::kind(ev.payload.as_ref()).to_string())
+        })
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "purchase_returned").count(), 2, "{kinds:?}");
+    app.stop().await;
+}
