@@ -371,11 +371,19 @@ impl Store {
             let mut queue = queue;
             for c in cases_waiting {
                 let Some(to) = self.assign_in(&txn, &queue).await? else { break };
-                cases::Entity::update_many()
+                // Only if it still waits here: the SLA sweeper may have moved it to the escalation queue (or an
+                // erasure taken it) since it was read.
+                let done = cases::Entity::update_many()
                     .col_expr(cases::Column::AssignedAgent, Expr::value(to.clone()))
                     .filter(cases::Column::Seq.eq(c.seq))
+                    .filter(cases::Column::QueueId.eq(queue_id.as_str()))
+                    .filter(cases::Column::State.eq(OPEN))
+                    .filter(cases::Column::AssignedAgent.is_null())
                     .exec(&txn)
                     .await?;
+                if done.rows_affected == 0 {
+                    continue;
+                }
                 tracing::info!(case_id = %c.case_id, agent_id = %to, "waiting case assigned");
                 queue.last_agent = Some(to);
                 assigned += 1;

@@ -166,7 +166,8 @@ impl Store {
 
     /// Records one warning or breach unless it already is; a new breach escalates the case. Whether it was new.
     /// The sweep read its page without locks: the case is locked, read again and its clock seen again first, so a
-    /// case answered, resolved or erased meanwhile is left alone.
+    /// case answered in time, resolved or erased meanwhile is left alone; one answered late has its breach recorded
+    /// but stays with the agent who answered.
     async fn record_sla_event(&self, c: &rows::Model, clock: &str, kind: &str, now: i64) -> Result<bool> {
         let _turn = self.frame.write_turn().await;
         let txn = begin_write(&self.db).await?;
@@ -219,7 +220,14 @@ impl Store {
                 .col_expr(rows::Column::EscalationLevel, Expr::col(rows::Column::EscalationLevel).add(1));
             // The policy may send breached cases to an escalation queue: the case leaves its agent there, and the
             // assigner gives it to one of that queue's.
-            let to = self.sla_policy_in(&txn).await?.escalation_queue;
+            // A clock that stopped late (answered before the sweep came) is a breach, but the case stays with the
+            // agent who answered.
+            let running = match clock {
+                "first_response" => c.first_response_at.is_none(),
+                "resolution" => c.resolved_at.is_none(),
+                _ => c.next_response_at.is_none(),
+            };
+            let to = self.sla_policy_in(&txn).await?.escalation_queue.filter(|_| running);
             if let Some(q) = to.filter(|q| *q != c.queue_id) {
                 update = update
                     .col_expr(rows::Column::QueueId, Expr::value(q.clone()))
@@ -256,8 +264,8 @@ impl Store {
             .once(self, key, "SetSlaPolicy", move |_, txn, now| {
                 Box::pin(async move {
                     if let Some(q) = &policy.escalation_queue {
-                        // The queue's row lock: it cannot go while the policy names it.
-                        let found = queues::Entity::find_by_id(q.clone()).lock_shared().one(txn).await?;
+                        // A queue without agents online keeps escalated cases waiting until one comes.
+                        let found = queues::Entity::find_by_id(q.clone()).one(txn).await?;
                         if found.is_none() {
                             return Err(FeedbackError::QueueNotFound(q.clone()));
                         }
@@ -300,6 +308,35 @@ impl Store {
                         .await?;
                     let running = case.next_response_from.is_some() && case.next_response_at.is_none();
                     if case.first_response_at.is_some() && !running {
+                        // The clock this one replaces keeps its record: answered late before the sweep saw it, its
+                        // warning and breach are written now (the sweeper only looks at a case's current clock).
+                        let pauses =
+                            s.pauses_of(txn, vec![case_id.clone()]).await?.remove(&case_id).unwrap_or_default();
+                        if let Some(last) = s.sla_view(&case, &pauses, now).next {
+                            let kinds: &[&str] =
+                                if last.state == ViewState::Breached { &["warning", "breach"] } else { &[] };
+                            for kind in kinds {
+                                let row = sla_events::ActiveModel {
+                                    case_id: Set(case_id.clone()),
+                                    clock: Set(next_clock(case.next_responses)),
+                                    kind: Set((*kind).into()),
+                                    at: Set(now),
+                                    ..Default::default()
+                                };
+                                sla_events::Entity::insert(row)
+                                    .on_conflict(
+                                        OnConflict::columns([
+                                            sla_events::Column::CaseId,
+                                            sla_events::Column::Clock,
+                                            sla_events::Column::Kind,
+                                        ])
+                                        .do_nothing()
+                                        .to_owned(),
+                                    )
+                                    .exec_without_returning(txn)
+                                    .await?;
+                            }
+                        }
                         rows::Entity::update_many()
                             .col_expr(rows::Column::NextResponseFrom, Expr::value(now))
                             .col_expr(rows::Column::NextResponseAt, Expr::value(Option::<i64>::None))

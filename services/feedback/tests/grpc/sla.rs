@@ -109,6 +109,33 @@ async fn breaches_are_recorded_once_and_escalate(db: Db) {
 
 on_both!(vips_get_the_tight_sla_in_business_hours, breaches_are_recorded_once_and_escalate);
 on_both!(the_policy_is_edited_and_a_late_next_answer_moves_the_case_to_the_escalation_queue);
+on_both!(a_next_answer_given_late_between_sweeps_keeps_its_breach);
+
+async fn a_next_answer_given_late_between_sweeps_keeps_its_breach(db: Db) {
+    // The sweeper's rounds are an hour apart: it does not run while the test moves its clock.
+    let app = spawn_with(db, |c| c.calendar = Calendar::always()).await;
+    let case = app.open_case("o-1", "c-1", pb::CaseKind::Complaint, "my parcel is late").await.unwrap();
+    app.respond("r-1", &case.case_id, "on its way").await.unwrap();
+    let write = |rid: &str| {
+        let mut c = app.client.clone();
+        let req = pb::AddCustomerMessageRequest {
+            request_id: rid.into(),
+            case_id: case.case_id.clone(),
+            text: "and?".into(),
+        };
+        async move { c.add_customer_message(req).await.unwrap().into_inner().case.unwrap() }
+    };
+    write("m-1").await;
+    // Answered after 9 hours (the medium target is 8), then the customer writes again before any sweep.
+    app.clock.advance_ms(9 * H);
+    let late = app.respond("r-2", &case.case_id, "sorry for the wait").await.unwrap();
+    assert_eq!(late.next_response.unwrap().state(), pb::SlaState::Breached);
+    let again = write("m-2").await;
+    assert_eq!((again.next_responses, again.next_response.unwrap().state()), (2, pb::SlaState::Running));
+    assert_eq!(sla_events_of(&app, &case.case_id).await, ["next_response#1:warning", "next_response#1:breach"]);
+    assert_eq!((again.escalation_level, again.queue_id.as_str()), (0, "general"), "recorded, not escalated");
+    app.stop().await;
+}
 
 async fn sla_events_of(app: &crate::support::TestApp, case_id: &str) -> Vec<String> {
     use rapport_feedback::entities::sla_events as e;
