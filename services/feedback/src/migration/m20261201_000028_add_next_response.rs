@@ -17,16 +17,6 @@ impl MigrationTrait for Migration {
         ] {
             manager.alter_table(Table::alter().table("cases").add_column(&mut col).to_owned()).await?;
         }
-        // Cases opened before: the standard policy's next-response targets (a 0 target would breach at once).
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "UPDATE cases SET next_response_target = CASE \
-                 WHEN severity = 'critical' THEN 3600000 WHEN tier = 'vip' THEN 7200000 \
-                 WHEN severity = 'high' THEN 14400000 WHEN severity = 'low' THEN 43200000 ELSE 28800000 END \
-                 WHERE next_response_target = 0",
-            )
-            .await?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ pub mod m20261201_000025_add_recovery_surveys;
 pub mod m20261201_000026_create_settings;
 pub mod m20261201_000027_create_barometer;
 pub mod m20261201_000028_add_next_response;
+pub mod m20261201_000029_backfill_next_response;
 
 /// Every migration of the feedback database.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261201_000026_create_settings::Migration));
         all.push(Box::new(m20261201_000027_create_barometer::Migration));
         all.push(Box::new(m20261201_000028_add_next_response::Migration));
+        all.push(Box::new(m20261201_000029_backfill_next_response::Migration));
         all
     }
 }

@@ -127,6 +127,17 @@ impl Store {
             .await
     }
 
+    /// Points of the entry `entry_id` reversed so far (by ReversePoints or returns).
+    pub(super) async fn reversed(&self, txn: &DatabaseTransaction, entry_id: i64) -> Result<i64> {
+        Ok(ledger_entries::Entity::find()
+            .filter(ledger_entries::Column::ReversesEntryId.eq(entry_id))
+            .all(txn)
+            .await?
+            .iter()
+            .map(|e| e.points.abs())
+            .sum())
+    }
+
     /// Reverses `points` (0: all that is left) of the entry `entry_id` of the locked member `st`, inside `txn`.
     pub(super) async fn reverse_in(
         &self,
@@ -146,14 +157,7 @@ impl Store {
         if !kind.reversible() {
             return Err(LoyaltyError::NotReversible);
         }
-        let already: i64 = ledger_entries::Entity::find()
-            .filter(ledger_entries::Column::ReversesEntryId.eq(entry_id))
-            .all(txn)
-            .await?
-            .iter()
-            .map(|e| e.points.abs())
-            .sum();
-        let left = original.points.abs() - already;
+        let left = original.points.abs() - self.reversed(txn, entry_id).await?;
         let points = if points == 0 { left } else { points };
         if points > left || left == 0 {
             return Err(LoyaltyError::NothingLeftToReverse { left });

@@ -145,6 +145,11 @@ impl Store {
                         (share as i64).min(order.points - order.returned_points)
                     };
                     let reason = if cmd.reason.is_empty() { format!("return of {}", cmd.order_id) } else { cmd.reason };
+                    // Never past what the ledger still holds of the purchase (ReversePoints may have taken some).
+                    let points = match order.entry_id {
+                        Some(id) => points.min(order.points - s.reversed(txn, id).await?).max(0),
+                        None => 0,
+                    };
                     let entry = match order.entry_id {
                         Some(id) if points > 0 => Some(s.reverse_in(txn, &mut st, id, points, &reason, now).await?),
                         _ => None,

@@ -203,7 +203,23 @@ async fn returns_reverse_the_orders_points_in_proportion_and_are_published(db: D
     let e = ret("", "rae", "o-1", Some(0)).await.unwrap_err();
     assert_status(&e, Code::InvalidArgument, "INVALID_ARGUMENT", Some("request_id"));
     assert_status(&e, Code::InvalidArgument, "INVALID_ARGUMENT", Some("amount"));
-    // Both returns were published for the subscribers.
+    // Points of an order already reversed by hand are not reversed again by its return.
+    let p = app.purchase("p-2", "sam", "o-2", 100, false).await;
+    app.client
+        .clone()
+        .reverse_points(pb::ReversePointsRequest {
+            request_id: "rev".into(),
+            customer_id: "sam".into(),
+            entry_id: p.entry.unwrap().entry_id,
+            points: 30,
+            reason: "goodwill correction".into(),
+        })
+        .await
+        .unwrap();
+    let r = ret("r-sam", "sam", "o-2", None).await.unwrap();
+    assert_eq!((r.points_reversed, r.fully_returned), (70, true));
+    assert_eq!(balance(r.member.as_ref().unwrap()).pending, 0);
+    // Both of rae's returns were published for the subscribers.
     let kinds: Vec<String> = outbox_event::Entity::find()
         .filter(outbox_event::Column::PartitionKey.eq("rae"))
         .all(&app.db)
