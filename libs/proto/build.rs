@@ -9,6 +9,7 @@ const FILES: &[&str] = &[
     "rapport/events/v1/events.proto",
     "rapport/feedback/v1/feedback.proto",
     "rapport/loyalty/v1/loyalty.proto",
+    "rapport/referrals/v1/referrals.proto",
     "rapport/segmentation/v1/segmentation.proto",
 ];
 

@@ -258,6 +258,8 @@ pub fn kind(payload: Option<&Payload>) -> &'static str {
         Some(Payload::CaseOpened(_)) => "case_opened",
         Some(Payload::ThemeSignal(_)) => "theme_signal",
         Some(Payload::PurchaseReturned(_)) => "purchase_returned",
+        Some(Payload::ReferralMade(_)) => "referral_made",
+        Some(Payload::ReferralConverted(_)) => "referral_converted",
         None => "empty",
     }
 }

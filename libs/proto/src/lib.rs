@@ -28,6 +28,12 @@ pub mod loyalty {
     }
 }
 
+pub mod referrals {
+    pub mod v1 {
+        tonic::include_proto!("rapport.referrals.v1");
+    }
+}
+
 pub mod segmentation {
     pub mod v1 {
         tonic::include_proto!("rapport.segmentation.v1");

@@ -44,7 +44,7 @@ pub struct Config {
     pub common: Common,
     /// Programme rules.
     pub rules: Rules,
-    /// Who receives loyalty's events (`RAPPORT_LOYALTY_SUBSCRIBERS`, default `segmentation,feedback`; each one's
+    /// Who receives loyalty's events (`RAPPORT_LOYALTY_SUBSCRIBERS`, default `segmentation,feedback,referrals`; each one's
     /// address from `RAPPORT_<NAME>_URL`, e.g. `RAPPORT_SEGMENTATION_URL`; without an address its events wait).
     pub subscribers: Vec<Subscriber>,
     /// How often expired points and ended tier periods are settled (`RAPPORT_LOYALTY_SWEEP_MS`, default 60 s).
@@ -68,7 +68,7 @@ impl Config {
             rules,
             subscribers: rapport_outbox::subscribers_from_env(
                 "RAPPORT_LOYALTY_SUBSCRIBERS",
-                &["segmentation", "feedback"],
+                &["segmentation", "feedback", "referrals"],
             )?,
             sweep_interval: config::millis("RAPPORT_LOYALTY_SWEEP_MS", Duration::from_secs(60))?,
         })

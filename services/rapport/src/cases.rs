@@ -8,12 +8,8 @@ use rapport_proto::{
 use crate::{
     cli::{CasesArgs, CasesCommand, Conn, ThemesArgs, ThemesCommand},
     conn::{channel, explain, request_id},
-    output,
+    output::{self, enum_name as name},
 };
-
-fn name(wire: &str, prefix: &str) -> String {
-    wire.trim_start_matches(prefix).to_lowercase()
-}
 
 fn theme_cell(d: Option<&pb::ThemeDecision>) -> String {
     match d {
@@ -191,16 +187,14 @@ async fn report(
     days: i64,
     by: &str,
 ) -> anyhow::Result<()> {
-    const DAY_MS: i64 = 86_400_000;
     let Some(grouping) = pb::CareGrouping::from_str_name(&format!("CARE_GROUPING_{}", by.to_uppercase())) else {
         bail!("--by: unknown grouping {by:?} (queue, channel, tier, segment, theme, agent)");
     };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-    let end = (now / DAY_MS + 1) * DAY_MS;
+    let (start, end) = output::last_days(days)?;
     let r = c
         .get_care_report(pb::GetCareReportRequest {
-            start_time: Some(rapport_kit::clock::timestamp(end - days * DAY_MS)),
-            end_time: Some(rapport_kit::clock::timestamp(end)),
+            start_time: Some(start),
+            end_time: Some(end),
             group_by: grouping.into(),
         })
         .await

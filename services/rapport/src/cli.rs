@@ -26,6 +26,9 @@ pub struct Conn {
     /// Feedback's address.
     #[arg(long, global = true, env = "RAPPORT_FEEDBACK_ADDR", default_value = "http://127.0.0.1:50054")]
     pub feedback_addr: String,
+    /// Referrals' address.
+    #[arg(long, global = true, env = "RAPPORT_REFERRALS_ADDR", default_value = "http://127.0.0.1:50053")]
+    pub referrals_addr: String,
     /// Bearer token; defaults to the development token `rapport up` writes to ./data/dev-token.
     #[arg(long, global = true, env = "RAPPORT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -67,6 +70,86 @@ pub enum Command {
     Barometer(BarometerArgs),
     /// The SLA policy: targets per severity and tier, the escalation queue.
     Sla(SlaArgs),
+    /// Referrals: codes for ambassadors, a referral in detail, the leaderboard, the review of flagged referrals.
+    Referrals(ReferralsArgs),
+}
+
+/// `rapport referrals`.
+#[derive(Debug, Args)]
+pub struct ReferralsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ReferralsCommand,
+}
+
+/// Referral commands.
+#[derive(Debug, Subcommand)]
+pub enum ReferralsCommand {
+    /// Issues a customer's code for a programme (the customer becomes an ambassador).
+    Code {
+        /// The customer.
+        customer_id: String,
+        /// The programme.
+        #[arg(long, default_value = "default")]
+        programme: String,
+        /// A vanity code: 4-20 letters, digits or '-' (default: a generated one).
+        #[arg(long)]
+        vanity: Option<String>,
+        /// Most sign-ups with the code (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        usage_limit: i32,
+    },
+    /// Shows a referral: its state, the fraud signals that fired, its rewards.
+    Show {
+        /// The referral.
+        referral_id: String,
+    },
+    /// Ambassadors ranked by referrals converted in the last days, then points.
+    Leaderboard {
+        /// The programme.
+        #[arg(long, default_value = "default")]
+        programme: String,
+        /// The window: referrals signed up in the last N days, today included.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// How many ambassadors, 1-100.
+        #[arg(long, default_value_t = 10)]
+        limit: i32,
+    },
+    /// The flagged referrals waiting for an agent; approve or void one.
+    Review(ReviewArgs),
+}
+
+/// `rapport referrals review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// Only this programme's flagged referrals (listing only).
+    #[arg(long)]
+    pub programme: Option<String>,
+    /// A decision on one referral (none: list the flagged ones).
+    #[command(subcommand)]
+    pub command: Option<ReviewCommand>,
+}
+
+/// Review decisions.
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Clears a flagged referral: it goes on as pending.
+    Approve {
+        /// The referral.
+        referral_id: String,
+        /// Why (recorded with the agent of the token).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Voids a referral: unpaid rewards are cancelled, paid ones clawed back.
+    Void {
+        /// The referral.
+        referral_id: String,
+        /// Why (recorded with the agent of the token).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// `rapport sla`.
@@ -407,7 +490,7 @@ pub struct NpsArgs {
 /// `rapport events`.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// The producing service whose outbox to look at: loyalty, segmentation or feedback.
+    /// The producing service whose outbox to look at: loyalty, segmentation, feedback or referrals.
     #[arg(long, default_value = "loyalty")]
     pub service: String,
     /// What to do.
@@ -556,8 +639,8 @@ pub struct UpArgs {
     /// Folder for the SQLite files and the development token.
     #[arg(long, default_value = "./data")]
     pub data_dir: String,
-    /// First port; services take consecutive ones (segmentation = base, loyalty = base + 1, feedback = base + 3);
-    /// 0 = any free ports.
+    /// First port; services take consecutive ones (segmentation = base, loyalty = base + 1, referrals = base + 2,
+    /// feedback = base + 3); 0 = any free ports.
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,
 }

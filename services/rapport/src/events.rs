@@ -16,7 +16,8 @@ pub async fn run(conn: &Conn, args: EventsArgs) -> anyhow::Result<()> {
         "loyalty" => &conn.loyalty_addr,
         "segmentation" => &conn.segmentation_addr,
         "feedback" => &conn.feedback_addr,
-        other => bail!("--service: unknown service {other:?} (loyalty, segmentation or feedback)"),
+        "referrals" => &conn.referrals_addr,
+        other => bail!("--service: unknown service {other:?} (loyalty, segmentation, feedback or referrals)"),
     };
     let mut client = OutboxServiceClient::new(channel(conn, addr)?);
     match args.command {

@@ -1,6 +1,5 @@
 //! `rapport survey …` and `rapport nps`: surveys by hand, and the NPS as a table with a sparkline of its days.
 use anyhow::bail;
-use rapport_kit::clock::timestamp;
 use rapport_proto::{
     common::v1::Channel,
     feedback::v1::{self as pb, feedback_service_client::FeedbackServiceClient},
@@ -11,8 +10,6 @@ use crate::{
     conn::{channel, explain, request_id},
     output,
 };
-
-const DAY_MS: i64 = 86_400_000;
 
 /// Runs `rapport survey …`.
 pub async fn survey(conn: &Conn, args: SurveyArgs) -> anyhow::Result<()> {
@@ -54,13 +51,10 @@ pub async fn survey(conn: &Conn, args: SurveyArgs) -> anyhow::Result<()> {
         s.survey_id.clone(),
         s.customer_id.clone(),
         s.touchpoint.clone(),
-        s.state().as_str_name().trim_start_matches("SURVEY_STATE_").to_lowercase(),
+        output::enum_name(s.state().as_str_name(), "SURVEY_STATE_"),
         output::when(s.expire_time.as_ref()),
         s.answer.as_ref().map(|a| a.score.to_string()).unwrap_or_default(),
-        s.answer
-            .as_ref()
-            .map(|_| answer.class().as_str_name().trim_start_matches("NPS_CLASS_").to_lowercase())
-            .unwrap_or_default(),
+        s.answer.as_ref().map(|_| output::enum_name(answer.class().as_str_name(), "NPS_CLASS_")).unwrap_or_default(),
         answer.comment,
     ]);
     println!("{t}");
@@ -80,16 +74,10 @@ pub async fn nps(conn: &Conn, args: NpsArgs) -> anyhow::Result<()> {
         "segment" => pb::NpsGrouping::Segment,
         other => bail!("--by: unknown grouping {other:?} (day, channel, touchpoint, tier or segment)"),
     };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-    let end = (now / DAY_MS + 1) * DAY_MS;
-    let start = end - args.days * DAY_MS;
+    let (start, end) = output::last_days(args.days)?;
     let mut c = FeedbackServiceClient::new(channel(conn, &conn.feedback_addr)?);
     let r = c
-        .get_nps(pb::GetNpsRequest {
-            start_time: Some(timestamp(start)),
-            end_time: Some(timestamp(end)),
-            group_by: group_by.into(),
-        })
+        .get_nps(pb::GetNpsRequest { start_time: Some(start), end_time: Some(end), group_by: group_by.into() })
         .await
         .map_err(explain)?
         .into_inner();

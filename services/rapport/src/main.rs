@@ -9,6 +9,7 @@ mod feedback;
 mod generate;
 mod loyalty;
 mod output;
+mod referrals;
 mod routing;
 mod segments;
 mod sla;
@@ -35,6 +36,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Actions(args) => context::actions(&cli.conn, args).await,
         cli::Command::Barometer(args) => barometer::run(&cli.conn, args).await,
         cli::Command::Sla(args) => sla::run(&cli.conn, args).await,
+        cli::Command::Referrals(args) => referrals::run(&cli.conn, args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -8,6 +8,19 @@ pub fn table(header: &[&str]) -> Table {
     t
 }
 
+/// A protobuf enum's wire name for people: `REFERRAL_STATE_PENDING` with prefix `REFERRAL_STATE_` is `pending`.
+pub fn enum_name(wire: &str, prefix: &str) -> String {
+    wire.trim_start_matches(prefix).to_lowercase()
+}
+
+/// The window of the last `days` days, today included: its start and its exclusive end, at midnight UTC.
+pub fn last_days(days: i64) -> anyhow::Result<(prost_types_like::Timestamp, prost_types_like::Timestamp)> {
+    const DAY_MS: i64 = 86_400_000;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let end = (now / DAY_MS + 1) * DAY_MS;
+    Ok((rapport_kit::clock::timestamp(end - days * DAY_MS), rapport_kit::clock::timestamp(end)))
+}
+
 /// One character per value on the `lo..hi` scale.
 pub fn sparkline(values: &[f64], lo: f64, hi: f64) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -51,6 +64,15 @@ mod tests {
         assert_eq!(sparkline(&[-100.0, 0.0, 100.0], -100.0, 100.0), "▁▅█");
         assert_eq!(sparkline(&[0.0, 50.0, 100.0], 0.0, 100.0), "▁▅█");
         assert_eq!(sparkline(&[], 0.0, 1.0), "");
+    }
+
+    #[test]
+    fn windows_end_at_the_next_midnight() {
+        let (start, end) = last_days(30).unwrap();
+        assert_eq!((end.seconds % 86_400, end.seconds - start.seconds), (0, 30 * 86_400));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert!(start.seconds <= now - 29 * 86_400 && now < end.seconds);
+        assert_eq!(enum_name("REWARD_STATE_CLAWBACK_DUE", "REWARD_STATE_"), "clawback_due");
     }
 
     #[test]

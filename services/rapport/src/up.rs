@@ -30,6 +30,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let port = |offset: u16| if args.base_port == 0 { 0 } else { args.base_port + offset };
     let seg_addr = SocketAddr::from(([127, 0, 0, 1], port(0)));
     let loyalty_addr = SocketAddr::from(([127, 0, 0, 1], port(1)));
+    let referrals_addr = SocketAddr::from(([127, 0, 0, 1], port(2)));
     let feedback_addr = SocketAddr::from(([127, 0, 0, 1], port(3)));
 
     spinner.set_message("segmentation: migrating the database");
@@ -39,11 +40,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut segmentation =
         rapport_segmentation::app::Segmentation::build(seg_cfg, auth.clone(), Arc::new(SystemClock)).await?;
 
+    // Referrals before feedback and loyalty, which deliver their events to it; it pays through loyalty, built last.
+    spinner.set_message("referrals: migrating the database");
+    let mut referrals_cfg = rapport_referrals::app::Config::from_env()?;
+    referrals_cfg.common.listen = referrals_addr;
+    referrals_cfg.common.database_url = sqlite(&args.data_dir, "referrals").into();
+    referrals_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
+    let mut referrals =
+        rapport_referrals::app::Referrals::build(referrals_cfg, auth.clone(), Arc::new(SystemClock)).await?;
+
     spinner.set_message("feedback: migrating the database");
     let mut feedback_cfg = rapport_feedback::app::Config::from_env()?;
     feedback_cfg.common.listen = feedback_addr;
     feedback_cfg.common.database_url = sqlite(&args.data_dir, "feedback").into();
     feedback_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
+    feedback_cfg.set_subscriber_url("referrals", Some(format!("http://{}", referrals.addr())));
     let mut feedback =
         rapport_feedback::app::Feedback::build(feedback_cfg, auth.clone(), Arc::new(SystemClock)).await?;
     segmentation.set_subscriber_url("feedback", format!("http://{}", feedback.addr()));
@@ -54,9 +65,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     loyalty_cfg.common.database_url = sqlite(&args.data_dir, "loyalty").into();
     loyalty_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
     loyalty_cfg.set_subscriber_url("feedback", Some(format!("http://{}", feedback.addr())));
+    loyalty_cfg.set_subscriber_url("referrals", Some(format!("http://{}", referrals.addr())));
     let loyalty = rapport_loyalty::app::Loyalty::build(loyalty_cfg, auth.clone(), Arc::new(SystemClock)).await?;
     segmentation.set_loyalty_url(format!("http://{}", loyalty.addr()));
     feedback.set_loyalty_url(format!("http://{}", loyalty.addr()));
+    referrals.set_loyalty_url(format!("http://{}", loyalty.addr()));
 
     spinner.finish_and_clear();
 
@@ -72,6 +85,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "loyalty".to_string(),
         format!("http://{}", loyalty.addr()),
         format!("{}/loyalty.db", args.data_dir),
+    ]);
+    t.add_row(vec![
+        "referrals".to_string(),
+        format!("http://{}", referrals.addr()),
+        format!("{}/referrals.db", args.data_dir),
     ]);
     t.add_row(vec![
         "feedback".to_string(),
@@ -96,10 +114,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let (a, b, c) = tokio::join!(segmentation.run(stop()), loyalty.run(stop()), feedback.run(stop()));
+    let (a, b, c, d) =
+        tokio::join!(segmentation.run(stop()), loyalty.run(stop()), referrals.run(stop()), feedback.run(stop()));
     a?;
     b?;
     c?;
+    d?;
     Ok(())
 }
 

@@ -10,8 +10,8 @@ use std::{
 
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-/// The addresses `rapport up` printed: (segmentation, loyalty, feedback).
-struct Addrs(String, String, String);
+/// The addresses `rapport up` printed: (segmentation, loyalty, feedback, referrals).
+struct Addrs(String, String, String, String);
 
 fn rapport(dir: &Path, addrs: &Addrs, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_rapport"))
@@ -20,6 +20,9 @@ fn rapport(dir: &Path, addrs: &Addrs, args: &[&str]) -> Output {
         .env("RAPPORT_LOYALTY_ADDR", &addrs.1)
         .env("RAPPORT_FEEDBACK_ADDR", &addrs.2)
         .env_remove("RAPPORT_TOKEN")
+        .env_remove("RAPPORT_REFERRALS_ADDR")
+        // Referrals' address as the global flag, the others through the environment: both ways are exercised.
+        .args(["--referrals-addr", &addrs.3])
         .args(args)
         .output()
         .unwrap();
@@ -74,14 +77,15 @@ async fn up_then_the_walk_through_of_the_readme() {
             .unwrap_or_else(|| panic!("no address of {service} in {printed:?}"))
             .to_string()
     };
-    let addrs = Addrs(addr_of("segmentation"), addr_of("loyalty"), addr_of("feedback"));
+    let addrs = Addrs(addr_of("segmentation"), addr_of("loyalty"), addr_of("feedback"), addr_of("referrals"));
     assert!(printed.iter().any(|l| l.contains("development token")));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !(serving(&addrs.0).await && serving(&addrs.1).await && serving(&addrs.2).await) {
+    while !(serving(&addrs.0).await && serving(&addrs.1).await && serving(&addrs.2).await && serving(&addrs.3).await) {
         assert!(tokio::time::Instant::now() < deadline, "the suite did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(dir.join("data/dev-token").exists() && dir.join("data/loyalty.db").exists());
+    assert!(dir.join("data/referrals.db").exists());
 
     let out = rapport(&dir, &addrs, &["gen", "--customers", "120", "--seed", "4"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("120 customers"));
@@ -170,6 +174,30 @@ async fn up_then_the_walk_through_of_the_readme() {
     assert!(text.contains("barometer 2026-01") && text.contains("quality of service"), "{text}");
     let out = rapport(&dir, &addrs, &["barometer", "show"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("index, oldest first"));
+    // Referrals: a code for a customer (one per programme), the leaderboard, the review queue.
+    let out = rapport(&dir, &addrs, &["referrals", "code", "cust-4-3", "--usage-limit", "5"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cust-4-3") && text.contains("default") && text.contains("0 / 5"), "{text}");
+    assert!(text.contains("uses / limit") && text.contains("no end"), "{text}");
+    let again = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .current_dir(&dir)
+        .args(["referrals", "code", "cust-4-3", "--referrals-addr", &addrs.3])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("CUSTOMER_HAS_CODE"));
+    let out = rapport(&dir, &addrs, &["referrals", "leaderboard", "--days", "7"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for header in ["rank", "ambassador", "invited", "signed up", "converted", "rewarded", "flagged", "points"] {
+        assert!(text.contains(header), "no {header:?} in {text}");
+    }
+    let out = rapport(&dir, &addrs, &["referrals", "review"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for header in ["referral", "ambassador", "referee", "score", "signals"] {
+        assert!(text.contains(header), "no {header:?} in {text}");
+    }
+    assert!(text.contains("no flagged referral"), "{text}");
+
     // bad input: a clear error and a failing exit status
     let bad = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(&dir)

@@ -67,6 +67,10 @@ fn behaviour(e: &WireEvent, now: i64) -> Option<Event> {
             let channel = channel_index(c.channel);
             Some(Event { channel, ..base(Kind::Complaint) })
         }
+        // A referral the customer made counts as behaviour once, when made (its conversion is the referee's purchase,
+        // which segmentation already has from loyalty).
+        Payload::ReferralMade(_) => Some(base(Kind::Referral)),
+        Payload::ReferralConverted(_) => None,
         // Erasures come to `forget`; membership changes are segmentation's own; a promoter is already counted by
         // its answer; themes are for the improvement service.
         // Returns do not change behaviour features yet (a purchase returned still counts as made).
