@@ -1,6 +1,6 @@
-//! Erasure across services: loyalty forgets a member, segmentation and feedback erase the customer and keep a
-//! tombstone; a purchase event that arrives afterwards does not bring the customer back, and no text or binary column
-//! of any of the three databases (stored replies and outbox payloads included) keeps the customer's id, name or
+//! Erasure across services: loyalty forgets a member, segmentation, feedback and referrals erase the customer and
+//! keep a tombstone; a purchase event that arrives afterwards does not bring the customer back, and no text or binary
+//! column of any of the four databases (stored replies and outbox payloads included) keeps the customer's id, name or
 //! e-mail.
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ use rapport_proto::{
     },
     feedback::v1::{self as fpb, feedback_service_client::FeedbackServiceClient},
     loyalty::v1::{self as lpb, loyalty_service_client::LoyaltyServiceClient},
+    referrals::v1::{self as rpb, referrals_service_client::ReferralsServiceClient},
     segmentation::v1::{self as spb, segmentation_service_client::SegmentationServiceClient},
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -91,14 +92,22 @@ async fn erased_customers_stay_erased(backend: Backend) {
     let clock = ManualClock::new(T0);
     let (seg_db, loyalty_db) = (fresh_database(backend).await.unwrap(), fresh_database(backend).await.unwrap());
     let feedback_db = fresh_database(backend).await.unwrap();
+    let referrals_db = fresh_database(backend).await.unwrap();
     let placeholder = any_port();
     let s = segmentation(any_port(), seg_db.url(), placeholder, &clock).await;
     let f = feedback(any_port(), feedback_db.url(), Some(format!("http://{}", s.addr)), &clock).await;
+    let refs = {
+        let mut config = rapport_referrals::app::Config::local(referrals_db.url());
+        config.common.serve = serve_config();
+        config.set_subscriber_url("segmentation", Some(format!("http://{}", s.addr)));
+        TestServer::start::<rapport_referrals::app::Referrals>(config, auth(), Arc::new(clock.clone())).await.unwrap()
+    };
     let l = {
         let mut config = rapport_loyalty::app::Config::local(loyalty_db.url());
         config.common.serve = serve_config();
         config.set_subscriber_url("segmentation", Some(format!("http://{}", s.addr)));
         config.set_subscriber_url("feedback", Some(f.url()));
+        config.set_subscriber_url("referrals", Some(refs.url()));
         TestServer::start::<rapport_loyalty::app::Loyalty>(config, auth(), Arc::new(clock.clone())).await.unwrap()
     };
     // A survey whose comment names the customer.
@@ -147,6 +156,37 @@ async fn erased_customers_stay_erased(backend: Backend) {
         request_id: "r-erin".into(),
         case_id: case.case_id,
         text: "Dear Erin Example, a new parcel is on its way".into(),
+    })
+    .await
+    .unwrap();
+    // An ambassador with a vanity code made of its id and its own e-mail, and the referee of another ambassador.
+    let mut rc = ReferralsServiceClient::new(channel(refs.addr, Role::Agent));
+    let erin_signals = || Some(rpb::Signals { email: "erin.example@mail.test".into(), ..Default::default() });
+    for (who, vanity) in [("erin-7731", "erin-7731"), ("amb-zoe", "ZOE-2026")] {
+        rc.issue_code(rpb::IssueCodeRequest {
+            request_id: format!("code-{who}"),
+            customer_id: who.into(),
+            programme_id: "default".into(),
+            vanity: vanity.into(),
+            signals: if who == "erin-7731" { erin_signals() } else { None },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    rc.attribute_signup(rpb::AttributeSignupRequest {
+        request_id: "su-erin".into(),
+        code: "zoe-2026".into(),
+        referee_id: "erin-7731".into(),
+        signals: erin_signals(),
+    })
+    .await
+    .unwrap();
+    rc.attribute_signup(rpb::AttributeSignupRequest {
+        request_id: "su-friend".into(),
+        code: "erin-7731".into(),
+        referee_id: "friend-of-erin".into(),
+        signals: None,
     })
     .await
     .unwrap();
@@ -209,6 +249,26 @@ async fn erased_customers_stay_erased(backend: Backend) {
         }
     })
     .await;
+    // Referrals got it: the code is answered as an erased ambassador's, the referrals stay under a pseudonym.
+    eventually(30, "the erasure in referrals", || {
+        let mut rc = rc.clone();
+        async move {
+            rc.get_code(rpb::GetCodeRequest { code: "ERIN-7731".into() })
+                .await
+                .is_err_and(|e| e.code() == tonic::Code::FailedPrecondition)
+        }
+    })
+    .await;
+    let metrics = ReferralsServiceClient::new(channel(refs.addr, Role::Sre))
+        .get_programme_metrics(rpb::GetProgrammeMetricsRequest {
+            programme_id: "default".into(),
+            start_time: Some(rapport_kit::clock::timestamp(T0)),
+            end_time: Some(rapport_kit::clock::timestamp(T0 + 86_400_000)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((metrics.ambassadors, metrics.signups), (2, 2), "the programme's counts stay true");
     let lconn = rapport_kit::db::connect(loyalty_db.url()).await.unwrap();
     eventually(30, "loyalty's outbox scrubbed once the erasure was delivered", || async {
         use rapport_outbox::entities::outbox_event;
@@ -288,10 +348,11 @@ async fn erased_customers_stay_erased(backend: Backend) {
     );
 
     l.stop().await;
+    refs.stop().await;
     f.stop().await;
     s.stop().await;
-    for url in [seg_db.url(), loyalty_db.url(), feedback_db.url()] {
-        let left = text_holding(url, &["erin-7731", "Erin Example", "erin.example@mail.test"]).await;
+    for url in [seg_db.url(), loyalty_db.url(), feedback_db.url(), referrals_db.url()] {
+        let left = text_holding(url, &["erin-7731", "ERIN-7731", "Erin Example", "erin.example@mail.test"]).await;
         assert!(left.is_empty(), "personal data left behind: {left:?}");
     }
 }

@@ -1,4 +1,4 @@
-//! System tests: segmentation, loyalty and feedback together over real gRPC, on SQLite and on PostgreSQL.
+//! System tests: segmentation, loyalty, feedback and referrals together over real gRPC, on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod campaign_loop;
 mod campaign_pause;
@@ -7,6 +7,7 @@ mod context;
 mod erasure;
 mod feedback_loop;
 mod races;
+mod referrals;
 mod reflection;
 mod replicas;
 mod support;

@@ -133,8 +133,7 @@ pub fn referral_pb(row: &referrals::Model, rewards: &[rewards::Model]) -> Result
         programme_version: row.programme_version,
         referrer_id: row.referrer_id.clone(),
         referee_id: row.referee_id.clone(),
-        // An erased ambassador's code is not shown.
-        code: if row.code_key.starts_with("erased:") { String::new() } else { row.code_key.clone() },
+        code: row.code.clone(),
         state: state.into(),
         fraud_score: row.fraud_score,
         signals: signals

@@ -15,6 +15,8 @@ pub struct Model {
     #[sea_orm(unique)]
     pub referee_id: String,
     pub code_key: String,
+    /// The code as issued (blank once its ambassador is erased).
+    pub code: String,
     pub state: String,
     pub fraud_score: f64,
     /// Whether the screening flagged it when it was made (it stays counted after an agent's review).

@@ -102,6 +102,7 @@ impl MigrationTrait for Migration {
                     .col(string("referrer_id"))
                     .col(string_uniq("referee_id"))
                     .col(string("code_key"))
+                    .col(string("code"))
                     .col(string("state"))
                     .col(double("fraud_score"))
                     .col(boolean("flagged_at_signup"))

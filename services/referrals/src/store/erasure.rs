@@ -45,6 +45,7 @@ impl Store {
             let erased_key = self.erased_code_key(&c.code_key);
             rows::Entity::update_many()
                 .col_expr(rows::Column::CodeKey, Expr::value(erased_key.clone()))
+                .col_expr(rows::Column::Code, Expr::value(String::new()))
                 .filter(rows::Column::CodeKey.eq(&c.code_key))
                 .exec(txn)
                 .await?;

@@ -133,6 +133,7 @@ impl Store {
             referrer_id: code.customer_id.clone(),
             referee_id: cmd.referee_id.clone(),
             code_key: code_key.clone(),
+            code: code.code.clone(),
             state: state.as_str().into(),
             fraud_score: score,
             flagged_at_signup: state == State::Flagged,
