@@ -182,3 +182,26 @@ async fn figures_count_and_erasure_keeps_them(db: Db) {
     }
     app.stop().await;
 }
+
+#[test]
+fn matrix_covers_every_rpc_and_names_no_other() {
+    let policy = rapport_referrals::app::policy().unwrap();
+    let service = rapport_referrals::app::SERVICE_NAME;
+    for svc in [service, rapport_referrals::app::SINK_NAME] {
+        let (missing, unknown) = policy.coverage(rapport_proto::FILE_DESCRIPTOR_SET, svc).unwrap();
+        assert!(missing.is_empty(), "{svc}: RPCs missing from the matrix: {missing:?}");
+        assert!(unknown.is_empty(), "{svc}: the matrix names RPCs that do not exist: {unknown:?}");
+    }
+    let sink = |r| policy.allows(&format!("/{}/DeliverEvents", rapport_referrals::app::SINK_NAME), r);
+    assert!(sink(Role::Loyalty) && sink(Role::Feedback) && !sink(Role::Sre) && !sink(Role::Agent));
+    let p = |m: &str| format!("/{service}/{m}");
+    for m in ["ApproveReferral", "VoidReferral"] {
+        assert!(policy.allows(&p(m), Role::Agent));
+        for r in [Role::Marketing, Role::Reader, Role::Loyalty, Role::Feedback, Role::Segmentation] {
+            assert!(!policy.allows(&p(m), r), "{r:?} may {m}");
+        }
+    }
+    for m in ["GetAmbassadorStats", "GetReferral", "ListReferrals", "GetCode"] {
+        assert!(!policy.allows(&p(m), Role::Reader), "readers may not {m}");
+    }
+}
