@@ -1,5 +1,5 @@
 //! Erasure: codes (a vanity code may be a name) kept only as a keyed hash so a later use is told "erased", the
-//! ambassador's fingerprints and review site dropped, referrals, rewards and invitations kept under a keyed
+//! ambassador's fingerprints and review site dropped, the customer taken off the block list, referrals, rewards and invitations kept under a keyed
 //! pseudonym so programme counts stay true, rewards not yet paid to the customer cancelled, outbox rows and stored
 //! replies scrubbed, a tombstone so later events are dropped.
 use rapport_kit::{
@@ -8,12 +8,14 @@ use rapport_kit::{
 };
 use rapport_outbox::sink;
 use rapport_proto::referrals::v1 as pb;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr,
+};
 
 use super::{Result, Store};
 use crate::{
     domain::reward,
-    entities::{ambassadors, codes, invitations, referrals as rows, rewards},
+    entities::{ambassadors, blocked, codes, invitations, referrals as rows, rewards},
 };
 
 impl Store {
@@ -40,7 +42,10 @@ impl Store {
     ) -> Result<pb::ForgetCustomerResponse> {
         self.lock_customer(txn, customer_id).await?;
         let pseudonym = self.pseudonyms.of(customer_id);
-        let own_codes = codes::Entity::find().filter(codes::Column::CustomerId.eq(customer_id)).all(txn).await?;
+        // The codes' rows first: a sign-up on one of them waits for the erasure and then finds it erased, and one
+        // already under way finishes before its referral is re-keyed below.
+        let own_codes =
+            codes::Entity::find().filter(codes::Column::CustomerId.eq(customer_id)).lock_exclusive().all(txn).await?;
         for c in &own_codes {
             let erased_key = self.erased_code_key(&c.code_key);
             rows::Entity::update_many()
@@ -101,6 +106,13 @@ impl Store {
         rewards::Entity::update_many()
             .col_expr(rewards::Column::CustomerId, Expr::value(pseudonym.clone()))
             .filter(rewards::Column::CustomerId.eq(customer_id))
+            .exec(txn)
+            .await?;
+        // A blocked customer's id goes too (its tombstone keeps it out); blocked e-mails, instruments and devices are
+        // keyed hashes that name no one and stay.
+        blocked::Entity::delete_many()
+            .filter(blocked::Column::Kind.eq("customer"))
+            .filter(blocked::Column::Value.eq(customer_id))
             .exec(txn)
             .await?;
         self.outbox.scrub(txn, customer_id).await?;

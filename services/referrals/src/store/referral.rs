@@ -514,7 +514,11 @@ impl Store {
                             .await?;
                     }
                     tracing::info!(entries = cmd.entries.len(), "block list replaced");
-                    Ok(Done::reply(pb::SetBlockListResponse { block_list: Some(s.block_list_in(txn).await?) }))
+                    // The reply names the blocked customers: an erasure of one of them blanks it.
+                    let customers: Vec<String> =
+                        cmd.entries.iter().filter(|(k, _)| *k == "customer").map(|(_, v)| v.clone()).collect();
+                    let reply = pb::SetBlockListResponse { block_list: Some(s.block_list_in(txn).await?) };
+                    Ok(Done::about(customers, reply))
                 })
             })
             .await

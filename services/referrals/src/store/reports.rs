@@ -88,7 +88,6 @@ impl Store {
         }
         let mut entries: Vec<pb::AmbassadorStats> = by.iter().map(|(who, refs)| tally(who, refs)).collect();
         entries.sort_by(|a, b| b.converted.cmp(&a.converted).then(a.customer_id.cmp(&b.customer_id)));
-        // Points only decide among the ones that could make the list.
         let customers: Vec<String> = entries.iter().map(|e| e.customer_id.clone()).collect();
         let points = self.points_paid_to(&customers, programme_id).await?;
         for e in &mut entries {

@@ -67,8 +67,8 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let mut ids = due;
-        ids.dedup();
+        let mut seen = std::collections::HashSet::new();
+        let ids: Vec<String> = due.into_iter().filter(|id| seen.insert(id.clone())).collect();
         let mut moved = 0;
         for referral_id in ids {
             let _turn = self.frame.write_turn().await;

@@ -126,7 +126,14 @@ async fn figures_count_and_erasure_keeps_them(db: Db) {
     let rows: Vec<(String, i64, i64, i64)> =
         board.iter().map(|e| (e.customer_id.clone(), e.invited, e.signed_up, e.converted)).collect();
     assert_eq!(rows, [("amb-a".to_string(), 8, 3, 2), ("amb-b".to_string(), 2, 1, 1)]);
-    // Erasing the top ambassador: its code, name and data go; the programme's counts stay.
+    // Erasing the top ambassador (blocked meanwhile): its code, name and data go; the programme's counts stay.
+    c.set_block_list(pb::SetBlockListRequest {
+        request_id: "bl".into(),
+        block_list: Some(pb::BlockList { customer_ids: vec!["amb-a".into()], ..Default::default() }),
+        emails: vec![],
+    })
+    .await
+    .unwrap();
     let gone = c
         .forget_customer(pb::ForgetCustomerRequest { request_id: "f-a".into(), customer_id: "amb-a".into() })
         .await
@@ -171,7 +178,7 @@ async fn figures_count_and_erasure_keeps_them(db: Db) {
     assert_status(&e, Code::AlreadyExists, "CODE_TAKEN", None);
     // Referrals' database keeps no trace of the erased ambassador's id or code.
     use sea_orm::{ConnectionTrait, Statement};
-    for table in ["referrals", "codes", "ambassadors", "invitations", "rewards"] {
+    for table in ["referrals", "codes", "ambassadors", "invitations", "rewards", "blocked", "idempotency_subjects"] {
         let rows = app
             .db
             .query_all_raw(Statement::from_string(app.db.get_database_backend(), format!("SELECT * FROM {table}")))
