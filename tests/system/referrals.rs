@@ -177,7 +177,8 @@ async fn a_referral_pays_once_through_loyalty_and_a_return_claws_it_back(db: Db)
     })
     .await;
     for id in &ids {
-        assert!(get(id.clone()).await.rewards.iter().all(|w| w.state() == rpb::RewardState::Due));
+        let waiting = get(id.clone()).await.rewards;
+        assert!(waiting.iter().all(|w| matches!(w.state(), rpb::RewardState::Due | rpb::RewardState::Paying)));
     }
     // Loyalty comes back on its address: the payouts complete.
     let l = loyalty_tuned(l_addr, l_db.url(), Some(format!("http://{s_addr}")), &clock, auth(), loyalty_config).await;

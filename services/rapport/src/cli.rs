@@ -118,6 +118,11 @@ pub enum ReferralsCommand {
     },
     /// The flagged referrals waiting for an agent; approve or void one.
     Review(ReviewArgs),
+    /// Puts back in line the rewards of a referral that loyalty refused too often (once the cause is fixed).
+    Retry {
+        /// The referral.
+        referral_id: String,
+    },
 }
 
 /// `rapport referrals review`.

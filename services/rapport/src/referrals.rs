@@ -22,7 +22,21 @@ pub async fn run(conn: &Conn, args: ReferralsArgs) -> anyhow::Result<()> {
         ReferralsCommand::Show { referral_id } => show(&mut c, referral_id).await,
         ReferralsCommand::Leaderboard { programme, days, limit } => leaderboard(&mut c, programme, days, limit).await,
         ReferralsCommand::Review(args) => review(&mut c, args).await,
+        ReferralsCommand::Retry { referral_id } => retry(&mut c, referral_id).await,
     }
+}
+
+/// Puts back in line the rewards loyalty refused too often.
+async fn retry(c: &mut Client, referral_id: String) -> anyhow::Result<()> {
+    let r = c
+        .retry_rewards(pb::RetryRewardsRequest { request_id: request_id(), referral_id })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let Some(referral) = r.referral else { bail!("the service answered without a referral") };
+    print_rewards(&referral.rewards);
+    println!("{} reward(s) of referral {} put back in line", r.requeued, referral.referral_id);
+    Ok(())
 }
 
 async fn code(
@@ -67,34 +81,29 @@ fn state(r: &pb::Referral) -> String {
     enum_name(r.state().as_str_name(), "REFERRAL_STATE_")
 }
 
-/// The referral itself, one row.
+/// The referral itself, a field a line (what is not known yet left out).
 fn print_referral(r: &pb::Referral) {
-    let mut t = output::table(&[
-        "referral",
-        "state",
-        "ambassador",
-        "referee",
-        "programme",
-        "fraud score",
-        "signed up",
-        "converted",
-        "approved",
-        "reviewed by",
-        "reason",
-    ]);
-    t.add_row(vec![
-        r.referral_id.clone(),
-        state(r),
-        r.referrer_id.clone(),
-        r.referee_id.clone(),
-        format!("{}@{}", r.programme_id, r.programme_version),
-        format!("{:.2}", r.fraud_score),
-        output::when(r.signed_up_at.as_ref()),
-        output::when(r.converted_at.as_ref()),
-        output::when(r.approved_at.as_ref()),
-        r.reviewed_by.clone(),
-        r.reason.clone(),
-    ]);
+    let mut t = output::table(&["referral", &r.referral_id]);
+    let mut line = |name: &str, value: String| {
+        if !value.is_empty() {
+            t.add_row(vec![name.to_string(), value]);
+        }
+    };
+    line("state", state(r));
+    line("ambassador", r.referrer_id.clone());
+    line("referee", r.referee_id.clone());
+    line("code", r.code.clone());
+    line("programme", format!("{} (version {})", r.programme_id, r.programme_version));
+    line("fraud score", format!("{:.2}", r.fraud_score));
+    line("signed up", output::when(r.signed_up_at.as_ref()));
+    line("converted", output::when(r.converted_at.as_ref()));
+    line("converting order", r.converted_order_id.clone());
+    line("approved", output::when(r.approved_at.as_ref()));
+    line("reviewed by", r.reviewed_by.clone());
+    line("review note", r.reason.clone());
+    line("voided", output::when(r.voided_at.as_ref()));
+    line("voided by", r.voided_by.clone());
+    line("void reason", r.void_reason.clone());
     println!("{t}");
 }
 

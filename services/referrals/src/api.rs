@@ -491,6 +491,19 @@ impl ReferralsService for ReferralsApi {
             .map_err(status)
     }
 
+    async fn retry_rewards(
+        &self,
+        req: Request<pb::RetryRewardsRequest>,
+    ) -> Result<Response<pb::RetryRewardsResponse>, Status> {
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&r.request_id);
+        v.id("referral_id", &r.referral_id);
+        invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        self.store.retry_rewards(&key, r.referral_id.clone()).await.map(Response::new).map_err(status)
+    }
+
     async fn set_block_list(
         &self,
         req: Request<pb::SetBlockListRequest>,

@@ -3,8 +3,10 @@
 //! ones (`ReversePoints` of the payment's entry). Each call carries a request id made of the reward id
 //! (`rr:<reward>` and `rc:<reward>`), so loyalty applies it once whatever happens here: a crash between its answer
 //! and the record, a redelivered purchase event, a second replica. When loyalty is down or slow the round stops and
-//! the rewards wait, due, for the next one; a reward loyalty refuses (not an outage) is tried again a few times
-//! and then left with its last error for an agent to see.
+//! the rewards wait, due, for the next one; a reward loyalty refuses for what it is (not an outage) is tried again a
+//! few times and then left with its last error (`RetryRewards` puts it back in line). A reward is claimed before the
+//! call (`paying`) and stays so until loyalty's answer is recorded (a refusal makes it due again), so a void
+//! meanwhile knows it may have been paid and claws it back.
 use rapport_kit::client::OutgoingChannel;
 use rapport_proto::loyalty::v1::{
     EarnPointsRequest, EnrolMemberRequest, ReversePointsRequest, loyalty_service_client::LoyaltyServiceClient,
@@ -47,11 +49,13 @@ fn reason(s: &tonic::Status) -> Option<String> {
     s.get_details_error_info().map(|i| i.reason)
 }
 
-/// Whether loyalty could not answer now (as opposed to refusing the call).
-fn unreachable(s: &tonic::Status) -> bool {
+/// Whether loyalty refused the call for what it is (it will refuse it again), as opposed to not answering now — down,
+/// slow, shedding, failing inside, or not letting referrals in (a configuration to fix): those are retried until
+/// they go through.
+fn refused(s: &tonic::Status) -> bool {
     matches!(
         s.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Cancelled | Code::Unknown
+        Code::InvalidArgument | Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists | Code::OutOfRange
     )
 }
 
@@ -68,6 +72,9 @@ impl Payouts {
         let due = self.store.due_payouts(BATCH).await?;
         done.more = due.len() as u64 == BATCH;
         for p in due {
+            if !self.store.claim(&p.reward_id).await? {
+                continue;
+            }
             match pay(loyalty.clone(), &p).await {
                 Ok(entry_id) => {
                     self.store.record_paid(&p.reward_id, &entry_id).await?;
@@ -76,9 +83,9 @@ impl Payouts {
                 }
                 Err(s) => {
                     done.failed += 1;
-                    self.store.record_attempt_failed(&p.reward_id, s.message(), !unreachable(&s)).await?;
-                    if unreachable(&s) {
-                        tracing::warn!(code = ?s.code(), "loyalty unreachable: payouts wait");
+                    self.store.record_attempt_failed(&p.reward_id, s.message(), refused(&s)).await?;
+                    if !refused(&s) {
+                        tracing::warn!(code = ?s.code(), "loyalty does not answer: payouts wait");
                         return Ok(done);
                     }
                     tracing::warn!(referral_id = %p.referral_id, code = ?s.code(), error = %s.message(), "reward refused");
@@ -86,7 +93,7 @@ impl Payouts {
             }
         }
         for c in self.store.due_clawbacks(BATCH).await? {
-            match claw_back(loyalty.clone(), &c).await {
+            match claw_back(loyalty.clone(), &self.store, &c).await {
                 Ok(()) => {
                     self.store.record_clawed_back(&c.reward_id).await?;
                     tracing::info!(reward_id = %c.reward_id, "reward clawed back");
@@ -94,8 +101,8 @@ impl Payouts {
                 }
                 Err(s) => {
                     done.failed += 1;
-                    self.store.record_attempt_failed(&c.reward_id, s.message(), !unreachable(&s)).await?;
-                    if unreachable(&s) {
+                    self.store.record_attempt_failed(&c.reward_id, s.message(), refused(&s)).await?;
+                    if !refused(&s) {
                         return Ok(done);
                     }
                     tracing::warn!(reward_id = %c.reward_id, code = ?s.code(), error = %s.message(), "clawback refused");
@@ -135,12 +142,28 @@ async fn pay(mut loyalty: LoyaltyServiceClient<OutgoingChannel>, p: &Payout) -> 
     Ok(reply.into_inner().entry.map(|e| e.entry_id).unwrap_or_default())
 }
 
-/// Claws one reward back: a reversing entry of what is left of the payment.
-async fn claw_back(mut loyalty: LoyaltyServiceClient<OutgoingChannel>, c: &Clawback) -> Result<(), tonic::Status> {
+/// Claws one reward back: a reversing entry of what is left of the payment. A reward voided while it was being paid
+/// first learns its payment's entry by asking loyalty again under the payment's request id (replayed if it was made,
+/// made now otherwise, so that it can be reversed).
+async fn claw_back(
+    mut loyalty: LoyaltyServiceClient<OutgoingChannel>,
+    store: &Store,
+    c: &Clawback,
+) -> Result<(), tonic::Status> {
+    let entry_id = if c.entry_id.is_empty() {
+        let entry_id = pay(loyalty.clone(), &c.payment()).await?;
+        store
+            .record_clawback_entry(&c.reward_id, &entry_id)
+            .await
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        entry_id
+    } else {
+        c.entry_id.clone()
+    };
     let req = ReversePointsRequest {
         request_id: format!("rc:{}", c.reward_id),
         customer_id: c.customer_id.clone(),
-        entry_id: c.entry_id.clone(),
+        entry_id,
         points: 0,
         reason: "referral voided: reward clawed back".into(),
     };

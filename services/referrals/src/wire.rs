@@ -115,6 +115,7 @@ fn reward_state_pb(s: &str) -> pb::RewardState {
     match s {
         reward::HELD => pb::RewardState::Held,
         reward::DUE => pb::RewardState::Due,
+        reward::PAYING => pb::RewardState::Paying,
         reward::PAID => pb::RewardState::Paid,
         reward::CANCELLED => pb::RewardState::Cancelled,
         reward::CLAWBACK_DUE => pb::RewardState::ClawbackDue,
@@ -146,6 +147,9 @@ pub fn referral_pb(row: &referrals::Model, rewards: &[rewards::Model]) -> Result
         approved_at: row.approved_at.map(timestamp),
         reviewed_by: row.reviewed_by.clone(),
         reason: row.reason.clone(),
+        voided_by: row.voided_by.clone(),
+        void_reason: row.void_reason.clone(),
+        voided_at: row.voided_at.map(timestamp),
         rewards: rewards
             .iter()
             .map(|r| pb::ReferralReward {

@@ -240,20 +240,34 @@ pub mod reward {
     pub const HELD: &str = "held";
     /// To be paid.
     pub const DUE: &str = "due";
+    /// Being paid: the worker claimed it and called loyalty, which may have paid it (no answer recorded yet).
+    pub const PAYING: &str = "paying";
     /// Paid.
     pub const PAID: &str = "paid";
     /// Cancelled before payment.
     pub const CANCELLED: &str = "cancelled";
-    /// Paid, to be clawed back.
+    /// Paid (or perhaps paid: voided while being paid, its entry id not known yet), to be clawed back.
     pub const CLAWBACK_DUE: &str = "clawback_due";
     /// Clawed back.
     pub const CLAWED_BACK: &str = "clawed_back";
 
-    /// What voiding does to a reward in `state`: held and due ones are cancelled, paid ones clawed back.
+    /// What voiding does to a reward in `state`: held and due ones are cancelled, paid ones clawed back, and one
+    /// being paid is clawed back too (the worker first learns its entry by asking loyalty again under the same
+    /// request id: a payment that was made is replayed, one that was not is made then — and reversed).
     pub fn on_void(state: &str) -> Option<&'static str> {
         match state {
             HELD | DUE => Some(CANCELLED),
-            PAID => Some(CLAWBACK_DUE),
+            PAYING | PAID => Some(CLAWBACK_DUE),
+            _ => None,
+        }
+    }
+
+    /// What a payment loyalty made does to a reward now in `state`: one being paid (or still due, if its claim was
+    /// reset) is paid; one voided meanwhile is to be clawed back.
+    pub fn on_paid(state: &str) -> Option<&'static str> {
+        match state {
+            PAYING | DUE => Some(PAID),
+            CANCELLED | CLAWBACK_DUE => Some(CLAWBACK_DUE),
             _ => None,
         }
     }
@@ -445,6 +459,11 @@ mod tests {
         }
         assert_eq!(reward::on_void(reward::HELD), Some(reward::CANCELLED));
         assert_eq!(reward::on_void(reward::PAID), Some(reward::CLAWBACK_DUE));
+        assert_eq!(reward::on_void(reward::PAYING), Some(reward::CLAWBACK_DUE));
         assert_eq!(reward::on_void(reward::CLAWED_BACK), None);
+        assert_eq!(reward::on_paid(reward::PAYING), Some(reward::PAID));
+        assert_eq!(reward::on_paid(reward::CANCELLED), Some(reward::CLAWBACK_DUE));
+        assert_eq!(reward::on_paid(reward::CLAWBACK_DUE), Some(reward::CLAWBACK_DUE));
+        assert_eq!(reward::on_paid(reward::CLAWED_BACK), None);
     }
 }

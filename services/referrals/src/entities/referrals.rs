@@ -37,6 +37,9 @@ pub struct Model {
     pub reviewed_by: String,
     pub reason: String,
     pub voided_at: Option<i64>,
+    /// Who voided it (an agent, or `returns`), and why: the review before stays as it was.
+    pub voided_by: String,
+    pub void_reason: String,
 }
 
 /// No relations.

@@ -120,6 +120,8 @@ impl MigrationTrait for Migration {
                     .col(string("reviewed_by"))
                     .col(string("reason"))
                     .col(big_integer_null("voided_at"))
+                    .col(string("voided_by"))
+                    .col(string("void_reason"))
                     .to_owned(),
             )
             .await?;

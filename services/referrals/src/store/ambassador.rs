@@ -77,6 +77,11 @@ impl Store {
             let fp = &cmd.fingerprints;
             let mut a: ambassadors::ActiveModel = row.clone().into();
             let mut changed = false;
+            // A review invitation sent later to an ambassador without one is recorded.
+            if row.review_site.is_empty() && !cmd.review_site.is_empty() {
+                a.review_site = Set(cmd.review_site.clone());
+                changed = true;
+            }
             for (col, have, given) in [
                 (&mut a.email_hash, &row.email_hash, &fp.email),
                 (&mut a.payment_hash, &row.payment_hash, &fp.payment),

@@ -7,9 +7,14 @@ use rapport_kit::{
     idempotency,
 };
 use rapport_outbox::sink;
-use rapport_proto::referrals::v1 as pb;
+use rapport_proto::{
+    events::v1::{CustomerForgotten, event},
+    referrals::v1 as pb,
+};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
 };
 
 use super::{Result, Store};
@@ -19,7 +24,7 @@ use crate::{
 };
 
 impl Store {
-    /// Erases the customer on request.
+    /// Erases the customer on request and tells referrals' subscribers.
     pub async fn forget(&self, key: &Key, customer_id: &str) -> Result<pb::ForgetCustomerResponse> {
         let customer_id = customer_id.to_string();
         self.frame
@@ -27,6 +32,9 @@ impl Store {
                 Box::pin(async move {
                     let reply = s.forget_in(txn, &customer_id, now).await?;
                     sink::bury(txn, &s.pseudonyms, &customer_id, now).await?;
+                    // Segmentation holds the referrals the customer made: the erasure reaches it too.
+                    let ev = event::Payload::CustomerForgotten(CustomerForgotten {});
+                    s.outbox.publish(txn, &customer_id, ev, now).await?;
                     Ok(Done::reply(reply))
                 })
             })
@@ -46,6 +54,14 @@ impl Store {
         // already under way finishes before its referral is re-keyed below.
         let own_codes =
             codes::Entity::find().filter(codes::Column::CustomerId.eq(customer_id)).lock_exclusive().all(txn).await?;
+        // Then every referral the customer took part in, in one order (two erasures of customers who referred each
+        // other would otherwise lock them in opposite orders).
+        rows::Entity::find()
+            .filter(rows::Column::ReferrerId.eq(customer_id).or(rows::Column::RefereeId.eq(customer_id)))
+            .order_by_asc(rows::Column::Seq)
+            .lock_exclusive()
+            .all(txn)
+            .await?;
         for c in &own_codes {
             let erased_key = self.erased_code_key(&c.code_key);
             rows::Entity::update_many()

@@ -28,7 +28,8 @@ impl Store {
         self.frame
             .once(self, key, "UpdateProgramme", move |s, txn, now| {
                 Box::pin(async move {
-                    // Two updates at once: the second meets the primary key and is told to retry (a clash).
+                    // Two updates of one programme at once take turns: each writes the version after the other's.
+                    rapport_kit::lease::lock_in_txn(txn, &format!("referrals.programme:{id}")).await?;
                     let (_, latest) = s.rules_in(txn, &id, 0).await?;
                     let row = s.write_version(txn, &id, latest + 1, &rules, now).await?;
                     tracing::info!(programme_id = %id, version = row.version, "programme updated");

@@ -1,7 +1,10 @@
 //! Referrals: a sign-up attributed to a code and screened (the referee's lock, then the code's row, so two sign-ups
 //! on one code count each other), agents' reviews and voids, conversions from loyalty's purchases and voids from its
 //! returns (inside the sink's transaction), and the block list.
-use rapport_kit::frame::{Done, Key};
+use rapport_kit::{
+    frame::{Done, Key},
+    pseudonym::Pseudonyms,
+};
 use rapport_proto::{
     events::v1::{ReferralConverted, ReferralMade, event},
     referrals::v1 as pb,
@@ -151,6 +154,8 @@ impl Store {
             reviewed_by: String::new(),
             reason: String::new(),
             voided_at: None,
+            voided_by: String::new(),
+            void_reason: String::new(),
         };
         let mut active = rows::ActiveModel::from(new_row.clone());
         active.seq = sea_orm::ActiveValue::NotSet;
@@ -204,7 +209,13 @@ impl Store {
             Some(p) => of_referrer().filter(rows::Column::PaymentHash.eq(p)).count(txn).await? > 0,
             None => false,
         };
-        let recent = of_referrer().filter(rows::Column::SignedUpAt.gt(now - 30 * DAY_MS)).count(txn).await?;
+        // The cap is the programme's; a device or instrument reused by any of the ambassador's referees is suspicious
+        // whatever the programme.
+        let recent = of_referrer()
+            .filter(rows::Column::ProgrammeId.eq(&code.programme_id))
+            .filter(rows::Column::SignedUpAt.gt(now - 30 * DAY_MS))
+            .count(txn)
+            .await?;
         let mut blocked_parts = Vec::new();
         let candidates = [
             ("email", "email", fp.email.clone()),
@@ -248,7 +259,8 @@ impl Store {
         for (side, customer, points) in
             [("referrer", &row.referrer_id, referrer_points), ("referee", &row.referee_id, referee_points)]
         {
-            if points <= 0 {
+            // Nothing is paid to an erased customer (its id is a pseudonym here).
+            if points <= 0 || Pseudonyms::is_pseudonym(customer) {
                 continue;
             }
             let r = rewards::ActiveModel {
@@ -286,12 +298,14 @@ impl Store {
             a.state = Set(State::Approved.as_str().into());
         }
         let row = rows::Entity::update(a).exec(txn).await?;
-        let converted = event::Payload::ReferralConverted(ReferralConverted {
-            referral_id: row.referral_id.clone(),
-            programme_id: row.programme_id.clone(),
-            order_id,
-        });
-        self.outbox.publish_to(txn, Some(&["segmentation"]), &row.referrer_id, converted, now).await?;
+        if !Pseudonyms::is_pseudonym(&row.referrer_id) {
+            let converted = event::Payload::ReferralConverted(ReferralConverted {
+                referral_id: row.referral_id.clone(),
+                programme_id: row.programme_id.clone(),
+                order_id,
+            });
+            self.outbox.publish_to(txn, Some(&["segmentation"]), &row.referrer_id, converted, now).await?;
+        }
         tracing::info!(referral_id = %row.referral_id, conversions = row.conversions, "referral converted");
         Ok(row)
     }
@@ -372,7 +386,8 @@ impl Store {
                 settle_on_void(txn, r).await?;
             }
         }
-        Ok(())
+        // Its other rewards may all be paid already.
+        super::reward::settle_in(txn, row).await
     }
 
     /// A referral with its rewards.
@@ -480,8 +495,8 @@ impl Store {
         let mut a: rows::ActiveModel = row.into();
         a.state = Set(State::Voided.as_str().into());
         a.voided_at = Set(Some(now));
-        a.reviewed_by = Set(by.into());
-        a.reason = Set(reason.into());
+        a.voided_by = Set(by.into());
+        a.void_reason = Set(reason.into());
         let row = rows::Entity::update(a).exec(txn).await?;
         let of_referral =
             rewards::Entity::find().filter(rewards::Column::ReferralId.eq(&row.referral_id)).all(txn).await?;
@@ -554,6 +569,8 @@ async fn settle_on_void(txn: &DatabaseTransaction, r: rewards::Model) -> Result<
     let Some(next) = reward::on_void(&r.state) else { return Ok(false) };
     let mut a: rewards::ActiveModel = r.into();
     a.state = Set(next.into());
+    // A clawback counts its own refusals.
+    a.attempts = Set(0);
     rewards::Entity::update(a).exec(txn).await?;
     Ok(next == reward::CLAWBACK_DUE)
 }

@@ -113,16 +113,17 @@ impl Store {
             .filter(ambassadors::Column::InvitedAt.lt(end))
             .count(&self.db)
             .await?;
-        let counts: Vec<i32> = invitations::Entity::find()
+        let counts: Vec<(String, i32)> = invitations::Entity::find()
             .select_only()
-            .column(invitations::Column::Count)
+            .columns([invitations::Column::CustomerId, invitations::Column::Count])
             .filter(invitations::Column::ProgrammeId.eq(programme_id))
             .filter(invitations::Column::At.gte(start))
             .filter(invitations::Column::At.lt(end))
             .into_tuple()
             .all(&self.db)
             .await?;
-        let invitations: i64 = counts.into_iter().map(i64::from).sum();
+        let invitations: i64 = counts.iter().map(|(_, n)| i64::from(*n)).sum();
+        let inviting = counts.iter().map(|(c, _)| c.as_str()).collect::<std::collections::HashSet<_>>().len() as i64;
         let refs: Vec<(String, Option<i64>, bool)> = rows::Entity::find()
             .select_only()
             .columns([rows::Column::State, rows::Column::ConvertedAt, rows::Column::FlaggedAtSignup])
@@ -160,7 +161,8 @@ impl Store {
             signups,
             conversions,
             conversion_rate,
-            viral_coefficient: ratio(invitations, ambassadors as i64) * conversion_rate,
+            viral_coefficient: ratio(invitations, inviting) * conversion_rate,
+            inviting_ambassadors: inviting,
             points_paid,
             points_clawed_back,
             flagged_share: ratio(flagged, signups),

@@ -6,8 +6,10 @@
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{OnConflict, Query},
+    sea_query::{Expr, OnConflict, Query},
 };
+
+use rapport_kit::pseudonym::Pseudonyms;
 
 use super::{Result, Store, referral::locked};
 use crate::{
@@ -38,10 +40,48 @@ pub struct Payout {
 pub struct Clawback {
     /// The reward.
     pub reward_id: String,
+    /// Its referral.
+    pub referral_id: String,
     /// Who received it.
     pub customer_id: String,
-    /// Loyalty's entry of the payment.
+    /// Points.
+    pub points: i64,
+    /// referrer, referee or milestone.
+    pub side: String,
+    /// Loyalty's entry of the payment (empty: voided while being paid, the entry not known yet).
     pub entry_id: String,
+}
+
+impl Clawback {
+    /// The payment it reverses, to ask loyalty again for its entry.
+    pub fn payment(&self) -> Payout {
+        Payout {
+            reward_id: self.reward_id.clone(),
+            referral_id: self.referral_id.clone(),
+            customer_id: self.customer_id.clone(),
+            points: self.points,
+            side: self.side.clone(),
+        }
+    }
+}
+
+/// Moves an approved referral whose rewards are all settled (none held, due or being paid) to rewarded.
+pub(super) async fn settle_in(txn: &DatabaseTransaction, row: rows::Model) -> Result<()> {
+    if row.state != State::Approved.as_str() {
+        return Ok(());
+    }
+    let unsettled = rewards::Entity::find()
+        .filter(rewards::Column::ReferralId.eq(&row.referral_id))
+        .filter(rewards::Column::State.is_in([reward::HELD, reward::DUE, reward::PAYING]))
+        .count(txn)
+        .await?;
+    if unsettled == 0 {
+        let mut a: rows::ActiveModel = row.into();
+        a.state = Set(State::Rewarded.as_str().into());
+        let row = rows::Entity::update(a).exec(txn).await?;
+        tracing::info!(referral_id = %row.referral_id, "referral rewarded");
+    }
+    Ok(())
 }
 
 impl Store {
@@ -108,7 +148,7 @@ impl Store {
             a.approved_at = Set(Some(now));
         }
         rows::Entity::update(a).exec(txn).await?;
-        if first_approval {
+        if first_approval && !Pseudonyms::is_pseudonym(&row.referrer_id) {
             // The ambassador's n-th approved referral in the programme (this one included).
             let approved = rows::Entity::find()
                 .filter(rows::Column::ReferrerId.eq(&row.referrer_id))
@@ -145,10 +185,25 @@ impl Store {
         Ok(())
     }
 
-    /// Rewards due, oldest first.
+    /// Claims a reward for payment before loyalty is called: from then on it may have been paid, and a void claws it
+    /// back rather than cancelling it. False when it is no longer to pay (voided meanwhile).
+    pub async fn claim(&self, reward_id: &str) -> Result<bool> {
+        let _turn = self.frame.write_turn().await;
+        let n = rewards::Entity::update_many()
+            .col_expr(rewards::Column::State, Expr::value(reward::PAYING))
+            .filter(rewards::Column::RewardId.eq(reward_id))
+            .filter(rewards::Column::State.is_in([reward::DUE, reward::PAYING]))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(n == 1)
+    }
+
+    /// Rewards to pay, oldest first: due ones, and ones whose payment may have been made (loyalty did not answer),
+    /// sent again under the same request id. Never to a pseudonym (an erased customer's rewards are cancelled).
     pub async fn due_payouts(&self, limit: u64) -> Result<Vec<Payout>> {
         let rows = rewards::Entity::find()
-            .filter(rewards::Column::State.eq(reward::DUE))
+            .filter(rewards::Column::State.is_in([reward::DUE, reward::PAYING]))
             .filter(rewards::Column::Attempts.lt(MAX_REFUSALS))
             .order_by_asc(rewards::Column::DueAt)
             .order_by_asc(rewards::Column::RewardId)
@@ -157,6 +212,7 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
+            .filter(|r| !Pseudonyms::is_pseudonym(&r.customer_id))
             .map(|r| Payout {
                 reward_id: r.reward_id,
                 referral_id: r.referral_id,
@@ -176,30 +232,17 @@ impl Store {
         let Some(r) = rewards::Entity::find_by_id(reward_id.to_string()).one(&txn).await? else { return Ok(()) };
         let row = locked(&txn, &r.referral_id).await?;
         let Some(r) = rewards::Entity::find_by_id(reward_id.to_string()).one(&txn).await? else { return Ok(()) };
-        let next = match r.state.as_str() {
-            reward::DUE => reward::PAID,
-            reward::CANCELLED => reward::CLAWBACK_DUE,
-            _ => return Ok(()),
-        };
+        let Some(next) = reward::on_paid(&r.state) else { return Ok(()) };
         let mut a: rewards::ActiveModel = r.into();
         a.state = Set(next.into());
         a.entry_id = Set(entry_id.into());
         a.paid_at = Set(Some(now));
         a.last_error = Set(String::new());
-        rewards::Entity::update(a).exec(&txn).await?;
-        if row.state == State::Approved.as_str() {
-            let unsettled = rewards::Entity::find()
-                .filter(rewards::Column::ReferralId.eq(&row.referral_id))
-                .filter(rewards::Column::State.is_in([reward::HELD, reward::DUE]))
-                .count(&txn)
-                .await?;
-            if unsettled == 0 {
-                let mut a: rows::ActiveModel = row.into();
-                a.state = Set(State::Rewarded.as_str().into());
-                let row = rows::Entity::update(a).exec(&txn).await?;
-                tracing::info!(referral_id = %row.referral_id, "referral rewarded");
-            }
+        if next == reward::CLAWBACK_DUE {
+            a.attempts = Set(0);
         }
+        rewards::Entity::update(a).exec(&txn).await?;
+        settle_in(&txn, row).await?;
         txn.commit().await?;
         if next == reward::CLAWBACK_DUE {
             self.payouts.notify_one();
@@ -207,14 +250,19 @@ impl Store {
         Ok(())
     }
 
-    /// Records why a payment or a clawback did not go through this time; a refusal (`refused`, not an outage) counts
-    /// towards the attempts after which it is no longer tried.
+    /// Records why a payment or a clawback did not go through this time. A refusal (`refused`: loyalty answered, and
+    /// applied nothing) makes a claimed payment due again and counts towards the attempts after which it is no longer
+    /// tried; without an answer the payment may have been made, and stays claimed.
     pub async fn record_attempt_failed(&self, reward_id: &str, error: &str, refused: bool) -> Result<()> {
         let _turn = self.frame.write_turn().await;
         let txn = rapport_kit::db::begin_write(&self.db).await?;
         if let Some(r) = rewards::Entity::find_by_id(reward_id.to_string()).one(&txn).await? {
             let attempts = r.attempts + i32::from(refused);
+            let paying = refused && r.state == reward::PAYING;
             let mut a: rewards::ActiveModel = r.into();
+            if paying {
+                a.state = Set(reward::DUE.into());
+            }
             a.attempts = Set(attempts);
             a.last_error = Set(error.chars().take(500).collect());
             rewards::Entity::update(a).exec(&txn).await?;
@@ -234,8 +282,59 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| Clawback { reward_id: r.reward_id, customer_id: r.customer_id, entry_id: r.entry_id })
+            .map(|r| Clawback {
+                reward_id: r.reward_id,
+                referral_id: r.referral_id,
+                customer_id: r.customer_id,
+                points: r.points,
+                side: r.side,
+                entry_id: r.entry_id,
+            })
             .collect())
+    }
+
+    /// Puts back in line the rewards of a referral loyalty refused too often; how many, and the referral.
+    pub async fn retry_rewards(
+        &self,
+        key: &rapport_kit::frame::Key,
+        referral_id: String,
+    ) -> Result<rapport_proto::referrals::v1::RetryRewardsResponse> {
+        self.frame
+            .once(self, key, "RetryRewards", move |s, txn, _| {
+                Box::pin(async move {
+                    let row = locked(txn, &referral_id).await?;
+                    let requeued = rewards::Entity::update_many()
+                        .col_expr(rewards::Column::Attempts, Expr::value(0))
+                        .col_expr(rewards::Column::LastError, Expr::value(String::new()))
+                        .filter(rewards::Column::ReferralId.eq(&referral_id))
+                        .filter(rewards::Column::State.is_in([reward::DUE, reward::CLAWBACK_DUE]))
+                        .filter(rewards::Column::Attempts.gte(MAX_REFUSALS))
+                        .exec(txn)
+                        .await?
+                        .rows_affected;
+                    tracing::info!(referral_id = %referral_id, requeued, "rewards put back in line");
+                    let subjects = [row.referrer_id.clone(), row.referee_id.clone()];
+                    let referral = s.referral_view(txn, &row).await?;
+                    let reply = rapport_proto::referrals::v1::RetryRewardsResponse {
+                        requeued: i32::try_from(requeued).unwrap_or(i32::MAX),
+                        referral: Some(referral),
+                    };
+                    Ok(rapport_kit::frame::Done::about(subjects, reply))
+                })
+            })
+            .await
+    }
+
+    /// Records the entry of a payment made while its referral was being voided (learnt by asking loyalty again).
+    pub async fn record_clawback_entry(&self, reward_id: &str, entry_id: &str) -> Result<()> {
+        let _turn = self.frame.write_turn().await;
+        rewards::Entity::update_many()
+            .col_expr(rewards::Column::EntryId, Expr::value(entry_id))
+            .filter(rewards::Column::RewardId.eq(reward_id))
+            .filter(rewards::Column::State.eq(reward::CLAWBACK_DUE))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Records a clawback loyalty made.

@@ -109,6 +109,7 @@ async fn figures_count_and_erasure_keeps_them(db: Db) {
     };
     let before = metrics().await;
     assert_eq!((before.ambassadors, before.invitations, before.signups, before.conversions), (2, 10, 4, 3));
+    assert_eq!(before.inviting_ambassadors, 2);
     assert!((before.conversion_rate - 0.3).abs() < 1e-9);
     assert!((before.viral_coefficient - 5.0 * 0.3).abs() < 1e-9, "k = 10 / 2 × 0.3");
     let board = app
@@ -140,6 +141,22 @@ async fn figures_count_and_erasure_keeps_them(db: Db) {
         .unwrap()
         .into_inner();
     assert_eq!((gone.referrals_kept, gone.codes_removed), (3, 1));
+    // Segmentation is told (it counted the referrals the ambassador made); the referrals' own events about it went.
+    {
+        use prost::Message;
+        use rapport_outbox::entities::outbox_event;
+        use rapport_proto::events::v1::{Event, event::Payload};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let waiting = outbox_event::Entity::find()
+            .filter(outbox_event::Column::Destination.eq("segmentation"))
+            .filter(outbox_event::Column::PartitionKey.eq("amb-a"))
+            .all(&app.db)
+            .await
+            .unwrap();
+        let payloads: Vec<Option<Payload>> =
+            waiting.iter().map(|r| Event::decode(r.payload.as_slice()).unwrap().payload).collect();
+        assert!(matches!(payloads.as_slice(), [Some(Payload::CustomerForgotten(_))]), "{payloads:?}");
+    }
     let after = metrics().await;
     assert_eq!(
         (after.ambassadors, after.invitations, after.signups, after.conversions),
@@ -176,17 +193,32 @@ async fn figures_count_and_erasure_keeps_them(db: Db) {
     assert_eq!(board.iter().map(|e| e.customer_id.as_str()).collect::<Vec<_>>(), ["amb-b"]);
     let e = app.code("amb-c", "friends", "alice").await.unwrap_err();
     assert_status(&e, Code::AlreadyExists, "CODE_TAKEN", None);
-    // Referrals' database keeps no trace of the erased ambassador's id or code.
+    // Referrals' database keeps no trace of the erased ambassador's id or code in any column that could hold them.
     use sea_orm::{ConnectionTrait, Statement};
-    for table in ["referrals", "codes", "ambassadors", "invitations", "rewards", "blocked", "idempotency_subjects"] {
-        let rows = app
-            .db
-            .query_all_raw(Statement::from_string(app.db.get_database_backend(), format!("SELECT * FROM {table}")))
-            .await
-            .unwrap();
-        let text = format!("{rows:?}");
-        assert!(!text.contains("amb-a") && !text.contains("ALICE"), "{table} still holds the erased ambassador");
+    let columns = [
+        ("referrals", "referrer_id"),
+        ("referrals", "referee_id"),
+        ("referrals", "code_key"),
+        ("referrals", "code"),
+        ("codes", "code_key"),
+        ("codes", "code"),
+        ("codes", "customer_id"),
+        ("ambassadors", "customer_id"),
+        ("invitations", "customer_id"),
+        ("rewards", "customer_id"),
+        ("blocked", "value"),
+    ];
+    let mut seen = 0;
+    for (table, column) in columns {
+        let sql = format!("SELECT {column} FROM {table}");
+        let rows = app.db.query_all_raw(Statement::from_string(app.db.get_database_backend(), sql)).await.unwrap();
+        for row in rows {
+            let value: String = row.try_get_by_index(0).unwrap();
+            seen += 1;
+            assert!(!value.contains("amb-a") && !value.to_uppercase().contains("ALICE"), "{table}.{column}: {value}");
+        }
     }
+    assert!(seen > 10, "the scan read the rows ({seen})");
     app.stop().await;
 }
 

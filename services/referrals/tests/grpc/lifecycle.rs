@@ -13,7 +13,8 @@ on_both!(
     a_return_inside_the_window_voids_and_claws_back,
     agents_clear_or_void_flagged_referrals,
     a_signup_programme_converts_at_once_and_milestones_pay_a_bonus,
-    two_replicas_pay_each_reward_once
+    two_replicas_pay_each_reward_once,
+    a_void_while_a_payment_is_on_its_way_claws_it_back
 );
 
 fn earns(entries: &[lpb::LedgerEntry]) -> Vec<i64> {
@@ -69,7 +70,8 @@ async fn payouts_wait_while_loyalty_is_down(db: Db) {
     })
     .await;
     let waiting = app.referral(&r.referral_id).await;
-    assert!(waiting.rewards.iter().all(|w| w.state() == pb::RewardState::Due));
+    // Due, or sent and unanswered (sent again under the same request id).
+    assert!(waiting.rewards.iter().all(|w| matches!(w.state(), pb::RewardState::Due | pb::RewardState::Paying)));
     app.start_loyalty().await;
     app.until_state(&r.referral_id, pb::ReferralState::Rewarded).await;
     assert_eq!(earns(&app.ledger("amb-1").await), [500]);
@@ -97,7 +99,10 @@ async fn a_return_inside_the_window_voids_and_claws_back(db: Db) {
     app.deliver(vec![returned("rt-2", "new-1", "ord-1", 70, true, T0 + 3 * DAY)]).await.unwrap();
     let voided = app.referral(&a.referral_id).await;
     assert_eq!(voided.state(), pb::ReferralState::Voided);
-    assert_eq!(voided.reviewed_by, "returns");
+    assert_eq!(
+        (voided.voided_by.as_str(), voided.void_reason.as_str()),
+        ("returns", "the converting order was returned")
+    );
     eventually(20, "clawbacks", || async {
         app.referral(&a.referral_id).await.rewards.iter().all(|w| w.state() == pb::RewardState::ClawedBack)
     })
@@ -222,5 +227,51 @@ async fn two_replicas_pay_each_reward_once(db: Db) {
         assert_eq!(earns(&app.ledger(&format!("new-{i}")).await), [200]);
     }
     replica.stop().await;
+    app.stop().await;
+}
+
+async fn a_void_while_a_payment_is_on_its_way_claws_it_back(db: Db) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_with_loyalty(db).await;
+    app.programme("instant", rules(pb::QualifyingEvent::FirstPurchase, 0)).await.unwrap();
+    let code = app.code("amb-1", "instant", "").await.unwrap();
+    let r = app.signup(&code.code, "new-1", None).await.unwrap();
+    app.deliver(vec![purchase("ev-1", "new-1", "ord-1", 80, T0)]).await.unwrap();
+    app.until_state(&r.referral_id, pb::ReferralState::Rewarded).await;
+    // Loyalty paid, but its answer never came back: the rewards are as the worker left them before recording it.
+    for sql in [
+        format!("UPDATE rewards SET state = 'paying', entry_id = '' WHERE referral_id = '{}'", r.referral_id),
+        format!("UPDATE referrals SET state = 'approved' WHERE referral_id = '{}'", r.referral_id),
+    ] {
+        app.db.execute_raw(Statement::from_string(app.db.get_database_backend(), sql)).await.unwrap();
+    }
+    let voided = app
+        .client
+        .clone()
+        .void_referral(pb::VoidReferralRequest {
+            request_id: "v".into(),
+            referral_id: r.referral_id.clone(),
+            reason: "fraud found later".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    let clawing =
+        |w: &pb::ReferralReward| matches!(w.state(), pb::RewardState::ClawbackDue | pb::RewardState::ClawedBack);
+    assert!(voided.rewards.iter().all(clawing), "it may have been paid: {:?}", voided.rewards);
+    // The worker learns the payment's entry from loyalty (the same request id: replayed, not paid again) and
+    // reverses it.
+    eventually(20, "clawed back", || async {
+        app.referral(&r.referral_id).await.rewards.iter().all(|w| w.state() == pb::RewardState::ClawedBack)
+    })
+    .await;
+    for who in ["amb-1", "new-1"] {
+        let entries = app.ledger(who).await;
+        assert_eq!(earns(&entries).len(), 1, "{who}: paid once");
+        assert_eq!(entries.iter().filter(|e| e.kind() == lpb::EntryKind::Reverse).count(), 1, "{who}: reversed once");
+        assert_eq!(app.points(who).await, 0);
+    }
     app.stop().await;
 }

@@ -173,12 +173,12 @@ async fn promoters_become_ambassadors_once(db: Db) {
         };
         async move { c.enrol_ambassador(req).await.map(|r| r.into_inner()) }
     };
-    let again = enrol("m-1", "trustpilot").await.unwrap();
+    let again = enrol("m-1", "").await.unwrap();
     assert!(!again.created, "the promoter was invited already");
     let a = again.ambassador.unwrap();
     assert_eq!(a.source(), pb::AmbassadorSource::Promoter);
     assert_eq!(a.invited_at.unwrap().seconds * 1000, T0, "the first invitation stands");
-    // No review invitation went with the promoter's: its outcome cannot be recorded.
+    // No review invitation went with the promoter's: its outcome cannot be recorded until one is sent.
     let review = |outcome: pb::ReviewOutcome, rating| {
         let mut c = app.client.clone();
         let req = pb::RecordReviewOutcomeRequest {
@@ -196,6 +196,11 @@ async fn promoters_become_ambassadors_once(db: Db) {
         "NO_REVIEW_INVITATION",
         None,
     );
+    let invited = enrol("m-3", "trustpilot").await.unwrap();
+    assert!(!invited.created);
+    assert_eq!(invited.ambassador.unwrap().review_site, "trustpilot", "a later review invitation is recorded");
+    let declined = review(pb::ReviewOutcome::Declined, 0).await.unwrap();
+    assert_eq!(declined.review_outcome(), pb::ReviewOutcome::Declined);
     // A manual invitation with a review site, for another customer.
     let mut c = app.client.clone();
     let fresh = c
