@@ -25,8 +25,6 @@ use crate::support::{Db, T0, auth, channel, eventually, free_port, loyalty_tuned
 
 rapport_kit::on_both!(a_referral_pays_once_through_loyalty_and_a_return_claws_it_back);
 
-const DAY: i64 = 86_400_000;
-
 fn eur(units: i64) -> Option<Money> {
     Some(Money { currency_code: "EUR".into(), units, nanos: 0 })
 }
