@@ -113,6 +113,18 @@ pub async fn lock_in_txn<C: sea_orm::ConnectionTrait>(txn: &C, name: &str) -> Re
     Ok(())
 }
 
+/// Takes, inside `txn`, the lock of one customer within `scope` (the service): an erasure and any write about the
+/// customer take it first, so they never interleave (a write that checked the tombstone before the erasure committed
+/// would otherwise leave the customer's data behind on PostgreSQL). Named by the customer's pseudonym, never its id.
+pub async fn lock_customer<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    scope: &str,
+    pseudonyms: &crate::pseudonym::Pseudonyms,
+    customer_id: &str,
+) -> Result<(), DbErr> {
+    lock_in_txn(txn, &format!("{scope}.customer:{}", pseudonyms.of(customer_id))).await
+}
+
 /// Runs `f` under `lease` for as long as it returns, then releases the lease.
 pub async fn with_lease<T, F: Future<Output = T>>(
     db: &DatabaseConnection,

@@ -42,6 +42,18 @@ pub enum HandlerError {
     Other(String),
 }
 
+impl HandlerError {
+    /// A service's error as the sink tells it: a database failure is retried by the relay, a refusal of the events
+    /// (parked after the relay's attempts) carries the service's answer, anything else of the service's is logged.
+    pub fn of<E: rapport_kit::error::ServiceError>(e: E) -> Self {
+        match e.db() {
+            Some(db) => Self::Db(DbErr::Custom(db.to_string())),
+            None if e.is_internal() => Self::Other(e.to_string()),
+            None => Self::Refused(e.to_api()),
+        }
+    }
+}
+
 /// What a receiving service does with events. Both methods run inside the sink's transaction, which also records
 /// the event ids and tombstones: a failure rolls all of it back.
 #[tonic::async_trait]
@@ -72,6 +84,16 @@ pub async fn bury<C: ConnectionTrait>(
         .exec_without_returning(txn)
         .await?;
     Ok(())
+}
+
+/// Whether `customer_id` was erased here, or is the pseudonym an erased customer's kept records are filed under
+/// (asking by it would tie them together again).
+pub async fn is_erased_or_pseudonym<C: ConnectionTrait>(
+    db: &C,
+    pseudonyms: &Pseudonyms,
+    customer_id: &str,
+) -> Result<bool, DbErr> {
+    Ok(Pseudonyms::is_pseudonym(customer_id) || is_erased(db, pseudonyms, customer_id).await?)
 }
 
 /// Whether `customer_id` was erased here.

@@ -143,6 +143,16 @@ fn rules_of(v: &mut Violations, r: Option<&pb::ProgrammeRules>, now: i64) -> Rul
     }
 }
 
+/// Checks an agent's decision on a referral: its request id, the referral, a reason of at most 500 characters.
+fn decision(request_id: &str, referral_id: &str, reason: &str) -> Result<(), Status> {
+    let mut v = Violations::new();
+    v.request_id(request_id);
+    v.id("referral_id", referral_id);
+    v.check(!reason.trim().is_empty(), "reason", "is required");
+    v.text("reason", reason, 500);
+    invalid(v)
+}
+
 /// The API's view of the caller's name, for what agents do.
 fn agent_of<T>(req: &Request<T>) -> String {
     req.extensions().get::<Caller>().map(|c| c.subject.clone()).unwrap_or_else(|| "unknown".into())
@@ -457,12 +467,7 @@ impl ReferralsService for ReferralsApi {
     ) -> Result<Response<pb::ApproveReferralResponse>, Status> {
         let agent = agent_of(&req);
         let r = req.into_inner();
-        let mut v = Violations::new();
-        v.request_id(&r.request_id);
-        v.id("referral_id", &r.referral_id);
-        v.check(!r.reason.trim().is_empty(), "reason", "is required");
-        v.text("reason", &r.reason, 500);
-        invalid(v)?;
+        decision(&r.request_id, &r.referral_id, &r.reason)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         self.store
             .approve(&key, r.referral_id.clone(), agent, r.reason.trim().to_string())
@@ -477,12 +482,7 @@ impl ReferralsService for ReferralsApi {
     ) -> Result<Response<pb::VoidReferralResponse>, Status> {
         let agent = agent_of(&req);
         let r = req.into_inner();
-        let mut v = Violations::new();
-        v.request_id(&r.request_id);
-        v.id("referral_id", &r.referral_id);
-        v.check(!r.reason.trim().is_empty(), "reason", "is required");
-        v.text("reason", &r.reason, 500);
-        invalid(v)?;
+        decision(&r.request_id, &r.referral_id, &r.reason)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         self.store
             .void(&key, r.referral_id.clone(), agent, r.reason.trim().to_string())

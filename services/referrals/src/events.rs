@@ -2,7 +2,6 @@
 //! which has already checked the sender, de-duplicated by event id and dropped what concerns erased customers:
 //! loyalty's purchases convert referrals and its returns void them; feedback's promoters become ambassadors of the
 //! default programme; erasures come to `forget`.
-use rapport_kit::error::ServiceError;
 use rapport_outbox::sink::{EventHandler, HandlerError};
 use rapport_proto::events::v1::{Event, event::Payload};
 use sea_orm::DatabaseTransaction;
@@ -63,25 +62,17 @@ impl Handler {
     }
 }
 
-fn handler_error(e: ReferralsError) -> HandlerError {
-    match e {
-        ReferralsError::Db(e) => HandlerError::Db(e),
-        e if e.is_internal() => HandlerError::Other(e.to_string()),
-        e => HandlerError::Refused(e.to_api()),
-    }
-}
-
 #[tonic::async_trait]
 impl EventHandler for Handler {
     async fn apply(&self, txn: &DatabaseTransaction, events: Vec<Event>) -> Result<(), HandlerError> {
         for e in &events {
-            self.apply_one(txn, e).await.map_err(handler_error)?;
+            self.apply_one(txn, e).await.map_err(HandlerError::of)?;
         }
         Ok(())
     }
 
     async fn forget(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<(), HandlerError> {
         let now = self.store.now();
-        self.store.forget_in(txn, customer_id, now).await.map(|_| ()).map_err(handler_error)
+        self.store.forget_in(txn, customer_id, now).await.map(|_| ()).map_err(HandlerError::of)
     }
 }

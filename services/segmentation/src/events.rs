@@ -1,14 +1,12 @@
 //! Other services' events into segmentation: the wire events become behaviour events and erasures, applied through
 //! the store inside the shared sink's transaction (`rapport_outbox::sink`), which has already checked the sender,
 //! de-duplicated and dropped what concerns erased customers.
-use rapport_kit::error::ServiceError;
 use rapport_outbox::sink::{EventHandler, HandlerError};
 use rapport_proto::events::v1::{Event as WireEvent, event::Payload};
 use sea_orm::DatabaseTransaction;
 
 use crate::{
     domain::features::{Event, Kind},
-    error::SegmentationError,
     store::Store,
 };
 
@@ -21,14 +19,6 @@ impl Handler {
     /// Over `store`.
     pub fn new(store: Store) -> Self {
         Self { store }
-    }
-}
-
-fn handler_error(e: SegmentationError) -> HandlerError {
-    match e {
-        SegmentationError::Db(e) => HandlerError::Db(e),
-        e if e.is_internal() => HandlerError::Other(e.to_string()),
-        e => HandlerError::Refused(e.to_api()),
     }
 }
 
@@ -87,10 +77,10 @@ impl EventHandler for Handler {
     async fn apply(&self, txn: &DatabaseTransaction, events: Vec<WireEvent>) -> Result<(), HandlerError> {
         let now = self.store.now();
         let events: Vec<Event> = events.iter().filter_map(|e| behaviour(e, now)).collect();
-        self.store.apply_in(txn, events, now).await.map_err(handler_error)
+        self.store.apply_in(txn, events, now).await.map_err(HandlerError::of)
     }
 
     async fn forget(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<(), HandlerError> {
-        self.store.forget_in(txn, customer_id).await.map_err(handler_error)
+        self.store.forget_in(txn, customer_id).await.map_err(HandlerError::of)
     }
 }

@@ -56,7 +56,6 @@ impl Store {
     /// Whether the customer was erased, or `customer_id` is the pseudonym an erased customer's records are kept
     /// under (asking by it would tie them together again).
     pub async fn is_erased(&self, customer_id: &str) -> Result<bool> {
-        Ok(rapport_kit::pseudonym::Pseudonyms::is_pseudonym(customer_id)
-            || rapport_outbox::sink::is_erased(&self.db, &self.pseudonyms, customer_id).await?)
+        Ok(rapport_outbox::sink::is_erased_or_pseudonym(&self.db, &self.pseudonyms, customer_id).await?)
     }
 }

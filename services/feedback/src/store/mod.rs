@@ -99,9 +99,7 @@ impl Store {
     /// Serialises, inside `txn`, an erasure of the customer and any write about it (a write that checked the
     /// tombstone before the erasure committed would otherwise leave the customer's data behind on PostgreSQL).
     pub(super) async fn lock_customer<C: sea_orm::ConnectionTrait>(&self, txn: &C, customer_id: &str) -> Result<()> {
-        let name = format!("feedback.customer:{}", self.pseudonyms.of(customer_id));
-        rapport_kit::lease::lock_in_txn(txn, &name).await?;
-        Ok(())
+        Ok(rapport_kit::lease::lock_customer(txn, "feedback", &self.pseudonyms, customer_id).await?)
     }
 
     /// Now, by the service clock.

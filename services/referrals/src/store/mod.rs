@@ -77,16 +77,13 @@ impl Store {
 
     /// Serialises, inside `txn`, an erasure of the customer and any write about it.
     async fn lock_customer<C: ConnectionTrait>(&self, txn: &C, customer_id: &str) -> Result<()> {
-        let name = format!("referrals.customer:{}", self.pseudonyms.of(customer_id));
-        rapport_kit::lease::lock_in_txn(txn, &name).await?;
-        Ok(())
+        Ok(rapport_kit::lease::lock_customer(txn, "referrals", &self.pseudonyms, customer_id).await?)
     }
 
     /// Whether the customer was erased (or `customer_id` is the pseudonym an erased customer's records are kept
     /// under).
     async fn is_erased<C: ConnectionTrait>(&self, db: &C, customer_id: &str) -> Result<bool> {
-        Ok(Pseudonyms::is_pseudonym(customer_id)
-            || rapport_outbox::sink::is_erased(db, &self.pseudonyms, customer_id).await?)
+        Ok(rapport_outbox::sink::is_erased_or_pseudonym(db, &self.pseudonyms, customer_id).await?)
     }
 
     /// Whether the customer was erased, or `customer_id` is a pseudonym (asking by it would tie records together).
