@@ -1,4 +1,5 @@
-//! One trace across services: a campaign's grant call from segmentation is the parent of loyalty's server span.
+//! One trace across services: a campaign's grant call from segmentation is the parent of loyalty's server span, and
+//! so is a referral reward's payment from referrals' payout worker.
 use rapport_kit::{
     auth::Role,
     clock::{ManualClock, timestamp},
@@ -91,5 +92,100 @@ async fn a_campaign_grant_is_one_trace_across_segmentation_and_loyalty() {
     })
     .await;
     s.stop().await;
+    l.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referral_reward_is_one_trace_across_referrals_and_loyalty() {
+    use rapport_proto::{
+        events::v1::{
+            DeliverEventsRequest, Event, PurchaseRecorded, event, event_sink_service_client::EventSinkServiceClient,
+        },
+        referrals::v1::{self as rpb, referrals_service_client::ReferralsServiceClient},
+    };
+    let exp = exporter();
+    let clock = ManualClock::new(T0);
+    let (loyalty_db, r_db) = (fresh_database(Db::Sqlite).await.unwrap(), fresh_database(Db::Sqlite).await.unwrap());
+    let l = loyalty(any_port(), loyalty_db.url(), None, &clock).await;
+    let mut config = rapport_referrals::app::Config::local(r_db.url());
+    config.common.serve = crate::support::serve_config();
+    config.loyalty_url = Some(l.url());
+    let r = rapport_kit::testing::TestServer::start::<rapport_referrals::app::Referrals>(
+        config,
+        crate::support::auth(),
+        std::sync::Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    let mut rc = ReferralsServiceClient::new(channel(r.addr, Role::Marketing));
+    let mut rules = rc
+        .get_programme(rpb::GetProgrammeRequest { programme_id: "default".into(), version: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .programme
+        .unwrap()
+        .rules
+        .unwrap();
+    rules.approval_delay_days = 0;
+    rules.active_from = None;
+    rc.update_programme(rpb::UpdateProgrammeRequest {
+        request_id: "u".into(),
+        programme_id: "default".into(),
+        rules: Some(rules),
+    })
+    .await
+    .unwrap();
+    let code = rc
+        .issue_code(rpb::IssueCodeRequest {
+            request_id: "c".into(),
+            customer_id: "amb".into(),
+            programme_id: "default".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .code
+        .unwrap();
+    ReferralsServiceClient::new(channel(r.addr, Role::Agent))
+        .attribute_signup(rpb::AttributeSignupRequest {
+            request_id: "s".into(),
+            code: code.code,
+            referee_id: "friend".into(),
+            signals: None,
+        })
+        .await
+        .unwrap();
+    let bought = Event {
+        event_id: "buy".into(),
+        source: "loyalty".into(),
+        customer_id: "friend".into(),
+        occurred_at: Some(timestamp(T0)),
+        traceparent: String::new(),
+        payload: Some(event::Payload::PurchaseRecorded(PurchaseRecorded {
+            order_id: "o".into(),
+            amount: Some(rapport_proto::common::v1::Money { currency_code: "EUR".into(), units: 40, nanos: 0 }),
+            channel: 1,
+            recurring: false,
+            points: 40,
+        })),
+    };
+    EventSinkServiceClient::new(channel(r.addr, Role::Loyalty))
+        .deliver_events(DeliverEventsRequest { events: vec![bought] })
+        .await
+        .unwrap();
+    eventually(30, "loyalty's span under the reward's payment", || async {
+        let spans = exp.get_finished_spans().unwrap();
+        spans.iter().filter(|p| p.name == "referrals.payout").any(|p| {
+            spans.iter().any(|l| {
+                l.name == "rapport.loyalty.v1.LoyaltyService/EarnPoints"
+                    && l.span_context.trace_id() == p.span_context.trace_id()
+                    && l.parent_span_id == p.span_context.span_id()
+            })
+        })
+    })
+    .await;
+    r.stop().await;
     l.stop().await;
 }

@@ -12,6 +12,7 @@ use rapport_proto::loyalty::v1::{
     EarnPointsRequest, EnrolMemberRequest, ReversePointsRequest, loyalty_service_client::LoyaltyServiceClient,
 };
 use tonic::Code;
+use tracing::Instrument;
 
 use crate::{
     error::ReferralsError,
@@ -75,7 +76,9 @@ impl Payouts {
             if !self.store.claim(&p.reward_id).await? {
                 continue;
             }
-            match pay(loyalty.clone(), &p).await {
+            // One span per payment: loyalty's server span joins it (no customer in it).
+            let span = tracing::info_span!("referrals.payout", reward.side = %p.side, reward.points = p.points);
+            match pay(loyalty.clone(), &p).instrument(span).await {
                 Ok(entry_id) => {
                     self.store.record_paid(&p.reward_id, &entry_id).await?;
                     tracing::info!(referral_id = %p.referral_id, side = %p.side, points = p.points, "reward paid");
@@ -93,7 +96,8 @@ impl Payouts {
             }
         }
         for c in self.store.due_clawbacks(BATCH).await? {
-            match claw_back(loyalty.clone(), &self.store, &c).await {
+            let span = tracing::info_span!("referrals.clawback", reward.side = %c.side, reward.points = c.points);
+            match claw_back(loyalty.clone(), &self.store, &c).instrument(span).await {
                 Ok(()) => {
                     self.store.record_clawed_back(&c.reward_id).await?;
                     tracing::info!(reward_id = %c.reward_id, "reward clawed back");

@@ -36,6 +36,18 @@ async fn every_refusal_names_its_reason(db: Db) {
     assert_status(&limited.unwrap_err(), Code::InvalidArgument, "INVALID_ARGUMENT", Some("valid_until"));
     let e = app.signup(&code.code, "new-3", None).await.unwrap_err();
     assert_status(&e, Code::FailedPrecondition, "CODE_EXPIRED", None);
+    // A day limit: 3 sign-ups a day, spread over hours.
+    let mut busy = rules(pb::QualifyingEvent::FirstPurchase, 14);
+    busy.limits = Some(pb::Limits { max_signups_per_day: 3, ..Default::default() });
+    app.programme("busy", busy).await.unwrap();
+    let daily = app.code("amb-6", "busy", "").await.unwrap();
+    for i in 0..3 {
+        app.signup(&daily.code, &format!("day-{i}"), None).await.unwrap();
+        app.clock.advance_ms(2 * 3_600_000);
+    }
+    let e = app.signup(&daily.code, "day-3", None).await.unwrap_err();
+    assert_status(&e, Code::ResourceExhausted, "VELOCITY_LIMIT", None);
+    assert!(e.message().contains("day"), "{}", e.message());
     app.clock.advance_days(100);
     let e = app.signup(&other.code, "new-4", None).await.unwrap_err();
     assert_status(&e, Code::FailedPrecondition, "PROGRAMME_NOT_ACTIVE", None);

@@ -14,7 +14,8 @@ on_both!(
     agents_clear_or_void_flagged_referrals,
     a_signup_programme_converts_at_once_and_milestones_pay_a_bonus,
     two_replicas_pay_each_reward_once,
-    a_void_while_a_payment_is_on_its_way_claws_it_back
+    a_void_while_a_payment_is_on_its_way_claws_it_back,
+    every_purchase_pays_each_and_a_minimum_order_must_be_met
 );
 
 fn earns(entries: &[lpb::LedgerEntry]) -> Vec<i64> {
@@ -273,5 +274,58 @@ async fn a_void_while_a_payment_is_on_its_way_claws_it_back(db: Db) {
         assert_eq!(entries.iter().filter(|e| e.kind() == lpb::EntryKind::Reverse).count(), 1, "{who}: reversed once");
         assert_eq!(app.points(who).await, 0);
     }
+    app.stop().await;
+}
+
+async fn every_purchase_pays_each_and_a_minimum_order_must_be_met(db: Db) {
+    let app = spawn_with_loyalty(db).await;
+    // Every purchase: 10 % of each order to the referrer, 50 points to the referee.
+    let mut every = rules(pb::QualifyingEvent::EveryPurchase, 0);
+    every.referrer_reward = Some(pb::Reward { points: 0, share_bps: 1_000 });
+    every.referee_reward = Some(pb::Reward { points: 50, share_bps: 0 });
+    app.programme("every", every).await.unwrap();
+    let code = app.code("amb-1", "every", "").await.unwrap();
+    let r = app.signup(&code.code, "new-1", None).await.unwrap();
+    app.deliver(vec![purchase("ev-1", "new-1", "o-1", 80, T0)]).await.unwrap();
+    app.until_state(&r.referral_id, pb::ReferralState::Rewarded).await;
+    // A later purchase brings new rewards: approved again until they are paid, then rewarded.
+    app.clock.advance_days(1);
+    app.deliver(vec![purchase("ev-2", "new-1", "o-2", 120, T0 + DAY)]).await.unwrap();
+    eventually(20, "the second purchase paid", || async {
+        let now = app.referral(&r.referral_id).await;
+        now.state() == pb::ReferralState::Rewarded && now.rewards.len() == 4
+    })
+    .await;
+    assert_eq!(earns(&app.ledger("amb-1").await).iter().sum::<i64>(), 8 + 12);
+    assert_eq!(earns(&app.ledger("new-1").await), [50, 50]);
+    // A full return of the second order inside the window takes back its rewards only.
+    app.deliver(vec![returned("rt-2", "new-1", "o-2", 120, true, T0 + DAY)]).await.unwrap();
+    eventually(20, "the second order's rewards clawed back", || async {
+        let now = app.referral(&r.referral_id).await;
+        let back: Vec<&str> = now
+            .rewards
+            .iter()
+            .filter(|w| w.state() == pb::RewardState::ClawedBack)
+            .map(|w| w.order_id.as_str())
+            .collect();
+        now.state() == pb::ReferralState::Rewarded && back == ["o-2", "o-2"]
+    })
+    .await;
+    assert_eq!(app.points("amb-1").await, 8);
+
+    // A minimum order of 50 euros: a smaller first order does not convert, a large enough one does.
+    let mut min = rules(pb::QualifyingEvent::MinOrderValue, 0);
+    min.min_order = Some(rapport_proto::common::v1::Money { currency_code: "EUR".into(), units: 50, nanos: 0 });
+    app.programme("min", min).await.unwrap();
+    let code = app.code("amb-2", "min", "").await.unwrap();
+    let r = app.signup(&code.code, "new-2", None).await.unwrap();
+    app.deliver(vec![purchase("ev-3", "new-2", "o-3", 30, T0 + DAY)]).await.unwrap();
+    assert!(app.referral(&r.referral_id).await.converted_at.is_none());
+    app.deliver(vec![purchase("ev-4", "new-2", "o-4", 60, T0 + DAY)]).await.unwrap();
+    let done = app.until_state(&r.referral_id, pb::ReferralState::Rewarded).await;
+    assert_eq!(done.converted_order_id, "o-4");
+    // A partial return leaving the order under the minimum voids it.
+    app.deliver(vec![returned("rt-4", "new-2", "o-4", 20, false, T0 + DAY)]).await.unwrap();
+    assert_eq!(app.referral(&r.referral_id).await.state(), pb::ReferralState::Voided);
     app.stop().await;
 }
