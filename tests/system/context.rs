@@ -16,7 +16,9 @@ use rapport_proto::{
     segmentation::v1::{self as spb, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{Db, T0, any_port, auth, channel, eventually, free_port, loyalty, segmentation, serve_config};
+use crate::support::{
+    Db, T0, answer_survey, any_port, auth, channel, eventually, free_port, loyalty, segmentation, serve_config,
+};
 
 rapport_kit::on_both!(the_agent_sees_the_customer_and_what_to_do_even_with_loyalty_down);
 
@@ -91,30 +93,8 @@ async fn the_agent_sees_the_customer_and_what_to_do_even_with_loyalty_down(db: D
 
     // 300 days on, the VIP answers a survey with 3: a detractor, with the follow-up case that opens.
     clock.advance_days(300);
-    let mut fc = FeedbackServiceClient::new(channel(f.addr, Role::Agent));
-    let survey = fc
-        .schedule_survey(fpb::ScheduleSurveyRequest {
-            request_id: "s-1".into(),
-            customer_id: "vip-1".into(),
-            touchpoint: "delivery".into(),
-            channel: Channel::Email.into(),
-            min_days_between_surveys: 0,
-            valid_days: 0,
-            after_case_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .survey
-        .unwrap();
-    fc.record_response(fpb::RecordResponseRequest {
-        request_id: "a-1".into(),
-        survey_id: survey.survey_id,
-        score: 3,
-        comment: "the parcel came broken".into(),
-    })
-    .await
-    .unwrap();
+    let fc = FeedbackServiceClient::new(channel(f.addr, Role::Agent));
+    answer_survey(f.addr, "vip-1", 3, "the parcel came broken").await;
 
     let ask = |deadline: Duration| {
         let mut fc = fc.clone();

@@ -12,9 +12,7 @@ use rapport_kit::{
 };
 use rapport_proto::{
     common::v1::Money,
-    events::v1::{
-        DeliverEventsRequest, Event, PurchaseRecorded, event, event_sink_service_client::EventSinkServiceClient,
-    },
+    events::v1::{DeliverEventsRequest, Event, event, event_sink_service_client::EventSinkServiceClient},
     feedback::v1::{self as fpb, feedback_service_client::FeedbackServiceClient},
     loyalty::v1::{self as lpb, loyalty_service_client::LoyaltyServiceClient},
     referrals::v1::{self as rpb, referrals_service_client::ReferralsServiceClient},
@@ -24,7 +22,9 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::{
     feedback_loop::feedback,
-    support::{T0, any_port, auth, channel, eventually, segmentation, serve_config},
+    support::{
+        T0, answer_survey, any_port, auth, channel, eventually, purchase_event, referrals, segmentation, serve_config,
+    },
 };
 
 /// Rows of any text or binary column of any table of `url` that contain one of `needles`, as `table.column`.
@@ -96,12 +96,10 @@ async fn erased_customers_stay_erased(backend: Backend) {
     let placeholder = any_port();
     let s = segmentation(any_port(), seg_db.url(), placeholder, &clock).await;
     let f = feedback(any_port(), feedback_db.url(), Some(format!("http://{}", s.addr)), &clock).await;
-    let refs = {
-        let mut config = rapport_referrals::app::Config::local(referrals_db.url());
-        config.common.serve = serve_config();
-        config.set_subscriber_url("segmentation", Some(format!("http://{}", s.addr)));
-        TestServer::start::<rapport_referrals::app::Referrals>(config, auth(), Arc::new(clock.clone())).await.unwrap()
-    };
+    let refs = referrals(any_port(), referrals_db.url(), None, &clock, |c| {
+        c.set_subscriber_url("segmentation", Some(format!("http://{}", s.addr)));
+    })
+    .await;
     let l = {
         let mut config = rapport_loyalty::app::Config::local(loyalty_db.url());
         config.common.serve = serve_config();
@@ -112,29 +110,7 @@ async fn erased_customers_stay_erased(backend: Backend) {
     };
     // A survey whose comment names the customer.
     let mut fc = FeedbackServiceClient::new(channel(f.addr, Role::Agent));
-    let survey = fc
-        .schedule_survey(fpb::ScheduleSurveyRequest {
-            request_id: "s-erin".into(),
-            customer_id: "erin-7731".into(),
-            touchpoint: "delivery".into(),
-            channel: 5,
-            min_days_between_surveys: 0,
-            valid_days: 0,
-            after_case_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .survey
-        .unwrap();
-    fc.record_response(fpb::RecordResponseRequest {
-        request_id: "a-erin".into(),
-        survey_id: survey.survey_id.clone(),
-        score: 2,
-        comment: "Erin Example here, write to erin.example@mail.test".into(),
-    })
-    .await
-    .unwrap();
+    let survey_id = answer_survey(f.addr, "erin-7731", 2, "Erin Example here, write to erin.example@mail.test").await;
     // A claim in the customer's words, answered by name.
     let case = fc
         .open_case(fpb::OpenCaseRequest {
@@ -242,7 +218,7 @@ async fn erased_customers_stay_erased(backend: Backend) {
     // Feedback got the erasure: the answer stays (NPS counts stay true) under a pseudonym, without its comment.
     eventually(30, "the erasure in feedback", || {
         let mut fc = fc.clone();
-        let id = survey.survey_id.clone();
+        let id = survey_id.clone();
         async move {
             let s = fc.get_survey(fpb::GetSurveyRequest { survey_id: id }).await.unwrap().into_inner().survey.unwrap();
             s.customer_id != "erin-7731" && s.answer.is_some_and(|a| a.score == 2 && a.comment.is_empty())
@@ -287,20 +263,7 @@ async fn erased_customers_stay_erased(backend: Backend) {
 
     // A late purchase event (a replica's relay that lagged behind): dropped, the customer does not come back.
     let mut sink = EventSinkServiceClient::new(channel(s.addr, Role::Loyalty));
-    let late = Event {
-        event_id: "late-purchase".into(),
-        source: "loyalty".into(),
-        customer_id: "erin-7731".into(),
-        occurred_at: Some(rapport_kit::clock::timestamp(T0)),
-        traceparent: String::new(),
-        payload: Some(event::Payload::PurchaseRecorded(PurchaseRecorded {
-            order_id: "o-late".into(),
-            amount: Some(Money { currency_code: "EUR".into(), units: 20, nanos: 0 }),
-            channel: 1,
-            recurring: false,
-            points: 20,
-        })),
-    };
+    let late = purchase_event("late-purchase", "erin-7731", "o-late", 20, T0);
     let r = sink.deliver_events(DeliverEventsRequest { events: vec![late] }).await.unwrap().into_inner();
     assert_eq!((r.applied, r.duplicates), (0, 1), "dropped at the tombstone");
     let e = sc

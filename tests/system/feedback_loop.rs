@@ -10,7 +10,7 @@ use rapport_proto::{
     segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{Db, T0, any_port, auth, channel, eventually, segmentation, serve_config};
+use crate::support::{Db, T0, answer_survey, any_port, auth, channel, eventually, segmentation, serve_config};
 
 /// Feedback delivering its events to segmentation at `segmentation` (if any).
 pub async fn feedback(
@@ -50,32 +50,10 @@ async fn answers_fill_nps_segments_once(db: Db) {
     .await
     .unwrap();
 
-    let mut fc = FeedbackServiceClient::new(channel(f.addr, Role::Agent));
     for (customer, score) in [("c-1", 3), ("c-2", 10), ("c-3", 6)] {
-        let survey = fc
-            .schedule_survey(fpb::ScheduleSurveyRequest {
-                request_id: format!("s-{customer}"),
-                customer_id: customer.into(),
-                touchpoint: "delivery".into(),
-                channel: Channel::Email.into(),
-                min_days_between_surveys: 0,
-                valid_days: 0,
-                after_case_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .survey
-            .unwrap();
-        fc.record_response(fpb::RecordResponseRequest {
-            request_id: format!("a-{customer}"),
-            survey_id: survey.survey_id,
-            score,
-            comment: String::new(),
-        })
-        .await
-        .unwrap();
+        answer_survey(f.addr, customer, score, "").await;
     }
+    let mut fc = FeedbackServiceClient::new(channel(f.addr, Role::Agent));
     let members = || {
         let mut sc = sc.clone();
         async move {

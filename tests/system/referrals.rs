@@ -2,14 +2,12 @@
 //! loyalty's outbox, converts the referral, and both sides are paid in loyalty exactly once — with the purchase
 //! event delivered three times and loyalty down when the payout is due; a return recorded in loyalty inside the
 //! returns window voids the referral and the clawback shows in both ledgers; segmentation counts the referrals made.
-use std::sync::Arc;
 
 use prost::Message;
 use rapport_kit::{
     auth::Role,
     clock::{ManualClock, timestamp},
     db::testing::fresh_database,
-    testing::TestServer,
 };
 use rapport_outbox::entities::outbox_event;
 use rapport_proto::{
@@ -21,7 +19,10 @@ use rapport_proto::{
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use crate::support::{Db, T0, auth, channel, eventually, free_port, loyalty_tuned, segmentation, serve_config};
+use crate::support::{
+    Db, T0, any_port, auth, channel, eventually, free_port, issue_code, loyalty_tuned, purchase_event, referrals,
+    segmentation,
+};
 
 rapport_kit::on_both!(a_referral_pays_once_through_loyalty_and_a_return_claws_it_back);
 
@@ -54,15 +55,11 @@ async fn a_referral_pays_once_through_loyalty_and_a_return_claws_it_back(db: Db)
     };
     let l = loyalty_tuned(l_addr, l_db.url(), Some(format!("http://{s_addr}")), &clock, auth(), loyalty_config).await;
     let s = segmentation(s_addr, s_db.url(), l_addr, &clock).await;
-    let mut config = rapport_referrals::app::Config::local(r_db.url());
-    config.common.listen = r_addr;
-    config.common.serve = serve_config();
-    config.loyalty_url = Some(l.url());
-    config.payout_interval = std::time::Duration::from_millis(100);
-    config.set_subscriber_url("segmentation", Some(s.url()));
-    let r = TestServer::start::<rapport_referrals::app::Referrals>(config, auth(), Arc::new(clock.clone()))
-        .await
-        .expect("referrals");
+    let r = referrals(r_addr, r_db.url(), Some(l.url()), &clock, |c| {
+        c.payout_interval = std::time::Duration::from_millis(100);
+        c.set_subscriber_url("segmentation", Some(s.url()));
+    })
+    .await;
 
     let mut refs = ReferralsServiceClient::new(channel(r.addr, Role::Agent));
     let mut mkt = ReferralsServiceClient::new(channel(r.addr, Role::Marketing));
@@ -89,19 +86,7 @@ async fn a_referral_pays_once_through_loyalty_and_a_return_claws_it_back(db: Db)
     })
     .await
     .unwrap();
-    let code = refs
-        .issue_code(rpb::IssueCodeRequest {
-            request_id: "c".into(),
-            customer_id: "amb-1".into(),
-            programme_id: "friends".into(),
-            vanity: "MARIE-2026".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .code
-        .unwrap();
+    let code = issue_code(r.addr, "amb-1", "friends", "MARIE-2026").await;
     let mut ids = Vec::new();
     for friend in ["new-1", "new-2"] {
         let made = refs
@@ -116,7 +101,7 @@ async fn a_referral_pays_once_through_loyalty_and_a_return_claws_it_back(db: Db)
             .into_inner()
             .referral
             .unwrap();
-        assert_eq!(made.code, code.code, "the code as issued, whatever the case it was typed in");
+        assert_eq!(made.code, code, "the code as issued, whatever the case it was typed in");
         ids.push(made.referral_id);
     }
     // The friends buy in loyalty; loyalty's outbox tells referrals.
@@ -248,39 +233,24 @@ async fn postgres_two_payout_workers_take_turns() {
     let (l_db, r_db) = (fresh_database(Db::Postgres).await.unwrap(), fresh_database(Db::Postgres).await.unwrap());
     let l = loyalty_tuned(free_port(), l_db.url(), None, &clock, auth(), |_| {}).await;
     let replica = || {
-        let mut config = rapport_referrals::app::Config::local(r_db.url());
-        config.common.serve = serve_config();
-        config.loyalty_url = Some(l.url());
-        config.payout_interval = std::time::Duration::from_millis(50);
-        TestServer::start::<rapport_referrals::app::Referrals>(config, auth(), Arc::new(clock.clone()))
+        referrals(any_port(), r_db.url(), Some(l.url()), &clock, |c| {
+            c.payout_interval = std::time::Duration::from_millis(50);
+        })
     };
-    let (r1, r2) = (replica().await.expect("referrals"), replica().await.expect("referrals"));
+    let (r1, r2) = (replica().await, replica().await);
     let clients = [
         ReferralsServiceClient::new(channel(r1.addr, Role::Agent)),
         ReferralsServiceClient::new(channel(r2.addr, Role::Agent)),
     ];
     // The default programme pays after 14 days: sign-ups and purchases through alternating replicas.
-    let code = clients[0]
-        .clone()
-        .issue_code(rpb::IssueCodeRequest {
-            request_id: "c".into(),
-            customer_id: "amb".into(),
-            programme_id: "default".into(),
-            usage_limit: 0,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .code
-        .unwrap();
+    let code = issue_code(r1.addr, "amb", "default", "").await;
     let mut ids = Vec::new();
     for i in 0..40 {
         let mut c = clients[i % 2].clone();
         let made = c
             .attribute_signup(rpb::AttributeSignupRequest {
                 request_id: format!("s-{i}"),
-                code: code.code.clone(),
+                code: code.clone(),
                 referee_id: format!("f-{i}"),
                 signals: None,
             })
@@ -300,22 +270,8 @@ async fn postgres_two_payout_workers_take_turns() {
         EventSinkServiceClient::new(channel(r2.addr, Role::Loyalty)),
     ];
     for i in 0..40 {
-        let e = Event {
-            event_id: format!("buy-{i}"),
-            source: "loyalty".into(),
-            customer_id: format!("f-{i}"),
-            occurred_at: Some(timestamp(rapport_kit::clock::Clock::now_ms(&clock))),
-            traceparent: String::new(),
-            payload: Some(rapport_proto::events::v1::event::Payload::PurchaseRecorded(
-                rapport_proto::events::v1::PurchaseRecorded {
-                    order_id: format!("o-{i}"),
-                    amount: eur(50),
-                    channel: 1,
-                    recurring: false,
-                    points: 50,
-                },
-            )),
-        };
+        let now = rapport_kit::clock::Clock::now_ms(&clock);
+        let e = purchase_event(&format!("buy-{i}"), &format!("f-{i}"), &format!("o-{i}"), 50, now);
         sink[i % 2].deliver_events(DeliverEventsRequest { events: vec![e] }).await.unwrap();
     }
     clock.advance_days(15);

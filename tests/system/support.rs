@@ -7,6 +7,11 @@ use std::{
 
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 
+use rapport_proto::{
+    common::v1::{Channel, Money},
+    events::v1::{Event, PurchaseRecorded, event},
+};
+
 use rapport_kit::{
     auth::{Authenticator, Role},
     client::{self, Outgoing, OutgoingChannel},
@@ -145,3 +150,90 @@ pub fn free_port() -> SocketAddr {
 }
 
 pub use rapport_kit::testing::eventually;
+
+/// Referrals on `listen` over `database_url`, paying through `loyalty` when given, adjusted by `tune`.
+pub async fn referrals(
+    listen: SocketAddr,
+    database_url: &str,
+    loyalty: Option<String>,
+    clock: &ManualClock,
+    tune: impl FnOnce(&mut rapport_referrals::app::Config),
+) -> Running {
+    let mut config = rapport_referrals::app::Config::local(database_url);
+    config.common.listen = listen;
+    config.common.serve = serve_config();
+    config.loyalty_url = loyalty;
+    tune(&mut config);
+    TestServer::start::<rapport_referrals::app::Referrals>(config, auth(), Arc::new(clock.clone()))
+        .await
+        .expect("referrals")
+}
+
+/// Issues `customer`'s code in `programme` (a vanity code when given) through referrals at `addr`; the code.
+pub async fn issue_code(addr: SocketAddr, customer: &str, programme: &str, vanity: &str) -> String {
+    use rapport_proto::referrals::v1::{IssueCodeRequest, referrals_service_client::ReferralsServiceClient};
+    ReferralsServiceClient::new(channel(addr, Role::Agent))
+        .issue_code(IssueCodeRequest {
+            request_id: format!("code-{customer}-{programme}"),
+            customer_id: customer.into(),
+            programme_id: programme.into(),
+            vanity: vanity.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .code
+        .unwrap()
+        .code
+}
+
+/// Loyalty's event of `customer`'s purchase of `order` for `euros` at `at`.
+pub fn purchase_event(id: &str, customer: &str, order: &str, euros: i64, at: i64) -> Event {
+    Event {
+        event_id: id.into(),
+        source: "loyalty".into(),
+        customer_id: customer.into(),
+        occurred_at: Some(rapport_kit::clock::timestamp(at)),
+        traceparent: String::new(),
+        payload: Some(event::Payload::PurchaseRecorded(PurchaseRecorded {
+            order_id: order.into(),
+            amount: Some(Money { currency_code: "EUR".into(), units: euros, nanos: 0 }),
+            channel: 1,
+            recurring: false,
+            points: euros,
+        })),
+    }
+}
+
+/// Schedules a survey of `customer` through feedback at `addr` and records its answer; the survey's id.
+pub async fn answer_survey(addr: SocketAddr, customer: &str, score: i32, comment: &str) -> String {
+    use rapport_proto::feedback::v1::{
+        RecordResponseRequest, ScheduleSurveyRequest, feedback_service_client::FeedbackServiceClient,
+    };
+    let mut fc = FeedbackServiceClient::new(channel(addr, Role::Agent));
+    let survey = fc
+        .schedule_survey(ScheduleSurveyRequest {
+            request_id: format!("s-{customer}"),
+            customer_id: customer.into(),
+            touchpoint: "delivery".into(),
+            channel: Channel::Email.into(),
+            min_days_between_surveys: 0,
+            valid_days: 0,
+            after_case_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .survey
+        .unwrap();
+    fc.record_response(RecordResponseRequest {
+        request_id: format!("a-{customer}"),
+        survey_id: survey.survey_id.clone(),
+        score,
+        comment: comment.into(),
+    })
+    .await
+    .unwrap();
+    survey.survey_id
+}

@@ -10,7 +10,9 @@ use rapport_proto::{
     segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{Db, T0, any_port, channel, eventually, exporter, loyalty, segmentation};
+use crate::support::{
+    Db, T0, any_port, channel, eventually, exporter, issue_code, loyalty, purchase_event, referrals, segmentation,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_grant_is_one_trace_across_segmentation_and_loyalty() {
@@ -98,25 +100,14 @@ async fn a_campaign_grant_is_one_trace_across_segmentation_and_loyalty() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_referral_reward_is_one_trace_across_referrals_and_loyalty() {
     use rapport_proto::{
-        events::v1::{
-            DeliverEventsRequest, Event, PurchaseRecorded, event, event_sink_service_client::EventSinkServiceClient,
-        },
+        events::v1::{DeliverEventsRequest, event_sink_service_client::EventSinkServiceClient},
         referrals::v1::{self as rpb, referrals_service_client::ReferralsServiceClient},
     };
     let exp = exporter();
     let clock = ManualClock::new(T0);
     let (loyalty_db, r_db) = (fresh_database(Db::Sqlite).await.unwrap(), fresh_database(Db::Sqlite).await.unwrap());
     let l = loyalty(any_port(), loyalty_db.url(), None, &clock).await;
-    let mut config = rapport_referrals::app::Config::local(r_db.url());
-    config.common.serve = crate::support::serve_config();
-    config.loyalty_url = Some(l.url());
-    let r = rapport_kit::testing::TestServer::start::<rapport_referrals::app::Referrals>(
-        config,
-        crate::support::auth(),
-        std::sync::Arc::new(clock.clone()),
-    )
-    .await
-    .unwrap();
+    let r = referrals(any_port(), r_db.url(), Some(l.url()), &clock, |_| {}).await;
     let mut rc = ReferralsServiceClient::new(channel(r.addr, Role::Marketing));
     let mut rules = rc
         .get_programme(rpb::GetProgrammeRequest { programme_id: "default".into(), version: 0 })
@@ -136,41 +127,17 @@ async fn a_referral_reward_is_one_trace_across_referrals_and_loyalty() {
     })
     .await
     .unwrap();
-    let code = rc
-        .issue_code(rpb::IssueCodeRequest {
-            request_id: "c".into(),
-            customer_id: "amb".into(),
-            programme_id: "default".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .code
-        .unwrap();
+    let code = issue_code(r.addr, "amb", "default", "").await;
     ReferralsServiceClient::new(channel(r.addr, Role::Agent))
         .attribute_signup(rpb::AttributeSignupRequest {
             request_id: "s".into(),
-            code: code.code,
+            code,
             referee_id: "friend".into(),
             signals: None,
         })
         .await
         .unwrap();
-    let bought = Event {
-        event_id: "buy".into(),
-        source: "loyalty".into(),
-        customer_id: "friend".into(),
-        occurred_at: Some(timestamp(T0)),
-        traceparent: String::new(),
-        payload: Some(event::Payload::PurchaseRecorded(PurchaseRecorded {
-            order_id: "o".into(),
-            amount: Some(rapport_proto::common::v1::Money { currency_code: "EUR".into(), units: 40, nanos: 0 }),
-            channel: 1,
-            recurring: false,
-            points: 40,
-        })),
-    };
+    let bought = purchase_event("buy", "friend", "o", 40, T0);
     EventSinkServiceClient::new(channel(r.addr, Role::Loyalty))
         .deliver_events(DeliverEventsRequest { events: vec![bought] })
         .await
