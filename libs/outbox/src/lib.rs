@@ -15,6 +15,7 @@ pub mod inbox;
 pub mod migration;
 pub mod relay;
 pub mod sink;
+pub mod wiring;
 
 use std::sync::Arc;
 

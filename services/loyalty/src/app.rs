@@ -32,9 +32,7 @@ pub const AUTHZ: &str = include_str!("../authz.txt");
 
 /// The role × RPC matrix of loyalty.
 pub fn policy() -> Result<Policy, String> {
-    let mut p = Policy::parse(SERVICE_NAME, AUTHZ)?;
-    p.extend(rapport_outbox::admin::SERVICE_NAME, rapport_outbox::admin::AUTHZ)?;
-    Ok(p)
+    rapport_outbox::wiring::policy(SERVICE_NAME, AUTHZ, None)
 }
 
 /// Loyalty's configuration.

@@ -11,10 +11,13 @@ use rapport_kit::{
     serve::{self, ServeParts},
     service::{self, AppError, Bound, Common, Service, Stop},
 };
-use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin, sink::EventSink};
+use rapport_outbox::{
+    Outbox, Subscriber,
+    admin::OutboxAdmin,
+    wiring::{self, SinkSettings},
+};
 use rapport_proto::{
-    events::v1::{event_sink_service_server::EventSinkServiceServer, outbox_service_server::OutboxServiceServer},
-    loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
+    events::v1::outbox_service_server::OutboxServiceServer, loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
     referrals::v1::referrals_service_server::ReferralsServiceServer,
 };
 use sea_orm::DatabaseConnection;
@@ -38,10 +41,7 @@ pub const SINK_NAME: &str = rapport_outbox::sink::SERVICE_NAME;
 
 /// The role × RPC matrix of referrals.
 pub fn policy() -> Result<Policy, String> {
-    let mut p = Policy::parse(SERVICE_NAME, AUTHZ)?;
-    p.extend(SINK_NAME, include_str!("../authz-events.txt"))?;
-    p.extend(rapport_outbox::admin::SERVICE_NAME, rapport_outbox::admin::AUTHZ)?;
-    Ok(p)
+    rapport_outbox::wiring::policy(SERVICE_NAME, AUTHZ, Some(include_str!("../authz-events.txt")))
 }
 
 /// Referrals' configuration.
@@ -192,19 +192,21 @@ impl Service for Referrals {
         let admin = OutboxAdmin::new(self.store.db().clone(), self.clock.clone(), self.outbox.clone(), DOMAIN);
         let outbox = self.outbox.clone();
         let payouts_wake = self.store.payout_waker();
-        let sink = EventSink::new(
+        let sink = wiring::sink_service(
             self.store.db().clone(),
-            Arc::new(Handler::new(self.store.clone())),
-            self.clock.clone(),
-            self.config.common.pseudonyms.clone(),
-            self.config.max_clock_skew,
-            DOMAIN,
-        )
-        .after_commit(move || {
-            outbox.notify();
-            payouts_wake.notify_one();
-        });
-        let sink = EventSinkServiceServer::new(sink).max_decoding_message_size(serve.max_message_bytes);
+            Handler::new(self.store.clone()),
+            SinkSettings {
+                clock: self.clock.clone(),
+                pseudonyms: self.config.common.pseudonyms.clone(),
+                max_skew: self.config.max_clock_skew,
+                max_message_bytes: serve.max_message_bytes,
+                domain: DOMAIN,
+            },
+            move || {
+                outbox.notify();
+                payouts_wake.notify_one();
+            },
+        );
         let parts = ServeParts {
             listener: self.listener,
             config: serve.clone(),

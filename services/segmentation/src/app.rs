@@ -12,10 +12,13 @@ use rapport_kit::{
     serve::{self, ServeParts},
     service::{self, AppError, Bound, Common, Service, Stop},
 };
-use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin, sink::EventSink};
+use rapport_outbox::{
+    Outbox, Subscriber,
+    admin::OutboxAdmin,
+    wiring::{self, SinkSettings},
+};
 use rapport_proto::{
-    events::v1::{event_sink_service_server::EventSinkServiceServer, outbox_service_server::OutboxServiceServer},
-    loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
+    events::v1::outbox_service_server::OutboxServiceServer, loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
     segmentation::v1::segmentation_service_server::SegmentationServiceServer,
 };
 use sea_orm::DatabaseConnection;
@@ -37,10 +40,11 @@ pub const SINK_NAME: &str = rapport_outbox::sink::SERVICE_NAME;
 
 /// The role × RPC matrix of segmentation (its service, its event sink and its outbox's operator API).
 pub fn policy() -> Result<Policy, String> {
-    let mut p = Policy::parse(SERVICE_NAME, include_str!("../authz.txt"))?;
-    p.extend(SINK_NAME, include_str!("../authz-events.txt"))?;
-    p.extend(rapport_outbox::admin::SERVICE_NAME, rapport_outbox::admin::AUTHZ)?;
-    Ok(p)
+    rapport_outbox::wiring::policy(
+        SERVICE_NAME,
+        include_str!("../authz.txt"),
+        Some(include_str!("../authz-events.txt")),
+    )
 }
 
 /// Segmentation's configuration.
@@ -193,17 +197,18 @@ impl Service for Segmentation {
         ))
         .max_decoding_message_size(self.config.common.serve.max_message_bytes);
         let outbox = self.outbox.clone();
-        let sink = EventSink::new(
+        let sink = wiring::sink_service(
             db.clone(),
-            Arc::new(Handler::new(self.store.clone())),
-            self.clock.clone(),
-            self.config.common.pseudonyms.clone(),
-            self.config.max_clock_skew,
-            DOMAIN,
-        )
-        .after_commit(move || outbox.notify());
-        let sink =
-            EventSinkServiceServer::new(sink).max_decoding_message_size(self.config.common.serve.max_message_bytes);
+            Handler::new(self.store.clone()),
+            SinkSettings {
+                clock: self.clock.clone(),
+                pseudonyms: self.config.common.pseudonyms.clone(),
+                max_skew: self.config.max_clock_skew,
+                max_message_bytes: self.config.common.serve.max_message_bytes,
+                domain: DOMAIN,
+            },
+            move || outbox.notify(),
+        );
         let admin = OutboxServiceServer::new(OutboxAdmin::new(db, self.clock.clone(), self.outbox.clone(), DOMAIN));
         let parts = ServeParts {
             listener: self.listener,
