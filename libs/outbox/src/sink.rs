@@ -64,6 +64,13 @@ pub trait EventHandler: Send + Sync + 'static {
 
     /// Erases everything the service holds about `customer_id`.
     async fn forget(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<(), HandlerError>;
+
+    /// Called first with every customer of the batch (sorted, once each), for a service that locks customers to
+    /// take all their locks in one order before applying anything: a batch taking them in delivery order could
+    /// deadlock with a request holding one of them.
+    async fn prepare(&self, _txn: &DatabaseTransaction, _customers: &[String]) -> Result<(), HandlerError> {
+        Ok(())
+    }
 }
 
 /// How far in the future an event may be dated (`RAPPORT_MAX_CLOCK_SKEW_MS`, default 5 minutes).
@@ -161,6 +168,8 @@ impl<H: EventHandler> EventSink<H> {
 
     async fn apply(&self, events: Vec<Event>, now: i64) -> Result<(i32, i32), HandlerError> {
         let txn = begin_write(&self.db).await?;
+        let customers: std::collections::BTreeSet<String> = events.iter().map(|e| e.customer_id.clone()).collect();
+        self.handler.prepare(&txn, &customers.into_iter().collect::<Vec<_>>()).await?;
         let (mut applied, mut skipped) = (0, 0);
         let mut run: Vec<Event> = Vec::new();
         for e in events {

@@ -33,6 +33,8 @@ pub struct Model {
     pub order_micros: i64,
     pub returned_micros: i64,
     pub conversions: i32,
+    /// When its first conversion's approval delay is over.
+    pub approve_at: Option<i64>,
     pub approved_at: Option<i64>,
     pub reviewed_by: String,
     pub reason: String,

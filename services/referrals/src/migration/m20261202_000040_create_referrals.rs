@@ -116,6 +116,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer("order_micros"))
                     .col(big_integer("returned_micros"))
                     .col(integer("conversions"))
+                    .col(big_integer_null("approve_at"))
                     .col(big_integer_null("approved_at"))
                     .col(string("reviewed_by"))
                     .col(string("reason"))

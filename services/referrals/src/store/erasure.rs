@@ -56,12 +56,15 @@ impl Store {
             codes::Entity::find().filter(codes::Column::CustomerId.eq(customer_id)).lock_exclusive().all(txn).await?;
         // Then every referral the customer took part in, in one order (two erasures of customers who referred each
         // other would otherwise lock them in opposite orders).
-        rows::Entity::find()
+        let taking_part: Vec<String> = rows::Entity::find()
             .filter(rows::Column::ReferrerId.eq(customer_id).or(rows::Column::RefereeId.eq(customer_id)))
             .order_by_asc(rows::Column::Seq)
             .lock_exclusive()
             .all(txn)
-            .await?;
+            .await?
+            .into_iter()
+            .map(|r| r.referral_id)
+            .collect();
         for c in &own_codes {
             let erased_key = self.erased_code_key(&c.code_key);
             rows::Entity::update_many()
@@ -115,7 +118,7 @@ impl Store {
             .col_expr(rewards::Column::State, Expr::value(reward::CANCELLED))
             .filter(rewards::Column::CustomerId.eq(customer_id))
             // Nothing is paid to an erased customer, nor taken back from it (loyalty erased its ledger too).
-            .filter(rewards::Column::State.is_in([reward::HELD, reward::DUE, reward::CLAWBACK_DUE]))
+            .filter(rewards::Column::State.is_in([reward::HELD, reward::DUE, reward::PAYING, reward::CLAWBACK_DUE]))
             .exec(txn)
             .await?
             .rows_affected;
@@ -131,6 +134,12 @@ impl Store {
             .filter(blocked::Column::Value.eq(customer_id))
             .exec(txn)
             .await?;
+        // A referral whose last unpaid reward was the customer's is settled now.
+        for id in &taking_part {
+            if let Some(row) = rows::Entity::find().filter(rows::Column::ReferralId.eq(id)).one(txn).await? {
+                super::reward::settle_in(txn, row).await?;
+            }
+        }
         self.outbox.scrub(txn, customer_id).await?;
         idempotency::scrub(txn, customer_id, now).await?;
         tracing::info!(

@@ -150,6 +150,7 @@ impl Store {
             order_micros: 0,
             returned_micros: 0,
             conversions: 0,
+            approve_at: None,
             approved_at: None,
             reviewed_by: String::new(),
             reason: String::new(),
@@ -256,6 +257,7 @@ impl Store {
         let (referrer_points, referee_points) = domain::conversion_points(rules, order_micros);
         // The conversion's number names its rewards: `<referral>:<n>:<side>`, what loyalty's request ids are made of.
         let n = row.conversions + 1;
+        let mut inserted = 0;
         for (side, customer, points) in
             [("referrer", &row.referrer_id, referrer_points), ("referee", &row.referee_id, referee_points)]
         {
@@ -279,7 +281,7 @@ impl Store {
                 paid_at: Set(None),
                 clawed_back_at: Set(None),
             };
-            rewards::Entity::insert(r)
+            inserted += rewards::Entity::insert(r)
                 .on_conflict(OnConflict::column(rewards::Column::RewardId).do_nothing().to_owned())
                 .exec_without_returning(txn)
                 .await?;
@@ -291,10 +293,11 @@ impl Store {
             a.converted_at = Set(Some(at));
             a.converted_order_id = Set(order_id.clone());
             a.order_micros = Set(order_micros);
+            // Approved then, rewards or not (a conversion may earn nothing: a share of a small order).
+            a.approve_at = Set(Some(rules.due_at(at)));
         }
-        // A later purchase of an approved or rewarded referral brings rewards to pay: it is approved again until
-        // they are.
-        if matches!(State::parse(&row.state), Some(State::Rewarded)) {
+        // A later purchase of a rewarded referral that brings rewards to pay: it is approved again until they are.
+        if inserted > 0 && matches!(State::parse(&row.state), Some(State::Rewarded)) {
             a.state = Set(State::Approved.as_str().into());
         }
         let row = rows::Entity::update(a).exec(txn).await?;
@@ -566,7 +569,11 @@ impl Store {
 
 /// What voiding does to one reward; whether it is to be clawed back.
 async fn settle_on_void(txn: &DatabaseTransaction, r: rewards::Model) -> Result<bool> {
-    let Some(next) = reward::on_void(&r.state) else { return Ok(false) };
+    let Some(mut next) = reward::on_void(&r.state) else { return Ok(false) };
+    // An erased customer's reward: loyalty erased its ledger, nothing is taken back from it.
+    if Pseudonyms::is_pseudonym(&r.customer_id) {
+        next = reward::CANCELLED;
+    }
     let mut a: rewards::ActiveModel = r.into();
     a.state = Set(next.into());
     // A clawback counts its own refusals.

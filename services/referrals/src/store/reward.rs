@@ -6,7 +6,7 @@
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, OnConflict, Query},
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 
 use rapport_kit::pseudonym::Pseudonyms;
@@ -107,8 +107,19 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
+        // And pending referrals whose first conversion's delay is over, rewards or not.
+        let converted: Vec<String> = rows::Entity::find()
+            .select_only()
+            .column(rows::Column::ReferralId)
+            .filter(rows::Column::State.eq(State::Pending.as_str()))
+            .filter(rows::Column::ApproveAt.lte(now))
+            .order_by_asc(rows::Column::ApproveAt)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
         let mut seen = std::collections::HashSet::new();
-        let ids: Vec<String> = due.into_iter().filter(|id| seen.insert(id.clone())).collect();
+        let ids: Vec<String> = due.into_iter().chain(converted).filter(|id| seen.insert(id.clone())).collect();
         let mut moved = 0;
         for referral_id in ids {
             let _turn = self.frame.write_turn().await;
@@ -182,6 +193,10 @@ impl Store {
             }
         }
         tracing::info!(referral_id = %row.referral_id, "referral approved");
+        // With nothing to pay (no reward, or all of them paid already), it is rewarded at once.
+        if let Some(row) = rows::Entity::find().filter(rows::Column::ReferralId.eq(&row.referral_id)).one(txn).await? {
+            settle_in(txn, row).await?;
+        }
         Ok(())
     }
 
@@ -232,7 +247,11 @@ impl Store {
         let Some(r) = rewards::Entity::find_by_id(reward_id.to_string()).one(&txn).await? else { return Ok(()) };
         let row = locked(&txn, &r.referral_id).await?;
         let Some(r) = rewards::Entity::find_by_id(reward_id.to_string()).one(&txn).await? else { return Ok(()) };
-        let Some(next) = reward::on_paid(&r.state) else { return Ok(()) };
+        let Some(mut next) = reward::on_paid(&r.state) else { return Ok(()) };
+        // Paid to a customer erased meanwhile: loyalty erased its ledger too, there is nothing to claw back from.
+        if next == reward::CLAWBACK_DUE && Pseudonyms::is_pseudonym(&r.customer_id) {
+            next = reward::CANCELLED;
+        }
         let mut a: rewards::ActiveModel = r.into();
         a.state = Set(next.into());
         a.entry_id = Set(entry_id.into());
@@ -256,16 +275,21 @@ impl Store {
     pub async fn record_attempt_failed(&self, reward_id: &str, error: &str, refused: bool) -> Result<()> {
         let _turn = self.frame.write_turn().await;
         let txn = rapport_kit::db::begin_write(&self.db).await?;
-        if let Some(r) = rewards::Entity::find_by_id(reward_id.to_string()).one(&txn).await? {
-            let attempts = r.attempts + i32::from(refused);
-            let paying = refused && r.state == reward::PAYING;
-            let mut a: rewards::ActiveModel = r.into();
-            if paying {
-                a.state = Set(reward::DUE.into());
-            }
-            a.attempts = Set(attempts);
-            a.last_error = Set(error.chars().take(500).collect());
-            rewards::Entity::update(a).exec(&txn).await?;
+        let error: String = error.chars().take(500).collect();
+        rewards::Entity::update_many()
+            .col_expr(rewards::Column::Attempts, Expr::col(rewards::Column::Attempts).add(i32::from(refused)))
+            .col_expr(rewards::Column::LastError, Expr::value(error))
+            .filter(rewards::Column::RewardId.eq(reward_id))
+            .exec(&txn)
+            .await?;
+        // Only if it is still being paid: a void meanwhile made it a clawback, which stays one.
+        if refused {
+            rewards::Entity::update_many()
+                .col_expr(rewards::Column::State, Expr::value(reward::DUE))
+                .filter(rewards::Column::RewardId.eq(reward_id))
+                .filter(rewards::Column::State.eq(reward::PAYING))
+                .exec(&txn)
+                .await?;
         }
         txn.commit().await?;
         Ok(())

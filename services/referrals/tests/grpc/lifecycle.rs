@@ -15,7 +15,8 @@ on_both!(
     a_signup_programme_converts_at_once_and_milestones_pay_a_bonus,
     two_replicas_pay_each_reward_once,
     a_void_while_a_payment_is_on_its_way_claws_it_back,
-    every_purchase_pays_each_and_a_minimum_order_must_be_met
+    every_purchase_pays_each_and_a_minimum_order_must_be_met,
+    a_conversion_earning_nothing_and_an_erasure_still_settle
 );
 
 fn earns(entries: &[lpb::LedgerEntry]) -> Vec<i64> {
@@ -327,5 +328,40 @@ async fn every_purchase_pays_each_and_a_minimum_order_must_be_met(db: Db) {
     // A partial return leaving the order under the minimum voids it.
     app.deliver(vec![returned("rt-4", "new-2", "o-4", 20, false, T0 + DAY)]).await.unwrap();
     assert_eq!(app.referral(&r.referral_id).await.state(), pb::ReferralState::Voided);
+    app.stop().await;
+}
+
+async fn a_conversion_earning_nothing_and_an_erasure_still_settle(db: Db) {
+    let app = spawn_app(db).await;
+    // 1 % of the order to the referrer, nothing to the referee: a 40-euro order earns 0 points.
+    let mut tiny = rules(pb::QualifyingEvent::FirstPurchase, 0);
+    tiny.referrer_reward = Some(pb::Reward { points: 0, share_bps: 100 });
+    tiny.referee_reward = Some(pb::Reward { points: 0, share_bps: 0 });
+    app.programme("tiny", tiny).await.unwrap();
+    let code = app.code("amb-1", "tiny", "").await.unwrap();
+    let r = app.signup(&code.code, "new-1", None).await.unwrap();
+    app.deliver(vec![purchase("ev-1", "new-1", "ord-1", 40, T0)]).await.unwrap();
+    let done = app.until_state(&r.referral_id, pb::ReferralState::Rewarded).await;
+    assert!(done.rewards.is_empty() && done.converted_at.is_some());
+
+    // No loyalty here: an approved referral's rewards wait, due; erasing both sides cancels them and settles it.
+    app.programme("friends", rules(pb::QualifyingEvent::FirstPurchase, 0)).await.unwrap();
+    let code = app.code("amb-2", "friends", "").await.unwrap();
+    let r = app.signup(&code.code, "new-2", None).await.unwrap();
+    app.deliver(vec![purchase("ev-2", "new-2", "ord-2", 40, T0)]).await.unwrap();
+    app.until_state(&r.referral_id, pb::ReferralState::Approved).await;
+    let forget = |who: &str| {
+        let mut c = app.client.clone();
+        let req = pb::ForgetCustomerRequest { request_id: format!("f-{who}"), customer_id: who.into() };
+        async move { c.forget_customer(req).await.unwrap().into_inner() }
+    };
+    assert_eq!(forget("amb-2").await.rewards_cancelled, 1);
+    let half = app.referral(&r.referral_id).await;
+    assert_eq!(half.state(), pb::ReferralState::Approved, "the referee's reward still waits");
+    assert_eq!(forget("new-2").await.rewards_cancelled, 1);
+    let settled = app.referral(&r.referral_id).await;
+    assert_eq!(settled.state(), pb::ReferralState::Rewarded, "nothing is left to pay");
+    assert!(settled.rewards.iter().all(|w| w.state() == pb::RewardState::Cancelled));
+    assert!(settled.referrer_id.starts_with("anon-") && settled.referee_id.starts_with("anon-"));
     app.stop().await;
 }
