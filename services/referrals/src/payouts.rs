@@ -98,10 +98,14 @@ impl Payouts {
         for c in self.store.due_clawbacks(BATCH).await? {
             let span = tracing::info_span!("referrals.clawback", reward.side = %c.side, reward.points = c.points);
             match claw_back(loyalty.clone(), &self.store, &c).instrument(span).await {
-                Ok(()) => {
+                Ok(Clawed::Back) => {
                     self.store.record_clawed_back(&c.reward_id).await?;
                     tracing::info!(reward_id = %c.reward_id, "reward clawed back");
                     done.clawed_back += 1;
+                }
+                Ok(Clawed::NeverPaid) => {
+                    self.store.record_never_paid(&c.reward_id).await?;
+                    tracing::info!(reward_id = %c.reward_id, "voided reward was never paid: nothing to claw back");
                 }
                 Err(s) => {
                     done.failed += 1;
@@ -153,9 +157,14 @@ async fn claw_back(
     mut loyalty: LoyaltyServiceClient<OutgoingChannel>,
     store: &Store,
     c: &Clawback,
-) -> Result<(), tonic::Status> {
+) -> Result<Clawed, tonic::Status> {
     let entry_id = if c.entry_id.is_empty() {
-        let entry_id = pay(loyalty.clone(), &c.payment()).await?;
+        let entry_id = match pay(loyalty.clone(), &c.payment()).await {
+            Ok(entry_id) => entry_id,
+            // Loyalty refuses the payment: it never made it, there is nothing to take back.
+            Err(s) if refused(&s) => return Ok(Clawed::NeverPaid),
+            Err(s) => return Err(s),
+        };
         store
             .record_clawback_entry(&c.reward_id, &entry_id)
             .await
@@ -172,9 +181,17 @@ async fn claw_back(
         reason: "referral voided: reward clawed back".into(),
     };
     match loyalty.reverse_points(req).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Clawed::Back),
         // Nothing left of the payment to reverse (reversed by hand already): the clawback is done.
-        Err(s) if reason(&s).as_deref() == Some("NOTHING_LEFT_TO_REVERSE") => Ok(()),
+        Err(s) if reason(&s).as_deref() == Some("NOTHING_LEFT_TO_REVERSE") => Ok(Clawed::Back),
         Err(s) => Err(s),
     }
+}
+
+/// How a clawback ended.
+enum Clawed {
+    /// A reversing entry took the reward back.
+    Back,
+    /// The reward was voided while being paid, and loyalty never paid it.
+    NeverPaid,
 }

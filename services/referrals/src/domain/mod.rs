@@ -253,7 +253,8 @@ pub mod reward {
 
     /// What voiding does to a reward in `state`: held and due ones are cancelled, paid ones clawed back, and one
     /// being paid is clawed back too (the worker first learns its entry by asking loyalty again under the same
-    /// request id: a payment that was made is replayed, one that was not is made then — and reversed).
+    /// request id: a payment that was made is replayed, one that was not is made then — and reversed — or refused,
+    /// and then there is nothing to take back).
     pub fn on_void(state: &str) -> Option<&'static str> {
         match state {
             HELD | DUE => Some(CANCELLED),

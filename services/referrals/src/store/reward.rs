@@ -165,6 +165,7 @@ impl Store {
                 .filter(rows::Column::ReferrerId.eq(&row.referrer_id))
                 .filter(rows::Column::ProgrammeId.eq(&row.programme_id))
                 .filter(rows::Column::ApprovedAt.is_not_null())
+                .filter(rows::Column::State.ne(State::Voided.as_str()))
                 .count(txn)
                 .await?;
             let (rules, _) = self.rules_in(txn, &row.programme_id, row.programme_version).await?;
@@ -347,6 +348,20 @@ impl Store {
                 })
             })
             .await
+    }
+
+    /// Records that a reward voided while it was being paid was in fact never paid (loyalty refused the payment when
+    /// asked again): nothing to claw back.
+    pub async fn record_never_paid(&self, reward_id: &str) -> Result<()> {
+        let _turn = self.frame.write_turn().await;
+        rewards::Entity::update_many()
+            .col_expr(rewards::Column::State, Expr::value(reward::CANCELLED))
+            .filter(rewards::Column::RewardId.eq(reward_id))
+            .filter(rewards::Column::State.eq(reward::CLAWBACK_DUE))
+            .filter(rewards::Column::EntryId.eq(""))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Records the entry of a payment made while its referral was being voided (learnt by asking loyalty again).

@@ -195,10 +195,27 @@ async fn a_signup_programme_converts_at_once_and_milestones_pay_a_bonus(db: Db) 
     assert!(first.converted_at.is_some());
     assert_eq!(first.rewards.len(), 1, "only the referrer is rewarded");
     app.until_state(&first.referral_id, pb::ReferralState::Rewarded).await;
+    // The first is voided (clawed back): it no longer counts towards the milestone.
+    app.client
+        .clone()
+        .void_referral(pb::VoidReferralRequest {
+            request_id: "v-1".into(),
+            referral_id: first.referral_id.clone(),
+            reason: "account closed".into(),
+        })
+        .await
+        .unwrap();
     let second = app.signup(&code.code, "new-2", None).await.unwrap();
     let done = app.until_state(&second.referral_id, pb::ReferralState::Rewarded).await;
+    assert_eq!(done.rewards.len(), 1, "one approved referral that stands: no milestone yet");
+    let third = app.signup(&code.code, "new-3", None).await.unwrap();
+    let done = app.until_state(&third.referral_id, pb::ReferralState::Rewarded).await;
     let sides: Vec<&str> = done.rewards.iter().map(|w| w.side.as_str()).collect();
-    assert_eq!(sides, ["referrer", "milestone"], "the second approved referral reaches the milestone");
+    assert_eq!(sides, ["referrer", "milestone"], "the second approved referral that stands reaches the milestone");
+    eventually(20, "the first clawed back", || async {
+        app.referral(&first.referral_id).await.rewards.iter().all(|w| w.state() == pb::RewardState::ClawedBack)
+    })
+    .await;
     assert_eq!(app.points("amb-1").await, 2_000);
     assert_eq!(app.points("new-1").await, 0);
     app.stop().await;
