@@ -14,8 +14,8 @@ pub enum ReferralsError {
     #[error("programme {0} not found")]
     ProgrammeNotFound(String),
     /// The programme exists.
-    #[error("programme {0} exists")]
-    ProgrammeExists(String),
+    #[error("a programme with this id exists")]
+    ProgrammeExists,
     /// The programme takes no sign-ups now.
     #[error("programme {0} is not active")]
     ProgrammeNotActive(String),
@@ -86,7 +86,7 @@ impl ServiceError for ReferralsError {
             Self::Invalid(e) => return e.clone(),
             Self::CustomerErased => (C::FailedPrecondition, "CUSTOMER_ERASED"),
             Self::ProgrammeNotFound(_) => (C::NotFound, "PROGRAMME_NOT_FOUND"),
-            Self::ProgrammeExists(_) => (C::AlreadyExists, "PROGRAMME_EXISTS"),
+            Self::ProgrammeExists => (C::AlreadyExists, "PROGRAMME_EXISTS"),
             Self::ProgrammeNotActive(_) => (C::FailedPrecondition, "PROGRAMME_NOT_ACTIVE"),
             Self::CodeNotFound => (C::NotFound, "CODE_NOT_FOUND"),
             Self::CodeOwnerErased => (C::FailedPrecondition, "CODE_OWNER_ERASED"),
@@ -128,7 +128,7 @@ impl ServiceError for ReferralsError {
     fn clash(method: &str) -> Option<Self> {
         match method {
             "AttributeSignup" => Some(Self::DuplicateReferee),
-            "CreateProgramme" => Some(Self::ProgrammeExists(String::new())),
+            "CreateProgramme" => Some(Self::ProgrammeExists),
             "IssueCode" => Some(Self::CodeTaken),
             _ => None,
         }

@@ -13,7 +13,7 @@ impl Store {
             .once(self, key, "CreateProgramme", move |s, txn, now| {
                 Box::pin(async move {
                     if programmes::Entity::find_by_id((id.clone(), 1)).one(txn).await?.is_some() {
-                        return Err(ReferralsError::ProgrammeExists(id));
+                        return Err(ReferralsError::ProgrammeExists);
                     }
                     let row = s.write_version(txn, &id, 1, &rules, now).await?;
                     tracing::info!(programme_id = %id, "programme created");

@@ -9,6 +9,7 @@ use crate::support::*;
 on_both!(
     every_refusal_names_its_reason,
     signals_fire_with_their_weights,
+    one_referee_signing_up_at_once_through_many_codes_is_referred_once,
     a_burst_from_one_fingerprint_is_throttled_flagged_and_paid_nothing
 );
 
@@ -168,5 +169,33 @@ async fn a_burst_from_one_fingerprint_is_throttled_flagged_and_paid_nothing(db: 
         .into_inner();
     assert_eq!((metrics.signups, metrics.points_paid), (21, 700));
     assert!((metrics.flagged_share - 20.0 / 21.0).abs() < 1e-9);
+    app.stop().await;
+}
+
+async fn one_referee_signing_up_at_once_through_many_codes_is_referred_once(db: Db) {
+    let app = spawn_app(db).await;
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        codes.push(app.code(&format!("amb-{i}"), "default", "").await.unwrap().code);
+    }
+    // Eight sign-ups of one customer at once, each with another ambassador's code: one referral, the rest told it
+    // is a duplicate (never INTERNAL).
+    let attempts = codes.into_iter().map(|code| {
+        let mut c = app.client.clone();
+        async move {
+            c.attribute_signup(pb::AttributeSignupRequest {
+                request_id: format!("su-{code}"),
+                code,
+                referee_id: "popular".into(),
+                signals: None,
+            })
+            .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_status(e, Code::AlreadyExists, "DUPLICATE_REFEREE", None);
+    }
     app.stop().await;
 }
