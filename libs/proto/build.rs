@@ -8,6 +8,7 @@ const FILES: &[&str] = &[
     "rapport/common/v1/common.proto",
     "rapport/events/v1/events.proto",
     "rapport/feedback/v1/feedback.proto",
+    "rapport/improvement/v1/improvement.proto",
     "rapport/loyalty/v1/loyalty.proto",
     "rapport/referrals/v1/referrals.proto",
     "rapport/segmentation/v1/segmentation.proto",

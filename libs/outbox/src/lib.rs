@@ -261,6 +261,8 @@ pub fn kind(payload: Option<&Payload>) -> &'static str {
         Some(Payload::PurchaseReturned(_)) => "purchase_returned",
         Some(Payload::ReferralMade(_)) => "referral_made",
         Some(Payload::ReferralConverted(_)) => "referral_converted",
+        Some(Payload::ThemeAccepted(_)) => "theme_accepted",
+        Some(Payload::ImprovementShipped(_)) => "improvement_shipped",
         None => "empty",
     }
 }

@@ -22,6 +22,12 @@ pub mod feedback {
     }
 }
 
+pub mod improvement {
+    pub mod v1 {
+        tonic::include_proto!("rapport.improvement.v1");
+    }
+}
+
 pub mod loyalty {
     pub mod v1 {
         tonic::include_proto!("rapport.loyalty.v1");

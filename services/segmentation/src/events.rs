@@ -62,13 +62,15 @@ fn behaviour(e: &WireEvent, now: i64) -> Option<Event> {
         Payload::ReferralMade(_) => Some(base(Kind::Referral)),
         Payload::ReferralConverted(_) => None,
         // Erasures come to `forget`; membership changes are segmentation's own; a promoter is already counted by
-        // its answer; themes are for the improvement service.
+        // its answer; themes are for the improvement service, which tells feedback what it accepts and ships.
         // Returns do not change behaviour features yet (a purchase returned still counts as made).
         Payload::CustomerForgotten(_)
         | Payload::PurchaseReturned(_)
         | Payload::SegmentMembershipChanged(_)
         | Payload::PromoterIdentified(_)
-        | Payload::ThemeSignal(_) => None,
+        | Payload::ThemeSignal(_)
+        | Payload::ThemeAccepted(_)
+        | Payload::ImprovementShipped(_) => None,
     }
 }
 

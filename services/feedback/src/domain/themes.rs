@@ -69,49 +69,14 @@ pub struct Classifier {
     model: BernoulliNb<f64, usize>,
 }
 
-/// Lower case with accents and ligatures folded (`Reçu` → `recu`, `œuvre` → `oeuvre`).
-pub fn fold(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase) {
-        match c {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => out.push('a'),
-            'ç' => out.push('c'),
-            'è' | 'é' | 'ê' | 'ë' => out.push('e'),
-            'ì' | 'í' | 'î' | 'ï' => out.push('i'),
-            'ñ' => out.push('n'),
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' => out.push('o'),
-            'ù' | 'ú' | 'û' | 'ü' => out.push('u'),
-            'ý' | 'ÿ' => out.push('y'),
-            'œ' => out.push_str("oe"),
-            'æ' => out.push_str("ae"),
-            'ß' => out.push_str("ss"),
-            '’' => out.push('\''),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-const STOP: &[&str] = &[
-    // English
-    "a", "an", "the", "and", "or", "but", "to", "of", "in", "on", "at", "for", "with", "from", "by", "is", "are", "was",
-    "were", "be", "been", "it", "its", "this", "that", "my", "me", "we", "our", "you", "your", "they", "them", "he",
-    "she", "his", "her", "have", "has", "had", "do", "did", "does", "so", "as", "if", "just", "now", "then", "there",
-    "here", "what", "which", "who", "when", "all", "any", "still", "again", "after", "about", "up", "out", "im", "ive",
-    "it's", "i'm", "i've", "would", "could", "will", "can", "am", "one", "two", "get", "got", // French
-    "le", "la", "les", "un", "une", "des", "du", "de", "et", "ou", "mais", "je", "j", "l", "d", "qu", "que", "qui",
-    "il", "elle", "on", "nous", "vous", "ils", "elles", "mon", "ma", "mes", "ton", "ta", "votre", "vos", "notre",
-    "nos", "ce", "cet", "cette", "ces", "est", "sont", "suis", "ai", "avez", "avons", "ont", "au", "aux", "en", "dans",
-    "par", "pour", "sur", "avec", "sans", "ne", "pas", "plus", "tres", "tout", "toute", "tous", "deja", "se", "sa",
-    "son", "ses", "c", "s", "n", "m", "y", "a", "fait", "ete", "etait", "encore", "toujours",
-];
+pub use rapport_text::fold;
 
 /// The words of a text: folded, stop words dropped, plural `s` removed and cut to 6 letters (a crude stemmer that
 /// maps `livraison`/`livraisons` and `delivered`/`delivery` together well enough).
 fn words(text: &str) -> Vec<String> {
     fold(text)
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() >= 2 && !STOP.contains(w) && !w.chars().all(|c| c.is_ascii_digit()))
+        .filter(|w| w.len() >= 2 && !rapport_text::is_stop_word(w) && !w.chars().all(|c| c.is_ascii_digit()))
         .map(|w| {
             let w = if w.len() > 3 { w.strip_suffix('s').unwrap_or(w) } else { w };
             w.chars().take(6).collect()

@@ -118,13 +118,14 @@ impl Store {
             (None, None) => ("unknown".to_string(), "unknown"),
         };
         let targets = self.sla_policy_in(txn).await?.targets(cmd.severity, &tier);
+        let last_score = self.last_score_in(txn, &cmd.customer_id).await?;
         let facts = routing::Facts {
             theme: decision.theme.clone(),
             channel: cmd.channel,
             severity: cmd.severity.into(),
             tier: tier.clone(),
-            detractor: self.detractor_in(txn, &cmd.customer_id).await?,
-            segments,
+            detractor: last_score.is_some_and(|s| s <= 6),
+            segments: segments.clone(),
         };
         let (queue_id, routed_by) = self.route_in(txn, &facts).await?;
         let case_id = format!("case-{}", uuid::Uuid::new_v4().simple());
@@ -189,6 +190,12 @@ impl Store {
                 theme: decision.theme.clone(),
                 confidence: decision.confidence,
                 text: cmd.text.clone(),
+                severity: cmd.severity.into(),
+                channel: cmd.channel,
+                nps: last_score,
+                tier: tier.clone(),
+                segments,
+                kind: cmd.kind.as_str().into(),
             });
             self.outbox.publish_to(txn, Some(&["improvement"]), &cmd.customer_id, signal, now).await?;
         }

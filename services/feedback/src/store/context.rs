@@ -77,6 +77,8 @@ impl Store {
                         .exec(txn)
                         .await?;
                 }
+                Some(Payload::ThemeAccepted(t)) => self.theme_accepted_in(txn, t, self.now()).await?,
+                Some(Payload::ImprovementShipped(s)) => self.improvement_shipped_in(txn, s, self.now()).await?,
                 _ => {}
             }
         }

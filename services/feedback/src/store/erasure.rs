@@ -53,6 +53,13 @@ impl Store {
         Ok(n)
     }
 
+    /// Tells the improvement service of an erasure feedback learnt from another service (inside `txn`).
+    pub async fn pass_on_erasure_in(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<()> {
+        let ev = event::Payload::CustomerForgotten(CustomerForgotten {});
+        self.outbox.publish_to(txn, Some(&["improvement"]), customer_id, ev, now).await?;
+        Ok(())
+    }
+
     /// Whether the customer was erased, or `customer_id` is the pseudonym an erased customer's records are kept
     /// under (asking by it would tie them together again).
     pub async fn is_erased(&self, customer_id: &str) -> Result<bool> {

@@ -13,6 +13,8 @@
 //! - `settings.rs`: settings edited as one document (the next-best-action rules, the barometer's criteria);
 //! - `barometer.rs`: the satisfaction barometer's staff assessments, feedback's own measures of a period, and
 //!   readings (one per period, under a lock, each with the weights it was computed with);
+//! - `improvements.rs`: themes the improvement service accepted into the taxonomy, and shipped improvements noted on
+//!   the cases they answer;
 //! - `erasure.rs`: forgetting a customer (on request, or on another service's erasure event).
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ mod barometer;
 mod cases;
 mod context;
 mod erasure;
+mod improvements;
 mod report;
 mod routing;
 mod settings;

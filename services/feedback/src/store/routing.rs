@@ -135,8 +135,8 @@ impl Store {
         Ok((queue_id.to_string(), rule_id.to_string()))
     }
 
-    /// Whether the customer's last NPS answer was a detractor's.
-    pub(super) async fn detractor_in(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<bool> {
+    /// The customer's last NPS answer, if it has one (0-6: a detractor).
+    pub(super) async fn last_score_in(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<Option<i32>> {
         let last: Option<Option<i32>> = surveys::Entity::find()
             .select_only()
             .column(surveys::Column::Score)
@@ -147,7 +147,7 @@ impl Store {
             .into_tuple()
             .one(txn)
             .await?;
-        Ok(matches!(last, Some(Some(s)) if s <= 6))
+        Ok(last.flatten())
     }
 
     async fn rules_in<C: ConnectionTrait>(&self, conn: &C) -> Result<Vec<Rule>> {

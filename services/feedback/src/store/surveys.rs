@@ -10,7 +10,7 @@ use rapport_proto::{
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
 };
 
@@ -79,68 +79,78 @@ impl Store {
         self.frame
             .once(self, key, "ScheduleSurvey", move |s, txn, now| {
                 Box::pin(async move {
-                    s.lock_customer(txn, &cmd.customer_id).await?;
-                    if rapport_outbox::sink::is_erased(txn, &s.pseudonyms, &cmd.customer_id).await? {
-                        return Err(FeedbackError::CustomerErased);
-                    }
-                    // Lock (or create) the customer's row first: a concurrent schedule of the same customer waits.
-                    let fresh = surveyed_customers::ActiveModel {
-                        customer_id: Set(cmd.customer_id.clone()),
-                        last_surveyed_at: Set(i64::MIN),
-                    };
-                    surveyed_customers::Entity::insert(fresh)
-                        .on_conflict_do_nothing_on([surveyed_customers::Column::CustomerId])
-                        .exec_without_returning(txn)
-                        .await?;
-                    let row = surveyed_customers::Entity::find_by_id(cmd.customer_id.clone())
-                        .lock_exclusive()
-                        .one(txn)
-                        .await?
-                        .ok_or(FeedbackError::SurveyNotFound)?;
-                    if let Some(case_id) = &cmd.after_case_id {
-                        let case = cases::Entity::find()
-                            .filter(cases::Column::CaseId.eq(case_id.as_str()))
-                            .filter(cases::Column::CustomerId.eq(cmd.customer_id.as_str()))
-                            .one(txn)
-                            .await?
-                            .ok_or(FeedbackError::CaseNotFound)?;
-                        if case.state != crate::domain::cases::RESOLVED {
-                            return Err(FeedbackError::CaseNotResolved);
-                        }
-                    }
-                    let allowed = domain::next_allowed(row.last_surveyed_at, cmd.wait_days);
-                    // A recovery survey is what the complaint earned: the waiting time does not hold it back.
-                    if cmd.after_case_id.is_none() && row.last_surveyed_at != i64::MIN && now < allowed {
-                        let allowed_from = rapport_kit::clock::timestamp(allowed).to_string();
-                        return Err(FeedbackError::SurveyFatigue { wait_days: cmd.wait_days, allowed_from });
-                    }
-                    surveyed_customers::Entity::update_many()
-                        .col_expr(surveyed_customers::Column::LastSurveyedAt, Expr::value(now))
-                        .filter(surveyed_customers::Column::CustomerId.eq(cmd.customer_id.as_str()))
-                        .exec(txn)
-                        .await?;
-                    let survey = surveys::Model {
-                        survey_id: format!("srv-{}", uuid::Uuid::new_v4().simple()),
-                        customer_id: cmd.customer_id.clone(),
-                        touchpoint: cmd.touchpoint,
-                        channel: cmd.channel,
-                        created_at: now,
-                        expires_at: now.saturating_add(cmd.valid_days.saturating_mul(DAY_MS)),
-                        score: None,
-                        comment: None,
-                        answered_at: None,
-                        tier: None,
-                        after_case_id: cmd.after_case_id.clone(),
-                    };
-                    surveys::Entity::insert(surveys::ActiveModel::from(survey.clone()))
-                        .exec_without_returning(txn)
-                        .await?;
-                    tracing::info!(survey_id = %survey.survey_id, touchpoint = %survey.touchpoint, "survey scheduled");
+                    let survey = s.schedule_in(txn, &cmd, now).await?;
                     let reply = pb::ScheduleSurveyResponse { survey: Some(wire::survey_pb(&survey, now)) };
                     Ok(Done::about([cmd.customer_id], reply))
                 })
             })
             .await
+    }
+
+    /// Schedules a survey inside `txn` under the anti-fatigue rule (the customer's lock taken, its
+    /// `surveyed_customers` row locked).
+    pub(super) async fn schedule_in(
+        &self,
+        txn: &DatabaseTransaction,
+        cmd: &SurveyCmd,
+        now: i64,
+    ) -> Result<surveys::Model> {
+        self.lock_customer(txn, &cmd.customer_id).await?;
+        if rapport_outbox::sink::is_erased(txn, &self.pseudonyms, &cmd.customer_id).await? {
+            return Err(FeedbackError::CustomerErased);
+        }
+        // Lock (or create) the customer's row first: a concurrent schedule of the same customer waits.
+        let fresh = surveyed_customers::ActiveModel {
+            customer_id: Set(cmd.customer_id.clone()),
+            last_surveyed_at: Set(i64::MIN),
+        };
+        surveyed_customers::Entity::insert(fresh)
+            .on_conflict_do_nothing_on([surveyed_customers::Column::CustomerId])
+            .exec_without_returning(txn)
+            .await?;
+        let row = surveyed_customers::Entity::find_by_id(cmd.customer_id.clone())
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(FeedbackError::SurveyNotFound)?;
+        if let Some(case_id) = &cmd.after_case_id {
+            let case = cases::Entity::find()
+                .filter(cases::Column::CaseId.eq(case_id.as_str()))
+                .filter(cases::Column::CustomerId.eq(cmd.customer_id.as_str()))
+                .one(txn)
+                .await?
+                .ok_or(FeedbackError::CaseNotFound)?;
+            if case.state != crate::domain::cases::RESOLVED {
+                return Err(FeedbackError::CaseNotResolved);
+            }
+        }
+        let allowed = domain::next_allowed(row.last_surveyed_at, cmd.wait_days);
+        // A recovery survey is what the complaint earned: the waiting time does not hold it back.
+        if cmd.after_case_id.is_none() && row.last_surveyed_at != i64::MIN && now < allowed {
+            let allowed_from = rapport_kit::clock::timestamp(allowed).to_string();
+            return Err(FeedbackError::SurveyFatigue { wait_days: cmd.wait_days, allowed_from });
+        }
+        surveyed_customers::Entity::update_many()
+            .col_expr(surveyed_customers::Column::LastSurveyedAt, Expr::value(now))
+            .filter(surveyed_customers::Column::CustomerId.eq(cmd.customer_id.as_str()))
+            .exec(txn)
+            .await?;
+        let survey = surveys::Model {
+            survey_id: format!("srv-{}", uuid::Uuid::new_v4().simple()),
+            customer_id: cmd.customer_id.clone(),
+            touchpoint: cmd.touchpoint.clone(),
+            channel: cmd.channel,
+            created_at: now,
+            expires_at: now.saturating_add(cmd.valid_days.saturating_mul(DAY_MS)),
+            score: None,
+            comment: None,
+            answered_at: None,
+            tier: None,
+            after_case_id: cmd.after_case_id.clone(),
+        };
+        surveys::Entity::insert(surveys::ActiveModel::from(survey.clone())).exec_without_returning(txn).await?;
+        tracing::info!(survey_id = %survey.survey_id, touchpoint = %survey.touchpoint, "survey scheduled");
+        Ok(survey)
     }
 
     /// Records the answer to a survey and publishes it.
@@ -185,6 +195,7 @@ impl Store {
                     }
                     // The tier and segments the customer answers under, for NPS by tier and by segment.
                     let (tier, segments) = s.context_of(txn, &survey.customer_id).await?;
+                    let signal_context = (tier.clone().unwrap_or_else(|| "unknown".into()), segments.clone());
                     survey.score = Some(score);
                     survey.comment = (!comment.is_empty()).then_some(comment);
                     survey.answered_at = Some(now);
@@ -220,12 +231,19 @@ impl Store {
                         s.outbox.publish(txn, &customer, promoter, now).await?;
                     }
                     if let (Some((_, t)), Some(text)) = (theme.clone(), survey.comment.clone()) {
+                        let (tier, segments) = signal_context;
                         let signal = event::Payload::ThemeSignal(ThemeSignal {
                             origin: "survey_comment".into(),
                             reference: survey_id.clone(),
                             theme: t.theme,
                             confidence: t.confidence,
                             text,
+                            severity: if score <= 3 { "high" } else { "medium" }.into(),
+                            channel: survey.channel,
+                            nps: Some(score),
+                            tier,
+                            segments,
+                            kind: String::new(),
                         });
                         s.outbox.publish_to(txn, Some(&["improvement"]), &customer, signal, now).await?;
                     }

@@ -2,9 +2,10 @@
 //! with k-means++ (k given, or chosen by silhouette on a sample), parallel assignment, stable cluster ids across
 //! refits, and readable profiles with generated labels. CPU-heavy: callers run it off the async runtime.
 use linfa::{DatasetBase, traits::Fit as _};
-use linfa_clustering::{GaussianMixtureModel, KMeans, KMeansInit};
+use linfa_clustering::GaussianMixtureModel;
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rand_xoshiro::{Xoshiro256Plus, rand_core::SeedableRng};
+pub use rapport_stats::cluster::{self, adjusted_rand_index, greedy_kmeans_pp, inertia, sample_indices, sq_dist};
 use serde::{Deserialize, Serialize};
 
 use super::features::is_skewed;
@@ -262,70 +263,19 @@ fn centers(data: ArrayView2<f64>, k: usize, cfg: &FitConfig) -> Result<Centers, 
     }
 }
 
-/// Greedy k-means++ seeding (as scikit-learn seeds): each new centre is the best of `2 + ln k` candidates drawn
-/// with probability proportional to the squared distance to the nearest centre so far, "best" being the one that
-/// lowers the total squared distance most. Plain k-means++ draws one candidate and lands in worse optima more often.
-pub fn greedy_kmeans_pp(data: ArrayView2<f64>, k: usize, seed: u64) -> Array2<f64> {
-    use rand_xoshiro::rand_core::RngCore;
-    let (n, d) = data.dim();
-    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-    let mut unit = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    let trials = 2 + (k as f64).ln().floor() as usize;
-    let mut centres = Array2::<f64>::zeros((k, d));
-    let first = ((unit() * n as f64) as usize).min(n - 1);
-    centres.row_mut(0).assign(&data.row(first));
-    let mut closest: Vec<f64> = data.rows().into_iter().map(|r| sq_dist(r, data.row(first))).collect();
-    for c in 1..k {
-        let total: f64 = closest.iter().sum();
-        let mut cumulative = Vec::with_capacity(n);
-        let mut acc = 0.0;
-        for v in &closest {
-            acc += v;
-            cumulative.push(acc);
-        }
-        let mut best: Option<(f64, usize, Vec<f64>)> = None;
-        for _ in 0..trials {
-            let target = unit() * total;
-            let cand = cumulative.partition_point(|x| *x < target).min(n - 1);
-            let dists: Vec<f64> =
-                data.rows().into_iter().zip(&closest).map(|(r, old)| sq_dist(r, data.row(cand)).min(*old)).collect();
-            let pot: f64 = dists.iter().sum();
-            if best.as_ref().is_none_or(|b| pot < b.0) {
-                best = Some((pot, cand, dists));
-            }
-        }
-        if let Some((_, cand, dists)) = best {
-            centres.row_mut(c).assign(&data.row(cand));
-            closest = dists;
-        }
-    }
-    centres
-}
-
 /// Runs linfa k-means on scaled rows from greedy k-means++ seeds, `n_runs` times with different seeds; the lowest
 /// inertia wins.
 pub fn kmeans(data: ArrayView2<f64>, k: usize, cfg: &FitConfig) -> Result<(Array2<f64>, f64), ClusteringError> {
-    if data.nrows() < k || k == 0 {
-        return Err(ClusteringError::TooFewPoints { points: data.nrows(), k });
-    }
-    let ds = DatasetBase::from(data.to_owned());
-    let mut best: Option<(Array2<f64>, f64)> = None;
-    for run in 0..cfg.n_runs.max(1) as u64 {
-        let seeds = greedy_kmeans_pp(data, k, cfg.seed.wrapping_add(run));
-        let model = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(cfg.seed.wrapping_add(run)))
-            .n_runs(1)
-            .max_n_iterations(cfg.max_iterations)
-            .tolerance(cfg.tolerance)
-            .init_method(KMeansInit::Precomputed(seeds))
-            .fit(&ds)
-            .map_err(|e| ClusteringError::KMeans(e.to_string()))?;
-        let centroids = model.centroids().clone();
-        let inertia = inertia(data, centroids.view());
-        if best.as_ref().is_none_or(|b| inertia < b.1) {
-            best = Some((centroids, inertia));
-        }
-    }
-    best.ok_or(ClusteringError::TooFewPoints { points: data.nrows(), k })
+    let settings = cluster::KMeansSettings {
+        seed: cfg.seed,
+        n_runs: cfg.n_runs,
+        max_iterations: cfg.max_iterations,
+        tolerance: cfg.tolerance,
+    };
+    cluster::kmeans(data, k, &settings).map_err(|e| match e {
+        cluster::KMeansError::TooFewPoints { points, k } => ClusteringError::TooFewPoints { points, k },
+        cluster::KMeansError::Linfa(e) => ClusteringError::KMeans(e),
+    })
 }
 
 /// Fits on scaled rows: k given, or the best silhouette in the range. `progress` gets 0..1.
@@ -348,10 +298,6 @@ pub fn fit(data: ArrayView2<f64>, cfg: &FitConfig, progress: &dyn Fn(f64)) -> Re
         progress((i + 1) as f64 / ks.len() as f64);
     }
     best.ok_or(ClusteringError::TooFewPoints { points: data.nrows(), k: 0 })
-}
-
-fn sq_dist(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 /// The nearest centroid of one scaled row, and the squared distance.
@@ -435,11 +381,6 @@ pub fn assign_to(data: ArrayView2<f64>, centers: &Centers) -> Vec<usize> {
     out
 }
 
-/// Sum of squared distances to the nearest centroid.
-pub fn inertia(data: ArrayView2<f64>, centroids: ArrayView2<f64>) -> f64 {
-    data.rows().into_iter().map(|r| nearest(r, centroids).1).sum()
-}
-
 /// Mean silhouette of labelled rows (O(n²): use a sample).
 pub fn silhouette(data: ArrayView2<f64>, labels: &[usize], k: usize) -> f64 {
     let n = data.nrows();
@@ -480,21 +421,6 @@ pub fn sample_rows(data: ArrayView2<f64>, max: usize, seed: u64) -> Array2<f64> 
     }
     let idx = sample_indices(n, max, seed);
     data.select(Axis(0), &idx)
-}
-
-/// `max` distinct indices of `0..n`, deterministic for a seed (partial Fisher-Yates).
-pub fn sample_indices(n: usize, max: usize, seed: u64) -> Vec<usize> {
-    use rand_xoshiro::rand_core::RngCore;
-    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-    let mut idx: Vec<usize> = (0..n).collect();
-    let m = max.min(n);
-    for i in 0..m {
-        let j = i + (rng.next_u64() % (n - i) as u64) as usize;
-        idx.swap(i, j);
-    }
-    idx.truncate(m);
-    idx.sort_unstable();
-    idx
 }
 
 /// Stable ids for new centroids: each takes the id of the nearest previous centroid (compared in original units,
@@ -551,27 +477,6 @@ pub fn label(names: &[String], z: &[f64]) -> String {
     say("complaints_90d", "complaining", "", 0.8);
     say("last_nps", "promoters", "detractors", 0.6);
     if traits.is_empty() { "average".to_string() } else { traits.join(" · ") }
-}
-
-/// Adjusted Rand index of two labelings (1 = identical partitions, about 0 = chance).
-pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
-    use std::collections::HashMap;
-    let c2 = |n: f64| n * (n - 1.0) / 2.0;
-    let mut table: HashMap<(usize, usize), f64> = HashMap::new();
-    let mut ra: HashMap<usize, f64> = HashMap::new();
-    let mut rb: HashMap<usize, f64> = HashMap::new();
-    for (x, y) in a.iter().zip(b) {
-        *table.entry((*x, *y)).or_default() += 1.0;
-        *ra.entry(*x).or_default() += 1.0;
-        *rb.entry(*y).or_default() += 1.0;
-    }
-    let index: f64 = table.values().map(|n| c2(*n)).sum();
-    let sa: f64 = ra.values().map(|n| c2(*n)).sum();
-    let sb: f64 = rb.values().map(|n| c2(*n)).sum();
-    let total = c2(a.len() as f64);
-    let expected = sa * sb / total;
-    let max = (sa + sb) / 2.0;
-    if (max - expected).abs() < f64::EPSILON { 1.0 } else { (index - expected) / (max - expected) }
 }
 
 #[cfg(test)]
