@@ -1,4 +1,4 @@
-//! System tests: segmentation, loyalty, feedback and referrals together over real gRPC, on SQLite and on PostgreSQL.
+//! System tests: segmentation, loyalty, feedback, referrals and improvement together over real gRPC, on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod campaign_loop;
 mod campaign_pause;
@@ -6,6 +6,7 @@ mod care;
 mod context;
 mod erasure;
 mod feedback_loop;
+mod improvement;
 mod races;
 mod referrals;
 mod reflection;

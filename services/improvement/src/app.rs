@@ -306,6 +306,11 @@ fn spawn_discovery(store: &Store, every: Duration, min_texts: u64, stop: impl Fu
 }
 
 impl Improvement {
+    /// Sets where the subscriber `name` listens (`rapport up` builds improvement before feedback).
+    pub fn set_subscriber_url(&mut self, name: &str, url: String) {
+        self.config.set_subscriber_url(name, Some(url));
+    }
+
     /// Sets where segmentation listens (`rapport up` builds segmentation first, but wires everything once bound).
     pub fn set_segmentation_url(&mut self, url: String) {
         self.config.segmentation_url = Some(url);

@@ -43,7 +43,9 @@ pub fn signal_pb(s: &signals::Model, settled: &Settlements) -> pb::Signal {
         customer_id: s.customer_id.clone().unwrap_or_default(),
         theme_id: s.theme.clone(),
         discovered_theme_id: s.discovered.clone().unwrap_or_default(),
-        effective_theme_id: settled.effective(&s.theme, s.discovered.as_deref()).to_string(),
+        effective_theme_id: settled
+            .effective(&s.theme, s.discovered.as_deref(), s.origin == "survey_comment")
+            .to_string(),
         text: s.text.clone().unwrap_or_default(),
         severity: s.severity.clone(),
         channel: s.channel,

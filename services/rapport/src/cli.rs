@@ -29,6 +29,9 @@ pub struct Conn {
     /// Referrals' address.
     #[arg(long, global = true, env = "RAPPORT_REFERRALS_ADDR", default_value = "http://127.0.0.1:50053")]
     pub referrals_addr: String,
+    /// Improvement's address.
+    #[arg(long, global = true, env = "RAPPORT_IMPROVEMENT_ADDR", default_value = "http://127.0.0.1:50055")]
+    pub improvement_addr: String,
     /// Bearer token; defaults to the development token `rapport up` writes to ./data/dev-token.
     #[arg(long, global = true, env = "RAPPORT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -72,6 +75,153 @@ pub enum Command {
     Sla(SlaArgs),
     /// Referrals: codes for ambassadors, a referral in detail, the leaderboard, the review of flagged referrals.
     Referrals(ReferralsArgs),
+    /// Product improvements: themes discovered in complaints, the ranked backlog, pilots, shipped fixes, the digest.
+    Improvements(ImprovementsArgs),
+}
+
+/// `rapport improvements`.
+#[derive(Debug, Args)]
+pub struct ImprovementsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ImprovementsCommand,
+}
+
+/// Improvement commands.
+#[derive(Debug, Subcommand)]
+pub enum ImprovementsCommand {
+    /// Clusters the unclassified complaint texts of the last days into discovered themes.
+    Discover {
+        /// Texts of the last N days.
+        #[arg(long, default_value_t = 180)]
+        days: i64,
+        /// Number of themes (default: chosen by silhouette).
+        #[arg(long)]
+        k: Option<i32>,
+    },
+    /// Every theme with its top terms and a representative text.
+    Themes {
+        /// Also retired, accepted and merged themes.
+        #[arg(long)]
+        all: bool,
+    },
+    /// A theme's figures over the last weeks, its most representative texts.
+    Theme {
+        /// The theme.
+        theme_id: String,
+        /// Weeks of figures.
+        #[arg(long, default_value_t = 8)]
+        weeks: i32,
+    },
+    /// Accepts a discovered theme into feedback's taxonomy.
+    Accept {
+        /// The discovered theme.
+        theme_id: String,
+        /// Its id in the taxonomy.
+        #[arg(long = "as")]
+        taxonomy_id: String,
+    },
+    /// Merges a discovered theme into another theme.
+    Merge {
+        /// The discovered theme.
+        theme_id: String,
+        /// The theme it joins.
+        #[arg(long)]
+        into: String,
+    },
+    /// Records an agent's improvement suggestion.
+    Suggest {
+        /// What to improve.
+        text: String,
+        /// The theme it is about.
+        #[arg(long)]
+        theme: Option<String>,
+    },
+    /// Adds an improvement to the backlog.
+    Create {
+        /// Title.
+        title: String,
+        /// Themes it addresses (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        themes: Vec<String>,
+        /// Confidence in the estimate, above 0 and at most 1.
+        #[arg(long, default_value_t = 0.5)]
+        confidence: f64,
+        /// Effort in person-weeks.
+        #[arg(long, default_value_t = 1.0)]
+        effort: f64,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// The backlog, ranked by score, with the score's parts.
+    List {
+        /// Only this status (proposed, planned, piloting, shipped, declined, duplicate).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// An improvement: its score, history, pilots and, once shipped, before/after.
+    Show {
+        /// The improvement.
+        improvement_id: String,
+    },
+    /// Moves an improvement along its lifecycle: planned, piloting, shipped, declined or duplicate.
+    Status {
+        /// The improvement.
+        improvement_id: String,
+        /// The new status.
+        status: String,
+        /// Why (shown on feedback's cases when shipped).
+        #[arg(long, default_value = "")]
+        note: String,
+        /// For duplicate: the improvement it duplicates.
+        #[arg(long)]
+        duplicate_of: Option<String>,
+        /// For shipped: feedback surveys the customers of the noted cases again.
+        #[arg(long)]
+        resurvey: bool,
+    },
+    /// Pilots on a segment against a holdout.
+    Pilot {
+        /// What to do.
+        #[command(subcommand)]
+        command: PilotCommand,
+    },
+    /// The company-wide digest: ranked backlog, rising themes, pilots, before/after of shipped fixes.
+    Report {
+        /// Weeks of theme figures.
+        #[arg(long, default_value_t = 8)]
+        weeks: i32,
+        /// Also write the digest as Markdown to this file.
+        #[arg(long)]
+        markdown: Option<std::path::PathBuf>,
+    },
+}
+
+/// Pilot commands.
+#[derive(Debug, Subcommand)]
+pub enum PilotCommand {
+    /// Starts a pilot of an improvement on a segment.
+    Start {
+        /// The improvement.
+        improvement_id: String,
+        /// The segment.
+        #[arg(long)]
+        segment: String,
+        /// Holdout share, %.
+        #[arg(long, default_value_t = 20)]
+        holdout: i32,
+    },
+    /// A pilot compared with its holdout.
+    Show {
+        /// The pilot.
+        pilot_id: String,
+    },
+    /// Ends a pilot.
+    End {
+        /// The pilot.
+        pilot_id: String,
+    },
 }
 
 /// `rapport referrals`.
@@ -495,7 +645,7 @@ pub struct NpsArgs {
 /// `rapport events`.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
-    /// The producing service whose outbox to look at: loyalty, segmentation, feedback or referrals.
+    /// The producing service whose outbox to look at: loyalty, segmentation, feedback, referrals or improvement.
     #[arg(long, default_value = "loyalty")]
     pub service: String,
     /// What to do.
@@ -645,7 +795,7 @@ pub struct UpArgs {
     #[arg(long, default_value = "./data")]
     pub data_dir: String,
     /// First port; services take consecutive ones (segmentation = base, loyalty = base + 1, referrals = base + 2,
-    /// feedback = base + 3); 0 = any free ports.
+    /// feedback = base + 3, improvement = base + 4); 0 = any free ports.
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,
 }

@@ -17,7 +17,10 @@ pub async fn run(conn: &Conn, args: EventsArgs) -> anyhow::Result<()> {
         "segmentation" => &conn.segmentation_addr,
         "feedback" => &conn.feedback_addr,
         "referrals" => &conn.referrals_addr,
-        other => bail!("--service: unknown service {other:?} (loyalty, segmentation, feedback or referrals)"),
+        "improvement" => &conn.improvement_addr,
+        other => {
+            bail!("--service: unknown service {other:?} (loyalty, segmentation, feedback, referrals or improvement)")
+        }
     };
     let mut client = OutboxServiceClient::new(channel(conn, addr)?);
     match args.command {

@@ -7,6 +7,7 @@ mod context;
 mod events;
 mod feedback;
 mod generate;
+mod improvements;
 mod loyalty;
 mod output;
 mod referrals;
@@ -37,6 +38,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Barometer(args) => barometer::run(&cli.conn, args).await,
         cli::Command::Sla(args) => sla::run(&cli.conn, args).await,
         cli::Command::Referrals(args) => referrals::run(&cli.conn, args).await,
+        cli::Command::Improvements(args) => improvements::run(&cli.conn, args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -32,6 +32,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let loyalty_addr = SocketAddr::from(([127, 0, 0, 1], port(1)));
     let referrals_addr = SocketAddr::from(([127, 0, 0, 1], port(2)));
     let feedback_addr = SocketAddr::from(([127, 0, 0, 1], port(3)));
+    let improvement_addr = SocketAddr::from(([127, 0, 0, 1], port(4)));
 
     spinner.set_message("segmentation: migrating the database");
     let mut seg_cfg = rapport_segmentation::app::Config::from_env()?;
@@ -49,15 +50,26 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut referrals =
         rapport_referrals::app::Referrals::build(referrals_cfg, auth.clone(), Arc::new(SystemClock)).await?;
 
+    // Improvement before feedback, which delivers its theme signals to it; it tells feedback what ships.
+    spinner.set_message("improvement: migrating the database");
+    let mut improvement_cfg = rapport_improvement::app::Config::from_env()?;
+    improvement_cfg.common.listen = improvement_addr;
+    improvement_cfg.common.database_url = sqlite(&args.data_dir, "improvement").into();
+    improvement_cfg.segmentation_url = Some(format!("http://{}", segmentation.addr()));
+    let mut improvement =
+        rapport_improvement::app::Improvement::build(improvement_cfg, auth.clone(), Arc::new(SystemClock)).await?;
+
     spinner.set_message("feedback: migrating the database");
     let mut feedback_cfg = rapport_feedback::app::Config::from_env()?;
     feedback_cfg.common.listen = feedback_addr;
     feedback_cfg.common.database_url = sqlite(&args.data_dir, "feedback").into();
     feedback_cfg.set_subscriber_url("segmentation", Some(format!("http://{}", segmentation.addr())));
     feedback_cfg.set_subscriber_url("referrals", Some(format!("http://{}", referrals.addr())));
+    feedback_cfg.set_subscriber_url("improvement", Some(format!("http://{}", improvement.addr())));
     let mut feedback =
         rapport_feedback::app::Feedback::build(feedback_cfg, auth.clone(), Arc::new(SystemClock)).await?;
     segmentation.set_subscriber_url("feedback", format!("http://{}", feedback.addr()));
+    improvement.set_subscriber_url("feedback", format!("http://{}", feedback.addr()));
 
     spinner.set_message("loyalty: migrating the database");
     let mut loyalty_cfg = rapport_loyalty::app::Config::from_env()?;
@@ -96,6 +108,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         format!("http://{}", feedback.addr()),
         format!("{}/feedback.db", args.data_dir),
     ]);
+    t.add_row(vec![
+        "improvement".to_string(),
+        format!("http://{}", improvement.addr()),
+        format!("{}/improvement.db", args.data_dir),
+    ]);
     println!("{t}");
     if dev {
         println!("development token (role sre, 12 h), also in {}:", token_path(&args.data_dir).display());
@@ -114,12 +131,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let (a, b, c, d) =
-        tokio::join!(segmentation.run(stop()), loyalty.run(stop()), referrals.run(stop()), feedback.run(stop()));
+    let (a, b, c, d, e) = tokio::join!(
+        segmentation.run(stop()),
+        loyalty.run(stop()),
+        referrals.run(stop()),
+        feedback.run(stop()),
+        improvement.run(stop())
+    );
     a?;
     b?;
     c?;
     d?;
+    e?;
     Ok(())
 }
 

@@ -10,8 +10,8 @@ use std::{
 
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-/// The addresses `rapport up` printed: (segmentation, loyalty, feedback, referrals).
-struct Addrs(String, String, String, String);
+/// The addresses `rapport up` printed: (segmentation, loyalty, feedback, referrals, improvement).
+struct Addrs(String, String, String, String, String);
 
 fn rapport(dir: &Path, addrs: &Addrs, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_rapport"))
@@ -19,6 +19,7 @@ fn rapport(dir: &Path, addrs: &Addrs, args: &[&str]) -> Output {
         .env("RAPPORT_SEGMENTATION_ADDR", &addrs.0)
         .env("RAPPORT_LOYALTY_ADDR", &addrs.1)
         .env("RAPPORT_FEEDBACK_ADDR", &addrs.2)
+        .env("RAPPORT_IMPROVEMENT_ADDR", &addrs.4)
         .env_remove("RAPPORT_TOKEN")
         .env_remove("RAPPORT_REFERRALS_ADDR")
         // Referrals' address as the global flag, the others through the environment: both ways are exercised.
@@ -77,15 +78,26 @@ async fn up_then_the_walk_through_of_the_readme() {
             .unwrap_or_else(|| panic!("no address of {service} in {printed:?}"))
             .to_string()
     };
-    let addrs = Addrs(addr_of("segmentation"), addr_of("loyalty"), addr_of("feedback"), addr_of("referrals"));
+    let addrs = Addrs(
+        addr_of("segmentation"),
+        addr_of("loyalty"),
+        addr_of("feedback"),
+        addr_of("referrals"),
+        addr_of("improvement"),
+    );
     assert!(printed.iter().any(|l| l.contains("development token")));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !(serving(&addrs.0).await && serving(&addrs.1).await && serving(&addrs.2).await && serving(&addrs.3).await) {
+    while !(serving(&addrs.0).await
+        && serving(&addrs.1).await
+        && serving(&addrs.2).await
+        && serving(&addrs.3).await
+        && serving(&addrs.4).await)
+    {
         assert!(tokio::time::Instant::now() < deadline, "the suite did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(dir.join("data/dev-token").exists() && dir.join("data/loyalty.db").exists());
-    assert!(dir.join("data/referrals.db").exists());
+    assert!(dir.join("data/referrals.db").exists() && dir.join("data/improvement.db").exists());
 
     let out = rapport(&dir, &addrs, &["gen", "--customers", "120", "--seed", "4"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("120 customers"));
@@ -197,6 +209,44 @@ async fn up_then_the_walk_through_of_the_readme() {
         assert!(text.contains(header), "no {header:?} in {text}");
     }
     assert!(text.contains("no flagged referral"), "{text}");
+    // Improvements: feedback's complaints reach improvement as theme signals; an agent's suggestion; an improvement
+    // for the delivery theme, ranked, shipped; the digest as tables and as Markdown.
+    rapport_kit::testing::eventually(30, "delivery among improvement's themes", || async {
+        let out = rapport(&dir, &addrs, &["improvements", "themes"]);
+        String::from_utf8_lossy(&out.stdout).contains("delivery")
+    })
+    .await;
+    let out =
+        rapport(&dir, &addrs, &["improvements", "suggest", "send the tracking link by sms", "--theme", "delivery"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("theme delivery"));
+    let out = rapport(
+        &dir,
+        &addrs,
+        &["improvements", "create", "parcel lockers", "--themes", "delivery", "--confidence", "0.8", "--effort", "2"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("parcel lockers") && text.contains("proposed") && text.contains("80 %"), "{text}");
+    let improvement =
+        text.split_whitespace().find(|w| w.starts_with("imp-")).unwrap_or_else(|| panic!("{text}")).to_string();
+    let out = rapport(&dir, &addrs, &["improvements", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&improvement));
+    rapport(&dir, &addrs, &["improvements", "status", &improvement, "planned", "--note", "q1"]);
+    let out = rapport(&dir, &addrs, &["improvements", "status", &improvement, "shipped", "--note", "lockers live"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shipped"));
+    let out = rapport(&dir, &addrs, &["improvements", "show", &improvement]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("lockers live") && text.contains("no before/after yet"), "{text}");
+    // Feedback notes the shipped improvement on the open and recent delivery cases.
+    rapport_kit::testing::eventually(30, "the note on the parcel case", || async {
+        let out = rapport(&dir, &addrs, &["cases", "show", &parcel]);
+        String::from_utf8_lossy(&out.stdout).contains("improvement shipped: parcel lockers")
+    })
+    .await;
+    let out = rapport(&dir, &addrs, &["improvements", "report", "--markdown", "digest.md"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Ranked backlog") && text.contains("Shipped fixes, before and after"), "{text}");
+    let md = std::fs::read_to_string(dir.join("digest.md")).unwrap();
+    assert!(md.starts_with("# Product improvement digest") && md.contains("parcel lockers"), "{md}");
 
     // bad input: a clear error and a failing exit status
     let bad = Command::new(env!("CARGO_BIN_EXE_rapport"))

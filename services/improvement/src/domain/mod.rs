@@ -110,15 +110,14 @@ impl Settlements {
         t
     }
 
-    /// The theme a signal counts under: feedback's theme when it had one, else its discovered theme, else
-    /// unclassified.
-    pub fn effective<'a>(&'a self, theme: &'a str, discovered: Option<&'a str>) -> &'a str {
-        if theme != UNCLASSIFIED {
-            return self.resolve(theme);
-        }
+    /// The theme a signal counts under: a complaint counts under feedback's theme when it had one, else its
+    /// discovered theme; a low score's comment (`from_comment`) under its discovered theme once discovery placed it
+    /// (comments are clustered whatever feedback made of them), else feedback's; unclassified when neither.
+    pub fn effective<'a>(&'a self, theme: &'a str, discovered: Option<&'a str>, from_comment: bool) -> &'a str {
         match discovered {
-            Some(d) => self.resolve(d),
-            None => UNCLASSIFIED,
+            Some(d) if theme == UNCLASSIFIED || from_comment => self.resolve(d),
+            _ if theme != UNCLASSIFIED => self.resolve(theme),
+            _ => UNCLASSIFIED,
         }
     }
 
@@ -159,9 +158,11 @@ mod tests {
         s.into.insert("d-b".into(), "delivery".into());
         s.into.insert("d-c".into(), "d-c".into());
         assert_eq!(s.resolve("d-a"), "delivery");
-        assert_eq!(s.effective("billing", Some("d-a")), "billing");
-        assert_eq!(s.effective(UNCLASSIFIED, Some("d-a")), "delivery");
-        assert_eq!(s.effective(UNCLASSIFIED, None), UNCLASSIFIED);
+        assert_eq!(s.effective("billing", Some("d-a"), false), "billing");
+        assert_eq!(s.effective("billing", Some("d-a"), true), "delivery", "a comment goes where discovery put it");
+        assert_eq!(s.effective("billing", None, true), "billing");
+        assert_eq!(s.effective(UNCLASSIFIED, Some("d-a"), false), "delivery");
+        assert_eq!(s.effective(UNCLASSIFIED, None, false), UNCLASSIFIED);
         assert_eq!(s.resolve("d-c"), "d-c");
         assert_eq!(s.members_of("delivery"), vec!["d-a", "d-b", "delivery"]);
         assert_eq!(severity_weight("critical"), 3.0);

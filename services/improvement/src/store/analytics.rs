@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
-use super::{Result, Store};
+use super::{Result, Store, signals::SURVEY_COMMENT};
 use crate::{
     domain::{
         UNCLASSIFIED,
@@ -24,7 +24,7 @@ pub struct ThemeFigures {
     pub figures: Figures,
 }
 
-type SignalRow = (Option<String>, String, Option<String>, String, String, i64);
+type SignalRow = (Option<String>, String, Option<String>, String, String, i64, String);
 
 impl Store {
     /// Every signal of the window, by the theme it counts under.
@@ -42,14 +42,15 @@ impl Store {
             .column(signals::Column::Severity)
             .column(signals::Column::Tier)
             .column(signals::Column::OccurredAt)
+            .column(signals::Column::Origin)
             .filter(signals::Column::OccurredAt.gte(weeks.start()))
             .filter(signals::Column::OccurredAt.lt(weeks.end))
             .into_tuple()
             .all(db)
             .await?;
         let mut out: BTreeMap<String, Vec<SignalFact>> = BTreeMap::new();
-        for (customer, theme, discovered, severity, tier, at) in rows {
-            let effective = settled.effective(&theme, discovered.as_deref()).to_string();
+        for (customer, theme, discovered, severity, tier, at, origin) in rows {
+            let effective = settled.effective(&theme, discovered.as_deref(), origin == SURVEY_COMMENT).to_string();
             out.entry(effective).or_default().push(SignalFact { at, customer, severity, tier });
         }
         Ok(out)
@@ -123,19 +124,24 @@ impl Store {
         Ok(out)
     }
 
+    /// The weeks reach counts: the last [`priority::REACH_WEEKS`], up to now included.
+    fn reach_weeks(now: i64) -> Weeks {
+        Weeks { end: now + 1, weeks: priority::REACH_WEEKS }
+    }
+
     /// The signals of the last [`priority::REACH_WEEKS`] weeks by theme, for the reach of improvements.
     pub(super) async fn reach_facts<C: ConnectionTrait>(
         &self,
         db: &C,
         now: i64,
     ) -> Result<BTreeMap<String, Vec<SignalFact>>> {
-        self.facts_by_theme(db, Weeks { end: now, weeks: priority::REACH_WEEKS }).await
+        self.facts_by_theme(db, Self::reach_weeks(now)).await
     }
 
     /// What an improvement addressing `themes` reaches: its score's customer-side parts (reach, mean severity, VIP
     /// share) from `facts` (of [`Store::reach_facts`]).
     pub(super) fn reach_in(&self, facts: &BTreeMap<String, Vec<SignalFact>>, themes: &[String], now: i64) -> Figures {
-        let weeks = Weeks { end: now, weeks: priority::REACH_WEEKS };
+        let weeks = Self::reach_weeks(now);
         let mut all = Vec::new();
         for t in themes {
             all.extend(facts.get(t).cloned().unwrap_or_default());

@@ -14,7 +14,10 @@ use sea_orm::{
     QueryOrder, QuerySelect, sea_query::Expr,
 };
 
-use super::{Result, Store, signals::CASE};
+use super::{
+    Result, Store,
+    signals::{CASE, SURVEY_COMMENT},
+};
 use crate::{
     domain::{
         DAY_MS, Status, UNCLASSIFIED,
@@ -370,12 +373,13 @@ impl Store {
         let settled = self.settlements(&self.db).await?;
         let themes: Vec<String> = serde_json::from_str(&row.themes)?;
         let mine: BTreeSet<String> = themes.iter().map(|t| settled.resolve(t).to_string()).collect();
-        let rows: Vec<(Option<String>, String, Option<String>, i64)> = signals::Entity::find()
+        let rows: Vec<(Option<String>, String, Option<String>, i64, String)> = signals::Entity::find()
             .select_only()
             .column(signals::Column::CustomerId)
             .column(signals::Column::Theme)
             .column(signals::Column::Discovered)
             .column(signals::Column::OccurredAt)
+            .column(signals::Column::Origin)
             .filter(signals::Column::OccurredAt.gte(from))
             .filter(signals::Column::OccurredAt.lt(to))
             .into_tuple()
@@ -383,9 +387,9 @@ impl Store {
             .await?;
         let raised: Vec<Raised> = rows
             .into_iter()
-            .map(|(customer, theme, discovered, at)| Raised {
+            .map(|(customer, theme, discovered, at, origin)| Raised {
                 at,
-                of_theme: mine.contains(settled.effective(&theme, discovered.as_deref())),
+                of_theme: mine.contains(settled.effective(&theme, discovered.as_deref(), origin == SURVEY_COMMENT)),
                 customer,
             })
             .collect();

@@ -142,8 +142,8 @@ impl Store {
         Ok(s)
     }
 
-    /// `weeks` weeks ending at `end` (now when `None`).
+    /// `weeks` weeks ending at `end` (when `None`: now, included).
     pub fn weeks(&self, end: Option<i64>, weeks: usize) -> Weeks {
-        Weeks { end: end.unwrap_or_else(|| self.now()), weeks }
+        Weeks { end: end.unwrap_or_else(|| self.now() + 1), weeks }
     }
 }

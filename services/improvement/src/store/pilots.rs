@@ -10,7 +10,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::{Result, Store};
+use super::{Result, Store, signals::SURVEY_COMMENT};
 use crate::{
     domain::pilot::{self, Group},
     entities::{improvements, pilot_members, pilots, signals},
@@ -184,11 +184,12 @@ impl Store {
         let settled = self.settlements(db).await?;
         let themes: Vec<String> = serde_json::from_str(&improvement.themes)?;
         let mine: BTreeSet<String> = themes.iter().map(|t| settled.resolve(t).to_string()).collect();
-        let raised: Vec<(Option<String>, String, Option<String>)> = signals::Entity::find()
+        let raised: Vec<(Option<String>, String, Option<String>, String)> = signals::Entity::find()
             .select_only()
             .column(signals::Column::CustomerId)
             .column(signals::Column::Theme)
             .column(signals::Column::Discovered)
+            .column(signals::Column::Origin)
             .filter(signals::Column::OccurredAt.gte(from))
             .filter(signals::Column::OccurredAt.lt(to))
             .filter(signals::Column::CustomerId.is_not_null())
@@ -197,8 +198,8 @@ impl Store {
             .await?;
         let complainers: BTreeSet<String> = raised
             .into_iter()
-            .filter(|(_, t, d)| mine.contains(settled.effective(t, d.as_deref())))
-            .filter_map(|(c, _, _)| c)
+            .filter(|(_, t, d, o)| mine.contains(settled.effective(t, d.as_deref(), o == SURVEY_COMMENT)))
+            .filter_map(|(c, ..)| c)
             .collect();
         let answers: Vec<(String, i32)> =
             self.answers_in(db, from, to).await?.into_iter().map(|a| (a.customer, a.score)).collect();

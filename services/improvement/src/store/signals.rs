@@ -218,19 +218,24 @@ impl Store {
         Ok((page.iter().map(|r| wire::signal_pb(r, &settled)).collect(), next))
     }
 
-    /// The condition of signals counting under any of `themes` (a theme and those settled into it): feedback's theme
-    /// when it had one, else the discovered one.
+    /// The condition of signals counting under any of `themes` (a theme and those settled into it), as
+    /// `Settlements::effective` counts them: by the discovered theme for unclassified texts and placed comments, by
+    /// feedback's theme otherwise.
     pub(super) fn counting_under(themes: &[String]) -> Condition {
+        let by_discovered = Condition::any()
+            .add(signals::Column::Theme.eq(UNCLASSIFIED))
+            .add(signals::Column::Origin.eq(SURVEY_COMMENT));
         Condition::any()
             .add(
                 Condition::all()
                     .add(signals::Column::Theme.ne(UNCLASSIFIED))
-                    .add(signals::Column::Theme.is_in(themes.to_vec())),
+                    .add(signals::Column::Theme.is_in(themes.to_vec()))
+                    .add(
+                        Condition::any()
+                            .add(signals::Column::Discovered.is_null())
+                            .add(signals::Column::Origin.ne(SURVEY_COMMENT)),
+                    ),
             )
-            .add(
-                Condition::all()
-                    .add(signals::Column::Theme.eq(UNCLASSIFIED))
-                    .add(signals::Column::Discovered.is_in(themes.to_vec())),
-            )
+            .add(Condition::all().add(by_discovered).add(signals::Column::Discovered.is_in(themes.to_vec())))
     }
 }

@@ -10,11 +10,14 @@ use rapport_proto::{
     improvement::v1 as pb,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::Expr,
 };
 
-use super::{Result, Store, signals::SUGGESTION_THEMED};
+use super::{
+    Result, Store,
+    signals::{SUGGESTION_THEMED, SURVEY_COMMENT},
+};
 use crate::{
     domain::{
         UNCLASSIFIED,
@@ -64,12 +67,17 @@ impl Store {
 
     async fn discover_held(&self, key: &Key, cmd: DiscoverCmd) -> Result<pb::DiscoverThemesResponse> {
         let started = self.now();
-        // Unclassified texts (cases, low scores' comments, suggestions nobody placed), newest first up to the cap.
+        // Unclassified texts (cases and suggestions nobody placed) and low scores' comments, newest first up to the
+        // cap.
         let rows: Vec<(i64, Option<String>)> = signals::Entity::find()
             .select_only()
             .column(signals::Column::Seq)
             .column(signals::Column::Text)
-            .filter(signals::Column::Theme.eq(UNCLASSIFIED))
+            .filter(
+                Condition::any()
+                    .add(signals::Column::Theme.eq(UNCLASSIFIED))
+                    .add(signals::Column::Origin.eq(SURVEY_COMMENT)),
+            )
             .filter(signals::Column::Text.is_not_null())
             .filter(signals::Column::Kind.ne(SUGGESTION_THEMED))
             .filter(signals::Column::OccurredAt.gte(cmd.start))
@@ -403,7 +411,11 @@ impl Store {
         use sea_orm::PaginatorTrait;
         let last = discovery_runs::Entity::find().order_by_desc(discovery_runs::Column::RunId).one(&self.db).await?;
         let mut q = signals::Entity::find()
-            .filter(signals::Column::Theme.eq(UNCLASSIFIED))
+            .filter(
+                Condition::any()
+                    .add(signals::Column::Theme.eq(UNCLASSIFIED))
+                    .add(signals::Column::Origin.eq(SURVEY_COMMENT)),
+            )
             .filter(signals::Column::Text.is_not_null());
         if let Some(r) = last {
             q = q.filter(signals::Column::ReceivedAt.gt(r.ran_at));

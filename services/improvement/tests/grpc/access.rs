@@ -249,7 +249,7 @@ async fn erasure_drops_the_words_and_keeps_the_counts(db: Db) {
         .into_inner()
         .themes;
     assert_eq!((figures[0].volume, figures[0].customers), (3, 3), "counts stay, under pseudonyms");
-    assert_eq!(figures[0].nps_raisers.clone().unwrap().responses, 1);
+    assert_eq!(figures[0].nps_raisers.unwrap().responses, 1);
     // No column of any table holds their ids or words.
     let backend = app.db.get_database_backend();
     let tables = [

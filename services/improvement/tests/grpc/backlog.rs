@@ -37,11 +37,11 @@ async fn scores_rank_and_show_their_parts(db: Db) {
     let a = app.improvement("reliable couriers", &["delivery"], 0.8, 4.0).await;
     let b = app.improvement("clear invoices", &["billing"], 0.5, 1.0).await;
     // delivery: impact 1.5 × 1.25 = 1.875; 12 × 1.875 × 0.8 ÷ 4 = 4.5.
-    let s = a.score.clone().unwrap();
+    let s = a.score.unwrap();
     assert_eq!((s.reach, s.mean_severity, s.vip_share, s.impact), (12, 1.5, 0.25, 1.875));
     assert!((s.score - 4.5).abs() < 1e-9, "{s:?}");
     // billing: 3 × 1.2 = 3.6, capped at 3; 5 × 3 × 0.5 ÷ 1 = 7.5.
-    let s = b.score.clone().unwrap();
+    let s = b.score.unwrap();
     assert_eq!((s.reach, s.impact), (5, 3.0));
     assert!((s.score - 7.5).abs() < 1e-9, "{s:?}");
     let listed = app
@@ -90,7 +90,7 @@ async fn the_lifecycle_keeps_its_actors(db: Db) {
     let app = spawn_app(db).await;
     app.deliver(vec![signal("d1", "c1", "delivery", "late", T0)]).await.unwrap();
     let a = app.improvement("reliable couriers", &["delivery"], 0.0, 0.0).await;
-    let s = a.score.clone().unwrap();
+    let s = a.score.unwrap();
     assert_eq!((s.confidence, s.effort_weeks), (0.5, 1.0), "the defaults");
     let id = a.improvement_id.clone();
     let mut sam = app.as_role(Role::Sre, "sam");
@@ -197,7 +197,7 @@ async fn shipping_tells_feedback_and_is_measured(db: Db) {
         .into_inner()
         .improvement
         .unwrap();
-    assert_eq!(shipped.shipped_at.clone().map(|t| t.seconds * 1000), Some(ship));
+    assert_eq!(shipped.shipped_at.map(|t| t.seconds * 1000), Some(ship));
     let sent = app.events("feedback").await;
     let Some(Payload::ImprovementShipped(s)) = &sent.last().unwrap().payload else { panic!("{sent:?}") };
     assert_eq!(s.theme_ids, vec!["delivery".to_string()]);

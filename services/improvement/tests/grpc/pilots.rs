@@ -25,7 +25,7 @@ async fn a_pilot_is_compared_with_its_holdout(db: Db) {
     let imp = app.improvement("lockers in paris", &["delivery"], 0.7, 3.0).await;
     let mut c = app.client.clone();
     let pilot = c.start_pilot(start(&imp.improvement_id, "paris", 50)).await.unwrap().into_inner().pilot.unwrap();
-    let (p, h) = (pilot.pilot.clone().unwrap(), pilot.holdout.clone().unwrap());
+    let (p, h) = (pilot.pilot.unwrap(), pilot.holdout.unwrap());
     assert_eq!(p.customers + h.customers, 400);
     let groups: Vec<(String, Group)> =
         customers.iter().map(|c| (c.clone(), group_of(&pilot.pilot_id, c, 50))).collect();

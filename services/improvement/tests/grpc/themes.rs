@@ -292,9 +292,9 @@ async fn theme_figures_by_hand(db: Db) {
     assert_eq!(f.week_over_week, 100.0);
     assert_eq!(f.mean_severity, 2.0);
     assert!((f.vip_share - 5.0 / 60.0).abs() < 1e-12);
-    let (raisers, others) = (f.nps_raisers.clone().unwrap(), f.nps_others.clone().unwrap());
+    let (raisers, others) = (f.nps_raisers.unwrap(), f.nps_others.unwrap());
     assert_eq!((raisers.score, others.score, raisers.responses), (-100.0, 100.0, 2));
-    assert_eq!(f.nps_gap.clone().unwrap().value, -200.0);
+    assert_eq!(f.nps_gap.unwrap().value, -200.0);
     // No spend known yet (no segmentation): nothing at risk counted.
     assert_eq!((f.customers_valued, f.revenue_at_risk), (0, 0.0));
     app.stop().await;
