@@ -29,6 +29,9 @@ use crate::{
     wire,
 };
 
+/// A signal as the before/after reads it: customer, feedback's theme, discovered theme, when, origin.
+type Placed = (Option<String>, String, Option<String>, i64, String);
+
 /// Most cases of discovered themes a shipped improvement names to feedback (the newest).
 const MAX_CASES: u64 = 5_000;
 
@@ -373,7 +376,7 @@ impl Store {
         let settled = self.settlements(&self.db).await?;
         let themes: Vec<String> = serde_json::from_str(&row.themes)?;
         let mine: BTreeSet<String> = themes.iter().map(|t| settled.resolve(t).to_string()).collect();
-        let rows: Vec<(Option<String>, String, Option<String>, i64, String)> = signals::Entity::find()
+        let rows: Vec<Placed> = signals::Entity::find()
             .select_only()
             .column(signals::Column::CustomerId)
             .column(signals::Column::Theme)
