@@ -1,7 +1,7 @@
 //! Erasure across services: loyalty forgets a member, segmentation, feedback and referrals erase the customer and
-//! keep a tombstone; a purchase event that arrives afterwards does not bring the customer back, and no text or binary
-//! column of any of the four databases (stored replies and outbox payloads included) keeps the customer's id, name or
-//! e-mail.
+//! keep a tombstone, and feedback passes the erasure on to improvement (which had the customer's words as theme
+//! signals); a purchase event that arrives afterwards does not bring the customer back, and no text or binary column
+//! of any of the five databases (stored replies and outbox payloads included) keeps the customer's id, name or e-mail.
 use std::sync::Arc;
 
 use rapport_kit::{
@@ -20,11 +20,8 @@ use rapport_proto::{
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::{
-    feedback_loop::feedback,
-    support::{
-        T0, answer_survey, any_port, auth, channel, eventually, purchase_event, referrals, segmentation, serve_config,
-    },
+use crate::support::{
+    T0, answer_survey, any_port, auth, channel, eventually, purchase_event, referrals, segmentation, serve_config,
 };
 
 /// Rows of any text or binary column of any table of `url` that contain one of `needles`, as `table.column`.
@@ -93,9 +90,23 @@ async fn erased_customers_stay_erased(backend: Backend) {
     let (seg_db, loyalty_db) = (fresh_database(backend).await.unwrap(), fresh_database(backend).await.unwrap());
     let feedback_db = fresh_database(backend).await.unwrap();
     let referrals_db = fresh_database(backend).await.unwrap();
+    let improvement_db = fresh_database(backend).await.unwrap();
     let placeholder = any_port();
     let s = segmentation(any_port(), seg_db.url(), placeholder, &clock).await;
-    let f = feedback(any_port(), feedback_db.url(), Some(format!("http://{}", s.addr)), &clock).await;
+    let i = {
+        let mut config = rapport_improvement::app::Config::local(improvement_db.url());
+        config.common.serve = serve_config();
+        TestServer::start::<rapport_improvement::app::Improvement>(config, auth(), Arc::new(clock.clone()))
+            .await
+            .unwrap()
+    };
+    let f = {
+        let mut config = rapport_feedback::app::Config::local(feedback_db.url());
+        config.common.serve = serve_config();
+        config.set_subscriber_url("segmentation", Some(format!("http://{}", s.addr)));
+        config.set_subscriber_url("improvement", Some(i.url()));
+        TestServer::start::<rapport_feedback::app::Feedback>(config, auth(), Arc::new(clock.clone())).await.unwrap()
+    };
     let refs = referrals(any_port(), referrals_db.url(), None, &clock, |c| {
         c.set_subscriber_url("segmentation", Some(format!("http://{}", s.addr)));
     })
@@ -166,6 +177,16 @@ async fn erased_customers_stay_erased(backend: Backend) {
     })
     .await
     .unwrap();
+    // Improvement has the customer's words: the comment's and the claim's theme signals.
+    let improvement_signals = || async {
+        use sea_orm::EntityTrait;
+        rapport_improvement::entities::signals::Entity::find().all(&i.db).await.unwrap()
+    };
+    eventually(30, "the theme signals in improvement", || async {
+        let rows = improvement_signals().await;
+        rows.len() == 2 && rows.iter().all(|r| r.text.as_deref().is_some_and(|t| t.contains("Erin Example")))
+    })
+    .await;
     let mut lc = LoyaltyServiceClient::new(channel(l.addr, Role::Sre));
     let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Sre));
     sc.upsert_customer(spb::UpsertCustomerRequest {
@@ -233,6 +254,12 @@ async fn erased_customers_stay_erased(backend: Backend) {
                 .await
                 .is_err_and(|e| e.code() == tonic::Code::FailedPrecondition)
         }
+    })
+    .await;
+    // Improvement got it from feedback: the signals stay (counts stay true) without their words, under a pseudonym.
+    eventually(30, "the erasure in improvement", || async {
+        let rows = improvement_signals().await;
+        rows.len() == 2 && rows.iter().all(|r| r.text.is_none() && r.customer_id.as_deref() != Some("erin-7731"))
     })
     .await;
     let metrics = ReferralsServiceClient::new(channel(refs.addr, Role::Sre))
@@ -313,8 +340,9 @@ async fn erased_customers_stay_erased(backend: Backend) {
     l.stop().await;
     refs.stop().await;
     f.stop().await;
+    i.stop().await;
     s.stop().await;
-    for url in [seg_db.url(), loyalty_db.url(), feedback_db.url(), referrals_db.url()] {
+    for url in [seg_db.url(), loyalty_db.url(), feedback_db.url(), referrals_db.url(), improvement_db.url()] {
         let left = text_holding(url, &["erin-7731", "ERIN-7731", "Erin Example", "erin.example@mail.test"]).await;
         assert!(left.is_empty(), "personal data left behind: {left:?}");
     }

@@ -187,6 +187,7 @@ async fn complaints_become_ranked_improvements_and_shipped_fixes_reach_feedback(
         improvement_id: fix.improvement_id.clone(),
         status: ipb::ImprovementStatus::Shipped.into(),
         note: "fixed at the source".into(),
+        resurvey: true,
         ..Default::default()
     })
     .await
@@ -213,6 +214,13 @@ async fn complaints_become_ranked_improvements_and_shipped_fixes_reach_feedback(
         true
     })
     .await;
+    // Their customers are asked again, once each (none was surveyed before).
+    use rapport_feedback::entities::surveys;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let resurveyed =
+        surveys::Entity::find().filter(surveys::Column::Touchpoint.eq("improvement-shipped")).all(&f.db).await.unwrap();
+    let customers: BTreeSet<&str> = resurveyed.iter().map(|s| s.customer_id.as_str()).collect();
+    assert_eq!((resurveyed.len(), customers.len()), (noted.len(), noted.len()));
     // Cases of another theme carry nothing.
     let other = cases.iter().find(|c| c.1 != busiest.theme_id).unwrap();
     assert!(!has_note(other.0.clone()).await);

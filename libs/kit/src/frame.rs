@@ -148,6 +148,33 @@ impl Frame {
         Ok(done.reply)
     }
 
+    /// The reply stored by an earlier run of `key` (None: never run), without claiming anything: for a request whose
+    /// work before the transaction is slow or depends on other services (a retry then gets its first answer at
+    /// once, whatever changed since). Like [`Frame::once`], the same id with other parameters is REQUEST_ID_REUSED
+    /// and a reply blanked by an erasure is the service's erased answer.
+    pub async fn stored<R, E>(&self, key: &Key, method: &str) -> Result<Option<R>, E>
+    where
+        R: Message + Default,
+        E: ServiceError,
+    {
+        use sea_orm::EntityTrait;
+        let id = self.keyed("id", &key.request_id);
+        let Some(row) = idempotency::entity::Entity::find_by_id(id).one(&self.db).await? else { return Ok(None) };
+        if row.method != method || row.fingerprint != self.keyed("fp", &key.fingerprint) {
+            return Err(E::from(crate::error::ApiError::new(
+                crate::error::ErrorCode::AlreadyExists,
+                "REQUEST_ID_REUSED",
+                "request_id was already used for a different request",
+            )));
+        }
+        if row.erased_at.is_some() {
+            return Err(E::erased());
+        }
+        R::decode(row.response.as_slice())
+            .map(Some)
+            .map_err(|e| E::from(DbErr::Custom(format!("stored reply of {method}: {e}"))))
+    }
+
     fn keyed(&self, what: &str, value: &str) -> String {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
             return value.to_string();

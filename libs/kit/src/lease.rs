@@ -113,6 +113,21 @@ pub async fn lock_in_txn<C: sea_orm::ConnectionTrait>(txn: &C, name: &str) -> Re
     Ok(())
 }
 
+/// Takes the transaction-scoped lock `name` shared (`pg_advisory_xact_lock_shared`): any number of shared holders,
+/// none while an exclusive holder ([`lock_in_txn`]) has it. Nothing on SQLite.
+pub async fn lock_shared_in_txn<C: sea_orm::ConnectionTrait>(txn: &C, name: &str) -> Result<(), DbErr> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock_shared($1)",
+        [key(name).into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Takes, inside `txn`, the lock of one customer within `scope` (the service): an erasure and any write about the
 /// customer take it first, so they never interleave (a write that checked the tombstone before the erasure committed
 /// would otherwise leave the customer's data behind on PostgreSQL). Named by the customer's pseudonym, never its id.

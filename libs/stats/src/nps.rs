@@ -2,6 +2,9 @@
 //! 95 % confidence interval, and the difference of two groups' scores with its interval and significance.
 use crate::{Z95, two_sided_p};
 
+/// Fewer answers than this on either side of a difference are never called significant.
+pub const MIN_FOR_SIGNIFICANCE: i64 = 10;
+
 /// The class of an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NpsClass {
@@ -104,14 +107,19 @@ impl Nps {
 
     /// This group's score minus `other`'s, with the 95 % interval of the difference (the two standard errors
     /// combined, independent groups) and its two-sided significance. Fewer than two answers on either side
-    /// decides nothing.
+    /// decides nothing; fewer than [`MIN_FOR_SIGNIFICANCE`] gives the interval but is never called significant (the
+    /// normal approximation says nothing of so few answers: two detractors against two promoters have no spread).
     pub fn minus(&self, other: &Nps) -> Difference {
         let value = self.score() - other.score();
         if self.responses() < 2 || other.responses() < 2 {
             return Difference { value, low: -200.0, high: 200.0, p_value: 1.0 };
         }
         let se = (self.standard_error().powi(2) + other.standard_error().powi(2)).sqrt();
-        Difference::normal(value, se)
+        let d = Difference::normal(value, se);
+        if self.responses() < MIN_FOR_SIGNIFICANCE || other.responses() < MIN_FOR_SIGNIFICANCE {
+            return Difference { p_value: 1.0, ..d };
+        }
+        d
     }
 }
 
@@ -207,7 +215,9 @@ mod tests {
         let a = Nps { promoters: 6, passives: 2, detractors: 2 };
         let b = Nps { promoters: 4, passives: 2, detractors: 4 };
         assert!(!a.minus(&b).significant());
-        // One answer decides nothing.
+        // One answer decides nothing; two against two without spread neither.
         assert!(!Nps::of([10]).minus(&Nps::of([0, 0, 0])).significant());
+        assert!(!Nps::of([10, 10]).minus(&Nps::of([0, 0])).significant());
+        assert!(Nps::of([10; 10]).minus(&Nps::of([0; 10])).significant());
     }
 }

@@ -85,6 +85,20 @@ fn effort_of(v: &mut Violations, value: f64) -> f64 {
     value
 }
 
+/// Timestamps requests may name: 2000-01-01 to 2100-01-01 (arithmetic on them cannot overflow).
+const TIME_RANGE: std::ops::Range<i64> = 946_684_800_000..4_102_444_800_000;
+
+/// A timestamp of the request within [`TIME_RANGE`] (a violation of `field` otherwise, and now in its place).
+fn time_of(v: &mut Violations, field: &str, ts: Option<&prost_types::Timestamp>, now: i64) -> Option<i64> {
+    let t = ts.map(millis)?;
+    if TIME_RANGE.contains(&t) {
+        Some(t)
+    } else {
+        v.add(field, "must be between 2000 and 2100");
+        Some(now)
+    }
+}
+
 /// Who is calling (the token's subject), for what people do.
 fn actor_of<T>(req: &Request<T>) -> String {
     req.extensions().get::<Caller>().map(|c| c.subject.clone()).unwrap_or_else(|| "unknown".into())
@@ -157,8 +171,8 @@ impl ImprovementService for ImprovementApi {
         let (start, end) = match (r.start_time.as_ref(), r.end_time.as_ref()) {
             (None, None) => (now - DEFAULT_WINDOW_DAYS * DAY_MS, now),
             (s, e) => {
-                let end = e.map_or(now, millis);
-                let start = s.map_or(end - DEFAULT_WINDOW_DAYS * DAY_MS, millis);
+                let end = time_of(&mut v, "end_time", e, now).unwrap_or(now);
+                let start = time_of(&mut v, "start_time", s, now).unwrap_or(end - DEFAULT_WINDOW_DAYS * DAY_MS);
                 v.check(end > start, "end_time", "must be after start_time");
                 v.check(
                     end - start <= MAX_WINDOW_DAYS * DAY_MS,
@@ -201,6 +215,7 @@ impl ImprovementService for ImprovementApi {
         v.request_id(&r.request_id);
         theme_id(&mut v, "theme_id", &r.theme_id);
         theme_id(&mut v, "taxonomy_id", &r.taxonomy_id);
+        v.check(!r.taxonomy_id.starts_with("d-"), "taxonomy_id", "must not start with d- (discovered themes' ids do)");
         v.check(r.keywords.len() <= 200, "keywords", "must hold at most 200 keywords");
         for (i, k) in r.keywords.iter().enumerate() {
             v.check(!k.trim().is_empty(), &format!("keywords[{i}]"), "must not be empty");
@@ -243,13 +258,13 @@ impl ImprovementService for ImprovementApi {
     ) -> Result<Response<pb::GetThemeAnalyticsResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
-        v.check(r.theme_ids.len() <= 100, "theme_ids", "must name at most 100 themes");
-        for (i, t) in r.theme_ids.iter().enumerate() {
-            taxonomy_id(&mut v, &format!("theme_ids[{i}]"), t);
+        if !r.theme_ids.is_empty() {
+            theme_list(&mut v, "theme_ids", &r.theme_ids, 1..=100);
         }
         let weeks = within_or_default(&mut v, "weeks", i64::from(r.weeks), 2..=52).unwrap_or(8);
+        let end = time_of(&mut v, "end_time", r.end_time.as_ref(), self.store.now());
         invalid(v)?;
-        let weeks = self.store.weeks(r.end_time.as_ref().map(millis), weeks as usize);
+        let weeks = self.store.weeks(end, weeks as usize);
         let figures = self.store.analytics(&r.theme_ids, weeks).await.map_err(status)?;
         Ok(Response::new(pb::GetThemeAnalyticsResponse {
             themes: figures.iter().map(wire::analytics_pb).collect(),
@@ -398,13 +413,17 @@ impl ImprovementService for ImprovementApi {
         v.id("segment_id", &r.segment_id);
         let holdout = within_or_default(&mut v, "holdout_percent", i64::from(r.holdout_percent), 1..=90).unwrap_or(20);
         invalid(v)?;
+        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
+        // A retry gets its first answer, whatever segmentation says now.
+        if let Some(done) = self.store.started_pilot(&key).await.map_err(status)? {
+            return Ok(Response::new(done));
+        }
         // The improvement first (a quick refusal), then the segment's members, asked before the transaction.
         self.store.improvement_open(&r.improvement_id).await.map_err(status)?;
         let members = self.segmentation.members(&r.segment_id).await.map_err(status)?;
         if members.is_empty() {
             return Err(status(ImprovementError::SegmentEmpty(r.segment_id.clone())));
         }
-        let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         let cmd = PilotCmd {
             improvement_id: r.improvement_id.clone(),
             segment_id: r.segment_id.clone(),

@@ -222,8 +222,11 @@ impl Service for Improvement {
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
             service_names: vec![SERVICE_NAME, SINK_NAME, rapport_outbox::admin::SERVICE_NAME],
-            // Clustering a large window of texts may outlive the per-request cap.
-            long_running: vec!["/rapport.improvement.v1.ImprovementService/DiscoverThemes"],
+            // Clustering a large window of texts, or taking a large segment's members, may outlive the per-request cap.
+            long_running: vec![
+                "/rapport.improvement.v1.ImprovementService/DiscoverThemes",
+                "/rapport.improvement.v1.ImprovementService/StartPilot",
+            ],
             routes: Routes::new(api).add_service(sink).add_service(OutboxServiceServer::new(admin)),
             domain: DOMAIN.into(),
         };

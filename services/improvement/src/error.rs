@@ -14,8 +14,8 @@ pub enum ImprovementError {
     #[error("theme {0} not found")]
     ThemeNotFound(String),
     /// The taxonomy id is in use.
-    #[error("theme {0} exists")]
-    ThemeExists(String),
+    #[error("a theme with this id exists")]
+    ThemeExists,
     /// The discovered theme was accepted or merged already.
     #[error("theme {0} is {1} already")]
     ThemeSettled(String, &'static str),
@@ -79,7 +79,7 @@ impl ServiceError for ImprovementError {
             Self::Invalid(e) => return e.clone(),
             Self::CustomerErased => (C::FailedPrecondition, "CUSTOMER_ERASED"),
             Self::ThemeNotFound(_) => (C::NotFound, "THEME_NOT_FOUND"),
-            Self::ThemeExists(_) => (C::AlreadyExists, "THEME_EXISTS"),
+            Self::ThemeExists => (C::AlreadyExists, "THEME_EXISTS"),
             Self::ThemeSettled(..) => (C::FailedPrecondition, "THEME_SETTLED"),
             Self::NotDiscovered(_) => (C::FailedPrecondition, "NOT_DISCOVERED"),
             Self::TooFewTexts { .. } => (C::FailedPrecondition, "TOO_FEW_TEXTS"),
@@ -110,6 +110,11 @@ impl ServiceError for ImprovementError {
     /// A retry of a request about a customer erased since: what it was about is gone with the customer's data.
     fn erased() -> Self {
         Self::CustomerErased
+    }
+
+    /// Two acceptances as one taxonomy id at once: the loser meets the key.
+    fn clash(method: &str) -> Option<Self> {
+        (method == "AcceptTheme").then_some(Self::ThemeExists)
     }
 }
 

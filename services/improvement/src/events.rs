@@ -24,7 +24,8 @@ impl EventHandler for Handler {
     /// Theme signals and NPS answers; the rest is not used.
     async fn apply(&self, txn: &DatabaseTransaction, events: Vec<Event>) -> Result<(), HandlerError> {
         let now = self.store.now();
-        for e in &events {
+        // Only feedback speaks of what customers said (the sink has bound each event's source to its sender).
+        for e in events.iter().filter(|e| e.source == "feedback") {
             let applied = match &e.payload {
                 Some(Payload::ThemeSignal(t)) => self.store.signal_in(txn, e, t, now).await,
                 Some(Payload::SurveyAnswered(a)) => self.store.answer_in(txn, e, a, now).await,

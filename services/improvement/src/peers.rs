@@ -49,7 +49,7 @@ impl Segmentation {
             let req = ListSegmentMembersRequest { segment_id: segment_id.into(), page_size: 1_000, page_token: token };
             let page = match tokio::time::timeout(self.deadline, c.list_segment_members(req)).await {
                 Ok(Ok(r)) => r.into_inner(),
-                Ok(Err(s)) if s.code() == Code::NotFound => {
+                Ok(Err(s)) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => {
                     return Err(ImprovementError::SegmentNotFound(segment_id.into()));
                 }
                 Ok(Err(s)) => return Err(unavailable(&s)),

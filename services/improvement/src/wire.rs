@@ -80,6 +80,26 @@ pub fn theme_pb(t: &themes::Model, representative_texts: Vec<String>) -> Result<
     })
 }
 
+/// A new row of a theme of feedback's taxonomy.
+pub fn taxonomy_row(theme: &str, now: i64) -> themes::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    themes::ActiveModel {
+        theme_id: Set(theme.to_string()),
+        kind: Set(TAXONOMY.into()),
+        status: Set(ACTIVE.into()),
+        terms: Set("[]".into()),
+        top_terms: Set("[]".into()),
+        representatives: Set("[]".into()),
+        size: Set(0),
+        accepted_as: Set(None),
+        merged_into: Set(None),
+        first_run: Set(0),
+        last_run: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
 /// A discovery run on the wire.
 pub fn run_pb(r: &discovery_runs::Model) -> Result<pb::DiscoveryRun> {
     Ok(pb::DiscoveryRun {

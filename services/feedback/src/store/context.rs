@@ -77,8 +77,13 @@ impl Store {
                         .exec(txn)
                         .await?;
                 }
-                Some(Payload::ThemeAccepted(t)) => self.theme_accepted_in(txn, t, self.now()).await?,
-                Some(Payload::ImprovementShipped(s)) => self.improvement_shipped_in(txn, s, self.now()).await?,
+                // Only the improvement service speaks of themes accepted and improvements shipped.
+                Some(Payload::ThemeAccepted(t)) if e.source == "improvement" => {
+                    self.theme_accepted_in(txn, t, self.now()).await?
+                }
+                Some(Payload::ImprovementShipped(s)) if e.source == "improvement" => {
+                    self.improvement_shipped_in(txn, s, self.now()).await?
+                }
                 _ => {}
             }
         }

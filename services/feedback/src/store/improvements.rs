@@ -22,6 +22,8 @@ pub const IMPROVEMENT_AUTHOR: &str = "improvement";
 pub const IMPROVEMENT_TOUCHPOINT: &str = "improvement-shipped";
 /// Most cases one shipped improvement notes (the newest first).
 const MAX_NOTED: u64 = 10_000;
+/// Most customers one shipped improvement has surveyed again.
+const MAX_RESURVEYED: usize = 500;
 /// Most keywords and examples a theme holds (as PutTheme allows).
 const MAX_KEYWORDS: usize = 200;
 const MAX_EXAMPLES: usize = 500;
@@ -75,9 +77,8 @@ impl Store {
     }
 
     /// Notes a shipped improvement on the open cases of its themes, on those resolved in its recent days, and on the
-    /// cases it names; surveys their customers again when asked (a customer surveyed within the waiting time is
-    /// left alone). The customers' locks are taken first, in id order, then the cases read again under them: an
-    /// erasure under way is not written around.
+    /// cases it names (the newest 10,000); surveys their customers again when asked (the first 500 by id; a customer
+    /// surveyed within the waiting time is left alone).
     pub(super) async fn improvement_shipped_in(
         &self,
         txn: &DatabaseTransaction,
@@ -107,12 +108,35 @@ impl Store {
         if s.theme_ids.is_empty() && s.case_ids.is_empty() {
             return Ok(());
         }
-        // In id order, as a batch of other services' events takes them.
-        let customers: BTreeSet<String> = matching().all(txn).await?.into_iter().map(|c| c.customer_id).collect();
-        for c in &customers {
-            self.lock_customer(txn, c).await?;
+        // Surveys first, customer by customer in id order (each takes the customer's lock, as an erasure does before
+        // locking its cases); then the cases, locked and read again, get the note (it names the improvement, nothing
+        // of the customer).
+        let mut surveyed = 0;
+        if s.resurvey {
+            let found = matching().all(txn).await?;
+            let customers: BTreeSet<(String, i32)> = found.iter().map(|c| (c.customer_id.clone(), c.channel)).collect();
+            let mut seen = BTreeSet::new();
+            for (customer, channel) in customers {
+                if !seen.insert(customer.clone()) || seen.len() > MAX_RESURVEYED {
+                    continue;
+                }
+                let cmd = SurveyCmd {
+                    customer_id: customer,
+                    touchpoint: IMPROVEMENT_TOUCHPOINT.into(),
+                    channel,
+                    wait_days: domain::DEFAULT_WAIT_DAYS,
+                    valid_days: domain::DEFAULT_VALID_DAYS,
+                    after_case_id: None,
+                };
+                match self.schedule_in(txn, &cmd, now).await {
+                    Ok(_) => surveyed += 1,
+                    // Surveyed lately, or erased meanwhile: not asked again now.
+                    Err(FeedbackError::SurveyFatigue { .. } | FeedbackError::CustomerErased) => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
-        let noted = matching().all(txn).await?;
+        let noted = matching().lock_exclusive().all(txn).await?;
         let text = if s.note.trim().is_empty() {
             format!("improvement shipped: {}", s.title)
         } else {
@@ -127,29 +151,6 @@ impl Store {
                 ..Default::default()
             };
             case_messages::Entity::insert(message).exec_without_returning(txn).await?;
-        }
-        let mut surveyed = 0;
-        if s.resurvey {
-            let mut seen = BTreeSet::new();
-            for case in &noted {
-                if !seen.insert(case.customer_id.clone()) {
-                    continue;
-                }
-                let cmd = SurveyCmd {
-                    customer_id: case.customer_id.clone(),
-                    touchpoint: IMPROVEMENT_TOUCHPOINT.into(),
-                    channel: case.channel,
-                    wait_days: domain::DEFAULT_WAIT_DAYS,
-                    valid_days: domain::DEFAULT_VALID_DAYS,
-                    after_case_id: None,
-                };
-                match self.schedule_in(txn, &cmd, now).await {
-                    Ok(_) => surveyed += 1,
-                    // Surveyed lately, or erased meanwhile: not asked again now.
-                    Err(FeedbackError::SurveyFatigue { .. } | FeedbackError::CustomerErased) => {}
-                    Err(e) => return Err(e),
-                }
-            }
         }
         tracing::info!(
             improvement_id = %s.improvement_id,

@@ -126,16 +126,19 @@ struct Vectors {
     surfaces: Vec<BTreeMap<String, usize>>,
 }
 
-fn vectorise(texts: &[String], cfg: &Config) -> Vectors {
+/// The vocabulary counts a term's texts once per writer (`writers[i]` wrote `texts[i]`): words only one customer
+/// writes, however often, never become a term.
+fn vectorise(texts: &[String], writers: &[String], cfg: &Config) -> Vectors {
     let tokens: Vec<Vec<text::Token>> = texts.iter().map(|t| text::terms(t)).collect();
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for (doc, writer) in tokens.iter().zip(writers) {
+        pairs.extend(doc.iter().map(|t| (t.term.as_str(), writer.as_str())));
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
     let mut df: HashMap<&str, usize> = HashMap::new();
-    for doc in &tokens {
-        let mut seen: Vec<&str> = doc.iter().map(|t| t.term.as_str()).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        for t in seen {
-            *df.entry(t).or_default() += 1;
-        }
+    for (t, _) in pairs {
+        *df.entry(t).or_default() += 1;
     }
     let n = texts.len();
     // Terms in at least min_df texts and (in a large corpus) at most half of them, the most frequent first.
@@ -363,9 +366,20 @@ pub fn shared_words(text: &str, shared: &std::collections::BTreeSet<String>) -> 
         .join(" ")
 }
 
-/// Discovers themes in `texts`, keeping the ids of `known` themes found again.
+/// Discovers themes in `texts`, each written by someone else, keeping the ids of `known` themes found again.
 pub fn discover(texts: &[String], known: &[Known], cfg: &Config) -> Result<Discovery, DiscoveryError> {
-    let v = vectorise(texts, cfg);
+    let writers: Vec<String> = (0..texts.len()).map(|i| i.to_string()).collect();
+    discover_written(texts, &writers, known, cfg)
+}
+
+/// Discovers themes in `texts`, `writers[i]` having written `texts[i]`, keeping the ids of `known` themes found again.
+pub fn discover_written(
+    texts: &[String],
+    writers: &[String],
+    known: &[Known],
+    cfg: &Config,
+) -> Result<Discovery, DiscoveryError> {
+    let v = vectorise(texts, writers, cfg);
     let dim = v.vocabulary.len();
     let present: Vec<usize> = (0..texts.len()).filter(|i| v.rows[*i].is_some()).collect();
     let rows: Vec<&Sparse> = present.iter().filter_map(|i| v.rows[*i].as_ref()).collect();
@@ -537,6 +551,28 @@ mod tests {
         let (ari, texts, _) = score("short.tsv");
         assert!(texts.len() >= 600);
         assert!(ari >= 0.35, "adjusted Rand index {ari}");
+    }
+
+    #[test]
+    fn one_writers_words_are_not_terms() {
+        // Eight customers write of parcels; one of them signs every text with a name: the name is not a term.
+        let mut texts = Vec::new();
+        let mut writers = Vec::new();
+        for i in 0..8 {
+            texts.push(format!("parcel late again {i}"));
+            writers.push(format!("c{i}"));
+            texts.push("invoice wrong amount".to_string());
+            writers.push(format!("c{i}"));
+        }
+        for _ in 0..4 {
+            texts.push("parcel late, signed Zebulon".to_string());
+            writers.push("c0".to_string());
+        }
+        let d = discover_written(&texts, &writers, &[], &Config { k: Some(2), ..Config::default() }).unwrap();
+        assert!(d.themes.iter().all(|t| t.terms.iter().all(|(w, _)| w != "zebulon")), "{:?}", d.themes);
+        // Counted per text, the name would be one.
+        let per_text = discover(&texts, &[], &Config { k: Some(2), ..Config::default() }).unwrap();
+        assert!(per_text.themes.iter().any(|t| t.terms.iter().any(|(w, _)| w == "zebulon")));
     }
 
     #[test]

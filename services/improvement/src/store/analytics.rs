@@ -101,7 +101,12 @@ impl Store {
                 .cloned()
                 .collect()
         } else {
-            themes.to_vec()
+            // A theme accepted or merged counts under the one it became.
+            let settled = self.settlements(&self.db).await?;
+            let mut resolved: Vec<String> = themes.iter().map(|t| settled.resolve(t).to_string()).collect();
+            resolved.sort();
+            resolved.dedup();
+            resolved
         };
         let answers = self.answers_in(&self.db, weeks.start(), weeks.end).await?;
         let mut customers: Vec<String> = wanted

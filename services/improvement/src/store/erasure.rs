@@ -32,6 +32,8 @@ impl Store {
     /// caller records the tombstone.
     pub async fn forget_in(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<i64> {
         self.lock_customer(txn, customer_id).await?;
+        // No pilot starts meanwhile: its members were checked against the tombstones before this commits.
+        rapport_kit::lease::lock_shared_in_txn(txn, super::pilots::PILOTS_LOCK).await?;
         let pseudonym = self.pseudonyms.of(customer_id);
         let dropped = signals::Entity::update_many()
             .col_expr(signals::Column::CustomerId, Expr::value(pseudonym.clone()))

@@ -290,6 +290,7 @@ impl Store {
                 .select_only()
                 .column(signals::Column::Reference)
                 .filter(signals::Column::Origin.eq(CASE))
+                .filter(signals::Column::Reference.ne(""))
                 .filter(signals::Column::Theme.eq(UNCLASSIFIED))
                 .filter(signals::Column::Discovered.is_in(discovered))
                 .order_by_desc(signals::Column::Seq)

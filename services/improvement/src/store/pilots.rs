@@ -18,6 +18,12 @@ use crate::{
     wire,
 };
 
+/// Most pilots listed (the newest).
+const MAX_LISTED: u64 = 100;
+
+/// Taken by a pilot's start, and shared by erasures.
+pub(super) const PILOTS_LOCK: &str = "improvement.pilots";
+
 /// A pilot to start.
 #[derive(Debug, Clone)]
 pub struct PilotCmd {
@@ -34,11 +40,19 @@ pub struct PilotCmd {
 }
 
 impl Store {
+    /// The stored answer of an earlier StartPilot with `key`, if any (a retry gets it without asking segmentation).
+    pub async fn started_pilot(&self, key: &Key) -> Result<Option<pb::StartPilotResponse>> {
+        self.frame.stored(key, "StartPilot").await
+    }
+
     /// Starts a pilot, once per request: the members not erased here are drawn into the pilot group or the holdout.
     pub async fn start_pilot(&self, key: &Key, cmd: PilotCmd) -> Result<pb::StartPilotResponse> {
         self.frame
             .once(self, key, "StartPilot", move |s, txn, now| {
                 Box::pin(async move {
+                    // Pilots start one at a time, never while an erasure is under way (it takes the lock shared):
+                    // the members checked against the tombstones below are the ones written.
+                    rapport_kit::lease::lock_in_txn(txn, PILOTS_LOCK).await?;
                     s.piloting_in(txn, &cmd.improvement_id, &cmd.actor, now).await?;
                     let pilot_id = format!("pil-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
                     let members = s.not_erased(txn, &cmd.members).await?;
@@ -132,7 +146,7 @@ impl Store {
 
     /// Pilots (of one improvement, or all), newest first.
     pub async fn pilots(&self, improvement_id: Option<&str>) -> Result<Vec<pb::Pilot>> {
-        let mut q = pilots::Entity::find().order_by_desc(pilots::Column::StartedAt);
+        let mut q = pilots::Entity::find().order_by_desc(pilots::Column::StartedAt).limit(MAX_LISTED);
         if let Some(id) = improvement_id {
             q = q.filter(pilots::Column::ImprovementId.eq(id));
         }

@@ -124,22 +124,7 @@ impl Store {
 
     /// Makes sure a theme of feedback's taxonomy that a signal names is known.
     pub(super) async fn taxonomy_theme_in<C: ConnectionTrait>(&self, txn: &C, theme: &str, now: i64) -> Result<()> {
-        let row = theme_table::ActiveModel {
-            theme_id: Set(theme.to_string()),
-            kind: Set(wire::TAXONOMY.into()),
-            status: Set(wire::ACTIVE.into()),
-            terms: Set("[]".into()),
-            top_terms: Set("[]".into()),
-            representatives: Set("[]".into()),
-            size: Set(0),
-            accepted_as: Set(None),
-            merged_into: Set(None),
-            first_run: Set(0),
-            last_run: Set(0),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        theme_table::Entity::insert(row)
+        theme_table::Entity::insert(wire::taxonomy_row(theme, now))
             .on_conflict_do_nothing_on([theme_table::Column::ThemeId])
             .exec_without_returning(txn)
             .await?;
@@ -208,7 +193,7 @@ impl Store {
     ) -> Result<(Vec<pb::Signal>, Option<i64>)> {
         let settled = self.settlements(&self.db).await?;
         let mut q = signals::Entity::find()
-            .filter(Self::counting_under(&settled.members_of(theme)))
+            .filter(Self::counting_under(&settled.members_of(settled.resolve(theme))))
             .order_by_desc(signals::Column::Seq)
             .limit(limit + 1);
         if let Some(b) = before {

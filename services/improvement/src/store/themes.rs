@@ -30,8 +30,14 @@ use crate::{
 
 /// Most texts one discovery reads (the newest of its window).
 pub const MAX_TEXTS: u64 = 200_000;
+/// Taken by every change of themes (a discovery's write, an acceptance, a merge), so each reads what the others
+/// committed.
+const THEMES_LOCK: &str = "improvement.themes";
 /// Representative texts shown per theme.
 const SHOWN: usize = 5;
+
+/// A text discovery reads: its signal, the words, the customer and the suggesting agent.
+type Text = (i64, Option<String>, Option<String>, Option<String>);
 
 /// What to discover.
 #[derive(Debug, Clone)]
@@ -60,6 +66,10 @@ pub struct AcceptCmd {
 impl Store {
     /// Discovers themes in the unclassified texts of a window, once per request; one discovery at a time.
     pub async fn discover(&self, key: &Key, cmd: DiscoverCmd) -> Result<pb::DiscoverThemesResponse> {
+        // A retry gets its first answer without clustering again.
+        if let Some(done) = self.frame.stored::<_, ImprovementError>(key, "DiscoverThemes").await? {
+            return Ok(done);
+        }
         let _here = self.discovering.lock().await;
         let db = self.db.clone();
         rapport_kit::lease::with_lease(&db, "improvement.discovery", || self.discover_held(key, cmd)).await?
@@ -69,10 +79,12 @@ impl Store {
         let started = self.now();
         // Unclassified texts (cases and suggestions nobody placed) and low scores' comments, newest first up to the
         // cap.
-        let rows: Vec<(i64, Option<String>)> = signals::Entity::find()
+        let rows: Vec<Text> = signals::Entity::find()
             .select_only()
             .column(signals::Column::Seq)
             .column(signals::Column::Text)
+            .column(signals::Column::CustomerId)
+            .column(signals::Column::SuggestedBy)
             .filter(
                 Condition::any()
                     .add(signals::Column::Theme.eq(UNCLASSIFIED))
@@ -87,7 +99,12 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let mut rows: Vec<(i64, String)> = rows.into_iter().filter_map(|(s, t)| t.map(|t| (s, t))).collect();
+        // Who wrote each text: a word counts towards the vocabulary once per writer, so one customer's own words
+        // (a name, an order number) repeated never become a theme's term.
+        let mut rows: Vec<(i64, String, String)> = rows
+            .into_iter()
+            .filter_map(|(s, t, c, by)| t.map(|t| (s, t, c.or(by).unwrap_or_else(|| format!("signal-{s}")))))
+            .collect();
         rows.sort_by_key(|r| r.0);
         let known: Vec<Known> = theme_table::Entity::find()
             .filter(theme_table::Column::Kind.eq(wire::DISCOVERED))
@@ -98,8 +115,9 @@ impl Store {
             .map(|t| Ok(Known { id: t.theme_id, terms: serde_json::from_str(&t.terms)? }))
             .collect::<Result<_>>()?;
         let texts: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+        let writers: Vec<String> = rows.iter().map(|r| r.2.clone()).collect();
         let config = cmd.config.clone();
-        let found = tokio::task::spawn_blocking(move || discovery::discover(&texts, &known, &config))
+        let found = tokio::task::spawn_blocking(move || discovery::discover_written(&texts, &writers, &known, &config))
             .await
             .map_err(|e| ImprovementError::Discovery(e.to_string()))?
             .map_err(|e| match e {
@@ -128,7 +146,26 @@ impl Store {
         started: i64,
         now: i64,
     ) -> Result<pb::DiscoverThemesResponse> {
+        // Themes change one writer at a time (a discovery, an acceptance, a merge): read here, under the lock, they are
+        // what the others committed.
+        rapport_kit::lease::lock_in_txn(txn, THEMES_LOCK).await?;
         let existing = self.theme_rows(txn).await?;
+        // A new id that a theme of feedback's taxonomy already has is numbered on.
+        let mut d = d.clone();
+        for i in 0..d.themes.len() {
+            if d.themes[i].known || existing.get(&d.themes[i].id).is_none_or(|t| t.kind == wire::DISCOVERED) {
+                continue;
+            }
+            let base = d.themes[i].id.clone();
+            let mut n = 2;
+            while existing.contains_key(&format!("{base}-{n}"))
+                || d.themes.iter().any(|t| t.id == format!("{base}-{n}"))
+            {
+                n += 1;
+            }
+            d.themes[i].id = format!("{base}-{n}");
+        }
+        let d = &d;
         let (mut created, mut kept) = (Vec::new(), Vec::new());
         let found_ids: BTreeSet<&str> = d.themes.iter().map(|t| t.id.as_str()).collect();
         let retired: Vec<String> = existing
@@ -195,6 +232,7 @@ impl Store {
                 .col_expr(theme_table::Column::Size, Expr::value(0))
                 .col_expr(theme_table::Column::UpdatedAt, Expr::value(now))
                 .filter(theme_table::Column::ThemeId.is_in(retired.clone()))
+                .filter(theme_table::Column::Status.eq(wire::ACTIVE))
                 .exec(txn)
                 .await?;
         }
@@ -234,12 +272,14 @@ impl Store {
             .await?
             .ok_or(ImprovementError::Discovery("run vanished".into()))?;
         let rows = self.theme_rows(txn).await?;
-        let mut themes = Vec::new();
-        for t in &d.themes {
-            if let Some(row) = rows.get(&t.id) {
-                themes.push(self.theme_pb_in(txn, row).await?);
-            }
-        }
+        // The reply is stored for retries: it names the themes without customers' texts (ListThemes shows them).
+        let themes = d
+            .themes
+            .iter()
+            .filter_map(|t| rows.get(&t.id))
+            .filter(|row| row.status == wire::ACTIVE)
+            .map(|row| wire::theme_pb(row, Vec::new()))
+            .collect::<Result<_>>()?;
         Ok(pb::DiscoverThemesResponse { run: Some(wire::run_pb(&run)?), themes })
     }
 
@@ -298,12 +338,13 @@ impl Store {
     }
 
     /// Keywords (its top terms) and examples (each representative text reduced to the words it shares with the
-    /// theme's top terms, so no customer's own words leave) of a discovered theme, for feedback.
+    /// theme's top terms — words many customers wrote, counted once per writer — so no customer's own words leave)
+    /// of a discovered theme, for feedback.
     async fn lesson_of(&self, txn: &DatabaseTransaction, t: &theme_table::Model) -> Result<(Vec<String>, Vec<String>)> {
         let top: Vec<(String, f64)> = serde_json::from_str(&t.top_terms)?;
         let terms: Vec<(String, f64)> = serde_json::from_str(&t.terms)?;
         let keywords: Vec<String> = top.iter().map(|w| w.0.clone()).collect();
-        let shared: BTreeSet<String> = terms.iter().map(|w| w.0.clone()).collect();
+        let shared: BTreeSet<String> = terms.iter().take(discovery::TOP_TERMS).map(|w| w.0.clone()).collect();
         let reps: Vec<i64> = serde_json::from_str(&t.representatives)?;
         let texts: Vec<Option<String>> = signals::Entity::find()
             .select_only()
@@ -328,14 +369,18 @@ impl Store {
         self.frame
             .once(self, key, "AcceptTheme", move |s, txn, now| {
                 Box::pin(async move {
+                    rapport_kit::lease::lock_in_txn(txn, THEMES_LOCK).await?;
                     let t = s.open_discovered(txn, &cmd.theme_id).await?;
                     if theme_table::Entity::find_by_id(cmd.taxonomy_id.clone()).one(txn).await?.is_some() {
-                        return Err(ImprovementError::ThemeExists(cmd.taxonomy_id.clone()));
+                        return Err(ImprovementError::ThemeExists);
                     }
                     let (keywords, examples) = s.lesson_of(txn, &t).await?;
                     let keywords = if cmd.keywords.is_empty() { keywords } else { cmd.keywords.clone() };
                     let examples = if cmd.examples.is_empty() { examples } else { cmd.examples.clone() };
-                    s.taxonomy_theme_in(txn, &cmd.taxonomy_id, now).await?;
+                    // A plain insert: a concurrent acceptance as the same id meets the key (THEME_EXISTS).
+                    theme_table::Entity::insert(wire::taxonomy_row(&cmd.taxonomy_id, now))
+                        .exec_without_returning(txn)
+                        .await?;
                     s.settle(txn, &cmd.theme_id, wire::ACCEPTED, &cmd.taxonomy_id, now).await?;
                     let ev = event::Payload::ThemeAccepted(ThemeAccepted {
                         theme_id: cmd.taxonomy_id.clone(),
@@ -350,7 +395,7 @@ impl Store {
                         .one(txn)
                         .await?
                         .ok_or_else(|| ImprovementError::ThemeNotFound(cmd.theme_id.clone()))?;
-                    Ok(Done::reply(pb::AcceptThemeResponse { theme: Some(s.theme_pb_in(txn, &row).await?) }))
+                    Ok(Done::reply(pb::AcceptThemeResponse { theme: Some(wire::theme_pb(&row, Vec::new())?) }))
                 })
             })
             .await
@@ -362,6 +407,7 @@ impl Store {
         self.frame
             .once(self, key, "MergeTheme", move |s, txn, now| {
                 Box::pin(async move {
+                    rapport_kit::lease::lock_in_txn(txn, THEMES_LOCK).await?;
                     let t = s.open_discovered(txn, &theme_id).await?;
                     let target = theme_table::Entity::find_by_id(into.clone())
                         .one(txn)
@@ -387,7 +433,7 @@ impl Store {
                         .one(txn)
                         .await?
                         .ok_or_else(|| ImprovementError::ThemeNotFound(theme_id.clone()))?;
-                    Ok(Done::reply(pb::MergeThemeResponse { theme: Some(s.theme_pb_in(txn, &row).await?) }))
+                    Ok(Done::reply(pb::MergeThemeResponse { theme: Some(wire::theme_pb(&row, Vec::new())?) }))
                 })
             })
             .await

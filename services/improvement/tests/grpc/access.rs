@@ -227,13 +227,35 @@ async fn erasure_drops_the_words_and_keeps_the_counts(db: Db) {
     ])
     .await
     .unwrap();
+    // Discovery and an acceptance before the erasure: nothing they keep may hold the customer's words either.
+    let mut corpus = corpus_signals("s");
+    corpus.push(signal(
+        "e5",
+        "ann-secret",
+        "unclassified",
+        "mon colis de Lyon n'est jamais arrivé, appelez le 0612345678",
+        T0 - 1,
+    ));
+    app.deliver(corpus).await.unwrap();
+    let found = app.discover("d-1").await.unwrap().themes;
+    app.client
+        .clone()
+        .accept_theme(pb::AcceptThemeRequest {
+            request_id: "acc".into(),
+            theme_id: found[0].theme_id.clone(),
+            taxonomy_id: "accepted_one".into(),
+            keywords: vec![],
+            examples: vec![],
+        })
+        .await
+        .unwrap();
     let mut c = app.as_role(Role::Sre, "sre");
     let r = c
         .forget_customer(pb::ForgetCustomerRequest { request_id: "f1".into(), customer_id: "ann-secret".into() })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(r.texts_dropped, 1);
+    assert_eq!(r.texts_dropped, 2);
     // Feedback's erasure event does the same.
     app.deliver(vec![forgotten("f-cy", "cy-secret")]).await.unwrap();
     // Later events about them are dropped.
@@ -268,8 +290,14 @@ async fn erasure_drops_the_words_and_keeps_the_counts(db: Db) {
             app.db.query_all_raw(Statement::from_string(backend, format!("SELECT * FROM {table}"))).await.unwrap();
         for row in rows {
             seen += 1;
-            let text = format!("{row:?}");
-            for secret in ["ann-secret", "cy-secret", "0612345678", "cy's own words"] {
+            // Binary columns (stored replies, outbox payloads) read as text too.
+            let mut text = format!("{row:?}");
+            for column in ["response", "payload"] {
+                if let Ok(bytes) = row.try_get::<Vec<u8>>("", column) {
+                    text.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+            for secret in ["ann-secret", "cy-secret", "0612345678", "Lyon", "cy's own words"] {
                 assert!(!text.contains(secret), "{table} holds {secret}: {text}");
             }
         }

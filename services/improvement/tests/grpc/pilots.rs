@@ -1,12 +1,13 @@
 //! Pilots over real gRPC with a real segmentation server: a segment split into the pilot group and a holdout,
 //! compared on complaints and NPS on hand-checked numbers, ended; and what stops a pilot from starting.
 use rapport_improvement::domain::pilot::{Group, group_of};
-use rapport_proto::improvement::v1 as pb;
+use rapport_kit::clock::timestamp;
+use rapport_proto::{common::v1::Money, improvement::v1 as pb, segmentation::v1 as spb};
 use tonic::Code;
 
 use crate::support::*;
 
-on_both!(a_pilot_is_compared_with_its_holdout, pilots_need_their_segment);
+on_both!(a_pilot_is_compared_with_its_holdout, pilots_need_their_segment, the_revenue_at_risk_comes_from_segmentation);
 
 fn start(improvement: &str, segment: &str, holdout: i32) -> pb::StartPilotRequest {
     pb::StartPilotRequest {
@@ -151,5 +152,58 @@ async fn pilots_need_their_segment(db: Db) {
     let e = alone.client.clone().start_pilot(start(&imp.improvement_id, "paris", 20)).await.unwrap_err();
     assert_status(&e, Code::Unavailable, "SEGMENTATION_UNAVAILABLE", None);
     alone.stop().await;
+    app.stop().await;
+}
+
+async fn the_revenue_at_risk_comes_from_segmentation(db: Db) {
+    let app = spawn_with_segmentation(db).await;
+    // Spend in segmentation: 900 and 120 over the year; a third customer segmentation does not know.
+    let mut s = app.segmentation.clone().unwrap();
+    let purchase = |id: &str, customer: &str, units: i64| spb::BehaviourEvent {
+        event_id: id.into(),
+        customer_id: customer.into(),
+        kind: spb::EventKind::Purchase.into(),
+        occurred_at: Some(timestamp(T0 - 10 * DAY)),
+        channel: 1,
+        amount: Some(Money { currency_code: "EUR".into(), units, nanos: 0 }),
+        score: 0,
+        tier: String::new(),
+    };
+    s.ingest_event_batch(spb::IngestEventBatchRequest {
+        events: vec![purchase("p1", "rich", 600), purchase("p2", "rich", 300), purchase("p3", "modest", 120)],
+    })
+    .await
+    .unwrap();
+    app.deliver(vec![
+        signal("s1", "rich", "delivery", "late", T0 - DAY),
+        signal("s2", "modest", "delivery", "late", T0 - DAY),
+        signal("s3", "stranger", "delivery", "late", T0 - DAY),
+    ])
+    .await
+    .unwrap();
+    // The valuation worker asks segmentation for each of them.
+    let figures = || {
+        let mut c = app.client.clone();
+        async move {
+            c.get_theme_analytics(pb::GetThemeAnalyticsRequest {
+                theme_ids: vec!["delivery".into()],
+                end_time: None,
+                weeks: 2,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    rapport_kit::testing::eventually(30, "the spend of the theme's customers", || async {
+        figures().await.themes[0].customers_valued == 2
+    })
+    .await;
+    let r = figures().await;
+    let f = &r.themes[0];
+    // The stranger is unknown to segmentation, so not valued: 900 + 120 at risk, one of the two valued is high-value.
+    assert_eq!((r.high_value_threshold, f.customers), (500.0, 3));
+    assert!((f.revenue_at_risk - 1_020.0).abs() < 1e-9, "{f:?}");
+    assert!((f.high_value_share - 0.5).abs() < 1e-9, "{f:?}");
     app.stop().await;
 }

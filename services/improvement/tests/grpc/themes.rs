@@ -67,8 +67,11 @@ async fn discovery_is_deterministic_and_keeps_its_ids(db: Db) {
     for theme in &first.themes {
         assert!(theme.theme_id.starts_with("d-"), "{}", theme.theme_id);
         assert_eq!(theme.kind(), pb::ThemeKind::Discovered);
-        assert!(!theme.top_terms.is_empty() && !theme.representative_texts.is_empty());
+        assert!(!theme.top_terms.is_empty());
+        assert!(theme.representative_texts.is_empty(), "the reply kept for retries holds no customer's words");
     }
+    let listed = a.client.clone().list_themes(pb::ListThemesRequest::default()).await.unwrap().into_inner().themes;
+    assert!(listed.iter().all(|t| !t.representative_texts.is_empty()), "ListThemes shows them");
     // Another database, the same texts: the same themes and ids.
     let other = b.discover("d-1").await.unwrap();
     assert_eq!(ids(&other.themes), ids(&first.themes));
@@ -120,9 +123,20 @@ async fn accepted_and_merged_themes_reach_feedback(db: Db) {
     // Feedback's own theme "delivery", as classified signals name it.
     events.push(signal("known-1", "k-1", "delivery", "parcel late", T0));
     app.deliver(events).await.unwrap();
-    let found = app.discover("d-1").await.unwrap().themes;
-    let (first, second) = (&found[0], &found[1]);
+    app.discover("d-1").await.unwrap();
     let mut c = app.client.clone();
+    let found: Vec<pb::Theme> = c
+        .list_themes(pb::ListThemesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .themes
+        .into_iter()
+        .filter(|t| t.kind() == pb::ThemeKind::Discovered)
+        .collect();
+    let mut found = found;
+    found.sort_by_key(|t| std::cmp::Reverse(t.size));
+    let (first, second) = (&found[0], &found[1]);
     let accepted = c
         .accept_theme(pb::AcceptThemeRequest {
             request_id: "acc-1".into(),
@@ -183,6 +197,29 @@ async fn accepted_and_merged_themes_reach_feedback(db: Db) {
         .await
         .unwrap_err();
     assert_status(&taken, Code::AlreadyExists, "THEME_EXISTS", None);
+    let e = c
+        .accept_theme(pb::AcceptThemeRequest {
+            request_id: "acc-4".into(),
+            theme_id: second.theme_id.clone(),
+            taxonomy_id: "d-mine".into(),
+            keywords: vec![],
+            examples: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_status(&e, Code::InvalidArgument, "INVALID_ARGUMENT", Some("taxonomy_id"));
+    // The signals of a settled theme are listed under the theme it became.
+    let via_old = c
+        .list_signals(pb::ListSignalsRequest {
+            theme_id: first.theme_id.clone(),
+            page_size: 500,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signals;
+    assert_eq!(via_old.len() as i32, first.size);
     // Merged into feedback's delivery: feedback gets its words to add; its signals count under delivery.
     let merged = c
         .merge_theme(pb::MergeThemeRequest {
