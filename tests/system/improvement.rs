@@ -45,16 +45,9 @@ async fn improvement(
 
 /// The complaint corpus written for improvement's discovery test: (theme, text).
 fn corpus() -> Vec<(String, String)> {
-    include_str!("../../services/improvement/tests/data/discovery.tsv")
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut p = l.splitn(3, '\t');
-            let theme = p.next()?.to_string();
-            let _ = p.next()?;
-            Some((theme, p.next()?.to_string()))
-        })
-        .collect()
+    rapport_improvement::domain::discovery::labelled(include_str!(
+        "../../services/improvement/tests/data/discovery.tsv"
+    ))
 }
 
 /// Opens a complaint of `customer` in feedback; the case id and its theme.

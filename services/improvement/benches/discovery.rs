@@ -9,22 +9,12 @@
 //! `RAPPORT_BENCH_PYTHON` for a Python with scikit-learn; without one the baseline row says so).
 use std::{io::Write, process::Command, time::Instant};
 
-use rapport_improvement::domain::discovery::{Config, discover};
+use rapport_improvement::domain::discovery::{Config, discover, labelled};
 use rapport_stats::cluster::adjusted_rand_index;
 
 fn corpus(name: &str) -> Vec<(String, String)> {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut p = l.splitn(3, '\t');
-            let theme = p.next()?.to_string();
-            let _ = p.next()?;
-            Some((theme, p.next()?.to_string()))
-        })
-        .collect()
+    labelled(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
 }
 
 /// `n` labelled texts, deterministic.

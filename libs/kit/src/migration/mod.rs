@@ -1,5 +1,5 @@
 //! Migrations of the tables kit owns; each service lists [`all`] first in its own `Migrator`.
-use sea_orm_migration::MigrationTrait;
+use sea_orm_migration::{MigrationTrait, prelude::*};
 
 pub mod m20261123_000001_create_idempotency_keys;
 pub mod m20261124_000003_create_idempotency_subjects;
@@ -10,4 +10,24 @@ pub fn all() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261123_000001_create_idempotency_keys::Migration),
         Box::new(m20261124_000003_create_idempotency_subjects::Migration),
     ]
+}
+
+/// Creates the index `name` on `table` over `cols` (unique when asked) unless it exists: what every service's
+/// migrations write many times.
+pub async fn index(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    name: &str,
+    cols: &[&str],
+    unique: bool,
+) -> Result<(), DbErr> {
+    let mut i = Index::create();
+    i.name(name).table(Alias::new(table)).if_not_exists();
+    for c in cols {
+        i.col(Alias::new(*c));
+    }
+    if unique {
+        i.unique();
+    }
+    manager.create_index(i.to_owned()).await
 }

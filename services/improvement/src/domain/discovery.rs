@@ -354,6 +354,20 @@ pub fn stable_ids(new: &[Described], known: &[Known]) -> Vec<(String, bool)> {
     ids.into_iter().map(|x| x.unwrap_or_else(|| ("d-theme".into(), false))).collect()
 }
 
+/// A labelled corpus as the tests and the benchmark keep them: a TSV with a header and `theme<TAB>lang<TAB>text`
+/// lines; (theme, text) in order.
+pub fn labelled(tsv: &str) -> Vec<(String, String)> {
+    tsv.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, '\t');
+            let theme = parts.next()?;
+            let _lang = parts.next()?;
+            Some((theme.to_string(), parts.next()?.to_string()))
+        })
+        .collect()
+}
+
 /// The words of `text` whose term is one of `shared`, in order, once each: what a customer wrote that many others
 /// wrote too (a theme's example for feedback without the customer's own words).
 pub fn shared_words(text: &str, shared: &std::collections::BTreeSet<String>) -> String {
@@ -491,16 +505,7 @@ mod tests {
     /// A labelled corpus under `tests/data`: (theme, text).
     pub(crate) fn corpus(name: &str) -> Vec<(String, String)> {
         let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-        let data = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        data.lines()
-            .skip(1)
-            .filter_map(|l| {
-                let mut parts = l.splitn(3, '\t');
-                let theme = parts.next()?;
-                let _lang = parts.next()?;
-                Some((theme.to_string(), parts.next()?.to_string()))
-            })
-            .collect()
+        labelled(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
     }
 
     /// Discovers themes in a labelled corpus; the ARI against its labels, printed with the themes found.

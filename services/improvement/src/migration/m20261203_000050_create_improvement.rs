@@ -1,21 +1,10 @@
+use rapport_kit::migration::index;
 use sea_orm_migration::{prelude::*, schema::*};
 
 /// Signals (feedback's theme signals and agents' suggestions), NPS answers, customers' spend, themes, discovery
 /// runs, improvements with their history, pilots with their members.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-async fn index(manager: &SchemaManager<'_>, table: &str, name: &str, cols: &[&str], unique: bool) -> Result<(), DbErr> {
-    let mut i = Index::create();
-    i.name(name).table(Alias::new(table)).if_not_exists();
-    for c in cols {
-        i.col(Alias::new(*c));
-    }
-    if unique {
-        i.unique();
-    }
-    manager.create_index(i.to_owned()).await
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -276,16 +276,7 @@ pub fn forgotten(id: &str, customer: &str) -> Event {
 
 /// The labelled corpus of complaints (theme, text), in its order.
 pub fn corpus() -> Vec<(String, String)> {
-    let data = include_str!("../data/discovery.tsv");
-    data.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut p = l.splitn(3, '\t');
-            let theme = p.next()?;
-            let _ = p.next()?;
-            Some((theme.to_string(), p.next()?.to_string()))
-        })
-        .collect()
+    rapport_improvement::domain::discovery::labelled(include_str!("../data/discovery.tsv"))
 }
 
 /// The corpus as unclassified theme signals of customers `c-<n>`, a minute apart, the last just before T0.

@@ -1,3 +1,4 @@
+use rapport_kit::migration::index;
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::domain::default_programme;
@@ -6,18 +7,6 @@ use crate::domain::default_programme;
 /// seeded with the `default` programme (the one promoters are invited to).
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-async fn index(manager: &SchemaManager<'_>, table: &str, name: &str, cols: &[&str], unique: bool) -> Result<(), DbErr> {
-    let mut i = Index::create();
-    i.name(name).table(Alias::new(table)).if_not_exists();
-    for c in cols {
-        i.col(Alias::new(*c));
-    }
-    if unique {
-        i.unique();
-    }
-    manager.create_index(i.to_owned()).await
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
