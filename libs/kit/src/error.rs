@@ -120,6 +120,11 @@ pub fn status<E: ServiceError>(e: E) -> Status {
     e.to_api().to_status(E::DOMAIN)
 }
 
+/// `Ok` when `v` holds nothing, else INVALID_ARGUMENT with every violation, in `E`'s domain.
+pub fn invalid<E: ServiceError>(v: Violations) -> Result<(), Status> {
+    v.finish().map_err(|e| status(E::from(e)))
+}
+
 /// Collects field violations of one request, so a caller learns every problem at once.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<(String, String)>);
@@ -147,6 +152,17 @@ impl Violations {
         if let Err(d) = check_id(value) {
             self.add(field, d);
         }
+    }
+
+    /// Checks a slug id (a theme, a queue, a programme): 1-64 characters of lower-case letters, digits and `_-`.
+    pub fn slug(&mut self, field: &str, value: &str) {
+        self.check(
+            !value.is_empty()
+                && value.len() <= 64
+                && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c)),
+            field,
+            "must be 1-64 characters of lower-case letters, digits and _-",
+        );
     }
 
     /// Checks a request id (AIP-155): required, same alphabet as ids.
@@ -247,6 +263,11 @@ mod tests {
         let mut v = Violations::new();
         v.id("customer_id", "c-1:x@y.z");
         v.text("reason", "fine", 10);
+        v.slug("theme", "late_parcels-2");
         assert!(v.finish().is_ok());
+        let mut v = Violations::new();
+        v.slug("theme", "Late Parcels");
+        v.slug("queue", "");
+        assert_eq!(v.len(), 2);
     }
 }

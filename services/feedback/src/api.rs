@@ -41,17 +41,6 @@ const MAX_TEXT: usize = 5_000;
 /// Page sizes of ListCases.
 const CASES_PAGE: PageBounds = PageBounds { default: 50, max: 500 };
 
-/// Checks a theme id: 1-64 characters of lower-case letters, digits and `_-`.
-fn theme_id(v: &mut Violations, field: &str, id: &str) {
-    v.check(
-        !id.is_empty()
-            && id.len() <= 64
-            && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c)),
-        field,
-        "must be 1-64 characters of lower-case letters, digits and _-",
-    );
-}
-
 /// Checks required free text.
 fn required_text(v: &mut Violations, field: &str, text: &str, max: usize) {
     v.check(!text.trim().is_empty(), field, "is required");
@@ -82,9 +71,9 @@ const TIERS: [&str; 6] = ["bronze", "silver", "gold", "vip", "none", "unknown"];
 /// A routing rule from the wire, its violations recorded under `at`.
 fn rule_of(v: &mut Violations, at: &str, r: &pb::RoutingRule) -> Rule {
     v.id(&format!("{at}.rule_id"), &r.rule_id);
-    theme_id(v, &format!("{at}.queue_id"), &r.queue_id);
+    v.slug(&format!("{at}.queue_id"), &r.queue_id);
     for (i, t) in r.themes.iter().enumerate() {
-        theme_id(v, &format!("{at}.themes[{i}]"), t);
+        v.slug(&format!("{at}.themes[{i}]"), t);
     }
     for (i, c) in r.channels.iter().enumerate() {
         let known = Channel::try_from(*c).is_ok_and(|c| c != Channel::Unspecified);
@@ -234,7 +223,7 @@ fn policy_of(v: &mut Violations, p: &pb::SlaPolicy) -> Policy {
     }
     let queue = (!p.escalation_queue_id.is_empty()).then(|| p.escalation_queue_id.clone());
     if let Some(q) = &queue {
-        theme_id(v, "policy.escalation_queue_id", q);
+        v.slug("policy.escalation_queue_id", q);
     }
     Policy { rules, escalation_queue: queue }
 }
@@ -251,7 +240,7 @@ fn status(e: FeedbackError) -> Status {
 }
 
 fn invalid(v: Violations) -> Result<(), Status> {
-    v.finish().map_err(|e| status(e.into()))
+    rapport_kit::error::invalid::<FeedbackError>(v)
 }
 
 #[tonic::async_trait]
@@ -375,7 +364,7 @@ impl FeedbackService for FeedbackApi {
         }
         required_text(&mut v, "text", &r.text, MAX_TEXT);
         if !r.theme.is_empty() {
-            theme_id(&mut v, "theme", &r.theme);
+            v.slug("theme", &r.theme);
         }
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
@@ -416,7 +405,7 @@ impl FeedbackService for FeedbackApi {
             }
         };
         if !r.theme.is_empty() {
-            theme_id(&mut v, "theme", &r.theme);
+            v.slug("theme", &r.theme);
         }
         if !r.customer_id.is_empty() {
             v.id("customer_id", &r.customer_id);
@@ -492,7 +481,7 @@ impl FeedbackService for FeedbackApi {
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         let t = r.theme.clone().unwrap_or_default();
-        theme_id(&mut v, "theme.theme_id", &t.theme_id);
+        v.slug("theme.theme_id", &t.theme_id);
         v.check(t.theme_id != crate::domain::themes::UNCLASSIFIED, "theme.theme_id", "is reserved");
         v.check(t.keywords.len() <= 200, "theme.keywords", "must be at most 200");
         v.check(t.examples.len() <= 500, "theme.examples", "must be at most 500");
@@ -529,7 +518,7 @@ impl FeedbackService for FeedbackApi {
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         let q = r.queue.clone().unwrap_or_default();
-        theme_id(&mut v, "queue.queue_id", &q.queue_id);
+        v.slug("queue.queue_id", &q.queue_id);
         v.text("queue.display_name", &q.display_name, 200);
         let assignment = match pb::Assignment::try_from(q.assignment) {
             Ok(pb::Assignment::LeastLoaded) => Assignment::LeastLoaded,
@@ -559,7 +548,7 @@ impl FeedbackService for FeedbackApi {
         v.check((1..=100).contains(&a.capacity), "agent.capacity", "must be 1 to 100");
         v.check(a.queue_ids.len() <= 50, "agent.queue_ids", "must be at most 50");
         for (i, q) in a.queue_ids.iter().enumerate() {
-            theme_id(&mut v, &format!("agent.queue_ids[{i}]"), q);
+            v.slug(&format!("agent.queue_ids[{i}]"), q);
         }
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());

@@ -31,23 +31,12 @@ fn status(e: ImprovementError) -> Status {
 }
 
 fn invalid(v: Violations) -> Result<(), Status> {
-    v.finish().map_err(|e| status(e.into()))
-}
-
-/// Checks a theme id as feedback's taxonomy writes them (1-64 lower-case letters, digits and `_-`).
-fn taxonomy_id(v: &mut Violations, field: &str, id: &str) {
-    v.check(
-        !id.is_empty()
-            && id.len() <= 64
-            && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c)),
-        field,
-        "must be 1-64 characters of lower-case letters, digits and _-",
-    );
+    rapport_kit::error::invalid::<ImprovementError>(v)
 }
 
 /// Checks a theme named by a request (not "unclassified").
 fn theme_id(v: &mut Violations, field: &str, id: &str) {
-    taxonomy_id(v, field, id);
+    v.slug(field, id);
     v.check(id != UNCLASSIFIED, field, "must be a theme, not unclassified");
 }
 
@@ -149,7 +138,7 @@ impl ImprovementService for ImprovementApi {
     ) -> Result<Response<pb::ListSignalsResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
-        taxonomy_id(&mut v, "theme_id", &r.theme_id);
+        v.slug("theme_id", &r.theme_id);
         let size = SIGNALS_PAGE.size(r.page_size, &mut v);
         invalid(v)?;
         let cursor = page::decode(&r.theme_id, &r.page_token).map_err(|e: ApiError| status(e.into()))?;

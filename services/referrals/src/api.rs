@@ -31,18 +31,7 @@ fn status(e: ReferralsError) -> Status {
 }
 
 fn invalid(v: Violations) -> Result<(), Status> {
-    v.finish().map_err(|e| status(e.into()))
-}
-
-/// Checks a programme id: 1-64 characters of lower-case letters, digits and `_-`.
-fn programme_id(v: &mut Violations, field: &str, id: &str) {
-    v.check(
-        !id.is_empty()
-            && id.len() <= 64
-            && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c)),
-        field,
-        "must be 1-64 characters of lower-case letters, digits and _-",
-    );
+    rapport_kit::error::invalid::<ReferralsError>(v)
 }
 
 /// Checks a count-like limit within `range`.
@@ -220,7 +209,7 @@ impl ReferralsService for ReferralsApi {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.request_id(&r.request_id);
-        programme_id(&mut v, "programme_id", &r.programme_id);
+        v.slug("programme_id", &r.programme_id);
         let rules = rules_of(&mut v, r.rules.as_ref(), self.store.now());
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
@@ -234,7 +223,7 @@ impl ReferralsService for ReferralsApi {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.request_id(&r.request_id);
-        programme_id(&mut v, "programme_id", &r.programme_id);
+        v.slug("programme_id", &r.programme_id);
         let rules = rules_of(&mut v, r.rules.as_ref(), self.store.now());
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
@@ -247,7 +236,7 @@ impl ReferralsService for ReferralsApi {
     ) -> Result<Response<pb::GetProgrammeResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
-        programme_id(&mut v, "programme_id", &r.programme_id);
+        v.slug("programme_id", &r.programme_id);
         v.check(r.version >= 0, "version", "must be 0 (the latest) or a version");
         invalid(v)?;
         let programme = self.store.programme(&r.programme_id, r.version).await.map_err(status)?;
@@ -270,7 +259,7 @@ impl ReferralsService for ReferralsApi {
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         v.id("customer_id", &r.customer_id);
-        programme_id(&mut v, "programme_id", &r.programme_id);
+        v.slug("programme_id", &r.programme_id);
         let source = match pb::AmbassadorSource::try_from(r.source) {
             Ok(pb::AmbassadorSource::Unspecified | pb::AmbassadorSource::Manual) => "manual",
             Ok(pb::AmbassadorSource::Promoter) => "promoter",
@@ -304,7 +293,7 @@ impl ReferralsService for ReferralsApi {
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         v.id("customer_id", &r.customer_id);
-        programme_id(&mut v, "programme_id", &r.programme_id);
+        v.slug("programme_id", &r.programme_id);
         let outcome = match pb::ReviewOutcome::try_from(r.outcome) {
             Ok(pb::ReviewOutcome::Posted) => "posted",
             Ok(pb::ReviewOutcome::Declined) => "declined",
@@ -332,7 +321,7 @@ impl ReferralsService for ReferralsApi {
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         v.id("customer_id", &r.customer_id);
-        programme_id(&mut v, "programme_id", &r.programme_id);
+        v.slug("programme_id", &r.programme_id);
         if !r.vanity.is_empty() {
             v.check(
                 domain::valid_vanity(&r.vanity),
@@ -382,7 +371,7 @@ impl ReferralsService for ReferralsApi {
         let mut v = Violations::new();
         v.request_id(&r.request_id);
         v.id("customer_id", &r.customer_id);
-        programme_id(&mut v, "programme_id", &r.programme_id);
+        v.slug("programme_id", &r.programme_id);
         within(&mut v, "count", i64::from(r.count), 1..=1_000);
         invalid(v)?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
@@ -436,7 +425,7 @@ impl ReferralsService for ReferralsApi {
             }
         };
         if !r.programme_id.is_empty() {
-            programme_id(&mut v, "programme_id", &r.programme_id);
+            v.slug("programme_id", &r.programme_id);
         }
         if !r.referrer_id.is_empty() {
             v.id("referrer_id", &r.referrer_id);
@@ -555,7 +544,7 @@ impl ReferralsService for ReferralsApi {
         let r = req.into_inner();
         let mut v = Violations::new();
         v.id("customer_id", &r.customer_id);
-        programme_id(&mut v, "programme_id", &r.programme_id);
+        v.slug("programme_id", &r.programme_id);
         invalid(v)?;
         self.not_erased(&r.customer_id).await?;
         let stats = self.store.ambassador_stats(&r.customer_id, &r.programme_id).await.map_err(status)?;
@@ -568,7 +557,7 @@ impl ReferralsService for ReferralsApi {
     ) -> Result<Response<pb::GetLeaderboardResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
-        programme_id(&mut v, "programme_id", &r.programme_id);
+        v.slug("programme_id", &r.programme_id);
         let (start, end) = v.window(r.start_time.as_ref(), r.end_time.as_ref(), MAX_WINDOW_DAYS);
         within(&mut v, "limit", i64::from(r.limit), 0..=100);
         invalid(v)?;
@@ -583,7 +572,7 @@ impl ReferralsService for ReferralsApi {
     ) -> Result<Response<pb::GetProgrammeMetricsResponse>, Status> {
         let r = req.into_inner();
         let mut v = Violations::new();
-        programme_id(&mut v, "programme_id", &r.programme_id);
+        v.slug("programme_id", &r.programme_id);
         let (start, end) = v.window(r.start_time.as_ref(), r.end_time.as_ref(), MAX_WINDOW_DAYS);
         invalid(v)?;
         self.store.metrics(&r.programme_id, start, end).await.map(Response::new).map_err(status)

@@ -54,7 +54,7 @@ fn status(e: SegmentationError) -> Status {
 }
 
 fn invalid(v: Violations) -> Result<(), Status> {
-    v.finish().map_err(|e| status(e.into()))
+    rapport_kit::error::invalid::<SegmentationError>(v)
 }
 
 fn kind_from(k: i32) -> Option<Kind> {
