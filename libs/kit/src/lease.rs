@@ -140,6 +140,21 @@ pub async fn lock_customer<C: sea_orm::ConnectionTrait>(
     lock_in_txn(txn, &format!("{scope}.customer:{}", pseudonyms.of(customer_id))).await
 }
 
+/// Takes the locks of several customers within `scope`, in one order (their pseudonyms'), each once: a transaction
+/// about many never deadlocks with one about a few.
+pub async fn lock_customers<'a, C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    scope: &str,
+    pseudonyms: &crate::pseudonym::Pseudonyms,
+    customers: impl IntoIterator<Item = &'a str>,
+) -> Result<(), DbErr> {
+    let order: std::collections::BTreeSet<String> = customers.into_iter().map(|c| pseudonyms.of(c)).collect();
+    for p in order {
+        lock_in_txn(txn, &format!("{scope}.customer:{p}")).await?;
+    }
+    Ok(())
+}
+
 /// Runs `f` under `lease` for as long as it returns, then releases the lease.
 pub async fn with_lease<T, F: Future<Output = T>>(
     db: &DatabaseConnection,

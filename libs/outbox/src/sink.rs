@@ -4,6 +4,8 @@
 //! - validating (ids present, a payload, not dated beyond the allowed clock skew in the future),
 //! - de-duplicating by event id (the inbox), and
 //! - keeping a tombstone per erased customer: an event about an erased customer that arrives later is dropped.
+//!   Each batch first takes the service's lock of each of its customers ([`rapport_kit::lease::lock_customers`],
+//!   scope = the service's domain): the service's own erasure and its writes about a customer take the same lock.
 //!
 //! The batch keeps its delivery order: events before an erasure are applied before it (and so erased with it).
 use std::{sync::Arc, time::Duration};
@@ -64,13 +66,6 @@ pub trait EventHandler: Send + Sync + 'static {
 
     /// Erases everything the service holds about `customer_id`.
     async fn forget(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<(), HandlerError>;
-
-    /// Called first with every customer of the batch (sorted, once each), for a service that locks customers to
-    /// take all their locks in one order before applying anything: a batch taking them in delivery order could
-    /// deadlock with a request holding one of them.
-    async fn prepare(&self, _txn: &DatabaseTransaction, _customers: &[String]) -> Result<(), HandlerError> {
-        Ok(())
-    }
 }
 
 /// How far in the future an event may be dated (`RAPPORT_MAX_CLOCK_SKEW_MS`, default 5 minutes).
@@ -168,8 +163,15 @@ impl<H: EventHandler> EventSink<H> {
 
     async fn apply(&self, events: Vec<Event>, now: i64) -> Result<(i32, i32), HandlerError> {
         let txn = begin_write(&self.db).await?;
-        let customers: std::collections::BTreeSet<String> = events.iter().map(|e| e.customer_id.clone()).collect();
-        self.handler.prepare(&txn, &customers.into_iter().collect::<Vec<_>>()).await?;
+        // Every customer's lock of the service first, in one order, then the tombstones read under them: an erasure
+        // (which takes the same lock) either committed before, and its tombstone is seen, or waits for this batch.
+        rapport_kit::lease::lock_customers(
+            &txn,
+            self.domain,
+            &self.pseudonyms,
+            events.iter().map(|e| e.customer_id.as_str()),
+        )
+        .await?;
         let (mut applied, mut skipped) = (0, 0);
         let mut run: Vec<Event> = Vec::new();
         for e in events {

@@ -36,14 +36,6 @@ impl EventHandler for Handler {
         Ok(())
     }
 
-    /// The batch's customers locked in one order (sorted ids), as the sink hands them.
-    async fn prepare(&self, txn: &DatabaseTransaction, customers: &[String]) -> Result<(), HandlerError> {
-        for c in customers {
-            self.store.lock_customer_in(txn, c).await.map_err(HandlerError::of)?;
-        }
-        Ok(())
-    }
-
     async fn forget(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<(), HandlerError> {
         let now = self.store.now();
         self.store.forget_in(txn, customer_id, now).await.map(|_| ()).map_err(HandlerError::of)

@@ -71,11 +71,6 @@ impl EventHandler for Handler {
         Ok(())
     }
 
-    /// The batch's customers locked in one order (their pseudonyms'), as a request would find them.
-    async fn prepare(&self, txn: &DatabaseTransaction, customers: &[String]) -> Result<(), HandlerError> {
-        self.store.lock_customers(txn, customers).await.map_err(HandlerError::of)
-    }
-
     async fn forget(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<(), HandlerError> {
         let now = self.store.now();
         self.store.forget_in(txn, customer_id, now).await.map(|_| ()).map_err(HandlerError::of)

@@ -115,11 +115,6 @@ impl Store {
         Ok(rapport_kit::lease::lock_customer(txn, "improvement", &self.pseudonyms, customer_id).await?)
     }
 
-    /// Takes the customer's lock inside `txn` (the sink takes a batch's customers first, in order).
-    pub async fn lock_customer_in(&self, txn: &sea_orm::DatabaseTransaction, customer_id: &str) -> Result<()> {
-        self.lock_customer(txn, customer_id).await
-    }
-
     /// Whether the customer was erased (or `customer_id` is the pseudonym an erased customer's records are kept
     /// under).
     pub async fn erased(&self, customer_id: &str) -> Result<bool> {

@@ -80,18 +80,6 @@ impl Store {
         Ok(rapport_kit::lease::lock_customer(txn, "referrals", &self.pseudonyms, customer_id).await?)
     }
 
-    /// Takes the locks of several customers in one order (their pseudonyms'), so that a transaction about many never
-    /// deadlocks with one about a few.
-    pub(crate) async fn lock_customers<C: ConnectionTrait>(&self, txn: &C, customers: &[String]) -> Result<()> {
-        let mut order: Vec<(String, &String)> = customers.iter().map(|c| (self.pseudonyms.of(c), c)).collect();
-        order.sort();
-        order.dedup();
-        for (_, c) in order {
-            self.lock_customer(txn, c).await?;
-        }
-        Ok(())
-    }
-
     /// Whether the customer was erased (or `customer_id` is the pseudonym an erased customer's records are kept
     /// under).
     async fn is_erased<C: ConnectionTrait>(&self, db: &C, customer_id: &str) -> Result<bool> {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use rapport_kit::{
     db::begin_write,
     frame::{Done, Key},
-    idempotency,
+    idempotency, lease,
 };
 use rapport_outbox::{inbox, sink};
 use rapport_proto::{events::v1::event, segmentation::v1 as pb};
@@ -16,6 +16,7 @@ use sea_orm::{
 
 use super::{Result, SegmentDef, Store, decode_customer, load_buckets, load_segments, reevaluate};
 use crate::{
+    api::DOMAIN,
     domain::{
         day_of,
         features::{Bucket, Event, Features},
@@ -47,6 +48,9 @@ impl Store {
     pub async fn ingest(&self, events: Vec<Event>) -> Result<(i64, i64)> {
         let now = self.now();
         let txn = begin_write(&self.db).await?;
+        // The customers' locks first (as the sink takes them), so an erasure under way is waited for, not written
+        // around.
+        lease::lock_customers(&txn, DOMAIN, &self.pseudonyms, events.iter().map(|e| e.customer_id.as_str())).await?;
         let (mut fresh, mut skipped) = (Vec::with_capacity(events.len()), 0);
         let mut erased: HashMap<String, bool> = HashMap::new();
         for e in events {
@@ -142,6 +146,7 @@ impl Store {
         self.frame
             .once(self, key, "ForgetCustomer", move |s, txn, now| {
                 Box::pin(async move {
+                    lease::lock_customer(txn, DOMAIN, &s.pseudonyms, &customer_id).await?;
                     let known =
                         customers::Entity::find_by_id(customer_id.clone()).lock_exclusive().one(txn).await?.is_some();
                     s.forget_in(txn, &customer_id).await?;
@@ -168,6 +173,7 @@ impl Store {
         self.frame
             .once(self, key, "UpsertCustomer", move |s, txn, now| {
                 Box::pin(async move {
+                    lease::lock_customer(txn, DOMAIN, &s.pseudonyms, &customer_id).await?;
                     if sink::is_erased(txn, &s.pseudonyms, &customer_id).await? {
                         return Err(SegmentationError::CustomerErased);
                     }

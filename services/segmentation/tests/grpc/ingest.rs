@@ -102,3 +102,57 @@ async fn outbox_events_apply_in_delivery_order(db: Db) {
     assert_eq!((r.applied, r.duplicates), (0, 2));
     app.stop().await;
 }
+
+on_both!(an_event_during_an_erasure_waits_and_is_dropped);
+
+/// An event about a customer delivered while the customer's erasure is under way (its transaction open, holding the
+/// customer's lock as every erasure does): the delivery waits for the erasure and is then dropped at the tombstone,
+/// instead of bringing the customer back with a row the erasure had just deleted.
+async fn an_event_during_an_erasure_waits_and_is_dropped(db: Db) {
+    use rapport_kit::{
+        auth::Role,
+        client::{self, Outgoing},
+        clock::timestamp,
+        db::begin_write,
+        pseudonym::Pseudonyms,
+    };
+    use rapport_proto::events::v1::{
+        DeliverEventsRequest, Event, ReferralMade, event, event_sink_service_client::EventSinkServiceClient,
+    };
+    let app = spawn_app(db).await;
+    let pseudonyms = Pseudonyms::development();
+    // The erasure, in a transaction this test holds open.
+    let txn = begin_write(&app.db).await.unwrap();
+    rapport_kit::lease::lock_customer(&txn, "segmentation", &pseudonyms, "race-1").await.unwrap();
+    rapport_outbox::sink::bury(&txn, &pseudonyms, "race-1", T0).await.unwrap();
+    let ch = client::channel(
+        &format!("http://{}", app.addr),
+        Outgoing::new(Some(app.auth.issue("t", Role::Referrals, 60)), std::time::Duration::from_secs(30)),
+    )
+    .unwrap();
+    let made = Event {
+        event_id: "ref-race".into(),
+        source: "referrals".into(),
+        customer_id: "race-1".into(),
+        occurred_at: Some(timestamp(T0)),
+        traceparent: String::new(),
+        payload: Some(event::Payload::ReferralMade(ReferralMade {
+            referral_id: "r-1".into(),
+            programme_id: "default".into(),
+            flagged: false,
+        })),
+    };
+    let mut delivery = tokio::spawn(async move {
+        EventSinkServiceClient::new(ch).deliver_events(DeliverEventsRequest { events: vec![made] }).await
+    });
+    // It must not get through while the erasure is under way (without the lock it does, at once, on PostgreSQL).
+    let early = tokio::time::timeout(std::time::Duration::from_secs(2), &mut delivery).await;
+    assert!(early.is_err(), "the delivery went through during the erasure: {early:?}");
+    txn.commit().await.unwrap();
+    let r = delivery.await.unwrap().unwrap().into_inner();
+    assert_eq!((r.applied, r.duplicates), (0, 1), "dropped at the tombstone");
+    let gone =
+        app.client.clone().get_customer_features(pb::GetCustomerFeaturesRequest { customer_id: "race-1".into() }).await;
+    assert_eq!(gone.unwrap_err().code(), tonic::Code::NotFound);
+    app.stop().await;
+}
