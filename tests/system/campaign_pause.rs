@@ -71,10 +71,8 @@ async fn a_refused_campaign_pauses_and_resumes() {
     }
     l.stop().await;
 
-    // Loyalty comes back with another key: segmentation's calls are refused.
-    let other = Arc::new(
-        Authenticator::new("another-key-another-key-another-k".to_string().into(), "rapport", "rapport").unwrap(),
-    );
+    // Loyalty comes back with another key set: segmentation's calls are refused.
+    let other = Arc::new(Authenticator::development());
     let wrong = loyalty_with_auth(loyalty_addr, loyalty_db.url(), None, &clock, other).await;
     let s = segmentation(any_port(), seg_db.url(), loyalty_addr, &clock).await;
     let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Sre));

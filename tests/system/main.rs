@@ -12,4 +12,5 @@ mod referrals;
 mod reflection;
 mod replicas;
 mod support;
+mod tokens;
 mod traces;

@@ -27,7 +27,7 @@ pub use rapport_kit::db::testing::Backend as Db;
 pub const T0: i64 = 1_780_272_000_000;
 
 pub fn auth() -> Arc<Authenticator> {
-    Arc::new(Authenticator::new("system-test-key-system-test-key!!".to_string().into(), "rapport", "rapport").unwrap())
+    rapport_kit::testing::authenticator()
 }
 
 pub fn serve_config() -> ServeConfig {
@@ -133,7 +133,7 @@ pub fn worker_rounds(worker: &str, namespace: &str) -> Vec<Round> {
 pub fn channel(addr: SocketAddr, role: Role) -> OutgoingChannel {
     client::channel(
         &format!("http://{addr}"),
-        Outgoing::new(Some(auth().issue("test", role, 600)), Duration::from_secs(60)),
+        Outgoing::new(Some(auth().issue("test", role, 600).unwrap()), Duration::from_secs(60)),
     )
     .unwrap()
 }

@@ -17,7 +17,7 @@ use crate::auth::{Authenticator, Role};
 enum Token {
     None,
     Static(Arc<str>),
-    /// Minted per call with the shared key: a service calling with its own identity never holds an expired token.
+    /// Minted per call with the service's own key: a service calling with its own identity never holds an expired token.
     Minted(Arc<Authenticator>, Arc<str>, Role),
 }
 
@@ -56,7 +56,11 @@ impl Interceptor for Outgoing {
         let token = match &self.token {
             Token::None => None,
             Token::Static(t) => Some(t.to_string()),
-            Token::Minted(auth, subject, role) => Some(auth.issue(subject, *role, 300)),
+            Token::Minted(auth, subject, role) => Some(
+                auth.issue(subject, *role, crate::auth::SERVICE_TOKEN_TTL_SECS)
+                    // UNAVAILABLE: a relay retries it (and parks nothing) until the service has its key.
+                    .map_err(|_| Status::unavailable("no signing key for this service's calls"))?,
+            ),
         };
         if let Some(token) = token {
             let v = MetadataValue::try_from(format!("Bearer {token}"))

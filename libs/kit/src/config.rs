@@ -33,6 +33,14 @@ pub fn millis(name: &str, default: Duration) -> Result<Duration, ConfigError> {
     Ok(Duration::from_millis(ms))
 }
 
+/// `value` of `name` if it is at least `min`.
+pub fn at_least(name: &str, value: Duration, min: Duration) -> Result<Duration, ConfigError> {
+    if value < min {
+        return Err(ConfigError { name: name.into(), problem: format!("at least {} ms", min.as_millis()) });
+    }
+    Ok(value)
+}
+
 /// A listen address, or the default when unset.
 pub fn addr(name: &str, default: SocketAddr) -> Result<SocketAddr, ConfigError> {
     parse(name, default)

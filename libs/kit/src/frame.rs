@@ -26,21 +26,47 @@ pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct Key {
     request_id: String,
     fingerprint: String,
+    /// Whose request id it is (`role:subject` of the caller; empty for a background caller's own keys): the same
+    /// id from two callers is two requests.
+    scope: String,
 }
 
 impl Key {
     /// The key of `msg`: `request_id` and the hash of `msg` with `blank` applied (which clears the request id, so
     /// only the parameters count).
+    /// The caller of the RPC being served (the guard's) scopes it.
     pub fn of<M: Message + Clone>(request_id: &str, msg: &M, blank: impl FnOnce(&mut M)) -> Self {
         let mut m = msg.clone();
         blank(&mut m);
-        Self { request_id: request_id.to_string(), fingerprint: idempotency::fingerprint(&m.encode_to_vec()) }
+        let scope = crate::guard::caller().map(|c| format!("{}:{}", c.role, c.subject)).unwrap_or_default();
+        Self { request_id: request_id.to_string(), fingerprint: idempotency::fingerprint(&m.encode_to_vec()), scope }
     }
 
-    /// A key from parts (a background caller's own request id and parameter hash).
+    /// A key from parts (a background caller's own request id and parameter hash), in no caller's scope.
     pub fn new(request_id: impl Into<String>, fingerprint: impl Into<String>) -> Self {
-        Self { request_id: request_id.into(), fingerprint: fingerprint.into() }
+        Self { request_id: request_id.into(), fingerprint: fingerprint.into(), scope: String::new() }
     }
+
+    /// The same key in `caller`'s scope (`role:subject`).
+    pub fn for_caller(mut self, caller: &crate::auth::Caller) -> Self {
+        self.scope = format!("{}:{}", caller.role, caller.subject);
+        self
+    }
+
+    fn scoped_id(&self) -> String {
+        scoped(&self.scope, &self.request_id)
+    }
+}
+
+fn scoped(scope: &str, request_id: &str) -> String {
+    if scope.is_empty() { request_id.to_string() } else { format!("{scope}\u{1f}{request_id}") }
+}
+
+/// `request_id` in the scope of the caller of the RPC being served (as [`Key::of`] keys it), for a request stored
+/// outside a frame.
+pub fn caller_scoped(request_id: &str) -> String {
+    let scope = crate::guard::caller().map(|c| format!("{}:{}", c.role, c.subject)).unwrap_or_default();
+    scoped(&scope, request_id)
 }
 
 /// What a mutation produced: its reply and the customers the reply is about.
@@ -74,6 +100,8 @@ pub struct Frame {
     /// SQLite takes one writer at a time: the frame's writers queue here, in order, instead of in SQLite's busy
     /// handler, which polls with sleeps of up to 100 ms (the long tail of concurrent writes).
     writers: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// How long a request id is remembered (`RAPPORT_IDEMPOTENCY_RETENTION_MS`, default 7 days).
+    retention_ms: i64,
 }
 
 impl Frame {
@@ -81,7 +109,15 @@ impl Frame {
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, pseudonyms: &Pseudonyms) -> Self {
         let writers =
             (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Self { db, clock, key: Arc::new(pseudonyms.derive("request-ids")), after_commit: None, writers }
+        let retention_ms = idempotency::retention_from_env()
+            .map_or(idempotency::DEFAULT_RETENTION_MS, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Self { db, clock, key: Arc::new(pseudonyms.derive("request-ids")), after_commit: None, writers, retention_ms }
+    }
+
+    /// The same frame remembering request ids for `retention`.
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// Runs `hook` after every commit of a fresh request (e.g. `outbox.notify()`).
@@ -122,9 +158,13 @@ impl Frame {
         let _turn = self.write_turn().await;
         let txn = db::begin_write(&self.db).await?;
         let now = self.clock.now_ms();
-        let (id, fingerprint) = (self.keyed("id", &key.request_id), self.keyed("fp", &key.fingerprint));
-        match idempotency::claim(&txn, &id, method, &fingerprint, now).await? {
-            Ok(idempotency::Claim::Fresh) => {}
+        let (id, fingerprint) = (self.keyed("id", &key.scoped_id()), self.keyed("fp", &key.fingerprint));
+        let expired_before = now.saturating_sub(self.retention_ms);
+        match idempotency::claim(&txn, &id, method, &fingerprint, now, expired_before).await? {
+            Ok(idempotency::Claim::Fresh) => {
+                // Each fresh write takes a few expired request ids with it: the table holds about the retention's.
+                idempotency::purge(&txn, expired_before, 32).await?;
+            }
             Ok(idempotency::Claim::Replay(bytes)) => {
                 return R::decode(bytes.as_slice())
                     .map_err(|e| E::from(DbErr::Custom(format!("stored reply of {method}: {e}"))));
@@ -158,8 +198,11 @@ impl Frame {
         E: ServiceError,
     {
         use sea_orm::EntityTrait;
-        let id = self.keyed("id", &key.request_id);
+        let id = self.keyed("id", &key.scoped_id());
         let Some(row) = idempotency::entity::Entity::find_by_id(id).one(&self.db).await? else { return Ok(None) };
+        if row.created_at < self.clock.now_ms().saturating_sub(self.retention_ms) {
+            return Ok(None);
+        }
         if row.method != method || row.fingerprint != self.keyed("fp", &key.fingerprint) {
             return Err(E::from(crate::error::ApiError::new(
                 crate::error::ErrorCode::AlreadyExists,

@@ -17,13 +17,15 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::{
-    auth::{Authenticator, Policy},
+    auth::{Authenticator, Caller, Policy},
     error::{ApiError, ErrorCode},
 };
 
 tokio::task_local! {
     /// The deadline of the RPC being served, so outgoing calls pass on what is left of it.
     pub static DEADLINE: Instant;
+    /// The authenticated caller of the RPC being served, so request ids are scoped per caller.
+    pub static CALLER: Caller;
 }
 
 /// Paths that bypass the guard.
@@ -159,8 +161,10 @@ where
             };
             let budget = grpc_timeout(req.headers()).map_or(cap, |t| t.min(cap));
             let deadline = Instant::now() + budget;
-            req.extensions_mut().insert(caller);
-            match tokio::time::timeout_at(deadline, DEADLINE.scope(deadline, inner.call(req))).await {
+            req.extensions_mut().insert(caller.clone());
+            match tokio::time::timeout_at(deadline, CALLER.scope(caller, DEADLINE.scope(deadline, inner.call(req))))
+                .await
+            {
                 Ok(Ok(resp)) => {
                     let code = resp
                         .headers()
@@ -215,6 +219,11 @@ pub fn parse_timeout(v: &str) -> Option<Duration> {
 /// What is left of the current RPC's deadline, if it is served behind the guard.
 pub fn remaining() -> Option<Duration> {
     DEADLINE.try_with(|d| d.saturating_duration_since(Instant::now())).ok()
+}
+
+/// The authenticated caller of the RPC being served on this task (None outside an RPC: a background worker).
+pub fn caller() -> Option<Caller> {
+    CALLER.try_with(Clone::clone).ok()
 }
 
 #[cfg(test)]

@@ -43,7 +43,11 @@ impl Common {
             database_url: config::var("DATABASE_URL").unwrap_or_else(|| db::default_url(name)).into(),
             serve: ServeConfig::from_env()?,
             pseudonyms: Pseudonyms::from_env(listen.ip().is_loopback())?,
-            db_pool: config::parse("RAPPORT_DB_POOL_SIZE", db::DEFAULT_POOL)?,
+            db_pool: {
+                // Read by every frame; checked here so that a bad value stops the start.
+                crate::idempotency::retention_from_env()?;
+                config::parse("RAPPORT_DB_POOL_SIZE", db::DEFAULT_POOL)?
+            },
         })
     }
 
@@ -196,12 +200,15 @@ async fn run<S: Service>(binary: &str) -> Result<(), Box<dyn std::error::Error>>
         println!("{} database is up to date", S::NAME);
         return Ok(());
     }
-    let (auth, dev) = crate::auth::from_env(common.listen.ip().is_loopback())?;
+    let role = S::NAME.parse::<Role>()?;
+    let (auth, dev) = crate::auth::from_env(Some(role), common.listen.ip().is_loopback())?;
     let auth = Arc::new(auth);
+    // Rotation without a restart: the trusted key sets are read again as their files change.
+    tokio::spawn(auth.clone().watch(crate::auth::reload_interval_from_env()?));
     let service = S::build(config, auth.clone(), Arc::new(SystemClock)).await?;
     println!("{binary} listening on {}", service.addr());
     if dev {
-        println!("development token (sre, 12 h): {}", auth.issue("developer", Role::Sre, 12 * 3600));
+        println!("development token (sre, 12 h): {}", auth.issue("developer", Role::Sre, 12 * 3600)?);
     }
     service.run(crate::serve::shutdown_signal()).await?;
     Ok(())

@@ -8,6 +8,30 @@ use tonic_types::StatusExt;
 pub use crate::db::testing::{BACKENDS, Backend, TestDb, fresh_database};
 pub use crate::test_server::TestServer;
 
+static DEVELOPMENT: std::sync::LazyLock<(std::sync::Arc<crate::auth::Authenticator>, crate::auth::DevelopmentKeys)> =
+    std::sync::LazyLock::new(|| {
+        let (auth, keys) = crate::auth::Authenticator::development_with_keys();
+        (std::sync::Arc::new(auth), keys)
+    });
+
+/// One development key set for the whole test process (every service's key and the people's issuer's), so that
+/// every server and client a test starts trusts the others.
+pub fn authenticator() -> std::sync::Arc<crate::auth::Authenticator> {
+    DEVELOPMENT.0.clone()
+}
+
+/// The same key set as a key folder (`RAPPORT_AUTH_DIR`), for the real binaries a test starts.
+pub fn key_dir() -> std::path::PathBuf {
+    static DIR: std::sync::LazyLock<std::path::PathBuf> = std::sync::LazyLock::new(|| {
+        let dir = std::env::temp_dir().join(format!("rapport-test-keys-{}", uuid::Uuid::new_v4()));
+        if let Err(e) = DEVELOPMENT.1.write(&dir) {
+            panic!("writing the test keys: {e}");
+        }
+        dir
+    });
+    DIR.clone()
+}
+
 /// Declares, for each async test function `name(backend)`, a module `name` with one test per database:
 /// `name::sqlite` and `name::postgres`.
 #[macro_export]

@@ -194,3 +194,67 @@ async fn clashes_and_failures(backend: Backend) {
 }
 
 rapport_kit::on_both!(replays_and_keyed_storage, erasure_blanks_stored_replies, clashes_and_failures);
+
+/// A mutation as `caller` (role:subject scope) returning `units`; counts its runs.
+async fn credit_as(frame: &Frame, ctx: &Ctx, caller: &str, rid: &str, units: i64) -> Result<Money, TestError> {
+    use rapport_kit::auth::{Caller, Role};
+    let who = Caller { subject: caller.into(), role: Role::Agent };
+    let params = Money { currency_code: "EUR".into(), units, nanos: 0 };
+    frame
+        .once(ctx, &Key::of(rid, &params, |_| {}).for_caller(&who), "Credit", move |ctx, _txn, _now| {
+            Box::pin(async move {
+                ctx.runs.fetch_add(1, Ordering::SeqCst);
+                Ok(Done::reply(Money { currency_code: "EUR".into(), units, nanos: 0 }))
+            })
+        })
+        .await
+}
+
+/// Request ids are scoped per caller: two agents' same id are two requests (neither replays nor refuses the
+/// other's), one agent's retry replays.
+async fn request_ids_are_scoped_per_caller(backend: Backend) {
+    let (_database, _db, frame, ctx) = setup(backend).await;
+    assert_eq!(credit_as(&frame, &ctx, "ann", "r-1", 5).await.unwrap().units, 5);
+    assert_eq!(credit_as(&frame, &ctx, "bob", "r-1", 9).await.unwrap().units, 9, "bob's r-1 is his own");
+    assert_eq!(credit_as(&frame, &ctx, "ann", "r-1", 5).await.unwrap().units, 5);
+    assert_eq!(ctx.runs.load(Ordering::SeqCst), 2, "ann's retry replayed");
+    assert!(matches!(credit_as(&frame, &ctx, "ann", "r-1", 6).await, Err(TestError::Api(_))), "reused by ann");
+}
+
+/// A request id is remembered for the retention: a retry within it replays, one after it is a new request, and
+/// fresh writes purge expired ids.
+async fn request_ids_expire_after_the_retention(backend: Backend) {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let database = fresh_database(backend).await.unwrap();
+    let db = db::connect_and_migrate::<Migrator>(database.url()).await.unwrap();
+    let clock = ManualClock::new(1_000);
+    let day = 86_400_000;
+    let frame = Frame::new(db.clone(), Arc::new(clock.clone()), &Pseudonyms::development())
+        .with_retention(std::time::Duration::from_millis(7 * day as u64));
+    let ctx = Ctx { runs: AtomicUsize::new(0) };
+    for i in 0..40 {
+        credit(&frame, &ctx, &format!("old-{i}"), "c", 1).await.unwrap();
+    }
+    clock.advance_days(6);
+    credit(&frame, &ctx, "old-0", "c", 1).await.unwrap();
+    assert_eq!(ctx.runs.load(Ordering::SeqCst), 40, "within the retention: replayed");
+    let stored: Option<Money> = frame.stored::<Money, TestError>(&key("old-1", 1), "Credit").await.unwrap();
+    assert!(stored.is_some());
+    clock.advance_days(2);
+    let stored: Option<Money> = frame.stored::<Money, TestError>(&key("old-1", 1), "Credit").await.unwrap();
+    assert!(stored.is_none(), "expired: nothing stored any more");
+    credit(&frame, &ctx, "old-0", "c", 1).await.unwrap();
+    assert_eq!(ctx.runs.load(Ordering::SeqCst), 41, "after the retention: a new request");
+    // That fresh write purged 32 of the 39 other expired ids; the next takes the rest.
+    assert_eq!(idempotency::entity::Entity::find().count(&db).await.unwrap(), 40 - 32);
+    credit(&frame, &ctx, "new-1", "c", 1).await.unwrap();
+    assert_eq!(idempotency::entity::Entity::find().count(&db).await.unwrap(), 2);
+    // Two claims at once of one expired id (two replicas): one runs, the other replays its reply.
+    clock.advance_days(8);
+    let before = ctx.runs.load(Ordering::SeqCst);
+    let (a, b) = tokio::join!(credit(&frame, &ctx, "new-1", "c", 1), credit(&frame, &ctx, "new-1", "c", 1));
+    assert_eq!(a.unwrap(), b.unwrap());
+    assert_eq!(ctx.runs.load(Ordering::SeqCst), before + 1, "renewed once");
+}
+
+rapport_kit::on_both!(request_ids_are_scoped_per_caller, request_ids_expire_after_the_retention);

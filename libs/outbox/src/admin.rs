@@ -56,7 +56,11 @@ impl OutboxAdmin {
         let now = self.clock.now_ms();
         let params = RetryParkedEventsRequest { request_id: String::new(), ..req.clone() }.encode_to_vec();
         let fp = idempotency::fingerprint(&params);
-        match idempotency::claim(&txn, &req.request_id, "RetryParkedEvents", &fp, now).await? {
+        // Scoped to the operator asking, remembered for the retention, as every request id.
+        let id = rapport_kit::frame::caller_scoped(&req.request_id);
+        let retention = idempotency::retention_from_env()
+            .map_or(idempotency::DEFAULT_RETENTION_MS, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        match idempotency::claim(&txn, &id, "RetryParkedEvents", &fp, now, now.saturating_sub(retention)).await? {
             Ok(idempotency::Claim::Replay(bytes)) => return Ok(Ok(bytes)),
             // Operator requests are about no customer: nothing erases their answers.
             Ok(idempotency::Claim::Erased) => return Ok(Ok(Vec::new())),
@@ -75,7 +79,7 @@ impl OutboxAdmin {
         }
         let n = q.exec(&txn).await?.rows_affected;
         let reply = RetryParkedEventsResponse { requeued: i32::try_from(n).unwrap_or(i32::MAX) }.encode_to_vec();
-        idempotency::complete(&txn, &req.request_id, reply.clone()).await?;
+        idempotency::complete(&txn, &id, reply.clone()).await?;
         txn.commit().await?;
         tracing::info!(destination = %req.destination, requeued = n, "parked events requeued");
         Ok(Ok(reply))

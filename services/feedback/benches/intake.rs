@@ -14,7 +14,7 @@ use std::{
 
 use rapport_feedback::app::{Config, Feedback};
 use rapport_kit::{
-    auth::{Authenticator, Role},
+    auth::Role,
     client::{self, Outgoing, OutgoingChannel},
     clock::SystemClock,
     serve::ServeConfig,
@@ -117,10 +117,7 @@ where
 }
 
 async fn run(backend: Backend, rate: u64, secs: u64, ceiling_secs: u64) -> String {
-    let auth = Arc::new(
-        Authenticator::new("bench-key-bench-key-bench-key-bench".to_string().into(), "rapport", "rapport")
-            .expect("key"),
-    );
+    let auth = rapport_kit::testing::authenticator();
     let database = fresh_database(backend).await.expect("database");
     let mut config = Config::local(database.url());
     config.common.serve = ServeConfig { concurrency: 2048, ..ServeConfig::default() };
@@ -129,7 +126,7 @@ async fn run(backend: Backend, rate: u64, secs: u64, ceiling_secs: u64) -> Strin
     let c: Client = FeedbackServiceClient::new(
         client::channel(
             &server.url(),
-            Outgoing::new(Some(auth.issue("bench", Role::Sre, 3600)), Duration::from_secs(60)),
+            Outgoing::new(Some(auth.issue("bench", Role::Sre, 3600).expect("token")), Duration::from_secs(60)),
         )
         .expect("channel"),
     );

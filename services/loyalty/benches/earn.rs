@@ -9,7 +9,7 @@ use std::{
 };
 
 use rapport_kit::{
-    auth::{Authenticator, Role},
+    auth::Role,
     client::{self, Outgoing},
     clock::SystemClock,
     db::{self, testing},
@@ -130,7 +130,7 @@ fn main() {
     rt.block_on(async {
         let ops: usize = std::env::var("BENCH_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(8_000);
         let conc: usize = std::env::var("BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
-        let auth = Arc::new(Authenticator::new("bench-secret-bench-secret-bench-secret".to_string().into(), "rapport", "rapport").expect("key"));
+        let auth = rapport_kit::testing::authenticator();
 
         // The service, over gRPC on loopback.
         let database = testing::fresh_database(testing::Backend::Postgres).await.expect("database");
@@ -140,7 +140,7 @@ fn main() {
         config.sweep_interval = Duration::from_secs(3600);
         let server = rapport_kit::testing::TestServer::start::<Loyalty>(config, auth.clone(), Arc::new(SystemClock)).await.expect("loyalty");
         let addr = server.addr;
-        let channel = client::channel(&format!("http://{addr}"), Outgoing::new(Some(auth.issue("bench", Role::Sre, 3600)), Duration::from_secs(30))).expect("channel");
+        let channel = client::channel(&format!("http://{addr}"), Outgoing::new(Some(auth.issue("bench", Role::Sre, 3600).expect("token")), Duration::from_secs(30))).expect("channel");
         let client = LoyaltyServiceClient::new(channel);
         for m in 0..MEMBERS {
             client

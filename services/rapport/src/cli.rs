@@ -77,6 +77,79 @@ pub enum Command {
     Referrals(ReferralsArgs),
     /// Product improvements: themes discovered in complaints, the ranked backlog, pilots, shipped fixes, the digest.
     Improvements(ImprovementsArgs),
+    /// Tokens of people (sre, marketing, agent, reader) signed with the development issuer's key.
+    Token(TokenArgs),
+    /// Signing keys: a key folder for every service and the people's issuer, rotation, retirement.
+    Keys(KeysArgs),
+}
+
+/// `rapport token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+/// `rapport token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Prints a token for a person (development: production tokens come from the OIDC provider).
+    Issue {
+        /// The role: sre, marketing, agent or reader.
+        #[arg(long)]
+        role: String,
+        /// How long it lives, e.g. 90m, 8h (at most the receivers' RAPPORT_AUTH_MAX_TTL_SECS, 12 h by default).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Who it names (an agent's id is what their changes are recorded under).
+        #[arg(long, default_value = "developer")]
+        subject: String,
+        /// The key folder (`rapport keys generate`; `rapport up` keeps its own under ./data/keys).
+        #[arg(long, env = "RAPPORT_AUTH_DIR", default_value = "./data/keys")]
+        keys: std::path::PathBuf,
+    },
+}
+
+/// `rapport keys`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+/// `rapport keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Writes a key folder: each service's private key and kid, the people's issuer's, and both JWKS files.
+    Generate {
+        /// The folder (must not hold keys already).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// A new signing key for a service (or `people`), added to its JWKS beside the old one.
+    Rotate {
+        /// The key folder.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// The service, or `people`.
+        name: String,
+    },
+    /// Removes a key from the JWKS files once nothing signs with it any more.
+    Retire {
+        /// The key folder.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// The key's kid.
+        kid: String,
+    },
+    /// Lists the keys of a folder's JWKS files.
+    List {
+        /// The key folder.
+        #[arg(long, env = "RAPPORT_AUTH_DIR", default_value = "./data/keys")]
+        dir: std::path::PathBuf,
+    },
 }
 
 /// `rapport improvements`.
@@ -791,7 +864,8 @@ pub enum CampaignCommand {
 /// `rapport up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Folder for the SQLite files and the development token.
+    /// Folder for the SQLite files, the development keys (`keys/`, unless RAPPORT_AUTH_DIR names others) and the
+    /// development token.
     #[arg(long, default_value = "./data")]
     pub data_dir: String,
     /// First port; services take consecutive ones (segmentation = base, loyalty = base + 1, referrals = base + 2,

@@ -8,6 +8,7 @@ mod events;
 mod feedback;
 mod generate;
 mod improvements;
+mod keys;
 mod loyalty;
 mod output;
 mod referrals;
@@ -39,6 +40,8 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Sla(args) => sla::run(&cli.conn, args).await,
         cli::Command::Referrals(args) => referrals::run(&cli.conn, args).await,
         cli::Command::Improvements(args) => improvements::run(&cli.conn, args).await,
+        cli::Command::Token(args) => keys::token(args),
+        cli::Command::Keys(args) => keys::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// Parses `90m`, `4h`, `2d` into milliseconds.
-fn duration(text: &str) -> anyhow::Result<i64> {
+pub(crate) fn duration(text: &str) -> anyhow::Result<i64> {
     let (n, unit) = text.split_at(text.len().saturating_sub(1));
     let n: i64 = n.parse().with_context(|| format!("{text:?} is not a duration like 90m, 4h or 2d"))?;
     let ms = match unit {

@@ -1,5 +1,5 @@
 //! `rapport up`: every service in one process on loopback, SQLite files under the data folder, one development
-//! key shared by all, each service's events delivered to the others, and a development token for the CLI.
+//! key set (each service signs with its own key, kept under the data folder), each service's events delivered to the others, and a development token for the CLI.
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use anyhow::Context;
@@ -18,12 +18,28 @@ fn sqlite(data_dir: &str, service: &str) -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{data_dir}/{service}.db?mode=rwc"))
 }
 
+/// Every service's key and the people's issuer's, from RAPPORT_AUTH_DIR or else `<data_dir>/keys` (generated there
+/// on the first run and kept, so that tokens and `rapport token issue` stay good across restarts).
+fn authenticator(data_dir: &str) -> anyhow::Result<rapport_kit::auth::Authenticator> {
+    use rapport_kit::auth::{self, DevelopmentKeys, keys::files};
+    let mut settings = auth::Settings::from_env().map_err(anyhow::Error::msg)?;
+    if settings.dir.is_none() && settings.services_jwks.is_none() {
+        let dir = Path::new(data_dir).join("keys");
+        if !dir.join(files::SERVICES_JWKS).exists() {
+            DevelopmentKeys::generate().write(&dir).map_err(anyhow::Error::msg)?;
+        }
+        settings.dir = Some(dir);
+    }
+    let (auth, _) = auth::from_settings(settings, None, true).map_err(anyhow::Error::msg)?;
+    Ok(auth)
+}
+
 /// Runs the suite until Ctrl-C / SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let _telemetry = rapport_telemetry::init("rapport")?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir))?;
-    let (auth, dev) = rapport_kit::auth::from_env(true).map_err(anyhow::Error::msg)?;
-    let auth = Arc::new(auth);
+    let auth = Arc::new(authenticator(&args.data_dir)?);
+    tokio::spawn(auth.clone().watch(rapport_kit::auth::reload_interval_from_env()?));
     let spinner = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg}")?);
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
     // Base port 0: every service on any free port (tests); otherwise consecutive ports.
@@ -85,8 +101,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     spinner.finish_and_clear();
 
-    let token = auth.issue("developer", Role::Sre, 12 * 3600);
-    write_token(&args.data_dir, &token)?;
+    // A development token when the people's issuer's key is at hand (it is in a development key folder).
+    let token = auth.issue("developer", Role::Sre, 12 * 3600).ok();
+    if let Some(token) = &token {
+        write_token(&args.data_dir, token)?;
+    }
     let mut t = output::table(&["service", "address", "database"]);
     t.add_row(vec![
         "segmentation".to_string(),
@@ -114,9 +133,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         format!("{}/improvement.db", args.data_dir),
     ]);
     println!("{t}");
-    if dev {
+    if let Some(token) = token {
         println!("development token (role sre, 12 h), also in {}:", token_path(&args.data_dir).display());
         println!("{token}");
+        println!("more: rapport token issue --role marketing --ttl 8h --subject pat");
     }
     println!("try: rapport gen --customers 2000 && rapport segments train --wait && rapport segments model");
 

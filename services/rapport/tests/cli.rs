@@ -21,6 +21,7 @@ fn rapport(dir: &Path, addrs: &Addrs, args: &[&str]) -> Output {
         .env("RAPPORT_FEEDBACK_ADDR", &addrs.2)
         .env("RAPPORT_IMPROVEMENT_ADDR", &addrs.4)
         .env_remove("RAPPORT_TOKEN")
+        .env_remove("RAPPORT_AUTH_DIR")
         .env_remove("RAPPORT_REFERRALS_ADDR")
         // Referrals' address as the global flag, the others through the environment: both ways are exercised.
         .args(["--referrals-addr", &addrs.3])
@@ -62,7 +63,8 @@ async fn up_then_the_walk_through_of_the_readme() {
         .args(["up", "--base-port", "0"])
         .env("RAPPORT_DRAIN_DELAY_MS", "100")
         .env("RUST_LOG", "warn")
-        .env_remove("RAPPORT_AUTH_SECRET")
+        .env_remove("RAPPORT_AUTH_DIR")
+        .env_remove("RAPPORT_AUTH_SERVICE_JWKS")
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
         .spawn()
@@ -107,6 +109,14 @@ async fn up_then_the_walk_through_of_the_readme() {
     rapport(&dir, &addrs, &["segments", "create", "fans", "nps = promoter"]);
     let out = rapport(&dir, &addrs, &["segments", "show", "fans"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nps in [\"promoter\"]"));
+    // A person's token from the development issuer's key `rapport up` keeps under data/keys.
+    let out = rapport(&dir, &addrs, &["token", "issue", "--role", "reader", "--ttl", "10m", "--subject", "rae"]);
+    let reader = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = rapport(&dir, &addrs, &["--token", &reader, "segments", "show", "fans"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("promoter"));
+    let out = rapport(&dir, &addrs, &["keys", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("loyalty.") && text.contains("people.") && text.contains("EdDSA"), "{text}");
     rapport(&dir, &addrs, &["loyalty", "offer", "create", "thanks", "--title", "thank you", "--percent", "15"]);
     let out = rapport(
         &dir,

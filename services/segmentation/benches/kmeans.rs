@@ -12,7 +12,7 @@ use std::{process::Command, sync::Arc, time::Instant};
 
 use ndarray::Array2;
 use rapport_kit::{
-    auth::{Authenticator, Role},
+    auth::Role,
     client::{self, Outgoing},
     clock::{Clock, SystemClock},
     db::testing::{Backend, fresh_database},
@@ -74,10 +74,7 @@ fn sklearn(path: &std::path::Path, rows: usize, cols: usize, k: usize, threads: 
 }
 
 async fn ingestion(backend: Backend, customers: u64) -> (usize, f64) {
-    let auth = Arc::new(
-        Authenticator::new("bench-key-bench-key-bench-key-bench".to_string().into(), "rapport", "rapport")
-            .expect("key"),
-    );
+    let auth = rapport_kit::testing::authenticator();
     let database = fresh_database(backend).await.expect("database");
     let mut config = Config::local(database.url(), "http://127.0.0.1:9");
     config.campaign_poll = std::time::Duration::from_secs(3600);
@@ -87,7 +84,7 @@ async fn ingestion(backend: Backend, customers: u64) -> (usize, f64) {
     let addr = server.addr;
     let ch = client::channel(
         &format!("http://{addr}"),
-        Outgoing::new(Some(auth.issue("bench", Role::Sre, 3600)), std::time::Duration::from_secs(600)),
+        Outgoing::new(Some(auth.issue("bench", Role::Sre, 3600).expect("token")), std::time::Duration::from_secs(600)),
     )
     .expect("channel");
     let mut c = SegmentationServiceClient::new(ch);

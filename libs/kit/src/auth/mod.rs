@@ -1,16 +1,21 @@
-//! Authentication (bearer JWT, HS256 pinned, issuer, audience and expiry checked) and authorisation (a checked-in
-//! matrix of role × RPC per service, default deny).
+//! Authentication (bearer JWT signed with asymmetric keys: each service's own Ed25519 key, and the people's
+//! issuer's; key, algorithm, issuer, audience, times and lifetime checked) and authorisation (a checked-in matrix of
+//! role × RPC per service, default deny).
 use std::{
     collections::{HashMap, HashSet},
     fmt,
+    path::{Path, PathBuf},
     str::FromStr,
+    sync::{Arc, RwLock},
 };
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::{ExposeSecret, SecretString};
+use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+pub use self::keys::{DevelopmentKeys, KeySet, Signer, Speaker, service_issuer};
 use crate::error::{ApiError, ErrorCode};
+
+pub mod keys;
 
 /// Who may call: each service with its own identity, and the people's roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,6 +53,15 @@ impl Role {
         Role::Sre,
         Role::Reader,
     ];
+
+    /// The services, each signing its own calls.
+    pub const SERVICES: [Role; 5] =
+        [Role::Segmentation, Role::Loyalty, Role::Referrals, Role::Feedback, Role::Improvement];
+
+    /// Whether this is a service's role (not a person's).
+    pub fn is_service(self) -> bool {
+        Self::SERVICES.contains(&self)
+    }
 
     /// The name used in tokens and the matrix.
     pub fn as_str(self) -> &'static str {
@@ -93,6 +107,9 @@ pub struct Claims {
     pub exp: u64,
     /// Issued at, seconds since the epoch.
     pub iat: u64,
+    /// Not before, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// The authenticated caller of a request, put in the request extensions by the guard.
@@ -104,112 +121,389 @@ pub struct Caller {
     pub role: Role,
 }
 
-/// Verifies and issues tokens with one shared key.
+/// Longest leeway on times (`exp`, `nbf`, `iat`), for clocks a little apart.
+pub const LEEWAY_SECS: u64 = 5;
+/// Default longest lifetime of a token (`exp - iat`): a working day.
+pub const DEFAULT_MAX_TTL_SECS: u64 = 12 * 3600;
+/// Lifetime of the tokens a service mints for each outgoing call.
+pub const SERVICE_TOKEN_TTL_SECS: u64 = 300;
+
+/// Where the trusted key sets are read from, to read them again (rotation without a restart).
+#[derive(Debug, Clone)]
+struct Sources {
+    services: PathBuf,
+    people: Option<PathBuf>,
+}
+
+/// Verifies tokens against the trusted key sets, and issues them with the keys this process holds: its own
+/// service's (production), or every key of a development set (`rapport up`, tests).
 pub struct Authenticator {
-    secret: SecretString,
-    issuer: String,
     audience: String,
+    people_issuer: String,
+    max_ttl_secs: u64,
+    trust: RwLock<Arc<KeySet>>,
+    sources: Option<Sources>,
+    services: HashMap<Role, Signer>,
+    people: Option<Signer>,
 }
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authenticator").field("issuer", &self.issuer).field("audience", &self.audience).finish()
+        f.debug_struct("Authenticator")
+            .field("audience", &self.audience)
+            .field("people_issuer", &self.people_issuer)
+            .field("trust", &self.trust())
+            .finish_non_exhaustive()
     }
 }
 
-/// Shortest shared key accepted (HS256 wants at least 256 bits).
-pub const MIN_SECRET_LEN: usize = 32;
+fn unauthenticated(reason: &'static str, message: &'static str) -> ApiError {
+    ApiError::new(ErrorCode::Unauthenticated, reason, message)
+}
+
+/// The audience every Rapport token names by default.
+pub const DEFAULT_AUDIENCE: &str = "rapport";
+/// The development people's issuer.
+pub const DEVELOPMENT_ISSUER: &str = "rapport-dev";
 
 impl Authenticator {
-    /// An authenticator with a shared key (at least 32 bytes), issuer and audience.
-    pub fn new(secret: SecretString, issuer: &str, audience: &str) -> Result<Self, String> {
-        if secret.expose_secret().len() < MIN_SECRET_LEN {
-            return Err(format!("the token key must be at least {MIN_SECRET_LEN} bytes"));
+    /// Trusts `trust`, signs with `services` (by service) and `people` (the people's issuer's key, if held).
+    pub fn new(
+        trust: KeySet,
+        services: HashMap<Role, Signer>,
+        people: Option<Signer>,
+        people_issuer: &str,
+        audience: &str,
+    ) -> Self {
+        Self {
+            audience: audience.into(),
+            people_issuer: people_issuer.into(),
+            max_ttl_secs: DEFAULT_MAX_TTL_SECS,
+            trust: RwLock::new(Arc::new(trust)),
+            sources: None,
+            services,
+            people,
         }
-        Ok(Self { secret, issuer: issuer.into(), audience: audience.into() })
     }
 
-    /// A fresh random key, for development on loopback only.
-    pub fn generate(issuer: &str, audience: &str) -> Self {
-        use rand::Rng;
-        let bytes: [u8; 32] = rand::rng().random();
-        let secret = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
-        Self { secret: secret.into(), issuer: issuer.into(), audience: audience.into() }
+    /// A fresh development set held whole (every service's key and the people's issuer's), for `rapport up` and
+    /// tests; returns the keys too.
+    pub fn development_with_keys() -> (Self, DevelopmentKeys) {
+        let keys = DevelopmentKeys::generate();
+        let trust =
+            KeySet::parse(&keys.services_jwks(), Some(&keys.people_jwks()), DEVELOPMENT_ISSUER).unwrap_or_default();
+        let auth =
+            Self::new(trust, keys.services.clone(), Some(keys.people.clone()), DEVELOPMENT_ISSUER, DEFAULT_AUDIENCE);
+        (auth, keys)
     }
 
-    /// Issues a token for `subject` with `role`, valid for `ttl_secs`.
-    pub fn issue(&self, subject: &str, role: Role, ttl_secs: u64) -> String {
+    /// A fresh development set held whole.
+    pub fn development() -> Self {
+        Self::development_with_keys().0
+    }
+
+    /// The same, with tokens living at most `secs`.
+    pub fn with_max_ttl(mut self, secs: u64) -> Self {
+        self.max_ttl_secs = secs;
+        self
+    }
+
+    /// The trusted keys now.
+    pub fn trust(&self) -> Arc<KeySet> {
+        self.trust.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the trusted keys (what a reload does).
+    pub fn set_trust(&self, trust: KeySet) {
+        if let Ok(mut t) = self.trust.write() {
+            *t = Arc::new(trust);
+        }
+    }
+
+    /// Reads the key sets' files again; on an error the keys trusted so far stay. Returns whether they changed.
+    pub fn reload(&self) -> Result<bool, String> {
+        let Some(src) = &self.sources else { return Ok(false) };
+        let services = read_file(&src.services)?;
+        let people = src.people.as_deref().map(read_file).transpose()?;
+        let fresh = KeySet::parse(&services, people.as_deref(), &self.people_issuer)?;
+        let changed = fresh.kids() != self.trust().kids();
+        self.set_trust(fresh);
+        Ok(changed)
+    }
+
+    /// Reloads the key sets every `every` until the process ends, logging a change or a failure.
+    pub async fn watch(self: Arc<Self>, every: std::time::Duration) {
+        if self.sources.is_none() {
+            return;
+        }
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match self.reload() {
+                Ok(true) => tracing::info!(keys = self.trust().kids().len(), "trusted keys reloaded"),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "reloading the trusted keys failed; the previous ones stay"),
+            }
+        }
+    }
+
+    /// Issues a token for `subject` with `role`, valid for `ttl_secs`: a person's role with the people's issuer's
+    /// key, a service's role with that service's key (and the service as its subject, whatever `subject` says); an
+    /// error when this process holds no such key.
+    pub fn issue(&self, subject: &str, role: Role, ttl_secs: u64) -> Result<String, String> {
         let now = now_secs();
+        let subject = if role.is_service() { role.as_str() } else { subject };
+        let (signer, issuer) = if role.is_service() {
+            (self.services.get(&role).ok_or_else(|| format!("no signing key for {role} here"))?, service_issuer(role))
+        } else {
+            (self.people.as_ref().ok_or("no key of the people's issuer here")?, self.people_issuer.clone())
+        };
+        if ttl_secs > self.max_ttl_secs {
+            return Err(format!("a token lives at most {} s", self.max_ttl_secs));
+        }
         let claims = Claims {
             sub: subject.into(),
             role: role.as_str().into(),
-            iss: self.issuer.clone(),
+            iss: issuer,
             aud: self.audience.clone(),
             exp: now + ttl_secs,
             iat: now,
+            nbf: None,
         };
-        // Encoding HS256 claims of plain strings and numbers cannot fail.
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(self.secret.expose_secret().as_bytes()),
-        )
-        .unwrap_or_default()
+        sign(signer, &claims)
     }
 
-    /// Checks a bearer token: algorithm (HS256 only), signature, issuer, audience, expiry and role.
+    /// Signs any claims with the key this process holds for `role`'s side (for tests of refused tokens).
+    pub fn sign_as(&self, role: Role, claims: &Claims) -> Result<String, String> {
+        let signer = if role.is_service() { self.services.get(&role) } else { self.people.as_ref() };
+        sign(signer.ok_or("no such signing key here")?, claims)
+    }
+
+    /// Checks a bearer token: its key (`kid`) among the trusted, the algorithm that key's type pins, the signature,
+    /// issuer (the key's), audience, `exp`/`nbf`/`iat` within [`LEEWAY_SECS`], a lifetime of at most the maximum,
+    /// and that the key may speak for the token's role: UNAUTHENTICATED for a token that proves nothing,
+    /// PERMISSION_DENIED for a proven caller claiming what its key may not (another service, a person's role).
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&self.issuer]);
+        let invalid = || unauthenticated("TOKEN_INVALID", "invalid token");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        let trust = self.trust();
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| trust.get(kid))
+            .ok_or_else(|| unauthenticated("KEY_UNKNOWN", "the token's signing key is not trusted here"))?;
+        if header.alg != key.alg {
+            return Err(invalid());
+        }
+        let mut validation = Validation::new(key.alg);
+        validation.set_issuer(&[&key.issuer]);
         validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(
-            token,
-            &DecodingKey::from_secret(self.secret.expose_secret().as_bytes()),
-            &validation,
-        )
-        .map_err(|e| {
-            let reason = match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "TOKEN_EXPIRED",
-                _ => "TOKEN_INVALID",
-            };
-            ApiError::new(ErrorCode::Unauthenticated, reason, "invalid or expired token")
-        })?;
-        let role =
-            data.claims.role.parse::<Role>().map_err(|_| {
-                ApiError::new(ErrorCode::PermissionDenied, "ROLE_UNKNOWN", "the token's role is unknown")
-            })?;
-        Ok(Caller { subject: data.claims.sub, role })
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    unauthenticated("TOKEN_EXPIRED", "the token has expired")
+                }
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                    unauthenticated("TOKEN_NOT_YET_VALID", "the token is not valid yet")
+                }
+                _ => invalid(),
+            })?
+            .claims;
+        if claims.iat > now_secs() + LEEWAY_SECS {
+            return Err(unauthenticated("TOKEN_NOT_YET_VALID", "the token is issued in the future"));
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.max_ttl_secs {
+            return Err(unauthenticated("TOKEN_TOO_LONG_LIVED", "the token lives longer than allowed"));
+        }
+        let role = claims
+            .role
+            .parse::<Role>()
+            .map_err(|_| ApiError::new(ErrorCode::PermissionDenied, "ROLE_UNKNOWN", "the token's role is unknown"))?;
+        let speaks = match key.speaker {
+            Speaker::Service(service) => role == service && claims.sub == service.as_str(),
+            Speaker::People => !role.is_service(),
+        };
+        if !speaks {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                "ROLE_NOT_FOR_KEY",
+                "the token's key may not speak for its role",
+            ));
+        }
+        Ok(Caller { subject: claims.sub, role })
     }
 }
 
-fn now_secs() -> u64 {
+fn sign(signer: &Signer, claims: &Claims) -> Result<String, String> {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(signer.kid.clone());
+    jsonwebtoken::encode(&header, claims, &signer.key).map_err(|e| format!("signing a token: {e}"))
+}
+
+fn read_file(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
+/// Seconds since the epoch now.
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Token settings from the environment: `RAPPORT_AUTH_SECRET` (shared HS256 key, at least 32 bytes),
-/// `RAPPORT_AUTH_ISSUER` and `RAPPORT_AUTH_AUDIENCE` (both default `rapport`). Without a key a development key is
-/// generated, and only when every listen address is loopback; the returned flag says so (print a token then).
-pub fn from_env(loopback_only: bool) -> Result<(Authenticator, bool), String> {
-    let issuer = std::env::var("RAPPORT_AUTH_ISSUER").unwrap_or_else(|_| "rapport".into());
-    let audience = std::env::var("RAPPORT_AUTH_AUDIENCE").unwrap_or_else(|_| "rapport".into());
-    let secret = std::env::var("RAPPORT_AUTH_SECRET").ok().filter(|s| !s.is_empty());
-    from_settings(secret, &issuer, &audience, loopback_only)
+/// How often the trusted key sets are read again (`RAPPORT_AUTH_RELOAD_MS`, default 30 s).
+pub fn reload_interval_from_env() -> Result<std::time::Duration, crate::config::ConfigError> {
+    let d = crate::config::millis("RAPPORT_AUTH_RELOAD_MS", std::time::Duration::from_secs(30))?;
+    crate::config::at_least("RAPPORT_AUTH_RELOAD_MS", d, std::time::Duration::from_secs(1))
 }
 
-/// [`from_env`] with the values given.
+/// Token settings, as [`from_env`] reads them.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `RAPPORT_AUTH_DIR`: a key folder (`rapport keys generate`), for whatever the variables below leave unset.
+    pub dir: Option<PathBuf>,
+    /// `RAPPORT_AUTH_SERVICE_JWKS`: the services' public keys.
+    pub services_jwks: Option<PathBuf>,
+    /// `RAPPORT_AUTH_PEOPLE_JWKS`: the people's issuer's public keys (an OIDC provider's JWKS, saved).
+    pub people_jwks: Option<PathBuf>,
+    /// `RAPPORT_AUTH_PEOPLE_ISSUER` (default `rapport-dev`).
+    pub people_issuer: Option<String>,
+    /// `RAPPORT_AUTH_AUDIENCE` (default `rapport`).
+    pub audience: Option<String>,
+    /// `RAPPORT_AUTH_KEY`: this service's private key (Ed25519, PKCS#8 PEM), with `RAPPORT_AUTH_KID`.
+    pub key: Option<PathBuf>,
+    /// `RAPPORT_AUTH_KID`.
+    pub kid: Option<String>,
+    /// `RAPPORT_AUTH_MAX_TTL_SECS` (default 12 h).
+    pub max_ttl_secs: Option<u64>,
+}
+
+impl Settings {
+    /// From the environment.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let max_ttl_secs = var("RAPPORT_AUTH_MAX_TTL_SECS")
+            .map(|v| v.parse::<u64>().map_err(|_| format!("RAPPORT_AUTH_MAX_TTL_SECS: not a number of seconds: {v:?}")))
+            .transpose()?;
+        Ok(Self {
+            dir: var("RAPPORT_AUTH_DIR").map(PathBuf::from),
+            services_jwks: var("RAPPORT_AUTH_SERVICE_JWKS").map(PathBuf::from),
+            people_jwks: var("RAPPORT_AUTH_PEOPLE_JWKS").map(PathBuf::from),
+            people_issuer: var("RAPPORT_AUTH_PEOPLE_ISSUER"),
+            audience: var("RAPPORT_AUTH_AUDIENCE"),
+            key: var("RAPPORT_AUTH_KEY").map(PathBuf::from),
+            kid: var("RAPPORT_AUTH_KID"),
+            max_ttl_secs,
+        })
+    }
+
+    fn configured(&self) -> bool {
+        self.dir.is_some() || self.services_jwks.is_some()
+    }
+}
+
+/// Token settings from the environment (see [`Settings`]) for `service` (`None`: every service of one process,
+/// as `rapport up` runs them). Without any, a development set is generated, and only when every listen address is
+/// loopback; the returned flag says so (print a token then).
+pub fn from_env(service: Option<Role>, loopback_only: bool) -> Result<(Authenticator, bool), String> {
+    from_settings(Settings::from_env()?, service, loopback_only)
+}
+
+/// [`from_env`] with the settings given.
 pub fn from_settings(
-    secret: Option<String>,
-    issuer: &str,
-    audience: &str,
+    settings: Settings,
+    service: Option<Role>,
     loopback_only: bool,
 ) -> Result<(Authenticator, bool), String> {
-    match secret {
-        Some(secret) => Ok((Authenticator::new(secret.into(), issuer, audience)?, false)),
-        None if loopback_only => Ok((Authenticator::generate(issuer, audience), true)),
-        None => Err("RAPPORT_AUTH_SECRET is required when listening beyond loopback".into()),
+    if settings.max_ttl_secs.is_some_and(|s| s < SERVICE_TOKEN_TTL_SECS) {
+        return Err(format!(
+            "RAPPORT_AUTH_MAX_TTL_SECS must be at least {SERVICE_TOKEN_TTL_SECS} (the services' own tokens live that long)"
+        ));
     }
+    if settings.people_jwks.is_some() && settings.people_issuer.is_none() {
+        return Err(
+            "RAPPORT_AUTH_PEOPLE_ISSUER is required with RAPPORT_AUTH_PEOPLE_JWKS (the provider's `iss`)".into()
+        );
+    }
+    if !settings.configured() {
+        if !loopback_only {
+            return Err(
+                "RAPPORT_AUTH_SERVICE_JWKS (or RAPPORT_AUTH_DIR) is required when listening beyond loopback".into()
+            );
+        }
+        let (auth, _) = Authenticator::development_with_keys();
+        let auth = match settings.max_ttl_secs {
+            Some(s) => auth.with_max_ttl(s),
+            None => auth,
+        };
+        return Ok((auth, true));
+    }
+    let in_dir = |name: &str| settings.dir.as_ref().map(|d| d.join(name));
+    let services_jwks = settings
+        .services_jwks
+        .clone()
+        .or_else(|| in_dir(keys::files::SERVICES_JWKS))
+        .ok_or("RAPPORT_AUTH_SERVICE_JWKS is required")?;
+    let people_jwks = settings.people_jwks.clone().or_else(|| in_dir(keys::files::PEOPLE_JWKS));
+    let people_issuer = settings.people_issuer.clone().unwrap_or_else(|| DEVELOPMENT_ISSUER.into());
+    let audience = settings.audience.clone().unwrap_or_else(|| DEFAULT_AUDIENCE.into());
+    let trust = KeySet::parse(
+        &read_file(&services_jwks)?,
+        people_jwks.as_deref().map(read_file).transpose()?.as_deref(),
+        &people_issuer,
+    )?;
+    let mut services = HashMap::new();
+    let mut people = None;
+    let own = |name: &str| -> Result<Option<Signer>, String> {
+        match (&settings.key, &settings.kid) {
+            (Some(key), Some(kid)) => Signer::from_pem(kid, &read_file(key)?).map(Some),
+            // The kid beside the key, from the same Secret: the two cannot drift apart.
+            (Some(key), None) => {
+                let kid = read_file(&key.with_file_name("kid"))
+                    .map_err(|e| format!("RAPPORT_AUTH_KID unset and no kid file beside the key: {e}"))?;
+                Signer::from_pem(kid.trim(), &read_file(key)?).map(Some)
+            }
+            (None, Some(_)) => Err("RAPPORT_AUTH_KID needs RAPPORT_AUTH_KEY".into()),
+            (None, None) => match &settings.dir {
+                Some(dir) => keys::read_signer(dir, name).map(Some),
+                None => Ok(None),
+            },
+        }
+    };
+    match service {
+        Some(role) => {
+            let signer =
+                own(role.as_str())?.ok_or_else(|| format!("RAPPORT_AUTH_KEY is required: {role}'s own key"))?;
+            if trust.get(&signer.kid).is_none_or(|k| k.speaker != Speaker::Service(role)) {
+                return Err(format!("{role}'s key {} is not in the services' key set as {role}'s", signer.kid));
+            }
+            services.insert(role, signer);
+        }
+        None => {
+            let dir =
+                settings.dir.as_ref().ok_or("RAPPORT_AUTH_DIR is required to run every service in one process")?;
+            for role in Role::SERVICES {
+                services.insert(role, keys::read_signer(dir, role.as_str())?);
+            }
+            people = keys::read_signer(dir, "people").ok();
+        }
+    }
+    let mut auth = Authenticator::new(trust, services, people, &people_issuer, &audience);
+    auth.sources = Some(Sources { services: services_jwks, people: people_jwks });
+    if let Some(s) = settings.max_ttl_secs {
+        auth.max_ttl_secs = s;
+    }
+    // Each private key must be the one its kid names in the set: a mismatch would only show as refused calls.
+    for (role, signer) in &auth.services {
+        let probe = auth.issue(role.as_str(), *role, 60)?;
+        if auth.verify(&probe).is_err() {
+            return Err(format!("{role}'s private key is not the key {} of the services' key set", signer.kid));
+        }
+    }
+    Ok((auth, false))
 }
 
 /// Which roles may call which RPC (full path `/package.Service/Method`). What is not listed is denied.
@@ -284,71 +578,154 @@ impl Policy {
 mod tests {
     use super::*;
 
-    fn auth() -> Authenticator {
-        Authenticator::new("0123456789abcdef0123456789abcdef".to_string().into(), "rapport", "rapport").unwrap()
-    }
-
-    #[test]
-    fn issued_token_verifies() {
-        let a = auth();
-        let c = a.verify(&a.issue("ops-1", Role::Sre, 60)).unwrap();
-        assert_eq!(c, Caller { subject: "ops-1".into(), role: Role::Sre });
-    }
-
-    #[test]
-    fn forged_wrong_audience_and_none_algorithm_are_refused() {
-        let a = auth();
-        let other =
-            Authenticator::new("another-key-another-key-another-key".to_string().into(), "rapport", "rapport").unwrap();
-        let forged = other.issue("x", Role::Sre, 60);
-        assert_eq!(a.verify(&forged).unwrap_err().reason, "TOKEN_INVALID");
-        let wrong_aud = Authenticator::new("0123456789abcdef0123456789abcdef".to_string().into(), "rapport", "else")
-            .unwrap()
-            .issue("x", Role::Sre, 60);
-        assert_eq!(a.verify(&wrong_aud).unwrap_err().reason, "TOKEN_INVALID");
-        // alg "none": header {"alg":"none"} with the same claims and no signature
-        let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
-        let claims =
-            format!(r#"{{"sub":"x","role":"sre","iss":"rapport","aud":"rapport","exp":{},"iat":0}}"#, now_secs() + 60);
-        let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&claims));
-        assert_eq!(a.verify(&none).unwrap_err().code, ErrorCode::Unauthenticated);
-    }
-
-    #[test]
-    fn expired_token_is_refused() {
-        let a = auth();
+    fn claims(role: &str, sub: &str, iss: &str) -> Claims {
         let now = now_secs();
-        let claims = Claims {
-            sub: "x".into(),
-            role: "sre".into(),
-            iss: "rapport".into(),
-            aud: "rapport".into(),
-            exp: now - 120,
-            iat: now - 180,
-        };
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
-        )
-        .unwrap();
-        assert_eq!(a.verify(&token).unwrap_err().reason, "TOKEN_EXPIRED");
+        Claims {
+            sub: sub.into(),
+            role: role.into(),
+            iss: iss.into(),
+            aud: DEFAULT_AUDIENCE.into(),
+            exp: now + 60,
+            iat: now,
+            nbf: None,
+        }
+    }
+
+    fn reason(a: &Authenticator, token: &str) -> (ErrorCode, &'static str) {
+        let e = a.verify(token).unwrap_err();
+        (e.code, e.reason)
+    }
+
+    #[test]
+    fn issued_tokens_verify_for_people_and_services() {
+        let a = Authenticator::development();
+        let c = a.verify(&a.issue("ops-1", Role::Sre, 60).unwrap()).unwrap();
+        assert_eq!(c, Caller { subject: "ops-1".into(), role: Role::Sre });
+        let c = a.verify(&a.issue("loyalty", Role::Loyalty, 60).unwrap()).unwrap();
+        assert_eq!(c.role, Role::Loyalty);
+        assert!(a.issue("ops-1", Role::Sre, DEFAULT_MAX_TTL_SECS + 1).is_err(), "longer than allowed");
+    }
+
+    #[test]
+    fn every_forgery_is_refused_as_documented() {
+        use jsonwebtoken::EncodingKey;
+        let (a, keys) = Authenticator::development_with_keys();
+        let now = now_secs();
+        let people = |c: Claims| a.sign_as(Role::Sre, &c).unwrap();
+        let ok = claims("sre", "ops-1", DEVELOPMENT_ISSUER);
+        // times
+        let expired = Claims { exp: now - 60, iat: now - 120, ..ok.clone() };
+        assert_eq!(reason(&a, &people(expired)), (ErrorCode::Unauthenticated, "TOKEN_EXPIRED"));
+        let not_yet = Claims { nbf: Some(now + 600), exp: now + 900, ..ok.clone() };
+        assert_eq!(reason(&a, &people(not_yet)), (ErrorCode::Unauthenticated, "TOKEN_NOT_YET_VALID"));
+        let future = Claims { iat: now + 600, exp: now + 900, ..ok.clone() };
+        assert_eq!(reason(&a, &people(future)), (ErrorCode::Unauthenticated, "TOKEN_NOT_YET_VALID"));
+        let long = Claims { exp: now + DEFAULT_MAX_TTL_SECS + 60, ..ok.clone() };
+        assert_eq!(reason(&a, &people(long)), (ErrorCode::Unauthenticated, "TOKEN_TOO_LONG_LIVED"));
+        // audience and issuer
+        let aud = Claims { aud: "elsewhere".into(), ..ok.clone() };
+        assert_eq!(reason(&a, &people(aud)), (ErrorCode::Unauthenticated, "TOKEN_INVALID"));
+        let iss = Claims { iss: "mallory".into(), ..ok.clone() };
+        assert_eq!(reason(&a, &people(iss)), (ErrorCode::Unauthenticated, "TOKEN_INVALID"));
+        // alg none, with the people's kid
+        let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
+        let body = b64(&serde_json::to_string(&ok).unwrap());
+        let none = format!("{}.{body}.", b64(&format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, keys.people.kid)));
+        assert_eq!(reason(&a, &none), (ErrorCode::Unauthenticated, "TOKEN_INVALID"));
+        // HS256 "signed" with the public key (the classic key-confusion forgery)
+        let public = keys.people.public_jwk()["x"].as_str().unwrap().to_string();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(keys.people.kid.clone());
+        let hs = jsonwebtoken::encode(&header, &ok, &EncodingKey::from_secret(public.as_bytes())).unwrap();
+        assert_eq!(reason(&a, &hs), (ErrorCode::Unauthenticated, "TOKEN_INVALID"));
+        // an unknown kid, and a key nobody trusts under a trusted kid
+        let stranger = Signer::generate("people.stranger");
+        assert_eq!(reason(&a, &sign(&stranger, &ok).unwrap()), (ErrorCode::Unauthenticated, "KEY_UNKNOWN"));
+        let impostor = Signer::generate(&keys.people.kid);
+        assert_eq!(reason(&a, &sign(&impostor, &ok).unwrap()), (ErrorCode::Unauthenticated, "TOKEN_INVALID"));
+        // a service's key claiming an operator, or another service; the people's key claiming a service
+        let loyalty_as_sre = claims("sre", "loyalty", &service_issuer(Role::Loyalty));
+        let t = a.sign_as(Role::Loyalty, &loyalty_as_sre).unwrap();
+        assert_eq!(reason(&a, &t), (ErrorCode::PermissionDenied, "ROLE_NOT_FOR_KEY"));
+        let loyalty_as_feedback = claims("feedback", "feedback", &service_issuer(Role::Loyalty));
+        let t = a.sign_as(Role::Loyalty, &loyalty_as_feedback).unwrap();
+        assert_eq!(reason(&a, &t), (ErrorCode::PermissionDenied, "ROLE_NOT_FOR_KEY"));
+        let t = a.sign_as(Role::Loyalty, &claims("loyalty", "loyalty", &service_issuer(Role::Feedback))).unwrap();
+        assert_eq!(reason(&a, &t), (ErrorCode::Unauthenticated, "TOKEN_INVALID"), "its issuer is its own");
+        let t = people(claims("loyalty", "loyalty", DEVELOPMENT_ISSUER));
+        assert_eq!(reason(&a, &t), (ErrorCode::PermissionDenied, "ROLE_NOT_FOR_KEY"));
+        let t = people(claims("wizard", "x", DEVELOPMENT_ISSUER));
+        assert_eq!(reason(&a, &t), (ErrorCode::PermissionDenied, "ROLE_UNKNOWN"));
+        assert!(a.verify(&people(ok)).is_ok());
+    }
+
+    #[test]
+    fn a_service_holds_only_its_own_key() {
+        let dir = std::env::temp_dir().join(format!("rapport-keys-{}", uuid::Uuid::new_v4()));
+        DevelopmentKeys::generate().write(&dir).unwrap();
+        let settings = Settings { dir: Some(dir.clone()), ..Settings::default() };
+        let (loyalty, dev) = from_settings(settings.clone(), Some(Role::Loyalty), false).unwrap();
+        assert!(!dev);
+        assert!(loyalty.verify(&loyalty.issue("loyalty", Role::Loyalty, 60).unwrap()).is_ok());
+        assert!(loyalty.issue("feedback", Role::Feedback, 60).is_err(), "no other service's key");
+        assert!(loyalty.issue("ops", Role::Sre, 60).is_err(), "no people's key");
+        let (all, _) = from_settings(settings, None, false).unwrap();
+        assert!(loyalty.verify(&all.issue("ops", Role::Sre, 60).unwrap()).is_ok());
+        assert!(loyalty.verify(&all.issue("feedback", Role::Feedback, 60).unwrap()).is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_keeps_two_keys_then_retires_the_old() {
+        let dir = std::env::temp_dir().join(format!("rapport-keys-{}", uuid::Uuid::new_v4()));
+        DevelopmentKeys::generate().write(&dir).unwrap();
+        let settings = Settings { dir: Some(dir.clone()), ..Settings::default() };
+        let (receiver, _) = from_settings(settings.clone(), Some(Role::Feedback), false).unwrap();
+        let (old, _) = from_settings(settings.clone(), Some(Role::Loyalty), false).unwrap();
+        let old_kid = keys::read(&dir, &keys::files::kid("loyalty")).unwrap();
+        let old_token = old.issue("loyalty", Role::Loyalty, 60).unwrap();
+        // rotate: the new key signs, both are trusted once the receiver reloads
+        let new_kid = keys::rotate(&dir, "loyalty").unwrap();
+        assert_ne!(new_kid, old_kid);
+        let (new, _) = from_settings(settings.clone(), Some(Role::Loyalty), false).unwrap();
+        let new_token = new.issue("loyalty", Role::Loyalty, 60).unwrap();
+        assert_eq!(receiver.verify(&new_token).unwrap_err().reason, "KEY_UNKNOWN", "not reloaded yet");
+        assert!(receiver.reload().unwrap());
+        assert!(receiver.verify(&old_token).is_ok());
+        assert!(receiver.verify(&new_token).is_ok());
+        // retire the old key: its tokens are refused after the next reload
+        assert!(keys::retire(&dir, &new_kid).is_err(), "the signing key cannot be retired");
+        keys::retire(&dir, &old_kid).unwrap();
+        assert!(receiver.reload().unwrap());
+        assert_eq!(receiver.verify(&old_token).unwrap_err().reason, "KEY_UNKNOWN");
+        assert!(receiver.verify(&new_token).is_ok());
+        // a broken file keeps the keys trusted so far
+        std::fs::write(dir.join(keys::files::SERVICES_JWKS), "{").unwrap();
+        assert!(receiver.reload().is_err());
+        assert!(receiver.verify(&new_token).is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn development_keys_only_on_loopback() {
-        let (dev, generated) = from_settings(None, "rapport", "rapport", true).unwrap();
+        let (dev, generated) = from_settings(Settings::default(), Some(Role::Loyalty), true).unwrap();
         assert!(generated);
-        assert!(dev.verify(&dev.issue("me", Role::Sre, 60)).is_ok());
-        assert!(from_settings(None, "rapport", "rapport", false).is_err());
-        let (_, generated) =
-            from_settings(Some("0123456789abcdef0123456789abcdef".into()), "rapport", "rapport", false).unwrap();
-        assert!(!generated);
+        assert!(dev.verify(&dev.issue("me", Role::Sre, 60).unwrap()).is_ok());
+        assert!(from_settings(Settings::default(), Some(Role::Loyalty), false).is_err());
     }
 
     #[test]
-    fn short_keys_are_refused() {
-        assert!(Authenticator::new("short".to_string().into(), "i", "a").is_err());
+    fn key_sets_refuse_shared_keys_and_unbound_kids() {
+        let oct = r#"{"keys":[{"kty":"oct","kid":"loyalty.1","k":"c2VjcmV0"}]}"#;
+        assert!(KeySet::parse(oct, None, DEVELOPMENT_ISSUER).unwrap_err().contains("shared"));
+        let s = Signer::generate("nobody.1");
+        assert!(KeySet::parse(&keys::jwks(&[&s]), None, DEVELOPMENT_ISSUER).unwrap_err().contains("<service>"));
+        let s = Signer::generate("sre.1");
+        assert!(KeySet::parse(&keys::jwks(&[&s]), None, DEVELOPMENT_ISSUER).is_err(), "a person is no service");
+        let s = Signer::generate("loyalty.1");
+        assert!(KeySet::parse(&keys::jwks(&[&s]), Some(&keys::jwks(&[&s])), DEVELOPMENT_ISSUER).is_err(), "kid twice");
+        let pem = s.to_pem();
+        assert_eq!(Signer::from_pem("loyalty.1", &pem).unwrap().public_jwk(), s.public_jwk());
     }
 
     #[test]

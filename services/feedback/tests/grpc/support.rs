@@ -48,14 +48,14 @@ pub async fn spawn_with(backend: Db, tune: impl FnOnce(&mut Config)) -> TestApp 
     let mut config = Config::local(database.url());
     config.common.serve = ServeConfig { drain_delay: Duration::from_millis(10), ..ServeConfig::default() };
     tune(&mut config);
-    let auth = Arc::new(
-        Authenticator::new("feedback-test-key-feedback-test-key".to_string().into(), "rapport", "rapport").unwrap(),
-    );
+    let auth = rapport_kit::testing::authenticator();
     let clock = ManualClock::new(T0);
     let server = TestServer::start::<Feedback>(config.clone(), auth.clone(), Arc::new(clock.clone())).await.unwrap();
-    let ch =
-        client::channel(&server.url(), Outgoing::new(Some(auth.issue("t", Role::Agent, 600)), Duration::from_secs(30)))
-            .unwrap();
+    let ch = client::channel(
+        &server.url(),
+        Outgoing::new(Some(auth.issue("t", Role::Agent, 600).unwrap()), Duration::from_secs(30)),
+    )
+    .unwrap();
     TestApp {
         client: FeedbackServiceClient::new(ch),
         auth,
@@ -80,7 +80,7 @@ impl TestApp {
 
     /// A client of `server` (this one or a replica) calling as `role`.
     pub fn client_of(&self, server: &TestServer, role: Role) -> Client {
-        let out = Outgoing::new(Some(self.auth.issue("t", role, 600)), Duration::from_secs(30));
+        let out = Outgoing::new(Some(self.auth.issue("t", role, 600).unwrap()), Duration::from_secs(30));
         FeedbackServiceClient::new(client::channel(&server.url(), out).unwrap())
     }
 
@@ -92,7 +92,7 @@ impl TestApp {
                 .unwrap();
         let ch = client::channel(
             &server.url(),
-            Outgoing::new(Some(self.auth.issue("t", Role::Agent, 600)), Duration::from_secs(30)),
+            Outgoing::new(Some(self.auth.issue("t", Role::Agent, 600).unwrap()), Duration::from_secs(30)),
         )
         .unwrap();
         (server, FeedbackServiceClient::new(ch))
@@ -191,7 +191,7 @@ impl TestApp {
     pub async fn deliver(&self, role: Role, events: Vec<Event>) -> rapport_proto::events::v1::DeliverEventsResponse {
         let ch = client::channel(
             &format!("http://{}", self.addr),
-            Outgoing::new(Some(self.auth.issue(role.as_str(), role, 600)), Duration::from_secs(30)),
+            Outgoing::new(Some(self.auth.issue(role.as_str(), role, 600).unwrap()), Duration::from_secs(30)),
         )
         .unwrap();
         rapport_proto::events::v1::event_sink_service_client::EventSinkServiceClient::new(ch)

@@ -44,9 +44,7 @@ pub struct TestApp {
 }
 
 fn auth() -> Arc<Authenticator> {
-    Arc::new(
-        Authenticator::new("improvement-test-key-improvement-key".to_string().into(), "rapport", "rapport").unwrap(),
-    )
+    rapport_kit::testing::authenticator()
 }
 
 /// Improvement alone.
@@ -76,13 +74,13 @@ async fn spawn(backend: Db, with_segmentation: bool) -> TestApp {
                 .await
                 .unwrap();
         config.segmentation_url = Some(server.url());
-        let out = Outgoing::new(Some(auth.issue("t", Role::Sre, 600)), Duration::from_secs(60));
+        let out = Outgoing::new(Some(auth.issue("t", Role::Sre, 600).unwrap()), Duration::from_secs(60));
         segmentation = Some(SegmentationServiceClient::new(client::channel(&server.url(), out).unwrap()));
         segmentation_server = Some(server);
         databases.push(db);
     }
     let server = TestServer::start::<Improvement>(config.clone(), auth.clone(), Arc::new(clock.clone())).await.unwrap();
-    let out = Outgoing::new(Some(auth.issue("pat", Role::Marketing, 600)), Duration::from_secs(60));
+    let out = Outgoing::new(Some(auth.issue("pat", Role::Marketing, 600).unwrap()), Duration::from_secs(60));
     TestApp {
         client: ImprovementServiceClient::new(client::channel(&server.url(), out).unwrap()),
         auth,
@@ -118,7 +116,7 @@ impl TestApp {
 
     /// A client of `server` (this one or a replica).
     pub fn client_of(&self, server: &TestServer, role: Role, who: &str) -> Client {
-        let out = Outgoing::new(Some(self.auth.issue(who, role, 600)), Duration::from_secs(60));
+        let out = Outgoing::new(Some(self.auth.issue(who, role, 600).unwrap()), Duration::from_secs(60));
         ImprovementServiceClient::new(client::channel(&server.url(), out).unwrap())
     }
 
@@ -133,7 +131,7 @@ impl TestApp {
     pub async fn deliver(&self, events: Vec<Event>) -> Result<(), Status> {
         let ch = client::channel(
             &self.server.url(),
-            Outgoing::new(Some(self.auth.issue("feedback", Role::Feedback, 600)), Duration::from_secs(60)),
+            Outgoing::new(Some(self.auth.issue("feedback", Role::Feedback, 600).unwrap()), Duration::from_secs(60)),
         )
         .unwrap();
         let mut c = EventSinkServiceClient::new(ch);
@@ -334,7 +332,7 @@ pub fn assert_status(s: &Status, code: Code, reason: &str, field: Option<&str>) 
 impl TestApp {
     /// The event sink, called as `role`.
     pub fn clone_sink_as(&self, role: Role) -> EventSinkServiceClient<OutgoingChannel> {
-        let out = Outgoing::new(Some(self.auth.issue(role.as_str(), role, 600)), Duration::from_secs(60));
+        let out = Outgoing::new(Some(self.auth.issue(role.as_str(), role, 600).unwrap()), Duration::from_secs(60));
         EventSinkServiceClient::new(client::channel(&self.server.url(), out).unwrap())
     }
 }

@@ -4,7 +4,7 @@ use rapport_proto::loyalty::v1 as pb;
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-use crate::support::{Db, SECRET, assert_status, client_as, spawn_app, with_token};
+use crate::support::{Db, assert_status, client_as, spawn_app, with_token};
 
 #[test]
 fn matrix_covers_every_rpc_and_names_no_other() {
@@ -41,17 +41,12 @@ async fn tokens_and_roles_are_enforced() {
     assert_status(&err, Code::Unauthenticated, "TOKEN_MISSING", None);
     let err = with_token(app.addr, Some("garbage".into())).get_member(get()).await.unwrap_err();
     assert_status(&err, Code::Unauthenticated, "TOKEN_INVALID", None);
-    let forger =
-        Authenticator::new("another-secret-another-secret-another".to_string().into(), "rapport", "rapport").unwrap();
-    let err = with_token(app.addr, Some(forger.issue("x", Role::Sre, 60))).get_member(get()).await.unwrap_err();
-    assert_status(&err, Code::Unauthenticated, "TOKEN_INVALID", None);
-    let other_aud = Authenticator::new(SECRET.to_string().into(), "rapport", "elsewhere").unwrap();
-    let err = with_token(app.addr, Some(other_aud.issue("x", Role::Sre, 60))).get_member(get()).await.unwrap_err();
-    assert_status(&err, Code::Unauthenticated, "TOKEN_INVALID", None);
-    let other_iss = Authenticator::new(SECRET.to_string().into(), "mallory", "rapport").unwrap();
-    let err = with_token(app.addr, Some(other_iss.issue("x", Role::Sre, 60))).get_member(get()).await.unwrap_err();
-    assert_status(&err, Code::Unauthenticated, "TOKEN_INVALID", None);
-    let expired = expired_token();
+    // (every other forgery, for every service: the system tests' token table)
+    let forger = Authenticator::development();
+    let err =
+        with_token(app.addr, Some(forger.issue("x", Role::Sre, 60).unwrap())).get_member(get()).await.unwrap_err();
+    assert_status(&err, Code::Unauthenticated, "KEY_UNKNOWN", None);
+    let expired = expired_token(&app.auth);
     let err = with_token(app.addr, Some(expired)).get_member(get()).await.unwrap_err();
     assert_status(&err, Code::Unauthenticated, "TOKEN_EXPIRED", None);
 
@@ -74,16 +69,36 @@ async fn tokens_and_roles_are_enforced() {
     app.stop().await;
 }
 
-fn expired_token() -> String {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+fn expired_token(auth: &Authenticator) -> String {
+    let now = rapport_kit::auth::now_secs();
     let claims = rapport_kit::auth::Claims {
         sub: "x".into(),
         role: "sre".into(),
-        iss: "rapport".into(),
-        aud: "rapport".into(),
+        iss: rapport_kit::auth::DEVELOPMENT_ISSUER.into(),
+        aud: rapport_kit::auth::DEFAULT_AUDIENCE.into(),
         exp: now - 600,
         iat: now - 700,
+        nbf: None,
     };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+    auth.sign_as(Role::Sre, &claims).unwrap()
+}
+
+/// Request ids are the caller's own: two agents who pick the same id earn twice, one agent's retry earns once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_scoped_per_caller() {
+    let app = spawn_app(Db::Sqlite).await;
+    app.enrol("z").await;
+    let earn = || pb::EarnPointsRequest {
+        request_id: "same-id".into(),
+        customer_id: "z".into(),
+        points: 10,
+        reason: String::new(),
+        reference: String::new(),
+    };
+    let as_agent = |who: &str| with_token(app.addr, Some(app.auth.issue(who, Role::Agent, 60).unwrap()));
+    as_agent("ann").earn_points(earn()).await.unwrap();
+    as_agent("ann").earn_points(earn()).await.unwrap();
+    let b = as_agent("bob").earn_points(earn()).await.unwrap().into_inner();
+    assert_eq!(b.balance.unwrap().active, 20, "ann's retry earned nothing, bob's own request did");
+    app.stop().await;
 }

@@ -17,7 +17,7 @@ use rapport_kit::{auth::Role, db};
 use rapport_proto::loyalty::v1::{EarnPointsRequest, EnrolMemberRequest, GetMemberRequest};
 use tonic::Code;
 
-use crate::support::{Db, SECRET, authenticator, client_as};
+use crate::support::{Db, authenticator, client_as};
 
 const MEMBERS: usize = 50;
 const EARNS: usize = 10_000;
@@ -26,7 +26,7 @@ fn start(url: &str, listen: &str) -> (Child, std::net::SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-loyalty"))
         .env("RAPPORT_LOYALTY_LISTEN", listen)
         .env("DATABASE_URL", url)
-        .env("RAPPORT_AUTH_SECRET", SECRET)
+        .env("RAPPORT_AUTH_DIR", rapport_kit::testing::key_dir())
         .env("RAPPORT_LOYALTY_SUBSCRIBERS", "segmentation")
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())

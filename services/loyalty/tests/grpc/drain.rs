@@ -10,14 +10,14 @@ use std::{
 use rapport_kit::{auth::Role, db};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-use crate::support::{SECRET, authenticator, client_as, eventually};
+use crate::support::{authenticator, client_as, eventually};
 
 /// Starts the real binary on an ephemeral port with the given drain delay and deadline (ms).
 fn start(url: &str, delay_ms: &str, deadline_ms: &str) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-loyalty"))
         .env("RAPPORT_LOYALTY_LISTEN", "127.0.0.1:0")
         .env("DATABASE_URL", url)
-        .env("RAPPORT_AUTH_SECRET", SECRET)
+        .env("RAPPORT_AUTH_DIR", rapport_kit::testing::key_dir())
         .env("RAPPORT_DRAIN_DELAY_MS", delay_ms)
         .env("RAPPORT_DRAIN_DEADLINE_MS", deadline_ms)
         .env("RUST_LOG", "warn")

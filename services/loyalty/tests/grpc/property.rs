@@ -81,6 +81,8 @@ async fn run(db: Db, ops: Vec<Op>) {
     let mut c = app.client.clone();
     let mut m = Model { now: crate::support::T0, ..Model::default() };
     let mut sent: Vec<(Sent, Result<i64, Code>)> = Vec::new();
+    // When each was sent: a request id is remembered for the retention (7 days), a later retry is a new request.
+    let mut sent_at: Vec<i64> = Vec::new();
     for (n, op) in ops.into_iter().enumerate() {
         let rid = format!("req-{n}");
         m.expire();
@@ -99,6 +101,7 @@ async fn run(db: Db, ops: Vec<Op>) {
                 m.earned.push((id, p, 0));
                 m.lots.push((idx, p, m.now + VALIDITY_DAYS * DAY));
                 sent.push((Sent::Earn(r), Ok(out.balance.unwrap().active)));
+                sent_at.push(m.now);
             }
             Op::Redeem(p) => {
                 let r = pb::RedeemPointsRequest {
@@ -112,6 +115,7 @@ async fn run(db: Db, ops: Vec<Op>) {
                     m.take(p, None);
                     let b = res.unwrap().into_inner().balance.unwrap().active;
                     sent.push((Sent::Redeem(r), Ok(b)));
+                    sent_at.push(m.now);
                 } else {
                     assert_eq!(res.unwrap_err().code(), Code::FailedPrecondition);
                 }
@@ -139,6 +143,7 @@ async fn run(db: Db, ops: Vec<Op>) {
                     m.earned[i].2 += want;
                     let b = res.unwrap().into_inner().balance.unwrap().active;
                     sent.push((Sent::Reverse(r), Ok(b)));
+                    sent_at.push(m.now);
                 }
             }
             Op::Wait(days) => {
@@ -150,6 +155,9 @@ async fn run(db: Db, ops: Vec<Op>) {
                     continue;
                 }
                 let (req, first) = &sent[k % sent.len()];
+                if m.now - sent_at[k % sent.len()] >= 7 * DAY {
+                    continue;
+                }
                 // A retry has no second effect and returns the first answer.
                 let again = match req {
                     Sent::Earn(r) => c.earn_points(r.clone()).await.map(|x| x.into_inner().balance.unwrap().active),

@@ -16,8 +16,6 @@ use tonic::{Code, Status};
 
 pub use rapport_kit::db::testing::Backend as Db;
 
-/// The shared test key.
-pub const SECRET: &str = "test-secret-test-secret-test-secret!";
 /// 2026-01-01T00:00:00Z.
 pub const T0: i64 = 1_767_225_600_000;
 
@@ -49,7 +47,7 @@ impl Default for Options {
 }
 
 pub fn authenticator() -> Arc<Authenticator> {
-    Arc::new(Authenticator::new(SECRET.to_string().into(), "rapport", "rapport").unwrap())
+    rapport_kit::testing::authenticator()
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -72,7 +70,7 @@ pub async fn spawn_with(backend: Backend, opts: Options) -> TestApp {
 }
 
 pub fn client_as(addr: std::net::SocketAddr, auth: &Authenticator, role: Role) -> Client {
-    with_token(addr, Some(auth.issue("test", role, 600)))
+    with_token(addr, Some(auth.issue("test", role, 600).unwrap()))
 }
 
 pub fn with_token(addr: std::net::SocketAddr, token: Option<String>) -> Client {

@@ -146,7 +146,7 @@ async fn promoters_become_ambassadors_once(db: Db) {
         let ch = rapport_kit::client::channel(
             &format!("http://{}", app.client_addr()),
             rapport_kit::client::Outgoing::new(
-                Some(app.auth.issue("feedback", Role::Feedback, 600)),
+                Some(app.auth.issue("feedback", Role::Feedback, 600).unwrap()),
                 std::time::Duration::from_secs(30),
             ),
         )

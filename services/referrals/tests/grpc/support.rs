@@ -43,9 +43,7 @@ pub struct TestApp {
 }
 
 fn auth() -> Arc<Authenticator> {
-    Arc::new(
-        Authenticator::new("referrals-test-key-referrals-test-key".to_string().into(), "rapport", "rapport").unwrap(),
-    )
+    rapport_kit::testing::authenticator()
 }
 
 /// Referrals alone: rewards are approved and wait, due.
@@ -80,13 +78,13 @@ async fn spawn(backend: Db, with_loyalty: bool) -> TestApp {
         lc.common.listen = server.addr;
         loyalty_config = Some(lc);
         config.loyalty_url = Some(server.url());
-        let out = Outgoing::new(Some(auth.issue("t", Role::Sre, 600)), Duration::from_secs(30));
+        let out = Outgoing::new(Some(auth.issue("t", Role::Sre, 600).unwrap()), Duration::from_secs(30));
         loyalty = Some(LoyaltyServiceClient::new(client::channel(&server.url(), out).unwrap()));
         loyalty_server = Some(server);
         databases.push(db);
     }
     let server = TestServer::start::<Referrals>(config.clone(), auth.clone(), Arc::new(clock.clone())).await.unwrap();
-    let out = Outgoing::new(Some(auth.issue("t", Role::Agent, 600)), Duration::from_secs(30));
+    let out = Outgoing::new(Some(auth.issue("t", Role::Agent, 600).unwrap()), Duration::from_secs(30));
     TestApp {
         client: ReferralsServiceClient::new(client::channel(&server.url(), out).unwrap()),
         auth,
@@ -121,7 +119,7 @@ impl TestApp {
 
     /// A client of `server` (this one or a replica) calling as `role`.
     pub fn client_of(&self, server: &TestServer, role: Role) -> Client {
-        let out = Outgoing::new(Some(self.auth.issue("t", role, 600)), Duration::from_secs(30));
+        let out = Outgoing::new(Some(self.auth.issue("t", role, 600).unwrap()), Duration::from_secs(30));
         ReferralsServiceClient::new(client::channel(&server.url(), out).unwrap())
     }
 
@@ -232,7 +230,7 @@ impl TestApp {
     pub async fn deliver(&self, events: Vec<Event>) -> Result<(), Status> {
         let ch = client::channel(
             &self.server.url(),
-            Outgoing::new(Some(self.auth.issue("loyalty", Role::Loyalty, 600)), Duration::from_secs(30)),
+            Outgoing::new(Some(self.auth.issue("loyalty", Role::Loyalty, 600).unwrap()), Duration::from_secs(30)),
         )
         .unwrap();
         EventSinkServiceClient::new(ch).deliver_events(DeliverEventsRequest { events }).await.map(|_| ())

@@ -67,7 +67,7 @@ async fn outbox_events_apply_in_delivery_order(db: Db) {
     let sink = |role: Role| {
         let ch = client::channel(
             &format!("http://{}", app.addr),
-            Outgoing::new(Some(app.auth.issue("t", role, 60)), std::time::Duration::from_secs(30)),
+            Outgoing::new(Some(app.auth.issue("t", role, 60).unwrap()), std::time::Duration::from_secs(30)),
         )
         .unwrap();
         EventSinkServiceClient::new(ch)
@@ -127,7 +127,7 @@ async fn an_event_during_an_erasure_waits_and_is_dropped(db: Db) {
     rapport_outbox::sink::bury(&txn, &pseudonyms, "race-1", T0).await.unwrap();
     let ch = client::channel(
         &format!("http://{}", app.addr),
-        Outgoing::new(Some(app.auth.issue("t", Role::Referrals, 60)), std::time::Duration::from_secs(30)),
+        Outgoing::new(Some(app.auth.issue("t", Role::Referrals, 60).unwrap()), std::time::Duration::from_secs(30)),
     )
     .unwrap();
     let made = Event {

@@ -41,15 +41,13 @@ pub async fn spawn_app(backend: Db) -> TestApp {
     config.campaign_poll = Duration::from_secs(3600);
     // A subscriber with no address: membership events are written and wait, so tests can count them.
     config.subscribers = vec![rapport_outbox::Subscriber { name: "audience".into(), url: None }];
-    let auth = Arc::new(
-        Authenticator::new("segmentation-test-key-segmentation".to_string().into(), "rapport", "rapport").unwrap(),
-    );
+    let auth = rapport_kit::testing::authenticator();
     let clock = ManualClock::new(T0);
     let server = TestServer::start::<Segmentation>(config, auth.clone(), Arc::new(clock.clone())).await.unwrap();
     let (addr, db) = (server.addr, server.db.clone());
     let ch = client::channel(
         &format!("http://{addr}"),
-        Outgoing::new(Some(auth.issue("t", Role::Sre, 600)), Duration::from_secs(120)),
+        Outgoing::new(Some(auth.issue("t", Role::Sre, 600).unwrap()), Duration::from_secs(120)),
     )
     .unwrap();
     TestApp { client: SegmentationServiceClient::new(ch), addr, auth, clock, db, server, _database: database }

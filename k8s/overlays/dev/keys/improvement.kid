@@ -1,0 +1,1 @@
+improvement.1796316854-70bb

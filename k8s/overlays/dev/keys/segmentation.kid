@@ -1,0 +1,1 @@
+segmentation.1796316854-70bb
