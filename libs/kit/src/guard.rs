@@ -17,8 +17,8 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::{
-    auth::{Authenticator, Caller, Policy},
-    error::{ApiError, ErrorCode},
+    auth::{Authenticator, Caller, Policy, Role},
+    error::{ApiError, ErrorCode, ServiceError},
 };
 
 tokio::task_local! {
@@ -226,6 +226,39 @@ pub fn caller() -> Option<Caller> {
     CALLER.try_with(Clone::clone).ok()
 }
 
+/// The customer a customer's token acts for; `None` for staff, services and work outside an RPC.
+pub fn acting_customer() -> Option<String> {
+    CALLER.try_with(|c| (c.role == Role::Customer).then(|| c.subject.clone())).ok().flatten()
+}
+
+/// Object-level authorisation of the self-service RPCs: a customer's token acts only on data whose owner is its
+/// own customer id. `owner` is the customer the request is about (its `customer_id`, or the owner of the survey or
+/// code it names, `None` when there is none). Another customer's data and data that does not exist get the same
+/// refusal, decided before anything about them is told, so the answer is no oracle of other customers. Staff and
+/// services pass: the role × RPC matrix decides for them.
+pub fn ensure_own(owner: Option<&str>) -> Result<(), ApiError> {
+    match acting_customer() {
+        Some(me) if owner != Some(me.as_str()) => Err(not_own()),
+        _ => Ok(()),
+    }
+}
+
+/// [`ensure_own`] for data a request names by another key (a survey, a code), after looking it up: found, its
+/// owner decides; refused by the service (not found, erased), it has no owner, so the refusal is the same as for
+/// another customer's; a fault passes through to be answered as one.
+pub fn ensure_owner_of<T, E: ServiceError>(found: &Result<T, E>, owner: impl FnOnce(&T) -> &str) -> Result<(), ApiError> {
+    match found {
+        Ok(t) => ensure_own(Some(owner(t))),
+        Err(e) if e.is_internal() => Ok(()),
+        Err(_) => ensure_own(None),
+    }
+}
+
+/// The refusal of a customer's token acting on anything but its own data (PERMISSION_DENIED, `NOT_OWN_DATA`).
+pub fn not_own() -> ApiError {
+    ApiError::new(ErrorCode::PermissionDenied, "NOT_OWN_DATA", "a customer may act only on its own data")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +274,28 @@ mod tests {
         }
         h.insert("grpc-timeout", "x".parse().unwrap());
         assert_eq!(grpc_timeout(&h), None);
+    }
+
+    #[tokio::test]
+    async fn a_customer_acts_only_on_its_own_data() {
+        let as_role = |role, subject: &str| Caller { role, subject: subject.into() };
+        assert!(ensure_own(Some("c-1")).is_ok(), "outside an RPC nothing is refused");
+        CALLER
+            .scope(as_role(Role::Customer, "c-1"), async {
+                assert_eq!(acting_customer().as_deref(), Some("c-1"));
+                assert!(ensure_own(Some("c-1")).is_ok());
+                let other = ensure_own(Some("c-2")).unwrap_err();
+                let missing = ensure_own(None).unwrap_err();
+                assert_eq!((other.code, other.reason, &other.message), (missing.code, missing.reason, &missing.message));
+                assert_eq!(other.reason, "NOT_OWN_DATA");
+            })
+            .await;
+        CALLER
+            .scope(as_role(Role::Agent, "a-1"), async {
+                assert_eq!(acting_customer(), None);
+                assert!(ensure_own(Some("c-2")).is_ok() && ensure_own(None).is_ok());
+            })
+            .await;
     }
 
     #[test]

@@ -6,6 +6,7 @@ use rapport_kit::{
     error::Violations,
     error::{ApiError, ErrorCode},
     frame::Key,
+    guard::{acting_customer, ensure_own, ensure_owner_of},
     page::{self, PageBounds},
 };
 use rapport_proto::{
@@ -287,6 +288,10 @@ impl FeedbackService for FeedbackApi {
         v.check((0..=10).contains(&r.score), "score", "must be 0 to 10");
         v.text("comment", &r.comment, 2_000);
         invalid(v)?;
+        if acting_customer().is_some() {
+            let found = self.store.survey(&r.survey_id).await;
+            ensure_owner_of(&found, |s| &s.customer_id).map_err(|e| status(e.into()))?;
+        }
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         self.store.respond(&key, &r.survey_id, r.score, r.comment.clone()).await.map(Response::new).map_err(status)
     }
@@ -296,7 +301,9 @@ impl FeedbackService for FeedbackApi {
         let mut v = Violations::new();
         v.id("survey_id", &r.survey_id);
         invalid(v)?;
-        let survey = self.store.survey(&r.survey_id).await.map_err(status)?;
+        let found = self.store.survey(&r.survey_id).await;
+        ensure_owner_of(&found, |s| &s.customer_id).map_err(|e| status(e.into()))?;
+        let survey = found.map_err(status)?;
         Ok(Response::new(pb::GetSurveyResponse { survey: Some(survey) }))
     }
 
@@ -367,6 +374,7 @@ impl FeedbackService for FeedbackApi {
             v.slug("theme", &r.theme);
         }
         invalid(v)?;
+        ensure_own(Some(&r.customer_id)).map_err(|e| status(e.into()))?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         let tier = self.peers.tier(&r.customer_id).await;
         let cmd = CaseCmd {

@@ -5,6 +5,7 @@ use rapport_kit::{
     clock::millis,
     error::Violations,
     frame::Key,
+    guard::ensure_own,
     page::{self, PageBounds},
 };
 use rapport_proto::{
@@ -73,6 +74,7 @@ impl LoyaltyService for LoyaltyApi {
         let mut v = Violations::new();
         v.id("customer_id", &r.customer_id);
         v.finish().map_err(|e| status(e.into()))?;
+        ensure_own(Some(&r.customer_id)).map_err(|e| status(e.into()))?;
         let m = self.store.member(&r.customer_id).await.map_err(status)?;
         Ok(Response::new(pb::GetMemberResponse { member: Some(member_pb(m)) }))
     }
@@ -223,6 +225,7 @@ impl LoyaltyService for LoyaltyApi {
         v.id("customer_id", &r.customer_id);
         let size = PAGE.size(r.page_size, &mut v);
         v.finish().map_err(|e| status(e.into()))?;
+        ensure_own(Some(&r.customer_id)).map_err(|e| status(e.into()))?;
         let cursor = page::decode(&r.customer_id, &r.page_token).map_err(|e| status(e.into()))?;
         let (entries, next) = self.store.entries(&r.customer_id, cursor, size).await.map_err(status)?;
         Ok(Response::new(pb::ListTransactionsResponse {
@@ -322,6 +325,7 @@ impl LoyaltyService for LoyaltyApi {
         let mut v = Violations::new();
         v.id("customer_id", &r.customer_id);
         v.finish().map_err(|e| status(e.into()))?;
+        ensure_own(Some(&r.customer_id)).map_err(|e| status(e.into()))?;
         let held = self.store.held_offers(&r.customer_id, r.only_usable).await.map_err(status)?;
         Ok(Response::new(pb::ListMemberOffersResponse { offers: held.into_iter().map(held_pb).collect() }))
     }

@@ -96,15 +96,16 @@ pub struct TokenArgs {
 pub enum TokenCommand {
     /// Prints a token for a person (development: production tokens come from the OIDC provider).
     Issue {
-        /// The role: sre, marketing, agent or reader.
+        /// The role: sre, marketing, agent, reader, or customer (its own data only; the subject is its customer id).
         #[arg(long)]
         role: String,
         /// How long it lives, e.g. 90m, 8h (at most the receivers' RAPPORT_AUTH_MAX_TTL_SECS, 12 h by default).
         #[arg(long, default_value = "1h")]
         ttl: String,
-        /// Who it names (an agent's id is what their changes are recorded under).
-        #[arg(long, default_value = "developer")]
-        subject: String,
+        /// Who it names: an agent's id is what their changes are recorded under, a customer's token names its customer
+        /// id (required then; `developer` otherwise).
+        #[arg(long)]
+        subject: Option<String>,
         /// The key folder (`rapport keys generate`; `rapport up` keeps its own under ./data/keys).
         #[arg(long, env = "RAPPORT_AUTH_DIR", default_value = "./data/keys")]
         keys: std::path::PathBuf,

@@ -17,6 +17,11 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
     if role.is_service() {
         bail!("{role} is a service: services sign their own calls with their own key");
     }
+    let subject = match subject {
+        Some(s) if !s.trim().is_empty() => s,
+        _ if role == Role::Customer => bail!("a customer's token names its customer: --subject <customer id>"),
+        _ => "developer".into(),
+    };
     let ttl_ms = crate::sla::duration(&ttl)?;
     if ttl_ms <= 0 {
         bail!("--ttl must be positive");

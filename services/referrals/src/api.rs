@@ -4,6 +4,7 @@ use rapport_kit::{
     clock::millis,
     error::{ApiError, Violations},
     frame::Key,
+    guard::{ensure_own, ensure_owner_of},
     page::{self, PageBounds},
     pseudonym::Pseudonyms,
 };
@@ -337,6 +338,7 @@ impl ReferralsService for ReferralsApi {
         within(&mut v, "usage_limit", i64::from(r.usage_limit), 0..=1_000_000);
         let (fingerprints, _) = self.signals_of(&mut v, "signals", r.signals.as_ref());
         invalid(v)?;
+        ensure_own(Some(&r.customer_id)).map_err(|e| status(e.into()))?;
         let key = Key::of(&r.request_id, &r, |m| m.request_id.clear());
         let cmd = CodeCmd {
             enrol: EnrolCmd {
@@ -359,7 +361,9 @@ impl ReferralsService for ReferralsApi {
         let mut v = Violations::new();
         v.check(!r.code.trim().is_empty() && r.code.len() <= 40, "code", "must be 1-40 characters");
         invalid(v)?;
-        let code = self.store.code(&r.code).await.map_err(status)?;
+        let found = self.store.code(&r.code).await;
+        ensure_owner_of(&found, |c| &c.customer_id).map_err(|e| status(e.into()))?;
+        let code = found.map_err(status)?;
         Ok(Response::new(pb::GetCodeResponse { code: Some(code) }))
     }
 
@@ -546,6 +550,7 @@ impl ReferralsService for ReferralsApi {
         v.id("customer_id", &r.customer_id);
         v.slug("programme_id", &r.programme_id);
         invalid(v)?;
+        ensure_own(Some(&r.customer_id)).map_err(|e| status(e.into()))?;
         self.not_erased(&r.customer_id).await?;
         let stats = self.store.ambassador_stats(&r.customer_id, &r.programme_id).await.map_err(status)?;
         Ok(Response::new(pb::GetAmbassadorStatsResponse { stats: Some(stats) }))

@@ -38,11 +38,13 @@ pub enum Role {
     Sre,
     /// Read-only access.
     Reader,
+    /// A customer acting on its own data (the token's subject is its customer id): the self-service RPCs only.
+    Customer,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Segmentation,
         Role::Loyalty,
         Role::Referrals,
@@ -52,6 +54,7 @@ impl Role {
         Role::Agent,
         Role::Sre,
         Role::Reader,
+        Role::Customer,
     ];
 
     /// The services, each signing its own calls.
@@ -75,6 +78,7 @@ impl Role {
             Role::Agent => "agent",
             Role::Sre => "sre",
             Role::Reader => "reader",
+            Role::Customer => "customer",
         }
     }
 }
@@ -255,6 +259,9 @@ impl Authenticator {
     pub fn issue(&self, subject: &str, role: Role, ttl_secs: u64) -> Result<String, String> {
         let now = now_secs();
         let subject = if role.is_service() { role.as_str() } else { subject };
+        if role == Role::Customer && subject.is_empty() {
+            return Err("a customer's token names its customer id as subject".into());
+        }
         let (signer, issuer) = if role.is_service() {
             (self.services.get(&role).ok_or_else(|| format!("no signing key for {role} here"))?, service_issuer(role))
         } else {
@@ -334,6 +341,9 @@ impl Authenticator {
                 "ROLE_NOT_FOR_KEY",
                 "the token's key may not speak for its role",
             ));
+        }
+        if role == Role::Customer && claims.sub.is_empty() {
+            return Err(invalid());
         }
         Ok(Caller { subject: claims.sub, role })
     }
