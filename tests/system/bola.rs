@@ -161,7 +161,8 @@ async fn a_customer_reaches_only_its_own_data(db: Db) {
         .unwrap();
     let mut surveys = Vec::new();
     let mut codes = Vec::new();
-    let everyone: Vec<String> = std::iter::once(ME.to_string()).chain((0..NEIGHBOURS).map(|i| format!("c-{i}"))).collect();
+    let everyone: Vec<String> =
+        std::iter::once(ME.to_string()).chain((0..NEIGHBOURS).map(|i| format!("c-{i}"))).collect();
     for who in &everyone {
         staff_l
             .enrol_member(lpb::EnrolMemberRequest {
@@ -296,7 +297,10 @@ async fn a_customer_reaches_only_its_own_data(db: Db) {
     let mut staff_r = ReferralsServiceClient::new(channel(r.addr, Role::Agent));
     for who in ["missing-51", "c-103"] {
         let e = staff_r
-            .get_ambassador_stats(rpb::GetAmbassadorStatsRequest { customer_id: who.into(), programme_id: "friends".into() })
+            .get_ambassador_stats(rpb::GetAmbassadorStatsRequest {
+                customer_id: who.into(),
+                programme_id: "friends".into(),
+            })
             .await;
         assert!(e.is_err_and(|e| e.code() == Code::NotFound), "{who} became an ambassador");
     }

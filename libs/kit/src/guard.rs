@@ -246,7 +246,10 @@ pub fn ensure_own(owner: Option<&str>) -> Result<(), ApiError> {
 /// [`ensure_own`] for data a request names by another key (a survey, a code), after looking it up: found, its
 /// owner decides; refused by the service (not found, erased), it has no owner, so the refusal is the same as for
 /// another customer's; a fault passes through to be answered as one.
-pub fn ensure_owner_of<T, E: ServiceError>(found: &Result<T, E>, owner: impl FnOnce(&T) -> &str) -> Result<(), ApiError> {
+pub fn ensure_owner_of<T, E: ServiceError>(
+    found: &Result<T, E>,
+    owner: impl FnOnce(&T) -> &str,
+) -> Result<(), ApiError> {
     match found {
         Ok(t) => ensure_own(Some(owner(t))),
         Err(e) if e.is_internal() => Ok(()),
@@ -286,7 +289,10 @@ mod tests {
                 assert!(ensure_own(Some("c-1")).is_ok());
                 let other = ensure_own(Some("c-2")).unwrap_err();
                 let missing = ensure_own(None).unwrap_err();
-                assert_eq!((other.code, other.reason, &other.message), (missing.code, missing.reason, &missing.message));
+                assert_eq!(
+                    (other.code, other.reason, &other.message),
+                    (missing.code, missing.reason, &missing.message)
+                );
                 assert_eq!(other.reason, "NOT_OWN_DATA");
             })
             .await;
