@@ -5,6 +5,7 @@ use std::{env, fs, path::PathBuf};
 use prost::Message;
 
 const FILES: &[&str] = &[
+    "rapport/audit/v1/audit.proto",
     "rapport/common/v1/common.proto",
     "rapport/events/v1/events.proto",
     "rapport/feedback/v1/feedback.proto",

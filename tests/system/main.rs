@@ -1,5 +1,6 @@
 //! System tests: segmentation, loyalty, feedback, referrals and improvement together over real gRPC, on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod audit;
 mod bola;
 mod campaign_loop;
 mod campaign_pause;
@@ -8,6 +9,7 @@ mod context;
 mod erasure;
 mod feedback_loop;
 mod improvement;
+mod pii;
 mod races;
 mod referrals;
 mod reflection;

@@ -30,6 +30,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
         .iter()
         .chain(&[
             "grpc.health.v1.Health",
+            "rapport.audit.v1.AuditService",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
         ])

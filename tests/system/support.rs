@@ -97,15 +97,38 @@ pub async fn segmentation_tuned(
         .expect("segmentation")
 }
 
-/// The in-memory span exporter of this test process (installed once, shared by every test in it).
+/// The in-memory span exporter of this test process (installed once, shared by every test in it); the log lines
+/// go to stdout and to a buffer that [`logs`] reads.
 pub fn exporter() -> &'static InMemorySpanExporter {
     static E: OnceLock<(InMemorySpanExporter, rapport_telemetry::TelemetryGuard)> = OnceLock::new();
     &E.get_or_init(|| {
         let e = InMemorySpanExporter::default();
-        let g = rapport_telemetry::init_with_exporter("system-test", e.clone());
+        let g = rapport_telemetry::init_with_exporter_and_logs("system-test", e.clone(), || LogTee);
         (e, g)
     })
     .0
+}
+
+/// Every log line written in this process since [`exporter`] installed the subscriber.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Writes a log line to stdout and keeps it in [`LOGS`].
+struct LogTee;
+
+impl std::io::Write for LogTee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        std::io::stdout().write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
 }
 
 /// The rounds of the background worker `worker` on the database `namespace`, from their spans.

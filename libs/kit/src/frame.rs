@@ -5,7 +5,8 @@
 //! 3. a fresh request runs the mutation in the transaction; a unique-index clash with a concurrent twin becomes the
 //!    service's domain error ([`ServiceError::clash`]) instead of INTERNAL;
 //! 4. the encoded reply is stored with the customers it is about ([`Done::about`]: erasing one of them blanks it),
-//!    the transaction commits, and the after-commit hook runs (e.g. waking the outbox relays).
+//!    the change is recorded in the audit trail with its actor and target ([`Done::on`], [`crate::audit`]), the
+//!    transaction commits, and the after-commit hook runs (e.g. waking the outbox relays).
 //!
 //! Request ids and parameter hashes are stored keyed (HMAC with a key derived from the pseudonym key), so a caller's
 //! request id that embeds a customer id (`grant-<customer>`) is not kept in clear.
@@ -16,7 +17,14 @@ use prost::Message;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use sha2::Sha256;
 
-use crate::{clock::Clock, db, error::ServiceError, idempotency, pseudonym::Pseudonyms};
+use crate::{
+    audit::{Actor, Entry, Trail},
+    clock::Clock,
+    db,
+    error::ServiceError,
+    idempotency,
+    pseudonym::Pseudonyms,
+};
 
 /// A boxed, sendable future borrowing for `'a`: what a mutation closure returns.
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -29,6 +37,8 @@ pub struct Key {
     /// Whose request id it is (`role:subject` of the caller; empty for a background caller's own keys): the same
     /// id from two callers is two requests.
     scope: String,
+    /// Who the audit trail names for the change.
+    actor: Actor,
 }
 
 impl Key {
@@ -39,17 +49,29 @@ impl Key {
         let mut m = msg.clone();
         blank(&mut m);
         let scope = crate::guard::caller().map(|c| format!("{}:{}", c.role, c.subject)).unwrap_or_default();
-        Self { request_id: request_id.to_string(), fingerprint: idempotency::fingerprint(&m.encode_to_vec()), scope }
+        Self {
+            request_id: request_id.to_string(),
+            fingerprint: idempotency::fingerprint(&m.encode_to_vec()),
+            scope,
+            actor: Actor::current(),
+        }
     }
 
-    /// A key from parts (a background caller's own request id and parameter hash), in no caller's scope.
-    pub fn new(request_id: impl Into<String>, fingerprint: impl Into<String>) -> Self {
-        Self { request_id: request_id.into(), fingerprint: fingerprint.into(), scope: String::new() }
+    /// A key from parts (a background `worker`'s own request id and parameter hash), in no caller's scope; the
+    /// audit trail names the worker.
+    pub fn new(request_id: impl Into<String>, fingerprint: impl Into<String>, worker: &str) -> Self {
+        Self {
+            request_id: request_id.into(),
+            fingerprint: fingerprint.into(),
+            scope: String::new(),
+            actor: Actor::worker(worker),
+        }
     }
 
-    /// The same key in `caller`'s scope (`role:subject`).
+    /// The same key in `caller`'s scope (`role:subject`), the change made by `caller`.
     pub fn for_caller(mut self, caller: &crate::auth::Caller) -> Self {
         self.scope = format!("{}:{}", caller.role, caller.subject);
+        self.actor = Actor::of(caller);
         self
     }
 
@@ -69,22 +91,30 @@ pub fn caller_scoped(request_id: &str) -> String {
     scoped(&scope, request_id)
 }
 
-/// What a mutation produced: its reply and the customers the reply is about.
+/// What a mutation produced: its reply, the customers the reply is about, and what it changed.
 #[derive(Debug, Clone)]
 pub struct Done<R> {
     reply: R,
     subjects: Vec<String>,
+    target: String,
 }
 
 impl<R> Done<R> {
-    /// A reply about `subjects` (their erasure blanks the stored copy).
+    /// A reply about `subjects` (their erasure blanks the stored copy; the audit trail files the change under them).
     pub fn about<S: Into<String>>(subjects: impl IntoIterator<Item = S>, reply: R) -> Self {
-        Self { reply, subjects: subjects.into_iter().map(Into::into).collect() }
+        Self { reply, subjects: subjects.into_iter().map(Into::into).collect(), target: String::new() }
     }
 
     /// A reply about no customer.
     pub fn reply(reply: R) -> Self {
-        Self { reply, subjects: Vec::new() }
+        Self { reply, subjects: Vec::new(), target: String::new() }
+    }
+
+    /// The same, naming the object changed in the audit trail (`kind:id`, e.g. `case:c-42`).
+    #[must_use]
+    pub fn on(mut self, kind: &str, id: impl std::fmt::Display) -> Self {
+        self.target = format!("{kind}:{id}");
+        self
     }
 }
 
@@ -102,6 +132,8 @@ pub struct Frame {
     writers: Option<Arc<tokio::sync::Mutex<()>>>,
     /// How long a request id is remembered (`RAPPORT_IDEMPOTENCY_RETENTION_MS`, default 7 days).
     retention_ms: i64,
+    /// Where each change is recorded.
+    trail: Trail,
 }
 
 impl Frame {
@@ -111,7 +143,20 @@ impl Frame {
             (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let retention_ms = idempotency::retention_from_env()
             .map_or(idempotency::DEFAULT_RETENTION_MS, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Self { db, clock, key: Arc::new(pseudonyms.derive("request-ids")), after_commit: None, writers, retention_ms }
+        Self {
+            db,
+            clock,
+            key: Arc::new(pseudonyms.derive("request-ids")),
+            after_commit: None,
+            writers,
+            retention_ms,
+            trail: Trail::new(pseudonyms.clone()),
+        }
+    }
+
+    /// The audit trail, for a worker's change made outside [`Frame::once`].
+    pub fn trail(&self) -> &Trail {
+        &self.trail
     }
 
     /// The same frame remembering request ids for `retention`.
@@ -181,6 +226,8 @@ impl Frame {
             Err(e) => return Err(e),
         };
         idempotency::complete_for(&txn, &id, &done.subjects, done.reply.encode_to_vec()).await?;
+        let entry = Entry { at_ms: now, method, actor: &key.actor, target: &done.target, customers: &done.subjects };
+        self.trail.record(&txn, entry).await?;
         txn.commit().await?;
         if let Some(hook) = &self.after_commit {
             hook();

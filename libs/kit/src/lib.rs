@@ -1,6 +1,7 @@
 //! What every Rapport service shares: serving (health, reflection, limits, drain), authentication and
 //! authorisation, errors with `google.rpc` details, configuration, the database, request idempotency, pagination,
-//! a clock, and outgoing clients.
+//! a clock, outgoing clients, and the audit trail.
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod clock;

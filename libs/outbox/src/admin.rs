@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use prost::Message;
 use rapport_kit::{
+    audit::{Actor, Entry, Trail},
     clock::{Clock, timestamp},
     db::begin_write,
     error::{ApiError, Violations},
@@ -33,13 +34,21 @@ pub struct OutboxAdmin {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     outbox: crate::Outbox,
+    trail: Trail,
     domain: &'static str,
 }
 
 impl OutboxAdmin {
-    /// Over `db`, waking `outbox`'s relays after a retry; errors carry `domain` (the service).
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, outbox: crate::Outbox, domain: &'static str) -> Self {
-        Self { db, clock, outbox, domain }
+    /// Over `db`, waking `outbox`'s relays after a retry and recording each in `trail`; errors carry `domain`
+    /// (the service).
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        outbox: crate::Outbox,
+        trail: Trail,
+        domain: &'static str,
+    ) -> Self {
+        Self { db, clock, outbox, trail, domain }
     }
 
     fn fail(&self, e: ApiError) -> Status {
@@ -80,6 +89,10 @@ impl OutboxAdmin {
         let n = q.exec(&txn).await?.rows_affected;
         let reply = RetryParkedEventsResponse { requeued: i32::try_from(n).unwrap_or(i32::MAX) }.encode_to_vec();
         idempotency::complete(&txn, &id, reply.clone()).await?;
+        let target = format!("destination:{}", req.destination);
+        let actor = Actor::current();
+        let entry = Entry { at_ms: now, method: "RetryParkedEvents", actor: &actor, target: &target, customers: &[] };
+        self.trail.record(&txn, entry).await?;
         txn.commit().await?;
         tracing::info!(destination = %req.destination, requeued = n, "parked events requeued");
         Ok(Ok(reply))

@@ -1,10 +1,20 @@
 //! What every service wires the same way around its events: its role × RPC matrix joined with the event services'
-//! (`OutboxService` for a producer, `EventSinkService` for a receiver), and its sink in front of its handler.
+//! (`OutboxService` for a producer, `EventSinkService` for a receiver) and the audit trail's (`AuditService`), the
+//! operator services every service serves, and its sink in front of its handler.
 use std::{sync::Arc, time::Duration};
 
-use rapport_kit::{auth::Policy, clock::Clock, pseudonym::Pseudonyms};
-use rapport_proto::events::v1::event_sink_service_server::EventSinkServiceServer;
+use rapport_kit::{
+    audit::{self, AuditApi, Trail},
+    auth::Policy,
+    clock::Clock,
+    pseudonym::Pseudonyms,
+};
+use rapport_proto::{
+    audit::v1::audit_service_server::AuditServiceServer,
+    events::v1::{event_sink_service_server::EventSinkServiceServer, outbox_service_server::OutboxServiceServer},
+};
 use sea_orm::DatabaseConnection;
+use tonic::service::Routes;
 
 use crate::{
     admin,
@@ -19,7 +29,30 @@ pub fn policy(service: &str, authz: &str, events_authz: Option<&str>) -> Result<
         p.extend(sink::SERVICE_NAME, events)?;
     }
     p.extend(admin::SERVICE_NAME, admin::AUTHZ)?;
+    p.extend(audit::SERVICE_NAME, audit::AUTHZ)?;
     Ok(p)
+}
+
+/// The operator services every service serves beside its own: its outbox's and its audit trail's.
+pub const OPERATOR_SERVICES: [&str; 2] = [admin::SERVICE_NAME, audit::SERVICE_NAME];
+
+/// `routes` with the operator services over `db`: `OutboxService` (waking `outbox` after a retry) and
+/// `AuditService` (the trail kept with `pseudonyms`); errors carry `domain` (the service).
+pub fn operator_routes(
+    routes: Routes,
+    db: &DatabaseConnection,
+    clock: &Arc<dyn Clock>,
+    outbox: &crate::Outbox,
+    pseudonyms: &Pseudonyms,
+    domain: &'static str,
+) -> Routes {
+    let trail = Trail::new(pseudonyms.clone());
+    let admin = admin::OutboxAdmin::new(db.clone(), clock.clone(), outbox.clone(), trail.clone(), domain);
+    routes.add_service(OutboxServiceServer::new(admin)).add_service(AuditServiceServer::new(AuditApi::new(
+        db.clone(),
+        trail,
+        domain,
+    )))
 }
 
 /// What a receiving service's sink needs besides its handler.

@@ -152,6 +152,7 @@ async fn poison_is_parked_and_replayed(backend: Backend) {
         db.clone(),
         Arc::new(clock.clone()),
         rapport_outbox::Outbox::new("test", ["seg".to_string()]),
+        rapport_kit::audit::Trail::new(rapport_kit::pseudonym::Pseudonyms::development()),
         "test",
     );
     let listed =
@@ -173,6 +174,12 @@ async fn poison_is_parked_and_replayed(backend: Backend) {
     assert_eq!(rapport_outbox::admin::parked(&db, "seg").await.unwrap(), 0);
     assert_eq!(rapport_outbox::pending(&db, "seg").await.unwrap(), 0);
     assert_eq!(relay.run_once().await.unwrap(), 0, "delivered once");
+    // The retry is in the audit trail once (its replay added nothing).
+    use rapport_kit::audit::entity as audit;
+    use sea_orm::EntityTrait;
+    let trail = audit::Entity::find().all(&db).await.unwrap();
+    assert_eq!(trail.len(), 1);
+    assert_eq!((trail[0].method.as_str(), trail[0].target.as_str()), ("RetryParkedEvents", "destination:seg"));
     let bad = admin.retry_parked_events(tonic::Request::new(RetryParkedEventsRequest::default())).await.unwrap_err();
     rapport_kit::testing::assert_status(
         &bad,

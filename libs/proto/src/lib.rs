@@ -4,6 +4,12 @@
 /// Encoded `FileDescriptorSet` of every Rapport .proto (and its imports), served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rapport_descriptor.bin"));
 
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("rapport.audit.v1");
+    }
+}
+
 pub mod common {
     pub mod v1 {
         tonic::include_proto!("rapport.common.v1");

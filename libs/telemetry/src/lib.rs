@@ -20,7 +20,13 @@ use opentelemetry_sdk::{
 };
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer,
+    filter::LevelFilter,
+    fmt::writer::{BoxMakeWriter, MakeWriter},
+    layer::SubscriberExt,
+    util::SubscriberInitExt,
+};
 
 /// Flushes and shuts the tracer provider down when dropped: keep it alive for the life of the process.
 pub struct TelemetryGuard {
@@ -63,13 +69,23 @@ pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
         builder = builder.with_batch_exporter(exporter);
     }
-    Ok(install(service, builder.build()))
+    Ok(install(service, builder.build(), BoxMakeWriter::new(std::io::stdout)))
 }
 
 /// Sets up logging and tracing with a given exporter, spans exported as they end (tests use the in-memory one).
 pub fn init_with_exporter<E: SpanExporter + 'static>(service: &str, exporter: E) -> TelemetryGuard {
     let provider = SdkTracerProvider::builder().with_resource(resource(service)).with_simple_exporter(exporter).build();
-    install(service, provider)
+    install(service, provider, BoxMakeWriter::new(std::io::stdout))
+}
+
+/// The same, the log lines written to `logs` instead of stdout (a test reads what the services logged).
+pub fn init_with_exporter_and_logs<E, W>(service: &str, exporter: E, logs: W) -> TelemetryGuard
+where
+    E: SpanExporter + 'static,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let provider = SdkTracerProvider::builder().with_resource(resource(service)).with_simple_exporter(exporter).build();
+    install(service, provider, BoxMakeWriter::new(logs))
 }
 
 fn resource(service: &str) -> Resource {
@@ -77,7 +93,7 @@ fn resource(service: &str) -> Resource {
     Resource::builder().with_service_name(name).build()
 }
 
-fn install(service: &str, provider: SdkTracerProvider) -> TelemetryGuard {
+fn install(service: &str, provider: SdkTracerProvider, logs: BoxMakeWriter) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
     let tracer = provider.tracer(service.to_string());
@@ -85,9 +101,9 @@ fn install(service: &str, provider: SdkTracerProvider) -> TelemetryGuard {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn,sqlx=warn"));
     let json = std::env::var("RAPPORT_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let console = if json {
-        tracing_subscriber::fmt::layer().json().with_filter(console_filter).boxed()
+        tracing_subscriber::fmt::layer().json().with_writer(logs).with_filter(console_filter).boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_filter(console_filter).boxed()
+        tracing_subscriber::fmt::layer().with_writer(logs).with_filter(console_filter).boxed()
     };
     // A fixed level on the OTel layer, never RUST_LOG: see the module docs.
     let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(LevelFilter::INFO);

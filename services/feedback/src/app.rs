@@ -13,11 +13,9 @@ use rapport_kit::{
 };
 use rapport_outbox::{
     Outbox, Subscriber,
-    admin::OutboxAdmin,
     wiring::{self, SinkSettings},
 };
 use rapport_proto::{
-    events::v1::outbox_service_server::OutboxServiceServer,
     feedback::v1::feedback_service_server::FeedbackServiceServer,
     loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
     segmentation::v1::segmentation_service_client::SegmentationServiceClient,
@@ -246,7 +244,6 @@ impl Service for Feedback {
         );
         let api = FeedbackApi::new(self.store.clone(), self.config.nps_target, peers, self.config.context_wait);
         let api = FeedbackServiceServer::new(api).max_decoding_message_size(serve.max_message_bytes);
-        let admin = OutboxAdmin::new(self.store.db().clone(), self.clock.clone(), self.outbox.clone(), DOMAIN);
         let outbox = self.outbox.clone();
         let sink = wiring::sink_service(
             self.store.db().clone(),
@@ -265,9 +262,16 @@ impl Service for Feedback {
             config: serve.clone(),
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
-            service_names: vec![SERVICE_NAME, SINK_NAME, rapport_outbox::admin::SERVICE_NAME],
+            service_names: [&[SERVICE_NAME, SINK_NAME][..], &wiring::OPERATOR_SERVICES].concat(),
             long_running: vec![],
-            routes: Routes::new(api).add_service(sink).add_service(OutboxServiceServer::new(admin)),
+            routes: wiring::operator_routes(
+                Routes::new(api).add_service(sink),
+                self.store.db(),
+                &self.clock,
+                &self.outbox,
+                &self.config.common.pseudonyms,
+                DOMAIN,
+            ),
             domain: DOMAIN.into(),
         };
         tracing::info!(addr = %self.addr, "feedback serving");

@@ -15,11 +15,9 @@ use rapport_kit::{
 };
 use rapport_outbox::{
     Outbox, Subscriber,
-    admin::OutboxAdmin,
     wiring::{self, SinkSettings},
 };
 use rapport_proto::{
-    events::v1::outbox_service_server::OutboxServiceServer,
     improvement::v1::improvement_service_server::ImprovementServiceServer,
     segmentation::v1::segmentation_service_client::SegmentationServiceClient,
 };
@@ -202,7 +200,6 @@ impl Service for Improvement {
         let serve = &self.config.common.serve;
         let api = ImprovementApi::new(self.store.clone(), segmentation);
         let api = ImprovementServiceServer::new(api).max_decoding_message_size(serve.max_message_bytes);
-        let admin = OutboxAdmin::new(self.store.db().clone(), self.clock.clone(), self.outbox.clone(), DOMAIN);
         let outbox = self.outbox.clone();
         let sink = wiring::sink_service(
             self.store.db().clone(),
@@ -221,13 +218,20 @@ impl Service for Improvement {
             config: serve.clone(),
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
-            service_names: vec![SERVICE_NAME, SINK_NAME, rapport_outbox::admin::SERVICE_NAME],
+            service_names: [&[SERVICE_NAME, SINK_NAME][..], &wiring::OPERATOR_SERVICES].concat(),
             // Clustering a large window of texts, or taking a large segment's members, may outlive the per-request cap.
             long_running: vec![
                 "/rapport.improvement.v1.ImprovementService/DiscoverThemes",
                 "/rapport.improvement.v1.ImprovementService/StartPilot",
             ],
-            routes: Routes::new(api).add_service(sink).add_service(OutboxServiceServer::new(admin)),
+            routes: wiring::operator_routes(
+                Routes::new(api).add_service(sink),
+                self.store.db(),
+                &self.clock,
+                &self.outbox,
+                &self.config.common.pseudonyms,
+                DOMAIN,
+            ),
             domain: DOMAIN.into(),
         };
         tracing::info!(addr = %self.addr, "improvement serving");
@@ -297,7 +301,7 @@ fn spawn_discovery(store: &Store, every: Duration, min_texts: u64, stop: impl Fu
             }
             let now = store.now();
             let cmd = DiscoverCmd { start: now - 180 * DAY_MS, end: now, config: discovery::Config::default() };
-            let key = Key::new(format!("auto-discovery-{now}"), "auto");
+            let key = Key::new(format!("auto-discovery-{now}"), "auto", "improvement.discovery");
             match store.discover(&key, cmd).await {
                 Ok(r) => tracing::info!(run_id = r.run.map(|r| r.run_id).unwrap_or(0), "automatic discovery ran"),
                 Err(ImprovementError::TooFewTexts { .. }) => {}

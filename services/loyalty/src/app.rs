@@ -10,10 +10,8 @@ use rapport_kit::{
     serve::{self, ServeParts},
     service::{self, AppError, Bound, Common, Service, Stop},
 };
-use rapport_outbox::{Outbox, Subscriber, admin::OutboxAdmin};
-use rapport_proto::{
-    events::v1::outbox_service_server::OutboxServiceServer, loyalty::v1::loyalty_service_server::LoyaltyServiceServer,
-};
+use rapport_outbox::{Outbox, Subscriber};
+use rapport_proto::loyalty::v1::loyalty_service_server::LoyaltyServiceServer;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -172,14 +170,16 @@ impl Service for Loyalty {
             config: serve.clone(),
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
-            service_names: vec![SERVICE_NAME, rapport_outbox::admin::SERVICE_NAME],
+            service_names: [&[SERVICE_NAME][..], &rapport_outbox::wiring::OPERATOR_SERVICES].concat(),
             long_running: vec![],
-            routes: Routes::new(api).add_service(OutboxServiceServer::new(OutboxAdmin::new(
-                self.store.db().clone(),
-                self.clock.clone(),
-                self.outbox.clone(),
+            routes: rapport_outbox::wiring::operator_routes(
+                Routes::new(api),
+                self.store.db(),
+                &self.clock,
+                &self.outbox,
+                &self.config.common.pseudonyms,
                 DOMAIN,
-            ))),
+            ),
             domain: DOMAIN.into(),
         };
         tracing::info!(addr = %self.addr, "loyalty serving");

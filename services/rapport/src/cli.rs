@@ -52,6 +52,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Events: parked events of a service's outbox, and replaying them.
     Events(EventsArgs),
+    /// The audit trail: who changed what, and when, in one service or across the suite (sre).
+    Audit(AuditArgs),
     /// Surveys: schedule one after a service, record the answer, show it.
     Survey(SurveyArgs),
     /// The NPS of the last days, grouped, with its confidence interval and the daily trend.
@@ -744,6 +746,32 @@ pub enum EventsCommand {
         #[arg(long = "event")]
         events: Vec<String>,
     },
+}
+
+/// `rapport audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this service's trail (default: every service's, merged, newest first).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only changes about this customer.
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// Only changes by this subject (a person's or a service's token subject, or a worker's name).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only changes by this role, e.g. agent; `system` for the services' own workers.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Only this RPC or worker action, e.g. AdjustPoints.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Only the last this many days.
+    #[arg(long)]
+    pub days: Option<i64>,
+    /// At most this many records.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
 }
 
 /// `rapport gen`.

@@ -17,6 +17,21 @@ pub fn token(conn: &Conn) -> anyhow::Result<String> {
     })
 }
 
+/// The services, by the names commands take (`--service`).
+pub const SERVICES: [&str; 5] = ["loyalty", "segmentation", "feedback", "referrals", "improvement"];
+
+/// The address of the service named `service`.
+pub fn service_addr<'a>(conn: &'a Conn, service: &str) -> anyhow::Result<&'a str> {
+    Ok(match service {
+        "loyalty" => &conn.loyalty_addr,
+        "segmentation" => &conn.segmentation_addr,
+        "feedback" => &conn.feedback_addr,
+        "referrals" => &conn.referrals_addr,
+        "improvement" => &conn.improvement_addr,
+        other => anyhow::bail!("--service: unknown service {other:?} (one of {})", SERVICES.join(", ")),
+    })
+}
+
 /// A channel to `addr` with the operator's token.
 pub fn channel(conn: &Conn, addr: &str) -> anyhow::Result<OutgoingChannel> {
     channel_with_timeout(conn, addr, Duration::from_secs(60))

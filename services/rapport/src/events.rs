@@ -1,28 +1,17 @@
 //! `rapport events parked|retry`: a producer's parked events, and replaying them.
-use anyhow::bail;
 use rapport_proto::events::v1::{
     ListParkedEventsRequest, RetryParkedEventsRequest, outbox_service_client::OutboxServiceClient,
 };
 
 use crate::{
     cli::{Conn, EventsArgs, EventsCommand},
-    conn::{channel, explain},
+    conn::{channel, explain, service_addr},
     output,
 };
 
 /// Runs `rapport events …`.
 pub async fn run(conn: &Conn, args: EventsArgs) -> anyhow::Result<()> {
-    let addr = match args.service.as_str() {
-        "loyalty" => &conn.loyalty_addr,
-        "segmentation" => &conn.segmentation_addr,
-        "feedback" => &conn.feedback_addr,
-        "referrals" => &conn.referrals_addr,
-        "improvement" => &conn.improvement_addr,
-        other => {
-            bail!("--service: unknown service {other:?} (loyalty, segmentation, feedback, referrals or improvement)")
-        }
-    };
-    let mut client = OutboxServiceClient::new(channel(conn, addr)?);
+    let mut client = OutboxServiceClient::new(channel(conn, service_addr(conn, &args.service)?)?);
     match args.command {
         EventsCommand::Parked { destination } => {
             let mut t = output::table(&["event", "destination", "kind", "attempts", "parked at", "last error"]);

@@ -1,4 +1,5 @@
 //! `rapport`: the all-in-one launcher (`rapport up`) and the operator CLI.
+mod audit;
 mod barometer;
 mod cases;
 mod cli;
@@ -29,6 +30,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Campaign(args) => segments::campaign(&cli.conn, args).await,
         cli::Command::Gen(args) => generate::run(&cli.conn, args).await,
         cli::Command::Events(args) => events::run(&cli.conn, args).await,
+        cli::Command::Audit(args) => audit::run(&cli.conn, args).await,
         cli::Command::Survey(args) => feedback::survey(&cli.conn, args).await,
         cli::Command::Nps(args) => feedback::nps(&cli.conn, args).await,
         cli::Command::Cases(args) => cases::run(&cli.conn, args).await,

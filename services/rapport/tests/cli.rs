@@ -258,6 +258,19 @@ async fn up_then_the_walk_through_of_the_readme() {
     let md = std::fs::read_to_string(dir.join("digest.md")).unwrap();
     assert!(md.starts_with("# Product improvement digest") && md.contains("parcel lockers"), "{md}");
 
+    // The audit trail: who changed what, across the suite and in one service.
+    let out = rapport(&dir, &addrs, &["audit", "--method", "ChangeImprovementStatus"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("improvement:{improvement}")) && text.contains("2 records"), "{text}");
+    for header in ["time (UTC)", "service", "action", "role", "actor", "target", "customers"] {
+        assert!(text.contains(header), "no {header:?} in {text}");
+    }
+    let out = rapport(&dir, &addrs, &["audit", "--service", "loyalty", "--limit", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 records, newest first") && text.contains("loyalty"), "{text}");
+    let out = rapport(&dir, &addrs, &["audit", "--role", "system", "--method", "NoSuchAction"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no audit records match"));
+
     // bad input: a clear error and a failing exit status
     let bad = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(&dir)

@@ -13,11 +13,10 @@ use rapport_kit::{
 };
 use rapport_outbox::{
     Outbox, Subscriber,
-    admin::OutboxAdmin,
     wiring::{self, SinkSettings},
 };
 use rapport_proto::{
-    events::v1::outbox_service_server::OutboxServiceServer, loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
+    loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
     referrals::v1::referrals_service_server::ReferralsServiceServer,
 };
 use sea_orm::DatabaseConnection;
@@ -189,7 +188,6 @@ impl Service for Referrals {
         let serve = &self.config.common.serve;
         let api = ReferralsApi::new(self.store.clone(), self.config.common.pseudonyms.clone());
         let api = ReferralsServiceServer::new(api).max_decoding_message_size(serve.max_message_bytes);
-        let admin = OutboxAdmin::new(self.store.db().clone(), self.clock.clone(), self.outbox.clone(), DOMAIN);
         let outbox = self.outbox.clone();
         let payouts_wake = self.store.payout_waker();
         let sink = wiring::sink_service(
@@ -212,9 +210,16 @@ impl Service for Referrals {
             config: serve.clone(),
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
-            service_names: vec![SERVICE_NAME, SINK_NAME, rapport_outbox::admin::SERVICE_NAME],
+            service_names: [&[SERVICE_NAME, SINK_NAME][..], &wiring::OPERATOR_SERVICES].concat(),
             long_running: vec![],
-            routes: Routes::new(api).add_service(sink).add_service(OutboxServiceServer::new(admin)),
+            routes: wiring::operator_routes(
+                Routes::new(api).add_service(sink),
+                self.store.db(),
+                &self.clock,
+                &self.outbox,
+                &self.config.common.pseudonyms,
+                DOMAIN,
+            ),
             domain: DOMAIN.into(),
         };
         tracing::info!(addr = %self.addr, "referrals serving");

@@ -49,6 +49,14 @@ impl SegmentationApi {
     }
 }
 
+/// What an attribute's name may be.
+const ATTRIBUTE_NAME: &str = "names must be 1 to 64 letters, digits or _.-";
+
+/// Whether `name` may name an attribute (see [`ATTRIBUTE_NAME`]).
+fn attribute_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
 fn status(e: SegmentationError) -> Status {
     rapport_kit::error::status(e)
 }
@@ -176,8 +184,8 @@ pub fn rule_from(c: Option<&pb::Condition>, path: &str, segments: &HashSet<Strin
             Rule::Feature { name: f.name.clone(), op, value: f.value }
         }
         Node::Attribute(a) => {
-            if a.name.is_empty() || a.name.len() > 64 {
-                v.add(format!("{path}.attribute.name"), "must be 1 to 64 characters");
+            if !attribute_name(&a.name) {
+                v.add(format!("{path}.attribute.name"), ATTRIBUTE_NAME);
             }
             Rule::Attribute { name: a.name.clone(), value: a.value.clone() }
         }
@@ -363,8 +371,12 @@ impl SegmentationService for SegmentationApi {
         v.id("customer_id", &r.customer_id);
         v.check(r.attributes.len() <= 50, "attributes", "must hold at most 50 attributes");
         for (k, val) in &r.attributes {
-            v.check(!k.is_empty() && k.len() <= 64, &format!("attributes[{k}]"), "names must be 1 to 64 characters");
-            v.text(&format!("attributes[{k}]"), val, 256);
+            // A bad name is not repeated in the answer: it may be personal data sent by mistake.
+            if attribute_name(k) {
+                v.text(&format!("attributes[{k}]"), val, 256);
+            } else {
+                v.add("attributes", ATTRIBUTE_NAME);
+            }
         }
         invalid(v)?;
         let attributes: BTreeMap<String, String> = r.attributes.clone().into_iter().collect();

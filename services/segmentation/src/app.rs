@@ -14,11 +14,10 @@ use rapport_kit::{
 };
 use rapport_outbox::{
     Outbox, Subscriber,
-    admin::OutboxAdmin,
     wiring::{self, SinkSettings},
 };
 use rapport_proto::{
-    events::v1::outbox_service_server::OutboxServiceServer, loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
+    loyalty::v1::loyalty_service_client::LoyaltyServiceClient,
     segmentation::v1::segmentation_service_server::SegmentationServiceServer,
 };
 use sea_orm::DatabaseConnection;
@@ -209,13 +208,15 @@ impl Service for Segmentation {
             },
             move || outbox.notify(),
         );
-        let admin = OutboxServiceServer::new(OutboxAdmin::new(db, self.clock.clone(), self.outbox.clone(), DOMAIN));
+        let routes = Routes::new(api).add_service(sink);
+        let routes =
+            wiring::operator_routes(routes, &db, &self.clock, &self.outbox, &self.config.common.pseudonyms, DOMAIN);
         let parts = ServeParts {
             listener: self.listener,
             config: self.config.common.serve.clone(),
             auth: self.auth,
             policy: policy().map_err(AppError::Config)?,
-            service_names: vec![SERVICE_NAME, SINK_NAME, rapport_outbox::admin::SERVICE_NAME],
+            service_names: [&[SERVICE_NAME, SINK_NAME][..], &wiring::OPERATOR_SERVICES].concat(),
             // A client stream carries a whole data set, creating a segment evaluates everyone, a refresh ages
             // everyone: they may outlive the per-request cap.
             long_running: vec![
@@ -223,7 +224,7 @@ impl Service for Segmentation {
                 "/rapport.segmentation.v1.SegmentationService/CreateSegment",
                 "/rapport.segmentation.v1.SegmentationService/RefreshFeatures",
             ],
-            routes: Routes::new(api).add_service(sink).add_service(admin),
+            routes,
             domain: DOMAIN.into(),
         };
         tracing::info!(addr = %self.addr, "segmentation serving");

@@ -4,6 +4,7 @@ use sea_orm_migration::{MigrationTrait, prelude::*};
 pub mod m20261123_000001_create_idempotency_keys;
 pub mod m20261124_000003_create_idempotency_subjects;
 pub mod m20261203_000004_index_idempotency_created_at;
+pub mod m20261204_000005_create_audit;
 
 /// Every migration of kit's tables, in order.
 pub fn all() -> Vec<Box<dyn MigrationTrait>> {
@@ -11,6 +12,7 @@ pub fn all() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261123_000001_create_idempotency_keys::Migration),
         Box::new(m20261124_000003_create_idempotency_subjects::Migration),
         Box::new(m20261203_000004_index_idempotency_created_at::Migration),
+        Box::new(m20261204_000005_create_audit::Migration),
     ]
 }
 

@@ -91,7 +91,7 @@ impl Store {
                     // A new case has no pause yet.
                     let fresh = wire::case_pb(&case, vec![], &s.sla_view(&case, &[], now))?;
                     let reply = pb::OpenCaseResponse { case: Some(fresh) };
-                    Ok(Done::about([cmd.customer_id], reply))
+                    Ok(Done::about([cmd.customer_id], reply).on("case", &case.case_id))
                 })
             })
             .await
@@ -297,7 +297,7 @@ impl Store {
                     }
                     let case = rows::Entity::find_by_id(case.seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
                     let reply = pb::RespondToCaseResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
-                    Ok(Done::about([case.customer_id.clone()], reply))
+                    Ok(Done::about([case.customer_id.clone()], reply).on("case", &case.case_id))
                 })
             })
             .await
@@ -335,7 +335,7 @@ impl Store {
                     tracing::info!(case_id = %case_id, after_ms = now - case.created_at, "case resolved");
                     let case = rows::Entity::find_by_id(case.seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
                     let reply = pb::ResolveCaseResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
-                    Ok(Done::about([case.customer_id.clone()], reply))
+                    Ok(Done::about([case.customer_id.clone()], reply).on("case", &case.case_id))
                 })
             })
             .await

@@ -5,7 +5,10 @@
 //! agent's open cases only while holding both, so two replicas never give one agent more than its capacity.
 use std::collections::{BTreeSet, HashMap};
 
-use rapport_kit::frame::{Done, Key};
+use rapport_kit::{
+    audit::{Actor, Entry},
+    frame::{Done, Key},
+};
 use rapport_proto::feedback::v1 as pb;
 use sea_orm::{
     ActiveValue::Set,
@@ -306,7 +309,7 @@ impl Store {
                     let handed_back = if a.online { 0 } else { s.hand_on(txn, &a.agent_id).await? };
                     tracing::info!(agent_id = %a.agent_id, online = a.online, handed_back, "agent saved");
                     let agent = s.agent_reply(txn, &a.agent_id, handed_back).await?.agent;
-                    Ok(Done::reply(pb::PutAgentResponse { agent }))
+                    Ok(Done::reply(pb::PutAgentResponse { agent }).on("agent", &a.agent_id))
                 })
             })
             .await
@@ -336,7 +339,7 @@ impl Store {
                     }
                     let handed_back = if online { 0 } else { s.hand_on(txn, &agent_id).await? };
                     tracing::info!(agent_id = %agent_id, online, handed_back, "agent availability changed");
-                    Ok(Done::reply(s.agent_reply(txn, &agent_id, handed_back).await?))
+                    Ok(Done::reply(s.agent_reply(txn, &agent_id, handed_back).await?).on("agent", &agent_id))
                 })
             })
             .await
@@ -359,6 +362,7 @@ impl Store {
         for queue_id in waiting {
             let _turn = self.frame.write_turn().await;
             let txn = rapport_kit::db::begin_write(&self.db).await?;
+            let now = self.frame.now_ms();
             let queue = lock_queues(&txn, &BTreeSet::from([queue_id.clone()])).await?.remove(0);
             let cases_waiting = cases::Entity::find()
                 .filter(cases::Column::QueueId.eq(queue_id.as_str()))
@@ -384,6 +388,11 @@ impl Store {
                 if done.rows_affected == 0 {
                     continue;
                 }
+                let (target, actor) = (format!("case:{}", c.case_id), Actor::worker("feedback.assigner"));
+                let customers = [c.customer_id.clone()];
+                let entry =
+                    Entry { at_ms: now, method: "AssignCase", actor: &actor, target: &target, customers: &customers };
+                self.frame.trail().record(&txn, entry).await?;
                 tracing::info!(case_id = %c.case_id, agent_id = %to, "waiting case assigned");
                 queue.last_agent = Some(to);
                 assigned += 1;

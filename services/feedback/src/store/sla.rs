@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use rapport_kit::{
+    audit::{Actor, Entry},
     db::begin_write,
     frame::{Done, Key},
 };
@@ -116,7 +117,7 @@ impl Store {
                     }
                     tracing::info!(case_id = %case_id, waiting, "case waiting for the customer changed");
                     let reply = pb::SetCaseWaitingResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
-                    Ok(Done::about([case.customer_id.clone()], reply))
+                    Ok(Done::about([case.customer_id.clone()], reply).on("case", &case.case_id))
                 })
             })
             .await
@@ -236,6 +237,11 @@ impl Store {
                 moved = true;
             }
             update.filter(rows::Column::Seq.eq(c.seq)).exec(&txn).await?;
+            let (target, actor) = (format!("case:{}", c.case_id), Actor::worker("feedback.sla-sweeper"));
+            let customers = [c.customer_id.clone()];
+            let entry =
+                Entry { at_ms: now, method: "EscalateCase", actor: &actor, target: &target, customers: &customers };
+            self.frame.trail().record(&txn, entry).await?;
             tracing::warn!(case_id = %c.case_id, clock, severity = %c.severity, tier = %c.tier, "sla breached, case escalated");
         } else {
             tracing::info!(case_id = %c.case_id, clock, "sla warning");
@@ -349,7 +355,7 @@ impl Store {
                     let case = rows::Entity::find_by_id(case.seq).one(txn).await?.ok_or(FeedbackError::CaseNotFound)?;
                     let reply =
                         pb::AddCustomerMessageResponse { case: Some(s.case_pb_in(txn, &case, vec![], now).await?) };
-                    Ok(Done::about([case.customer_id.clone()], reply))
+                    Ok(Done::about([case.customer_id.clone()], reply).on("case", &case.case_id))
                 })
             })
             .await

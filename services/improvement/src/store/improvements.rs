@@ -178,7 +178,8 @@ impl Store {
                     s.record_change(txn, &id, (None, Status::Proposed), &cmd.actor, "proposed", now).await?;
                     tracing::info!(improvement_id = %id, themes = cmd.themes.len(), "improvement proposed");
                     let improvement = s.improvement_pb_in(txn, &row, now).await?;
-                    Ok(Done::reply(pb::CreateImprovementResponse { improvement: Some(improvement) }))
+                    Ok(Done::reply(pb::CreateImprovementResponse { improvement: Some(improvement) })
+                        .on("improvement", &id))
                 })
             })
             .await
@@ -218,7 +219,8 @@ impl Store {
                     row.updated_at = now;
                     rows::Entity::update(rows::ActiveModel::from(row.clone()).reset_all()).exec(txn).await?;
                     let improvement = s.improvement_pb_in(txn, &row, now).await?;
-                    Ok(Done::reply(pb::UpdateImprovementResponse { improvement: Some(improvement) }))
+                    Ok(Done::reply(pb::UpdateImprovementResponse { improvement: Some(improvement) })
+                        .on("improvement", &id))
                 })
             })
             .await
@@ -258,7 +260,8 @@ impl Store {
                         "improvement status changed"
                     );
                     let improvement = s.improvement_pb_in(txn, &row, now).await?;
-                    Ok(Done::reply(pb::ChangeImprovementStatusResponse { improvement: Some(improvement) }))
+                    Ok(Done::reply(pb::ChangeImprovementStatusResponse { improvement: Some(improvement) })
+                        .on("improvement", &row.improvement_id))
                 })
             })
             .await

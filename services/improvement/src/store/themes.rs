@@ -395,7 +395,8 @@ impl Store {
                         .one(txn)
                         .await?
                         .ok_or_else(|| ImprovementError::ThemeNotFound(cmd.theme_id.clone()))?;
-                    Ok(Done::reply(pb::AcceptThemeResponse { theme: Some(wire::theme_pb(&row, Vec::new())?) }))
+                    Ok(Done::reply(pb::AcceptThemeResponse { theme: Some(wire::theme_pb(&row, Vec::new())?) })
+                        .on("theme", &cmd.theme_id))
                 })
             })
             .await
@@ -433,7 +434,8 @@ impl Store {
                         .one(txn)
                         .await?
                         .ok_or_else(|| ImprovementError::ThemeNotFound(theme_id.clone()))?;
-                    Ok(Done::reply(pb::MergeThemeResponse { theme: Some(wire::theme_pb(&row, Vec::new())?) }))
+                    Ok(Done::reply(pb::MergeThemeResponse { theme: Some(wire::theme_pb(&row, Vec::new())?) })
+                        .on("theme", &theme_id))
                 })
             })
             .await

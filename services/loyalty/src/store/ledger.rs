@@ -48,7 +48,9 @@ impl Store {
                         .await?;
                     s.maybe_upgrade(txn, &mut st, now).await?;
                     let balance = Some(wire::balance_pb(s.balance(&st, now)));
-                    Ok(Done::about([customer_id], pb::EarnPointsResponse { entry: Some(wire::entry_pb(e)), balance }))
+                    let id = e.id;
+                    Ok(Done::about([customer_id], pb::EarnPointsResponse { entry: Some(wire::entry_pb(e)), balance })
+                        .on("entry", id))
                 })
             })
             .await
@@ -69,7 +71,9 @@ impl Store {
                     let mut st = s.lock_settled(txn, &customer_id, now).await?;
                     let e = s.debit(txn, &mut st, EntryKind::Redeem, points, &reason, None, None, now).await?;
                     let balance = Some(wire::balance_pb(s.balance(&st, now)));
-                    Ok(Done::about([customer_id], pb::RedeemPointsResponse { entry: Some(wire::entry_pb(e)), balance }))
+                    let id = e.id;
+                    Ok(Done::about([customer_id], pb::RedeemPointsResponse { entry: Some(wire::entry_pb(e)), balance })
+                        .on("entry", id))
                 })
             })
             .await
@@ -96,7 +100,9 @@ impl Store {
                         s.debit(txn, &mut st, EntryKind::Adjust, -points, &reason, None, None, now).await?
                     };
                     let balance = Some(wire::balance_pb(s.balance(&st, now)));
-                    Ok(Done::about([customer_id], pb::AdjustPointsResponse { entry: Some(wire::entry_pb(e)), balance }))
+                    let id = e.id;
+                    Ok(Done::about([customer_id], pb::AdjustPointsResponse { entry: Some(wire::entry_pb(e)), balance })
+                        .on("entry", id))
                 })
             })
             .await
@@ -118,10 +124,12 @@ impl Store {
                     let mut st = s.lock_settled(txn, &customer_id, now).await?;
                     let e = s.reverse_in(txn, &mut st, entry_id, points, &reason, now).await?;
                     let balance = Some(wire::balance_pb(s.balance(&st, now)));
+                    // The target is the entry reversed; the reversal's own entry is in the reply.
                     Ok(Done::about(
                         [customer_id],
                         pb::ReversePointsResponse { entry: Some(wire::entry_pb(e)), balance },
-                    ))
+                    )
+                    .on("entry", entry_id))
                 })
             })
             .await

@@ -316,6 +316,10 @@ pub fn valid_vanity(s: &str) -> bool {
 /// Gmail the dots of the local part dropped and `googlemail.com` read as `gmail.com`. `None` when it is no address.
 pub fn normalise_email(email: &str) -> Option<String> {
     let email = email.trim().to_lowercase();
+    // An address is at most 254 characters, with no spaces, controls or the brackets of a "Name <address>" form.
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control() || "<>()[],;\"".contains(c)) {
+        return None;
+    }
     let (local, domain) = email.rsplit_once('@')?;
     let local = local.split('+').next().unwrap_or_default();
     if local.is_empty() || domain.is_empty() || !domain.contains('.') {
@@ -448,6 +452,9 @@ mod tests {
         assert_eq!(normalise_email("nobody"), None);
         assert_eq!(normalise_email("+x@example.fr"), None);
         assert_eq!(normalise_email("a@localhost"), None);
+        assert_eq!(normalise_email("Ann Lee <ann@example.fr>"), None);
+        assert_eq!(normalise_email("ann lee@example.fr"), None);
+        assert_eq!(normalise_email(&format!("{}@example.fr", "a".repeat(250))), None);
     }
 
     #[test]

@@ -455,7 +455,8 @@ impl Store {
                     let row = rows::Entity::update(a).exec(txn).await?;
                     tracing::info!(referral_id = %row.referral_id, agent = %agent, "flagged referral cleared");
                     let referral = s.referral_view(txn, &row).await?;
-                    Ok(Done::about(subjects, pb::ApproveReferralResponse { referral: Some(referral) }))
+                    Ok(Done::about(subjects, pb::ApproveReferralResponse { referral: Some(referral) })
+                        .on("referral", &referral_id))
                 })
             })
             .await
@@ -479,7 +480,8 @@ impl Store {
                     let subjects = [row.referrer_id.clone(), row.referee_id.clone()];
                     let row = s.void_in(txn, row, &agent, &reason, now).await?;
                     let referral = s.referral_view(txn, &row).await?;
-                    Ok(Done::about(subjects, pb::VoidReferralResponse { referral: Some(referral) }))
+                    Ok(Done::about(subjects, pb::VoidReferralResponse { referral: Some(referral) })
+                        .on("referral", &referral_id))
                 })
             })
             .await

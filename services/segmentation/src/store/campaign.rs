@@ -76,7 +76,7 @@ impl Store {
                                 .await?;
                             tracing::info!(campaign_id = %campaign_id, "campaign resumed");
                         }
-                        return Ok(Done::reply(()));
+                        return Ok(Done::reply(()).on("campaign", &campaign_id));
                     }
                     if segments::Entity::find_by_id(segment_id.clone()).one(txn).await?.is_none() {
                         return Err(SegmentationError::SegmentNotFound);
@@ -130,7 +130,7 @@ impl Store {
                         campaign_targets::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
                     }
                     tracing::info!(campaign_id = %campaign_id, segment_id = %segment_id, "campaign triggered");
-                    Ok(Done::reply(()))
+                    Ok(Done::reply(()).on("campaign", &campaign_id))
                 })
             })
             .await?;

@@ -75,7 +75,7 @@ impl Store {
                     .exec_without_returning(txn)
                     .await?;
                     tracing::info!(segment_id = %segment_id, "segment created");
-                    Ok(Done::reply(()))
+                    Ok(Done::reply(()).on("segment", &segment_id))
                 })
             })
             .await?;
@@ -171,7 +171,7 @@ impl Store {
                         .await?;
                     segments::Entity::delete_by_id(segment_id.clone()).exec(txn).await?;
                     tracing::info!(segment_id = %segment_id, "segment deleted");
-                    Ok(Done::reply(()))
+                    Ok(Done::reply(()).on("segment", &segment_id))
                 })
             })
             .await
