@@ -26,7 +26,7 @@ use rapport_proto::{
     segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{Db, T0, any_port, auth, eventually, loyalty, referrals, segmentation, serve_config};
+use crate::support::{Db, T0, any_port, auth, eventually, feedback, improvement, loyalty, referrals, segmentation};
 
 /// A channel to `addr` as `subject` with `role`.
 fn as_person(addr: std::net::SocketAddr, role: Role, subject: &str) -> OutgoingChannel {
@@ -52,33 +52,6 @@ fn row(method: &str, role: &str, subject: &str, target: &str) -> (String, String
     (method.into(), role.into(), subject.into(), target.into())
 }
 
-async fn feedback(database_url: &str, clock: &ManualClock) -> rapport_kit::testing::TestServer {
-    let mut config = rapport_feedback::app::Config::local(database_url);
-    config.common.listen = any_port();
-    config.common.serve = serve_config();
-    config.assign_interval = std::time::Duration::from_millis(50);
-    rapport_kit::testing::TestServer::start::<rapport_feedback::app::Feedback>(
-        config,
-        auth(),
-        std::sync::Arc::new(clock.clone()),
-    )
-    .await
-    .expect("feedback")
-}
-
-async fn improvement(database_url: &str, clock: &ManualClock) -> rapport_kit::testing::TestServer {
-    let mut config = rapport_improvement::app::Config::local(database_url);
-    config.common.listen = any_port();
-    config.common.serve = serve_config();
-    rapport_kit::testing::TestServer::start::<rapport_improvement::app::Improvement>(
-        config,
-        auth(),
-        std::sync::Arc::new(clock.clone()),
-    )
-    .await
-    .expect("improvement")
-}
-
 rapport_kit::on_both!(a_scripted_day_names_every_actor);
 
 async fn a_scripted_day_names_every_actor(db: Db) {
@@ -92,9 +65,12 @@ async fn a_scripted_day_names_every_actor(db: Db) {
     ];
     let l = loyalty(any_port(), dbs[0].url(), None, &clock).await;
     let s = segmentation(any_port(), dbs[1].url(), l.addr, &clock).await;
-    let f = feedback(dbs[2].url(), &clock).await;
+    let f = feedback(any_port(), dbs[2].url(), &[], &clock, |c| {
+        c.assign_interval = std::time::Duration::from_millis(50);
+    })
+    .await;
     let r = referrals(any_port(), dbs[3].url(), None, &clock, |_| {}).await;
-    let i = improvement(dbs[4].url(), &clock).await;
+    let i = improvement(any_port(), dbs[4].url(), None, &clock).await;
 
     // Loyalty: ann (agent) credits a goodwill gesture and earns points for a customer; bob (agent) reverses the earn.
     let ann = LoyaltyServiceClient::new(as_person(l.addr, Role::Agent, "ann"));

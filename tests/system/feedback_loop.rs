@@ -1,8 +1,7 @@
 //! Feedback → segmentation: answers delivered through feedback's outbox fill NPS segments; a redelivered answer
 //! counts once; feedback's port lists what it serves.
-use std::{net::SocketAddr, sync::Arc};
 
-use rapport_kit::{auth::Role, clock::ManualClock, db::testing::fresh_database, testing::TestServer};
+use rapport_kit::{auth::Role, clock::ManualClock, db::testing::fresh_database};
 use rapport_proto::{
     common::v1::Channel,
     events::v1::{DeliverEventsRequest, event_sink_service_client::EventSinkServiceClient},
@@ -10,23 +9,7 @@ use rapport_proto::{
     segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{Db, T0, answer_survey, any_port, auth, channel, eventually, segmentation, serve_config};
-
-/// Feedback delivering its events to segmentation at `segmentation` (if any).
-pub async fn feedback(
-    listen: SocketAddr,
-    database_url: &str,
-    segmentation: Option<String>,
-    clock: &ManualClock,
-) -> TestServer {
-    let mut config = rapport_feedback::app::Config::local(database_url);
-    config.common.listen = listen;
-    config.common.serve = serve_config();
-    config.set_subscriber_url("segmentation", segmentation);
-    TestServer::start::<rapport_feedback::app::Feedback>(config, auth(), Arc::new(clock.clone()))
-        .await
-        .expect("feedback")
-}
+use crate::support::{Db, T0, answer_survey, any_port, channel, eventually, feedback, segmentation};
 
 rapport_kit::on_both!(answers_fill_nps_segments_once);
 
@@ -34,7 +17,7 @@ async fn answers_fill_nps_segments_once(db: Db) {
     let clock = ManualClock::new(T0);
     let (seg_db, fb_db) = (fresh_database(db).await.unwrap(), fresh_database(db).await.unwrap());
     let s = segmentation(any_port(), seg_db.url(), any_port(), &clock).await;
-    let f = feedback(any_port(), fb_db.url(), Some(format!("http://{}", s.addr)), &clock).await;
+    let f = feedback(any_port(), fb_db.url(), &[("segmentation", format!("http://{}", s.addr))], &clock, |_| {}).await;
     let mut sc = SegmentationServiceClient::new(channel(s.addr, Role::Marketing));
     let detractors = spb::Condition { node: Some(Node::NpsClass(spb::ValuesIn { values: vec!["detractor".into()] })) };
     sc.create_segment(spb::CreateSegmentRequest {

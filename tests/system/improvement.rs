@@ -4,9 +4,9 @@
 //! reaches feedback, whose open cases of its themes carry the note; a discovered theme accepted joins feedback's
 //! taxonomy; with improvement stopped while complaints keep coming, every signal arrives exactly once after it
 //! restarts.
-use std::{collections::BTreeSet, net::SocketAddr, sync::Arc};
+use std::collections::BTreeSet;
 
-use rapport_kit::{auth::Role, clock::ManualClock, db::testing::fresh_database, testing::TestServer};
+use rapport_kit::{auth::Role, clock::ManualClock, db::testing::fresh_database};
 use rapport_proto::{
     common::v1::Channel,
     feedback::v1::{self as fpb, feedback_service_client::FeedbackServiceClient},
@@ -14,34 +14,7 @@ use rapport_proto::{
 };
 use sea_orm::{EntityTrait, PaginatorTrait};
 
-use crate::support::{Db, T0, answer_survey, any_port, auth, channel, eventually, free_port, serve_config};
-
-/// Feedback delivering its events to improvement at `improvement`.
-async fn feedback(listen: SocketAddr, database_url: &str, improvement: String, clock: &ManualClock) -> TestServer {
-    let mut config = rapport_feedback::app::Config::local(database_url);
-    config.common.listen = listen;
-    config.common.serve = serve_config();
-    config.set_subscriber_url("improvement", Some(improvement));
-    TestServer::start::<rapport_feedback::app::Feedback>(config, auth(), Arc::new(clock.clone()))
-        .await
-        .expect("feedback")
-}
-
-/// Improvement on `listen` delivering to feedback at `feedback` (when known).
-async fn improvement(
-    listen: SocketAddr,
-    database_url: &str,
-    feedback: Option<String>,
-    clock: &ManualClock,
-) -> TestServer {
-    let mut config = rapport_improvement::app::Config::local(database_url);
-    config.common.listen = listen;
-    config.common.serve = serve_config();
-    config.set_subscriber_url("feedback", feedback);
-    TestServer::start::<rapport_improvement::app::Improvement>(config, auth(), Arc::new(clock.clone()))
-        .await
-        .expect("improvement")
-}
+use crate::support::{Db, T0, answer_survey, any_port, channel, eventually, feedback, free_port, improvement};
 
 /// The complaint corpus written for improvement's discovery test: (theme, text).
 fn corpus() -> Vec<(String, String)> {
@@ -89,7 +62,7 @@ async fn complaints_become_ranked_improvements_and_shipped_fixes_reach_feedback(
     let clock = ManualClock::new(T0);
     let (fb_db, im_db) = (fresh_database(db).await.unwrap(), fresh_database(db).await.unwrap());
     let im_addr = free_port();
-    let f = feedback(any_port(), fb_db.url(), format!("http://{im_addr}"), &clock).await;
+    let f = feedback(any_port(), fb_db.url(), &[("improvement", format!("http://{im_addr}"))], &clock, |_| {}).await;
     let i = improvement(im_addr, im_db.url(), Some(format!("http://{}", f.addr)), &clock).await;
     let mut fc = FeedbackServiceClient::new(channel(f.addr, Role::Agent));
     let mut ic = ImprovementServiceClient::new(channel(i.addr, Role::Marketing));
@@ -242,7 +215,7 @@ async fn every_signal_arrives_once_after_improvement_restarts(db: Db) {
     let clock = ManualClock::new(T0);
     let (fb_db, im_db) = (fresh_database(db).await.unwrap(), fresh_database(db).await.unwrap());
     let im_addr = free_port();
-    let f = feedback(any_port(), fb_db.url(), format!("http://{im_addr}"), &clock).await;
+    let f = feedback(any_port(), fb_db.url(), &[("improvement", format!("http://{im_addr}"))], &clock, |_| {}).await;
     let i = improvement(im_addr, im_db.url(), None, &clock).await;
     let mut fc = FeedbackServiceClient::new(channel(f.addr, Role::Agent));
     let texts: Vec<String> = corpus().into_iter().map(|(_, t)| t).take(60).collect();

@@ -3,9 +3,8 @@
 //! e-mail, a blocked address, a suggestion — accepted and refused (too long, badly formed), with feedback's events
 //! delivered to segmentation and improvement; no seeded value appears in any log line (at the default level),
 //! any exported span or any error's message or details.
-use std::sync::Arc;
 
-use rapport_kit::{auth::Role, clock::ManualClock, db::testing::fresh_database, testing::TestServer};
+use rapport_kit::{auth::Role, clock::ManualClock, db::testing::fresh_database};
 use rapport_proto::{
     common::v1::Channel,
     feedback::v1::{self as fpb, feedback_service_client::FeedbackServiceClient},
@@ -17,8 +16,8 @@ use rapport_proto::{
 use tonic::Status;
 
 use crate::support::{
-    Db, T0, answer_survey, any_port, auth, channel, eventually, exporter, logs, loyalty, referrals, segmentation,
-    serve_config,
+    Db, T0, answer_survey, any_port, channel, eventually, exporter, feedback, improvement, logs, loyalty, referrals,
+    segmentation,
 };
 
 /// The seeded personal values; each must never be seen outside the data it was given as.
@@ -55,26 +54,6 @@ fn complaint() -> String {
     format!("I am {NAME}, my parcel never arrived. Call me on {PHONE} or write to {EMAIL}.")
 }
 
-async fn feedback(database_url: &str, clock: &ManualClock, segmentation: String, improvement: String) -> TestServer {
-    let mut config = rapport_feedback::app::Config::local(database_url);
-    config.common.listen = any_port();
-    config.common.serve = serve_config();
-    config.set_subscriber_url("segmentation", Some(segmentation));
-    config.set_subscriber_url("improvement", Some(improvement));
-    TestServer::start::<rapport_feedback::app::Feedback>(config, auth(), Arc::new(clock.clone()))
-        .await
-        .expect("feedback")
-}
-
-async fn improvement(database_url: &str, clock: &ManualClock) -> TestServer {
-    let mut config = rapport_improvement::app::Config::local(database_url);
-    config.common.listen = any_port();
-    config.common.serve = serve_config();
-    TestServer::start::<rapport_improvement::app::Improvement>(config, auth(), Arc::new(clock.clone()))
-        .await
-        .expect("improvement")
-}
-
 rapport_kit::on_both!(no_seeded_personal_value_leaves_the_data);
 
 async fn no_seeded_personal_value_leaves_the_data(db: Db) {
@@ -86,8 +65,9 @@ async fn no_seeded_personal_value_leaves_the_data(db: Db) {
     }
     let l = loyalty(any_port(), dbs[0].url(), None, &clock).await;
     let s = segmentation(any_port(), dbs[1].url(), l.addr, &clock).await;
-    let i = improvement(dbs[4].url(), &clock).await;
-    let f = feedback(dbs[2].url(), &clock, format!("http://{}", s.addr), format!("http://{}", i.addr)).await;
+    let i = improvement(any_port(), dbs[4].url(), None, &clock).await;
+    let subscribers = [("segmentation", format!("http://{}", s.addr)), ("improvement", format!("http://{}", i.addr))];
+    let f = feedback(any_port(), dbs[2].url(), &subscribers, &clock, |_| {}).await;
     let r = referrals(any_port(), dbs[3].url(), None, &clock, |_| {}).await;
     let mut refusals: Vec<Status> = Vec::new();
 

@@ -57,7 +57,7 @@ async fn each_port_lists_what_it_serves() {
             "rapport.events.v1.OutboxService"
         ])
     );
-    let f = crate::feedback_loop::feedback(any_port(), fb_db.url(), None, &clock).await;
+    let f = crate::support::feedback(any_port(), fb_db.url(), &[], &clock, |_| {}).await;
     assert_eq!(
         listed(f.addr).await,
         set(&[

@@ -260,3 +260,40 @@ pub async fn answer_survey(addr: SocketAddr, customer: &str, score: i32, comment
     .unwrap();
     survey.survey_id
 }
+
+/// Feedback on `listen` delivering its events to `subscribers` (name, address), its configuration adjusted by
+/// `tune` after the suite's settings.
+pub async fn feedback(
+    listen: SocketAddr,
+    database_url: &str,
+    subscribers: &[(&str, String)],
+    clock: &ManualClock,
+    tune: impl FnOnce(&mut rapport_feedback::app::Config),
+) -> Running {
+    let mut config = rapport_feedback::app::Config::local(database_url);
+    config.common.listen = listen;
+    config.common.serve = serve_config();
+    for (name, url) in subscribers {
+        config.set_subscriber_url(name, Some(url.clone()));
+    }
+    tune(&mut config);
+    TestServer::start::<rapport_feedback::app::Feedback>(config, auth(), Arc::new(clock.clone()))
+        .await
+        .expect("feedback")
+}
+
+/// Improvement on `listen` delivering to feedback at `feedback` (when known).
+pub async fn improvement(
+    listen: SocketAddr,
+    database_url: &str,
+    feedback: Option<String>,
+    clock: &ManualClock,
+) -> Running {
+    let mut config = rapport_improvement::app::Config::local(database_url);
+    config.common.listen = listen;
+    config.common.serve = serve_config();
+    config.set_subscriber_url("feedback", feedback);
+    TestServer::start::<rapport_improvement::app::Improvement>(config, auth(), Arc::new(clock.clone()))
+        .await
+        .expect("improvement")
+}

@@ -76,7 +76,17 @@ pub type OutgoingChannel = InterceptedService<Channel, Outgoing>;
 
 /// A lazily connected channel to `url` (e.g. `http://127.0.0.1:50051`).
 pub fn channel(url: &str, outgoing: Outgoing) -> Result<OutgoingChannel, tonic::transport::Error> {
-    let channel = Endpoint::from_shared(url.to_string())?
+    // With mutual TLS on, every peer is called over TLS with this service's certificate.
+    let tls = crate::tls::client();
+    let url = match tls {
+        Some(_) => url.replacen("http://", "https://", 1),
+        None => url.to_string(),
+    };
+    let mut endpoint = Endpoint::from_shared(url)?;
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls.client())?;
+    }
+    let channel = endpoint
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))

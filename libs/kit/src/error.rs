@@ -125,9 +125,18 @@ pub fn invalid<E: ServiceError>(v: Violations) -> Result<(), Status> {
     v.finish().map_err(|e| status(E::from(e)))
 }
 
-/// Collects field violations of one request, so a caller learns every problem at once.
+/// Collects field violations of one request, so a caller learns every problem at once — up to
+/// [`MAX_VIOLATIONS`] of them, each description cut at [`MAX_DESCRIPTION`] characters, so that a hostile request
+/// (a million bad list entries, a description echoing a huge name) cannot make its refusal huge.
 #[derive(Debug, Default)]
-pub struct Violations(Vec<(String, String)>);
+pub struct Violations(Vec<(String, String)>, usize);
+
+/// Most violations one refusal lists; the rest are counted.
+pub const MAX_VIOLATIONS: usize = 50;
+/// Longest description of a violation, in characters.
+pub const MAX_DESCRIPTION: usize = 200;
+/// Fields the refusal's message names.
+const NAMED_FIELDS: usize = 10;
 
 impl Violations {
     /// An empty set.
@@ -137,7 +146,16 @@ impl Violations {
 
     /// Records a violation of `field`.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push((field.into(), description.into()));
+        if self.0.len() >= MAX_VIOLATIONS {
+            self.1 += 1;
+            return;
+        }
+        let mut description = description.into();
+        if let Some((cut, _)) = description.char_indices().nth(MAX_DESCRIPTION) {
+            description.truncate(cut);
+            description.push('…');
+        }
+        self.0.push((field.into(), description));
     }
 
     /// Records a violation of `field` unless `ok`.
@@ -192,7 +210,7 @@ impl Violations {
         self.check(end.is_some(), "end_time", "is required");
         if let (Some(s), Some(e)) = (start, end) {
             self.check(e > s, "end_time", "must be after start_time");
-            if e - s > max_days.saturating_mul(86_400_000) {
+            if e.saturating_sub(s) > max_days.saturating_mul(86_400_000) {
                 self.add("end_time", format!("must be at most {max_days} days after start_time"));
             }
         }
@@ -201,7 +219,7 @@ impl Violations {
 
     /// Violations recorded so far.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.len() + self.1
     }
 
     /// Whether none was recorded.
@@ -214,13 +232,18 @@ impl Violations {
         if self.0.is_empty() {
             return Ok(());
         }
-        let fields: Vec<&str> = self.0.iter().map(|(f, _)| f.as_str()).collect();
-        Err(ApiError {
-            code: ErrorCode::InvalidArgument,
-            reason: "INVALID_ARGUMENT",
-            message: format!("invalid {}", fields.join(", ")),
-            violations: self.0,
-        })
+        let mut fields: Vec<&str> = self.0.iter().map(|(f, _)| f.as_str()).take(NAMED_FIELDS).collect();
+        let unnamed = self.len() - fields.len();
+        let more = format!("and {unnamed} more");
+        if unnamed > 0 {
+            fields.push(&more);
+        }
+        let message = format!("invalid {}", fields.join(", "));
+        let mut violations = self.0;
+        if self.1 > 0 {
+            violations.push(("".into(), format!("{} more violations not listed", self.1)));
+        }
+        Err(ApiError { code: ErrorCode::InvalidArgument, reason: "INVALID_ARGUMENT", message, violations })
     }
 }
 
@@ -269,5 +292,27 @@ mod tests {
         v.slug("theme", "Late Parcels");
         v.slug("queue", "");
         assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn a_million_violations_make_a_small_refusal() {
+        let mut v = Violations::new();
+        for i in 0..1_000_000 {
+            v.add(format!("events[{i}]"), "x".repeat(10_000));
+        }
+        assert_eq!(v.len(), 1_000_000);
+        let err = v.finish().unwrap_err();
+        assert_eq!(err.violations.len(), MAX_VIOLATIONS + 1);
+        assert!(err.violations.iter().all(|(_, d)| d.chars().count() <= MAX_DESCRIPTION + 1));
+        assert_eq!(err.violations.last().map(|(_, d)| d.as_str()), Some("999950 more violations not listed"));
+        assert!(err.message.ends_with("events[9], and 999990 more"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_window_from_the_far_past_to_the_far_future_is_refused_not_overflowed() {
+        let ts = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        let mut v = Violations::new();
+        v.window(Some(&ts(i64::MIN)), Some(&ts(i64::MAX)), 400);
+        assert_eq!(v.len(), 1, "too long");
     }
 }

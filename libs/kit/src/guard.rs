@@ -172,6 +172,15 @@ where
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<i32>().ok())
                         .unwrap_or(0);
+                    if code == tonic::Code::OutOfRange as i32 && too_large(resp.headers()) {
+                        // tonic's own size check says OUT_OF_RANGE; gRPC says RESOURCE_EXHAUSTED, with a reason.
+                        let e = ApiError::new(
+                            ErrorCode::ResourceExhausted,
+                            "MESSAGE_TOO_LARGE",
+                            "the request is larger than this server accepts",
+                        );
+                        return Ok(reply(e, domain));
+                    }
                     tracing::Span::current().record("rpc.grpc.status_code", code);
                     Ok(resp)
                 }
@@ -189,6 +198,14 @@ where
 fn reply(e: ApiError, domain: &str) -> http::Response<Body> {
     tracing::Span::current().record("rpc.grpc.status_code", e.code.grpc() as i32);
     e.to_status(domain).into_http()
+}
+
+/// Whether a trailers-only answer is tonic's refusal of a message over the size limit.
+fn too_large(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| m.replace("%20", " ").contains("message length too large"))
 }
 
 fn bearer(headers: &http::HeaderMap) -> Option<&str> {

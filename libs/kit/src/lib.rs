@@ -20,3 +20,4 @@ pub mod serve;
 pub mod service;
 mod test_server;
 pub mod testing;
+pub mod tls;

@@ -1,7 +1,7 @@
 //! Serving a set of gRPC services: health (NOT_SERVING while draining), reflection v1 and v1alpha, the guard
 //! (auth, admission, deadline, server span), and a graceful drain: health NOT_SERVING → drain delay → stop
 //! accepting, let in-flight calls finish → forced stop after a deadline.
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::{service::Routes, transport::Server};
@@ -11,6 +11,7 @@ use crate::{
     auth::{Authenticator, Policy},
     config::{self, ConfigError},
     guard::{GuardConfig, GuardLayer},
+    tls::{self, Tls},
 };
 
 /// Limits and timings of a server.
@@ -29,6 +30,10 @@ pub struct ServeConfig {
     pub drain_delay: Duration,
     /// How long in-flight calls may still run after that (`RAPPORT_DRAIN_DEADLINE_MS`, default 20 s).
     pub drain_deadline: Duration,
+    /// Mutual TLS (`RAPPORT_TLS_CERT`, `RAPPORT_TLS_KEY`, `RAPPORT_TLS_CA`; off by default).
+    pub tls: Option<Tls>,
+    /// Where health is also served in plaintext while TLS is on (`RAPPORT_HEALTH_LISTEN`), for probes.
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl Default for ServeConfig {
@@ -40,6 +45,8 @@ impl Default for ServeConfig {
             max_message_bytes: 4 * 1024 * 1024,
             drain_delay: Duration::from_secs(5),
             drain_deadline: Duration::from_secs(20),
+            tls: None,
+            health_listen: None,
         }
     }
 }
@@ -55,6 +62,8 @@ impl ServeConfig {
             max_message_bytes: config::parse("RAPPORT_MAX_MESSAGE_BYTES", d.max_message_bytes)?,
             drain_delay: config::millis("RAPPORT_DRAIN_DELAY_MS", d.drain_delay)?,
             drain_deadline: config::millis("RAPPORT_DRAIN_DEADLINE_MS", d.drain_deadline)?,
+            tls: Tls::from_env()?,
+            health_listen: tls::health_listen_from_env()?,
         })
     }
 }
@@ -88,6 +97,14 @@ pub enum ServeError {
     /// Reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(String),
+    /// The plaintext health listener could not be bound.
+    #[error("binding the health listener {addr}: {source}")]
+    HealthBind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
 }
 
 /// What every server serves besides its own services.
@@ -114,6 +131,16 @@ pub async fn serve(parts: ServeParts, shutdown: impl Future<Output = ()> + Send)
     };
     let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Reflection(e.to_string()))?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Reflection(e.to_string()))?;
+    // Kubelet's gRPC probes speak no TLS: with TLS on, health alone is also served in plaintext where asked.
+    let plain_health = match (&config.tls, config.health_listen) {
+        (Some(_), Some(addr)) => {
+            let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::HealthBind { addr, source })?;
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let health = health.clone();
+            Some(tokio::spawn(async move { Server::builder().add_service(health).serve_with_incoming(incoming).await }))
+        }
+        _ => None,
+    };
     let routes = routes.add_service(health).add_service(reflection_v1).add_service(reflection_v1alpha);
     let guard = GuardLayer::new(GuardConfig {
         auth,
@@ -142,7 +169,11 @@ pub async fn serve(parts: ServeParts, shutdown: impl Future<Output = ()> + Send)
         }
     };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = Server::builder().layer(guard).add_routes(routes).serve_with_incoming_shutdown(incoming, signal);
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls.server())?;
+    }
+    let server = builder.layer(guard).add_routes(routes).serve_with_incoming_shutdown(incoming, signal);
     let forced = async {
         draining.notified().await;
         tokio::time::sleep(config.drain_delay + config.drain_deadline).await;
@@ -150,6 +181,9 @@ pub async fn serve(parts: ServeParts, shutdown: impl Future<Output = ()> + Send)
     tokio::select! {
         r = server => { r?; tracing::info!("drained"); }
         () = forced => tracing::warn!("drain deadline passed: stopping with calls in flight"),
+    }
+    if let Some(h) = plain_health {
+        h.abort();
     }
     Ok(())
 }

@@ -200,6 +200,10 @@ async fn run<S: Service>(binary: &str) -> Result<(), Box<dyn std::error::Error>>
         println!("{} database is up to date", S::NAME);
         return Ok(());
     }
+    // A process's outgoing calls share its TLS (set here, not by `build`: tests run several services in one process).
+    if let Some(tls) = &common.serve.tls {
+        crate::tls::set_client(tls.clone());
+    }
     let role = S::NAME.parse::<Role>()?;
     let (auth, dev) = crate::auth::from_env(Some(role), common.listen.ip().is_loopback())?;
     let auth = Arc::new(auth);

@@ -108,6 +108,9 @@ impl OutboxService for OutboxAdmin {
         let req = request.into_inner();
         let mut v = Violations::new();
         let limit = PAGE.size(req.page_size, &mut v);
+        if !req.destination.is_empty() {
+            v.id("destination", &req.destination);
+        }
         v.finish().map_err(|e| self.fail(e))?;
         let query = format!("parked:{}", req.destination);
         let after = page::decode(&query, &req.page_token).map_err(|e| self.fail(e))?;

@@ -136,7 +136,7 @@ impl LoyaltyService for LoyaltyApi {
         v.request_id(&r.request_id);
         v.id("customer_id", &r.customer_id);
         v.check(
-            r.points != 0 && r.points.abs() <= MAX_POINTS,
+            r.points != 0 && r.points.unsigned_abs() <= MAX_POINTS.unsigned_abs(),
             "points",
             "must be non-zero and at most 1000000000 either way",
         );

@@ -52,6 +52,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     spinner.set_message("segmentation: migrating the database");
     let mut seg_cfg = rapport_segmentation::app::Config::from_env()?;
+    if let Some(tls) = &seg_cfg.common.serve.tls {
+        // Mutual TLS between the services here too, if asked: one process, one certificate.
+        rapport_kit::tls::set_client(tls.clone());
+    }
     seg_cfg.common.listen = seg_addr;
     seg_cfg.common.database_url = sqlite(&args.data_dir, "segmentation").into();
     let mut segmentation =

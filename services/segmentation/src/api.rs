@@ -27,6 +27,12 @@ use crate::{
 pub const DOMAIN: &str = <SegmentationError as rapport_kit::error::ServiceError>::DOMAIN;
 const PAGE: PageBounds = PageBounds { default: 100, max: 1_000 };
 const MAX_BATCH: usize = 1_000;
+/// Deepest rule tree a segment may have (levels of all/any/not above a leaf).
+pub const MAX_RULE_DEPTH: usize = 16;
+/// Most conditions (nodes) in one segment's rule tree.
+pub const MAX_RULE_NODES: usize = 200;
+/// Most values one leaf lists (cluster ids, tiers, NPS classes).
+const MAX_LEAF_VALUES: usize = 50;
 const TIERS: [&str; 4] = ["bronze", "silver", "gold", "vip"];
 const NPS_CLASSES: [&str; 3] = ["promoter", "passive", "detractor"];
 
@@ -143,6 +149,26 @@ fn events_from(events: &[pb::BehaviourEvent], latest: i64) -> Result<Vec<Event>,
     Ok(out)
 }
 
+/// The depth and the number of nodes of a wire condition tree, counted without recursion (a hostile tree is as
+/// deep as the decoder allows), stopping once past the caps.
+pub fn tree_shape(c: &pb::Condition) -> (usize, usize) {
+    let (mut depth, mut nodes) = (0, 0);
+    let mut stack = vec![(c, 1usize)];
+    while let Some((c, d)) = stack.pop() {
+        nodes += 1;
+        depth = depth.max(d);
+        if nodes > MAX_RULE_NODES || depth > MAX_RULE_DEPTH {
+            break;
+        }
+        match c.node.as_ref() {
+            Some(Node::All(cs) | Node::Any(cs)) => stack.extend(cs.conditions.iter().map(|c| (c, d + 1))),
+            Some(Node::Not(c)) => stack.push((c, d + 1)),
+            _ => {}
+        }
+    }
+    (depth, nodes)
+}
+
 /// Converts a wire condition into a rule, recording every problem with its path.
 pub fn rule_from(c: Option<&pb::Condition>, path: &str, segments: &HashSet<String>, v: &mut Violations) -> Rule {
     let Some(node) = c.and_then(|c| c.node.as_ref()) else {
@@ -190,19 +216,27 @@ pub fn rule_from(c: Option<&pb::Condition>, path: &str, segments: &HashSet<Strin
             Rule::Attribute { name: a.name.clone(), value: a.value.clone() }
         }
         Node::Cluster(c) => {
-            if c.cluster_ids.is_empty() || c.cluster_ids.iter().any(|i| *i < 0) {
+            if c.cluster_ids.len() > MAX_LEAF_VALUES {
+                v.add(format!("{path}.cluster.cluster_ids"), "must name at most 50 cluster ids");
+            } else if c.cluster_ids.is_empty() || c.cluster_ids.iter().any(|i| *i < 0) {
                 v.add(format!("{path}.cluster.cluster_ids"), "must name at least one cluster id (>= 0)");
             }
             Rule::Cluster(c.cluster_ids.clone())
         }
         Node::Tier(t) => {
-            if t.values.is_empty() || t.values.iter().any(|x| !TIERS.contains(&x.as_str())) {
+            if t.values.is_empty()
+                || t.values.len() > MAX_LEAF_VALUES
+                || t.values.iter().any(|x| !TIERS.contains(&x.as_str()))
+            {
                 v.add(format!("{path}.tier.values"), "must name tiers among bronze, silver, gold, vip");
             }
             Rule::Tier(t.values.clone())
         }
         Node::NpsClass(t) => {
-            if t.values.is_empty() || t.values.iter().any(|x| !NPS_CLASSES.contains(&x.as_str())) {
+            if t.values.is_empty()
+                || t.values.len() > MAX_LEAF_VALUES
+                || t.values.iter().any(|x| !NPS_CLASSES.contains(&x.as_str()))
+            {
                 v.add(format!("{path}.nps_class.values"), "must name classes among promoter, passive, detractor");
             }
             Rule::NpsClass(t.values.clone())
@@ -566,7 +600,14 @@ impl SegmentationService for SegmentationApi {
         v.check(!s.display_name.trim().is_empty(), "segment.display_name", "is required");
         v.text("segment.display_name", &s.display_name, 200);
         let existing = self.store.segment_ids().await.map_err(status)?;
-        let rule = rule_from(s.condition.as_ref(), "segment.condition", &existing, &mut v);
+        let (depth, nodes) = s.condition.as_ref().map(tree_shape).unwrap_or_default();
+        let rule = if depth > MAX_RULE_DEPTH || nodes > MAX_RULE_NODES {
+            // Not walked any further: refused on its shape alone.
+            v.add("segment.condition", "must be at most 16 levels deep and hold at most 200 conditions");
+            Rule::All(vec![])
+        } else {
+            rule_from(s.condition.as_ref(), "segment.condition", &existing, &mut v)
+        };
         if rule.dependencies().contains(&s.segment_id) {
             v.add("segment.condition", "a segment cannot refer to itself");
         }
