@@ -68,7 +68,8 @@ async fn every_cap_refuses_at_once_with_its_field() {
     let r = referrals(any_port(), dbs[3].url(), None, &clock, |_| {}).await;
     let i = improvement(any_port(), dbs[4].url(), None, &clock).await;
 
-    // Every service: over the message cap (4 MiB), and bytes that are not a message.
+    // Every service, and the operator services each one serves: over the message cap (4 MiB), and bytes that are not
+    // a message.
     let schema = Schema::rapport();
     let services: [(_, Policy, &str); 5] = [
         (l.addr, rapport_loyalty::app::policy().unwrap(), rapport_loyalty::app::SERVICE_NAME),
@@ -79,13 +80,15 @@ async fn every_cap_refuses_at_once_with_its_field() {
     ];
     for (addr, policy, name) in services {
         let mut h = Harness::new(addr, policy);
-        let rpc = schema.rpcs(name).into_iter().next().unwrap();
-        let big = h.send(&rpc, vec![0x0a; 5 * 1024 * 1024]).await.unwrap().unwrap_err();
-        refused(&big, Code::ResourceExhausted, "MESSAGE_TOO_LARGE", None);
-        let broken = h.send(&rpc, vec![0x0a, 0xff, 0xff, 0x01]).await.unwrap().unwrap_err();
-        refused(&broken, Code::InvalidArgument, "MALFORMED_MESSAGE", None);
-        let not_utf8 = h.send(&rpc, vec![0x0a, 0x02, 0xff, 0xfe]).await.unwrap().unwrap_err();
-        refused(&not_utf8, Code::InvalidArgument, "MALFORMED_MESSAGE", None);
+        for name in [name, "rapport.events.v1.OutboxService", "rapport.audit.v1.AuditService"] {
+            let rpc = schema.rpcs(name).into_iter().next().unwrap();
+            let big = h.send(&rpc, vec![0x0a; 5 * 1024 * 1024]).await.unwrap().unwrap_err();
+            refused(&big, Code::ResourceExhausted, "MESSAGE_TOO_LARGE", None);
+            let broken = h.send(&rpc, vec![0x0a, 0xff, 0xff, 0x01]).await.unwrap().unwrap_err();
+            refused(&broken, Code::InvalidArgument, "MALFORMED_MESSAGE", None);
+            let not_utf8 = h.send(&rpc, vec![0x0a, 0x02, 0xff, 0xfe]).await.unwrap().unwrap_err();
+            refused(&not_utf8, Code::InvalidArgument, "MALFORMED_MESSAGE", None);
+        }
     }
 
     // Segmentation: rule trees, batches, k and sample sizes.

@@ -12,6 +12,7 @@ mod fuzz;
 mod hostile;
 mod improvement;
 mod mtls;
+mod personal;
 mod pii;
 mod races;
 mod referrals;

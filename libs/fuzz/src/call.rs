@@ -131,7 +131,7 @@ pub fn watch_panics(prefix: &'static str) -> &'static Mutex<Vec<String>> {
                 let ours: Vec<&str> = trace
                     .lines()
                     .map(str::trim)
-                    .filter(|l| l.starts_with("at ") && l.contains("/services/") || l.contains("/libs/kit"))
+                    .filter(|l| l.starts_with("at ") && (l.contains("/services/") || l.contains("/libs/")))
                     .take(4)
                     .collect();
                 if let Ok(mut s) = SEEN.get_or_init(|| Mutex::new(Vec::new())).lock() {

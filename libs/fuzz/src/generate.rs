@@ -161,6 +161,7 @@ impl<R: Rng> Gen<'_, R> {
         if self.hostile()
             && self.rng.random_ratio(1, 20)
             && let Some(f) = fields.choose(self.rng)
+            && !matches!(f.r#type(), Type::String | Type::Bytes)
         {
             // The same singular field twice: the last one wins.
             self.field(f, depth, out);

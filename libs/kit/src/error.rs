@@ -126,7 +126,7 @@ pub fn invalid<E: ServiceError>(v: Violations) -> Result<(), Status> {
 }
 
 /// Collects field violations of one request, so a caller learns every problem at once — up to
-/// [`MAX_VIOLATIONS`] of them, each description cut at [`MAX_DESCRIPTION`] characters, so that a hostile request
+/// [`MAX_VIOLATIONS`] of them (the message counts the rest), each description cut at [`MAX_DESCRIPTION`] characters, so that a hostile request
 /// (a million bad list entries, a description echoing a huge name) cannot make its refusal huge.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<(String, String)>, usize);
@@ -239,11 +239,8 @@ impl Violations {
             fields.push(&more);
         }
         let message = format!("invalid {}", fields.join(", "));
-        let mut violations = self.0;
-        if self.1 > 0 {
-            violations.push(("".into(), format!("{} more violations not listed", self.1)));
-        }
-        Err(ApiError { code: ErrorCode::InvalidArgument, reason: "INVALID_ARGUMENT", message, violations })
+        // The ones not listed are counted in the message ("and N more").
+        Err(ApiError { code: ErrorCode::InvalidArgument, reason: "INVALID_ARGUMENT", message, violations: self.0 })
     }
 }
 
@@ -297,15 +294,14 @@ mod tests {
     #[test]
     fn a_million_violations_make_a_small_refusal() {
         let mut v = Violations::new();
-        for i in 0..1_000_000 {
-            v.add(format!("events[{i}]"), "x".repeat(10_000));
+        for i in 0..100_000 {
+            v.add(format!("events[{i}]"), "x".repeat(1_000));
         }
-        assert_eq!(v.len(), 1_000_000);
+        assert_eq!(v.len(), 100_000);
         let err = v.finish().unwrap_err();
-        assert_eq!(err.violations.len(), MAX_VIOLATIONS + 1);
+        assert_eq!(err.violations.len(), MAX_VIOLATIONS);
         assert!(err.violations.iter().all(|(_, d)| d.chars().count() <= MAX_DESCRIPTION + 1));
-        assert_eq!(err.violations.last().map(|(_, d)| d.as_str()), Some("999950 more violations not listed"));
-        assert!(err.message.ends_with("events[9], and 999990 more"), "{}", err.message);
+        assert!(err.message.ends_with("events[9], and 99990 more"), "{}", err.message);
     }
 
     #[test]

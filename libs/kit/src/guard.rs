@@ -26,6 +26,8 @@ tokio::task_local! {
     pub static DEADLINE: Instant;
     /// The authenticated caller of the RPC being served, so request ids are scoped per caller.
     pub static CALLER: Caller;
+    /// Whether the caller's role sees the personal fields of this service's answers (authz.txt `@personal`).
+    static PERSONAL: bool;
 }
 
 /// Paths that bypass the guard.
@@ -161,10 +163,10 @@ where
             };
             let budget = grpc_timeout(req.headers()).map_or(cap, |t| t.min(cap));
             let deadline = Instant::now() + budget;
+            let personal = state.cfg.policy.sees_personal(&path, caller.role);
             req.extensions_mut().insert(caller.clone());
-            match tokio::time::timeout_at(deadline, CALLER.scope(caller, DEADLINE.scope(deadline, inner.call(req))))
-                .await
-            {
+            let call = CALLER.scope(caller, DEADLINE.scope(deadline, PERSONAL.scope(personal, inner.call(req))));
+            match tokio::time::timeout_at(deadline, call).await {
                 Ok(Ok(resp)) => {
                     let code = resp
                         .headers()
@@ -172,7 +174,22 @@ where
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<i32>().ok())
                         .unwrap_or(0);
-                    if code == tonic::Code::OutOfRange as i32 && too_large(resp.headers()) {
+                    // A request prost could not decode (truncated, a bad wire type, a string that is not UTF-8,
+                    // nesting past the recursion limit) is the caller's fault, not INTERNAL: it must not page
+                    // anyone through the error-rate alert. Only here, on the server: a client that cannot decode
+                    // a peer's reply keeps prost's INTERNAL (retryable).
+                    if code == tonic::Code::Internal as i32
+                        && tonic_says(resp.headers(), "failed to decode Protobuf message")
+                    {
+                        let e = ApiError::new(
+                            ErrorCode::InvalidArgument,
+                            "MALFORMED_MESSAGE",
+                            "malformed request: the bytes are not a message of this rpc's request type",
+                        );
+                        return Ok(reply(e, domain));
+                    }
+                    if code == tonic::Code::OutOfRange as i32 && tonic_says(resp.headers(), "message length too large")
+                    {
                         // tonic's own size check says OUT_OF_RANGE; gRPC says RESOURCE_EXHAUSTED, with a reason.
                         let e = ApiError::new(
                             ErrorCode::ResourceExhausted,
@@ -200,12 +217,30 @@ fn reply(e: ApiError, domain: &str) -> http::Response<Body> {
     e.to_status(domain).into_http()
 }
 
-/// Whether a trailers-only answer is tonic's refusal of a message over the size limit.
-fn too_large(headers: &http::HeaderMap) -> bool {
-    headers
-        .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|m| m.replace("%20", " ").contains("message length too large"))
+/// Whether a trailers-only answer's `grpc-message` (percent-encoded) starts with or holds tonic's `text` (its own
+/// refusals before any handler runs; handlers' internal errors say only "internal error").
+fn tonic_says(headers: &http::HeaderMap, text: &str) -> bool {
+    headers.get("grpc-message").and_then(|v| v.to_str().ok()).is_some_and(|m| percent_decode(m).contains(text))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn bearer(headers: &http::HeaderMap) -> Option<&str> {
@@ -241,6 +276,17 @@ pub fn remaining() -> Option<Duration> {
 /// The authenticated caller of the RPC being served on this task (None outside an RPC: a background worker).
 pub fn caller() -> Option<Caller> {
     CALLER.try_with(Clone::clone).ok()
+}
+
+/// Whether the caller of the RPC being served sees personal fields (display names, attributes, customers' words)
+/// in this service's answers: the roles of the matrix's `@personal` line. False outside an RPC (fail closed).
+pub fn sees_personal() -> bool {
+    PERSONAL.try_with(|p| *p).unwrap_or(false)
+}
+
+/// `value` when the caller sees personal fields, its empty default otherwise: how answers withhold them.
+pub fn personal<T: Default>(value: T) -> T {
+    if sees_personal() { value } else { T::default() }
 }
 
 /// The customer a customer's token acts for; `None` for staff, services and work outside an RPC.

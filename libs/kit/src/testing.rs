@@ -83,6 +83,63 @@ pub fn assert_status(s: &Status, code: Code, reason: &str, domain: &str, field: 
     assert!(s.message().chars().next().is_some_and(|c| !c.is_uppercase()), "lowercase message: {s:?}");
 }
 
+/// What a benchmark side measured: operations, wall time, each operation's latency.
+pub struct Run {
+    /// Operations done.
+    pub ops: usize,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// Each operation's latency, in the order the workers finished.
+    pub latencies: Vec<Duration>,
+}
+
+impl Run {
+    /// Operations per second.
+    pub fn per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The latency at quantile `p` (0..=1), in milliseconds.
+    pub fn pct_ms(&self, p: f64) -> f64 {
+        let mut l = self.latencies.clone();
+        l.sort();
+        l.get(((l.len().max(1) as f64 - 1.0) * p) as usize).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    }
+}
+
+/// Runs `f(0..ops)` on `concurrency` tasks, each taking every `concurrency`-th index, and times it.
+pub async fn drive<F, Fut>(ops: usize, concurrency: usize, f: F) -> Run
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let f = std::sync::Arc::new(f);
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let f = f.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut i = w;
+                while i < ops {
+                    let t = std::time::Instant::now();
+                    f(i).await;
+                    lat.push(t.elapsed());
+                    i += concurrency;
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        if let Ok(l) = t.await {
+            latencies.extend(l);
+        }
+    }
+    Run { ops, elapsed: start.elapsed(), latencies }
+}
+
 /// Replaces the section `name` of the Markdown file at `path` (between `<!-- name:start -->` and
 /// `<!-- name:end -->`), appending it when missing.
 pub fn write_benchmark_section(path: &str, name: &str, report: &str) -> std::io::Result<()> {

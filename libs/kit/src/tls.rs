@@ -3,7 +3,8 @@
 //! verifies the server's against the same CA. All from PEM files: `RAPPORT_TLS_CERT`, `RAPPORT_TLS_KEY` and
 //! `RAPPORT_TLS_CA` (all three or none). With TLS on, every outgoing `http://` address is called as `https://`, and
 //! the health service is also served in plaintext on `RAPPORT_HEALTH_LISTEN` when set (kubelet's gRPC probes speak
-//! no TLS); it answers health only.
+//! no TLS); it answers health only. Certificates are read at start: a renewed certificate takes effect when the pod
+//! restarts (restart before expiry, e.g. with a reloader watching the Secret).
 use std::{fmt, net::SocketAddr, path::Path, sync::OnceLock};
 
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
@@ -48,7 +49,11 @@ impl Tls {
 
     /// The server side: this certificate, and client certificates required, signed by the CA.
     pub fn server(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new().identity(self.identity.clone()).client_ca_root(self.ca.clone())
+        // A peer that never finishes its handshake is dropped after 5 s (no request limit counts handshakes).
+        ServerTlsConfig::new()
+            .identity(self.identity.clone())
+            .client_ca_root(self.ca.clone())
+            .timeout(std::time::Duration::from_secs(5))
     }
 
     /// The client side: this certificate presented, the server's verified against the CA.

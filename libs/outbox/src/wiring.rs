@@ -37,7 +37,8 @@ pub fn policy(service: &str, authz: &str, events_authz: Option<&str>) -> Result<
 pub const OPERATOR_SERVICES: [&str; 2] = [admin::SERVICE_NAME, audit::SERVICE_NAME];
 
 /// `routes` with the operator services over `db`: `OutboxService` (waking `outbox` after a retry) and
-/// `AuditService` (the trail kept with `pseudonyms`); errors carry `domain` (the service).
+/// `AuditService` (the trail kept with `pseudonyms`); errors carry `domain` (the service); requests larger than
+/// `max_message_bytes` are refused like the service's own.
 pub fn operator_routes(
     routes: Routes,
     db: &DatabaseConnection,
@@ -45,14 +46,14 @@ pub fn operator_routes(
     outbox: &crate::Outbox,
     pseudonyms: &Pseudonyms,
     domain: &'static str,
+    max_message_bytes: usize,
 ) -> Routes {
     let trail = Trail::new(pseudonyms.clone());
     let admin = admin::OutboxAdmin::new(db.clone(), clock.clone(), outbox.clone(), trail.clone(), domain);
-    routes.add_service(OutboxServiceServer::new(admin)).add_service(AuditServiceServer::new(AuditApi::new(
-        db.clone(),
-        trail,
-        domain,
-    )))
+    let audit = AuditApi::new(db.clone(), trail, domain);
+    routes
+        .add_service(OutboxServiceServer::new(admin).max_decoding_message_size(max_message_bytes))
+        .add_service(AuditServiceServer::new(audit).max_decoding_message_size(max_message_bytes))
 }
 
 /// What a receiving service's sink needs besides its handler.

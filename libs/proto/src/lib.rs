@@ -1,8 +1,6 @@
 //! Generated protobuf messages and gRPC stubs of every Rapport API. This is the only crate that generates code.
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
-pub mod codec;
-
 /// Encoded `FileDescriptorSet` of every Rapport .proto (and its imports), served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rapport_descriptor.bin"));
 

@@ -271,6 +271,7 @@ impl Service for Feedback {
                 &self.outbox,
                 &self.config.common.pseudonyms,
                 DOMAIN,
+                serve.max_message_bytes,
             ),
             domain: DOMAIN.into(),
         };

@@ -1,5 +1,5 @@
 //! Feedback's stored surveys in their wire form, for the API's and the store's replies.
-use rapport_kit::clock::timestamp;
+use rapport_kit::{clock::timestamp, guard::personal};
 use rapport_proto::feedback::v1 as pb;
 
 use crate::{
@@ -39,7 +39,7 @@ pub(crate) fn survey_pb(s: &surveys::Model, now: i64) -> pb::Survey {
         answer: s.score.map(|score| pb::Answer {
             score,
             class: class_pb(score).into(),
-            comment: s.comment.clone().unwrap_or_default(),
+            comment: personal(s.comment.clone().unwrap_or_default()),
             answer_time: s.answered_at.map(timestamp),
         }),
         after_case_id: s.after_case_id.clone().unwrap_or_default(),
@@ -130,7 +130,11 @@ pub(crate) fn case_pb(
         corrective_action: c.corrective_action.clone().unwrap_or_default(),
         messages: messages
             .into_iter()
-            .map(|m| pb::CaseMessage { author: m.author, text: m.text, create_time: Some(timestamp(m.created_at)) })
+            .map(|m| pb::CaseMessage {
+                author: m.author,
+                text: personal(m.text),
+                create_time: Some(timestamp(m.created_at)),
+            })
             .collect(),
         tier: c.tier.clone(),
         first_response: Some(clock_pb(&sla.first)),

@@ -231,6 +231,7 @@ impl Service for Improvement {
                 &self.outbox,
                 &self.config.common.pseudonyms,
                 DOMAIN,
+                serve.max_message_bytes,
             ),
             domain: DOMAIN.into(),
         };

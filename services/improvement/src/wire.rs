@@ -1,5 +1,5 @@
 //! Stored rows and domain values → protobuf, for the API's and the store's replies.
-use rapport_kit::clock::timestamp;
+use rapport_kit::{clock::timestamp, guard::personal};
 use rapport_proto::improvement::v1 as pb;
 use rapport_stats::nps::{Difference, Nps};
 
@@ -46,7 +46,11 @@ pub fn signal_pb(s: &signals::Model, settled: &Settlements) -> pb::Signal {
         effective_theme_id: settled
             .effective(&s.theme, s.discovered.as_deref(), s.origin == "survey_comment")
             .to_string(),
-        text: s.text.clone().unwrap_or_default(),
+        // A customer's words are personal; an agent's suggestion is not.
+        text: match s.customer_id {
+            Some(_) => personal(s.text.clone().unwrap_or_default()),
+            None => s.text.clone().unwrap_or_default(),
+        },
         severity: s.severity.clone(),
         channel: s.channel,
         nps: s.nps.unwrap_or(-1),

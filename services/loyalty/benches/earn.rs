@@ -3,10 +3,7 @@
 //! Results go to BENCHMARKS.md (between the `earn` markers).
 //!
 //! `cargo bench -p rapport-loyalty --bench earn` (env: BENCH_OPS per side, default 8000; BENCH_CONCURRENCY, 16).
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use rapport_kit::{
     auth::Role,
@@ -14,59 +11,13 @@ use rapport_kit::{
     clock::SystemClock,
     db::{self, testing},
     serve::ServeConfig,
+    testing::drive,
 };
 use rapport_loyalty::app::{Config, Loyalty};
 use rapport_proto::loyalty::v1::{self as pb, loyalty_service_client::LoyaltyServiceClient};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 
 const MEMBERS: usize = 256;
-
-struct Run {
-    ops: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Run {
-    fn per_sec(&self) -> f64 {
-        self.ops as f64 / self.elapsed.as_secs_f64()
-    }
-    fn pct(&self, p: f64) -> Duration {
-        let mut l = self.latencies.clone();
-        l.sort();
-        l[((l.len() as f64 - 1.0) * p) as usize]
-    }
-}
-
-async fn drive<F, Fut>(ops: usize, concurrency: usize, f: F) -> Run
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let f = Arc::new(f);
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|w| {
-            let f = f.clone();
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut i = w;
-                while i < ops {
-                    let t = Instant::now();
-                    f(i).await;
-                    lat.push(t.elapsed());
-                    i += concurrency;
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.expect("worker"));
-    }
-    Run { ops, elapsed: start.elapsed(), latencies }
-}
 
 /// The same writes as one earn, in plain SQL: claim the request id, lock the member, read its lots, write the
 /// entry and the lot, sum the qualifying points, store the response.
@@ -208,11 +159,11 @@ fn main() {
              | plain SQL, same writes, same pool (baseline) | {:.0} | {:.1} ms | {:.1} ms |\n\n\
              Service / baseline throughput: **{:.2}**.\n",
             service.per_sec(),
-            service.pct(0.5).as_secs_f64() * 1e3,
-            service.pct(0.99).as_secs_f64() * 1e3,
+            service.pct_ms(0.5),
+            service.pct_ms(0.99),
             baseline.per_sec(),
-            baseline.pct(0.5).as_secs_f64() * 1e3,
-            baseline.pct(0.99).as_secs_f64() * 1e3,
+            baseline.pct_ms(0.5),
+            baseline.pct_ms(0.99),
             ratio
         );
         println!("{report}");

@@ -179,6 +179,7 @@ impl Service for Loyalty {
                 &self.outbox,
                 &self.config.common.pseudonyms,
                 DOMAIN,
+                serve.max_message_bytes,
             ),
             domain: DOMAIN.into(),
         };

@@ -1,6 +1,6 @@
 //! Loyalty's domain values in their wire form (the protobuf types), for replies built by the API and by the store
 //! (whose mutations store their encoded reply with the change).
-use rapport_kit::clock::timestamp;
+use rapport_kit::{clock::timestamp, guard::personal};
 use rapport_proto::{common::v1::Money, loyalty::v1 as pb};
 
 use crate::domain::{self, EntryKind, EntryView, HeldOffer, MemberView, OfferKind, OfferTerms, Tier};
@@ -62,7 +62,7 @@ pub(crate) fn member_pb(m: MemberView) -> pb::Member {
         points_to_next_tier: missing,
         tier_period_end: Some(timestamp(m.tier_period_end)),
         enrolled_at: Some(timestamp(m.enrolled_at)),
-        display_name: m.display_name.unwrap_or_default(),
+        display_name: personal(m.display_name.unwrap_or_default()),
         points_to_keep_tier: m.to_keep,
     }
 }

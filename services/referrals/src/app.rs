@@ -219,6 +219,7 @@ impl Service for Referrals {
                 &self.outbox,
                 &self.config.common.pseudonyms,
                 DOMAIN,
+                serve.max_message_bytes,
             ),
             domain: DOMAIN.into(),
         };

@@ -228,7 +228,7 @@ pub fn rule_from(c: Option<&pb::Condition>, path: &str, segments: &HashSet<Strin
                 || t.values.len() > MAX_LEAF_VALUES
                 || t.values.iter().any(|x| !TIERS.contains(&x.as_str()))
             {
-                v.add(format!("{path}.tier.values"), "must name tiers among bronze, silver, gold, vip");
+                v.add(format!("{path}.tier.values"), "must name 1 to 50 tiers among bronze, silver, gold, vip");
             }
             Rule::Tier(t.values.clone())
         }
@@ -237,7 +237,10 @@ pub fn rule_from(c: Option<&pb::Condition>, path: &str, segments: &HashSet<Strin
                 || t.values.len() > MAX_LEAF_VALUES
                 || t.values.iter().any(|x| !NPS_CLASSES.contains(&x.as_str()))
             {
-                v.add(format!("{path}.nps_class.values"), "must name classes among promoter, passive, detractor");
+                v.add(
+                    format!("{path}.nps_class.values"),
+                    "must name 1 to 50 classes among promoter, passive, detractor",
+                );
             }
             Rule::NpsClass(t.values.clone())
         }
@@ -464,7 +467,7 @@ impl SegmentationService for SegmentationApi {
                 referrals: val("referrals"),
                 tier: f.tier.clone().unwrap_or_default(),
                 cluster_id: st.cluster.unwrap_or(-1),
-                attributes: st.attributes.into_iter().collect(),
+                attributes: rapport_kit::guard::personal(st.attributes.into_iter().collect()),
             }),
         }))
     }
@@ -603,7 +606,10 @@ impl SegmentationService for SegmentationApi {
         let (depth, nodes) = s.condition.as_ref().map(tree_shape).unwrap_or_default();
         let rule = if depth > MAX_RULE_DEPTH || nodes > MAX_RULE_NODES {
             // Not walked any further: refused on its shape alone.
-            v.add("segment.condition", "must be at most 16 levels deep and hold at most 200 conditions");
+            v.add(
+                "segment.condition",
+                format!("must be at most {MAX_RULE_DEPTH} levels deep and hold at most {MAX_RULE_NODES} conditions"),
+            );
             Rule::All(vec![])
         } else {
             rule_from(s.condition.as_ref(), "segment.condition", &existing, &mut v)
@@ -740,7 +746,8 @@ impl SegmentationService for SegmentationApi {
                 .map(|s| pb::ConditionResult {
                     path: s.path,
                     description: s.description,
-                    actual: s.actual,
+                    // The customer's value of an attribute is personal; the condition and whether it held are not.
+                    actual: if s.personal { rapport_kit::guard::personal(s.actual) } else { s.actual },
                     held: s.held,
                 })
                 .collect(),

@@ -209,8 +209,15 @@ impl Service for Segmentation {
             move || outbox.notify(),
         );
         let routes = Routes::new(api).add_service(sink);
-        let routes =
-            wiring::operator_routes(routes, &db, &self.clock, &self.outbox, &self.config.common.pseudonyms, DOMAIN);
+        let routes = wiring::operator_routes(
+            routes,
+            &db,
+            &self.clock,
+            &self.outbox,
+            &self.config.common.pseudonyms,
+            DOMAIN,
+            self.config.common.serve.max_message_bytes,
+        );
         let parts = ServeParts {
             listener: self.listener,
             config: self.config.common.serve.clone(),

@@ -516,15 +516,18 @@ pub fn from_settings(
     Ok((auth, false))
 }
 
-/// Which roles may call which RPC (full path `/package.Service/Method`). What is not listed is denied.
+/// Which roles may call which RPC (full path `/package.Service/Method`), and which roles see the personal fields of
+/// each service's answers (display names, attributes, customers' words). What is not listed is denied.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     allowed: HashMap<String, HashSet<Role>>,
+    personal: HashMap<String, HashSet<Role>>,
 }
 
 impl Policy {
-    /// Parses a matrix for `service` (e.g. `rapport.loyalty.v1.LoyaltyService`). Each line: `Method: role role ...`;
-    /// `#` starts a comment.
+    /// Parses a matrix for `service` (e.g. `rapport.loyalty.v1.LoyaltyService`). Each line: `Method: role role ...`,
+    /// or `@personal: role role ...` (the roles that see personal fields; none when the line is missing); `#` starts
+    /// a comment.
     pub fn parse(service: &str, text: &str) -> Result<Self, String> {
         let mut policy = Self::default();
         policy.extend(service, text)?;
@@ -544,6 +547,12 @@ impl Policy {
                 .split_whitespace()
                 .map(|r| r.trim_end_matches(',').parse::<Role>().map_err(|e| format!("line {}: {e}", n + 1)))
                 .collect::<Result<HashSet<_>, _>>()?;
+            if method.trim() == "@personal" {
+                if self.personal.insert(service.to_string(), roles).is_some() {
+                    return Err(format!("line {}: @personal listed twice", n + 1));
+                }
+                continue;
+            }
             let path = format!("/{service}/{}", method.trim());
             if self.allowed.insert(path.clone(), roles).is_some() {
                 return Err(format!("line {}: {path} listed twice", n + 1));
@@ -555,6 +564,13 @@ impl Policy {
     /// Whether `role` may call `path`.
     pub fn allows(&self, path: &str, role: Role) -> bool {
         self.allowed.get(path).is_some_and(|r| r.contains(&role))
+    }
+
+    /// Whether `role` sees the personal fields in the answers of the service `path` belongs to. Fail closed: a
+    /// service without an `@personal` line shows them to nobody.
+    pub fn sees_personal(&self, path: &str, role: Role) -> bool {
+        let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        self.personal.get(service).is_some_and(|r| r.contains(&role))
     }
 
     /// The listed RPC paths.
@@ -746,5 +762,18 @@ mod tests {
         assert!(!p.allows("/pkg.S/Delete", Role::Sre));
         assert!(Policy::parse("pkg.S", "Get: wizard").is_err());
         assert!(Policy::parse("pkg.S", "Get: sre\nGet: agent").is_err());
+    }
+
+    #[test]
+    fn personal_fields_only_for_the_listed_roles_of_each_service() {
+        let mut p = Policy::parse("pkg.S", "Get: reader agent\n@personal: agent customer\n").unwrap();
+        p.extend("pkg.T", "Get: reader agent\n").unwrap();
+        assert!(p.sees_personal("/pkg.S/Get", Role::Agent));
+        assert!(p.sees_personal("/pkg.S/Get", Role::Customer));
+        assert!(!p.sees_personal("/pkg.S/Get", Role::Reader));
+        assert!(!p.sees_personal("/pkg.T/Get", Role::Agent), "no @personal line: nobody");
+        assert!(!p.paths().any(|path| path.contains('@')), "not an rpc");
+        assert!(Policy::parse("pkg.S", "@personal: sre\n@personal: agent").is_err());
+        assert!(Policy::parse("pkg.S", "@personal: wizard").is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! Members: enrolment, the member view (settled on read), erasure.
+//! Members: enrolment, the member view (time's effects computed on read, never written by it), erasure.
 use rapport_kit::{
     db,
     frame::{Done, Key},
@@ -52,14 +52,14 @@ impl Store {
             .await
     }
 
-    /// A member, after settling what time has done.
+    /// A member as of now, without writing: what time has done (expired lots, a period-end downgrade) is worked out
+    /// on the fly, exactly as the sweeper or the next change will write it. A read never takes the write lock.
     pub async fn member(&self, customer_id: &str) -> Result<MemberView> {
-        let txn = db::begin_write(&self.db).await?;
+        let txn = db::begin_read(&self.db).await?;
         let now = self.clock.now_ms();
-        let st = self.lock_settled(&txn, customer_id, now).await?;
+        let st = self.read_settled(&txn, customer_id, now).await?;
         let v = self.view(&txn, &st, now).await?;
         txn.commit().await?;
-        self.outbox.notify();
         Ok(v)
     }
 

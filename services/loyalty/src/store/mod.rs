@@ -82,8 +82,20 @@ impl Store {
             .one(txn)
             .await?
             .ok_or(LoyaltyError::MemberNotFound)?;
+        self.state(txn, member).await
+    }
+
+    /// Reads the member row and its open lots without locking (reads).
+    async fn read(&self, txn: &DatabaseTransaction, customer_id: &str) -> Result<State> {
+        let member =
+            members::Entity::find_by_id(customer_id.to_string()).one(txn).await?.ok_or(LoyaltyError::MemberNotFound)?;
+        self.state(txn, member).await
+    }
+
+    async fn state(&self, txn: &DatabaseTransaction, member: members::Model) -> Result<State> {
+        let customer_id = member.customer_id.clone();
         let lots = point_lots::Entity::find()
-            .filter(point_lots::Column::CustomerId.eq(customer_id))
+            .filter(point_lots::Column::CustomerId.eq(customer_id.as_str()))
             .filter(point_lots::Column::Remaining.gt(0))
             .all(txn)
             .await?

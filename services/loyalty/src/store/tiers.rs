@@ -95,6 +95,25 @@ impl Store {
         Ok(st)
     }
 
+    /// Reads the member and works out what [`Self::lock_settled`] would write, writing nothing: expired lots leave
+    /// the open ones and count as expired; an ended period moves on, with the downgrade it brings.
+    pub(super) async fn read_settled(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<State> {
+        let mut st = self.read(txn, customer_id).await?;
+        let expired: i64 = domain::expired_lots(&st.lots, now).iter().map(|(_, p)| p).sum();
+        st.member.expired += expired;
+        st.lots.retain(|l| l.expires_at > now);
+        if now >= st.member.tier_period_end {
+            let tier = Tier::parse(&st.member.tier).unwrap_or(Tier::Bronze);
+            let q = self.qualifying(txn, customer_id, now).await?;
+            let (change, next_end) = domain::period_end(&self.rules, tier, q, st.member.tier_period_end, now);
+            st.member.tier_period_end = next_end;
+            if let Some(c) = change {
+                st.member.tier = c.to.as_str().into();
+            }
+        }
+        Ok(st)
+    }
+
     pub(super) async fn maybe_upgrade(&self, txn: &DatabaseTransaction, st: &mut State, now: i64) -> Result<()> {
         let tier = Tier::parse(&st.member.tier).unwrap_or(Tier::Bronze);
         let q = self.qualifying(txn, &st.member.customer_id, now).await?;

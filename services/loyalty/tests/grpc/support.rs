@@ -160,6 +160,18 @@ impl TestApp {
             .into_inner()
     }
 
+    /// Runs the sweeper's work once, as the service's sweeper would: writes what time has done.
+    pub async fn settle(&self) -> usize {
+        let store = rapport_loyalty::store::Store::new(
+            self.db.clone(),
+            Arc::new(self.clock.clone()),
+            Arc::new(rapport_loyalty::domain::Rules::default()),
+            rapport_outbox::Outbox::new("loyalty", ["segmentation".to_string()]),
+            rapport_kit::pseudonym::Pseudonyms::development(),
+        );
+        store.settle_due(500).await.expect("settle")
+    }
+
     /// Every ledger entry of a member, newest first, walking all pages.
     pub async fn all_entries(&self, id: &str) -> Vec<pb::LedgerEntry> {
         let mut out = Vec::new();

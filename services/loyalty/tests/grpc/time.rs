@@ -9,6 +9,7 @@ on_both!(
     pending_then_active_then_expired,
     tiers_up_at_once_down_at_period_end,
     sweeper_settles_idle_members,
+    reads_answer_while_a_writer_holds_the_member,
     programme_stats_count_members_per_tier_and_repeat_buyers
 );
 
@@ -62,6 +63,10 @@ async fn pending_then_active_then_expired(db: Db) {
     assert_eq!(balance(&m).expired, 20);
     assert_eq!(balance(&m).active, 50);
     assert_eq!(balance(&m).spent, 100);
+    // the read worked the expiry out without writing it; the sweeper writes it, and the view stays the same
+    assert!(app.all_entries("ann").await.iter().all(|e| e.kind != i32::from(pb::EntryKind::Expire)));
+    assert_eq!(app.settle().await, 1);
+    assert_eq!(app.member("ann").await, m);
     let entries = app.all_entries("ann").await;
     assert_eq!(entries[0].kind, i32::from(pb::EntryKind::Expire));
     assert_eq!(entries[0].points, -20);
@@ -96,11 +101,14 @@ async fn tiers_up_at_once_down_at_period_end(db: Db) {
     app.clock.advance_days(2);
     let m = app.member("tim").await;
     assert_eq!(m.tier, i32::from(pb::Tier::Bronze));
-    // every change was recorded and published for segmentation
+    // the read wrote nothing; the sweeper records and publishes the downgrade, and the view stays the same
     use rapport_outbox::entities::outbox_event;
-    let events =
-        outbox_event::Entity::find().filter(outbox_event::Column::PartitionKey.eq("tim")).count(&app.db).await.unwrap();
-    assert_eq!(events, 4, "silver, purchase, gold, bronze");
+    let events = || outbox_event::Entity::find().filter(outbox_event::Column::PartitionKey.eq("tim")).count(&app.db);
+    assert_eq!(events().await.unwrap(), 3, "silver, purchase, gold");
+    assert_eq!(app.settle().await, 1);
+    assert_eq!(app.member("tim").await, m);
+    // every change was recorded and published for segmentation
+    assert_eq!(events().await.unwrap(), 4, "silver, purchase, gold, bronze");
     app.stop().await;
 }
 
@@ -119,5 +127,40 @@ async fn sweeper_settles_idle_members(db: Db) {
     assert_eq!(store.settle_due(100).await.unwrap(), 1);
     assert_eq!(rapport_loyalty::store::count_entries(&app.db, "ida").await.unwrap(), 2, "earn and expiry");
     assert_eq!(store.settle_due(100).await.unwrap(), 0, "nothing left to settle");
+    app.stop().await;
+}
+
+/// A read never writes: GetMember and ListTransactions answer while another transaction holds the write lock on
+/// SQLite and the member's row on PostgreSQL (a read that settled expiry would wait for it), even for a member whose
+/// points have expired since the last write.
+async fn reads_answer_while_a_writer_holds_the_member(db: Db) {
+    use rapport_loyalty::entities::members;
+    use sea_orm::QuerySelect;
+    let app = spawn_app(db).await;
+    app.enrol("kim").await;
+    app.earn("e1", "kim", 40).await.unwrap();
+    app.clock.advance_days(400);
+    let writer = rapport_kit::db::begin_write(&app.db).await.unwrap();
+    let row = members::Entity::find_by_id("kim".to_string()).lock_exclusive().one(&writer).await.unwrap();
+    assert!(row.is_some());
+    // a deadline, not a speed check: a read that needed the lock would wait for the writer until this fails
+    let deadline = std::time::Duration::from_secs(20);
+    let m = tokio::time::timeout(deadline, app.member("kim")).await.expect("GetMember waited for the writer");
+    assert_eq!((balance(&m).active, balance(&m).expired), (0, 40));
+    let page = tokio::time::timeout(
+        deadline,
+        app.client.clone().list_transactions(pb::ListTransactionsRequest {
+            customer_id: "kim".into(),
+            page_size: 10,
+            page_token: String::new(),
+        }),
+    )
+    .await
+    .expect("ListTransactions waited for the writer")
+    .unwrap();
+    assert_eq!(page.into_inner().entries.len(), 1, "the earn; the expiry is not written by a read");
+    writer.rollback().await.unwrap();
+    assert_eq!(app.settle().await, 1);
+    assert_eq!(app.member("kim").await, m, "the sweeper writes what the read worked out");
     app.stop().await;
 }

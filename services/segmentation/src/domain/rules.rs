@@ -177,13 +177,16 @@ pub struct Step {
     pub actual: String,
     /// Whether it held.
     pub held: bool,
+    /// Whether `actual` is personal data (an attribute's value), shown only to the roles that see personal fields.
+    pub personal: bool,
 }
 
 /// Evaluates `rule`; with `trace`, records every leaf and node.
 pub fn evaluate(rule: &Rule, s: &Subject<'_>, path: &str, trace: &mut Option<Vec<Step>>) -> bool {
     let mut record = |description: String, actual: String, held: bool| {
         if let Some(t) = trace.as_mut() {
-            t.push(Step { path: path.to_string(), description, actual, held });
+            let personal = matches!(rule, Rule::Attribute { .. });
+            t.push(Step { path: path.to_string(), description, actual, held, personal });
         }
         held
     };
