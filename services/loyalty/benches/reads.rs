@@ -146,7 +146,7 @@ fn main() {
              | side | calls/s | × health | p50 | p99 |\n|---|---:|---:|---:|---:|\n\
              {}{}{}\
              | GetMember's queries, the store called directly (no gRPC) | {:.0} | {:.2} | {:.2} ms | {:.2} ms |\n\n\
-             Where a GetMember's time goes (CPU time per call at saturation, 2 cores shared by client and server): \
+             Where a GetMember's time goes (1 / throughput at saturation, 2 cores shared by client and server): \
              {:.0} µs in all; the stack without the read (transport, auth, guard, span: the health check) {:.0} µs; \
              the queries alone {:.0} µs. GetMember / health: **{:.2}** (goal ≥ 0.5), ListTransactions / health: \
              **{:.2}** (goal ≥ 0.5). GetMember reads in a read-only snapshot and never waits for a writer.\n",
