@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use rapport_kit::{
     auth::Role,
-    client::{self, Outgoing, OutgoingChannel},
+    client::OutgoingChannel,
     clock::{ManualClock, timestamp},
     db::testing::fresh_database,
 };
@@ -26,12 +26,11 @@ use rapport_proto::{
     segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{Db, T0, any_port, auth, eventually, feedback, improvement, loyalty, referrals, segmentation};
+use crate::support::{Db, T0, any_port, eventually, feedback, improvement, loyalty, referrals, segmentation};
 
 /// A channel to `addr` as `subject` with `role`.
 fn as_person(addr: std::net::SocketAddr, role: Role, subject: &str) -> OutgoingChannel {
-    let token = auth().issue(subject, role, 600).unwrap();
-    client::channel(&format!("http://{addr}"), Outgoing::new(Some(token), std::time::Duration::from_secs(60))).unwrap()
+    crate::support::channel_as(addr, role, subject)
 }
 
 /// Every record of the trail at `addr` matching `req`, read as an operator.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use rapport_kit::{
     auth::Role,
-    client::{self, Outgoing, OutgoingChannel},
+    client::OutgoingChannel,
     clock::{ManualClock, timestamp},
     db::testing::fresh_database,
     testing::TestServer,
@@ -33,8 +33,7 @@ const PROBES: usize = 1_000;
 
 /// A client acting as customer `subject`.
 fn as_customer(addr: std::net::SocketAddr, subject: &str) -> OutgoingChannel {
-    let token = auth().issue(subject, Role::Customer, 600).unwrap();
-    client::channel(&format!("http://{addr}"), Outgoing::new(Some(token), std::time::Duration::from_secs(60))).unwrap()
+    crate::support::channel_as(addr, Role::Customer, subject)
 }
 
 struct Clients {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use rapport_kit::{
     auth::{Policy, Role},
-    client::{self, Outgoing, OutgoingChannel},
+    client::OutgoingChannel,
     clock::{ManualClock, timestamp},
     db::testing::fresh_database,
 };
@@ -19,7 +19,7 @@ use rapport_proto::{
     segmentation::v1::{self as spb, condition::Node, segmentation_service_client::SegmentationServiceClient},
 };
 
-use crate::support::{Db, T0, any_port, auth, feedback, improvement, loyalty, segmentation};
+use crate::support::{Db, T0, any_port, feedback, improvement, loyalty, segmentation};
 
 const CUSTOMER: &str = "cust-1";
 const NAME: &str = "Ada Lovelace";
@@ -29,8 +29,7 @@ const COMPLAINT: &str = "my parcel never arrived at 12 rue des Lilas";
 /// A channel to `addr` as `role` (a customer's token is the customer's own).
 fn as_role(addr: SocketAddr, role: Role) -> OutgoingChannel {
     let subject = if role == Role::Customer { CUSTOMER } else { role.as_str() };
-    let token = auth().issue(subject, role, 600).unwrap();
-    client::channel(&format!("http://{addr}"), Outgoing::new(Some(token), std::time::Duration::from_secs(60))).unwrap()
+    crate::support::channel_as(addr, role, subject)
 }
 
 /// The roles `policy` lets call `path`, each with whether it must see the personal fields; both kinds present, so

@@ -154,11 +154,13 @@ pub fn worker_rounds(worker: &str, namespace: &str) -> Vec<Round> {
 }
 
 pub fn channel(addr: SocketAddr, role: Role) -> OutgoingChannel {
-    client::channel(
-        &format!("http://{addr}"),
-        Outgoing::new(Some(auth().issue("test", role, 600).unwrap()), Duration::from_secs(60)),
-    )
-    .unwrap()
+    channel_as(addr, role, "test")
+}
+
+/// A channel to `addr` with a token for `subject` in `role` (a person, or a customer acting on its own data).
+pub fn channel_as(addr: SocketAddr, role: Role, subject: &str) -> OutgoingChannel {
+    let token = auth().issue(subject, role, 600).unwrap();
+    client::channel(&format!("http://{addr}"), Outgoing::new(Some(token), Duration::from_secs(60))).unwrap()
 }
 
 /// Any port on loopback: the service binds port 0 and reports the address it got.
