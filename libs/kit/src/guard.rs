@@ -124,6 +124,7 @@ where
             rpc.method = %method,
             rpc.grpc.status_code = tracing::field::Empty,
             enduser.role = tracing::field::Empty,
+            rapport.service = %state.cfg.domain,
         );
         rapport_telemetry::set_parent(&span, rapport_telemetry::extract(req.headers()));
         let fut = async move {

@@ -228,6 +228,8 @@ impl Worker {
                 Some(_) => {
                     let span = tracing::info_span!(
                         "worker.round",
+                        // `loyalty.sweeper`, `loyalty.outbox.segmentation`: the service is the first part.
+                        rapport.service = self.name.split('.').next().unwrap_or_default(),
                         worker.name = %self.name,
                         worker.instance = %instance,
                         db.namespace = %namespace,

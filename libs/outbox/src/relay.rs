@@ -179,6 +179,8 @@ impl<S: Sink> Relay<S> {
             let span = tracing::info_span!(
                 "outbox.deliver",
                 otel.kind = "producer",
+                // Its parent is the writer's span (another trace, maybe another process): it names its own service.
+                rapport.service = self.config.lease.split('.').next().unwrap_or_default(),
                 messaging.destination.name = %self.config.destination,
                 messaging.message.id = %event.event_id,
             );

@@ -6,6 +6,9 @@
 //! - The env filter sits on the console layer only: a global filter would disable RPC spans and zero trace ids.
 //! - [`extract`] / [`inject`] carry W3C trace context over gRPC metadata; [`current_traceparent`] and
 //!   [`context_from_traceparent`] carry it through the outbox.
+//! - [`init_suite`]: one process, several services, each span under its own service's resource ([`suite`]).
+pub mod suite;
+
 use std::collections::HashMap;
 
 use opentelemetry::{
@@ -16,7 +19,7 @@ use opentelemetry::{
 use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
-    trace::{SdkTracerProvider, SpanExporter},
+    trace::{BatchSpanProcessor, SdkTracerProvider, SpanExporter},
 };
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -57,19 +60,40 @@ pub enum TelemetryError {
 
 /// Sets up logging and tracing for `service` from the environment.
 pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
+    let mut builder = SdkTracerProvider::builder().with_resource(resource(service));
+    if otlp_asked() {
+        builder = builder.with_span_processor(BatchSpanProcessor::builder(otlp_exporter()?).build());
+    }
+    Ok(install(service, builder.build(), BoxMakeWriter::new(std::io::stdout)))
+}
+
+/// Sets up logging and tracing for a process that runs several services (`rapport up`): each span is exported under
+/// its service's resource ([`suite::service_name`]), the spans of none under `process`'s (see [`suite`]).
+pub fn init_suite(process: &str, services: &[&str]) -> Result<TelemetryGuard, TelemetryError> {
+    let mut builder = SdkTracerProvider::builder().with_resource(resource(process));
+    if otlp_asked() {
+        let batch = || otlp_exporter().map(|e| BatchSpanProcessor::builder(e).build());
+        let each =
+            services.iter().map(|s| Ok((s.to_string(), batch()?))).collect::<Result<Vec<_>, TelemetryError>>()?;
+        builder = builder.with_span_processor(suite::ByService::new(batch()?, each));
+    }
+    Ok(install(process, builder.build(), BoxMakeWriter::new(std::io::stdout)))
+}
+
+/// An OTLP endpoint is configured and the SDK is not disabled.
+fn otlp_asked() -> bool {
     let endpoint_set = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
         .iter()
         .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    let mut builder = SdkTracerProvider::builder().with_resource(resource(service));
-    if endpoint_set && !disabled {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()
-            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-        builder = builder.with_batch_exporter(exporter);
-    }
-    Ok(install(service, builder.build(), BoxMakeWriter::new(std::io::stdout)))
+    endpoint_set && !disabled
+}
+
+fn otlp_exporter() -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
+    opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+        .map_err(|e| TelemetryError::Exporter(e.to_string()))
 }
 
 /// Sets up logging and tracing with a given exporter, spans exported as they end (tests use the in-memory one).
@@ -152,6 +176,16 @@ pub fn set_parent(span: &Span, parent: Context) {
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
     }
+}
+
+/// Links `span` to the span a stored W3C traceparent names (work caused by an earlier call, in a trace of its own);
+/// nothing when the traceparent is empty or invalid.
+pub fn add_link(span: &Span, traceparent: &str) {
+    if traceparent.is_empty() {
+        return;
+    }
+    let cause = context_from_traceparent(traceparent);
+    span.add_link(cause.span().span_context().clone());
 }
 
 /// The W3C traceparent of the current span, empty when there is none.

@@ -36,7 +36,9 @@ fn authenticator(data_dir: &str) -> anyhow::Result<rapport_kit::auth::Authentica
 
 /// Runs the suite until Ctrl-C / SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let _telemetry = rapport_telemetry::init("rapport")?;
+    // One process, five services: each span under its own service's name.
+    let _telemetry =
+        rapport_telemetry::init_suite("rapport", &["segmentation", "loyalty", "referrals", "feedback", "improvement"])?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir))?;
     let auth = Arc::new(authenticator(&args.data_dir)?);
     tokio::spawn(auth.clone().watch(rapport_kit::auth::reload_interval_from_env()?));

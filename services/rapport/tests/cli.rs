@@ -8,6 +8,11 @@ use std::{
     time::Duration,
 };
 
+use opentelemetry_proto::tonic as otlp;
+use otlp::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 /// The addresses `rapport up` printed: (segmentation, loyalty, feedback, referrals, improvement).
@@ -54,18 +59,20 @@ fn stop(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_then_the_walk_through_of_the_readme() {
-    let dir = std::env::temp_dir().join(format!("rapport-up-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// Starts `rapport up --base-port 0` in `dir` with `env` and waits until its five services answer their health check.
+async fn up(dir: &Path, env: &[(&str, &str)]) -> (Child, Addrs) {
+    std::fs::create_dir_all(dir).unwrap();
     let mut up = Command::new(env!("CARGO_BIN_EXE_rapport"))
-        .current_dir(&dir)
+        .current_dir(dir)
         .args(["up", "--base-port", "0"])
         .env("RAPPORT_DRAIN_DELAY_MS", "100")
         .env("RUST_LOG", "warn")
         .env_remove("RAPPORT_AUTH_DIR")
         .env_remove("RAPPORT_AUTH_SERVICE_JWKS")
         .env_remove("DATABASE_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -88,6 +95,8 @@ async fn up_then_the_walk_through_of_the_readme() {
         addr_of("improvement"),
     );
     assert!(printed.iter().any(|l| l.contains("development token")));
+    // The rest of its output read to the end, so that the pipe stays open while it runs.
+    std::thread::spawn(move || lines.for_each(drop));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !(serving(&addrs.0).await
         && serving(&addrs.1).await
@@ -98,6 +107,13 @@ async fn up_then_the_walk_through_of_the_readme() {
         assert!(tokio::time::Instant::now() < deadline, "the suite did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (up, addrs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_then_the_walk_through_of_the_readme() {
+    let dir = std::env::temp_dir().join(format!("rapport-up-{}", std::process::id()));
+    let (mut up, addrs) = up(&dir, &[]).await;
     assert!(dir.join("data/dev-token").exists() && dir.join("data/loyalty.db").exists());
     assert!(dir.join("data/referrals.db").exists() && dir.join("data/improvement.db").exists());
 
@@ -281,6 +297,103 @@ async fn up_then_the_walk_through_of_the_readme() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("points: must be between 1 and 1000000000"));
 
+    let status = stop(&mut up);
+    assert!(status.success(), "exit status {status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What an OTLP collector received: each span with the `service.name` of its resource.
+#[derive(Clone, Default)]
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<(String, otlp::trace::v1::Span)>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.0.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+                .map(|v| match v {
+                    otlp::common::v1::any_value::Value::StringValue(s) => s.clone(),
+                    other => format!("{other:?}"),
+                })
+                .unwrap_or_default();
+            spans.extend(rs.scope_spans.into_iter().flat_map(|ss| ss.spans).map(|s| (service.clone(), s)));
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+/// `rapport up` exporting to a real OTLP endpoint: one process, yet every span under its own service's name, a
+/// campaign's grant batches linked to the call that triggered them, and deliveries parenting the receiver's spans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_exports_each_service_under_its_own_name() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let dir = std::env::temp_dir().join(format!("rapport-otlp-{}", std::process::id()));
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
+    let (mut up, addrs) = up(&dir, &env).await;
+    rapport(&dir, &addrs, &["gen", "--customers", "30", "--seed", "7"]);
+    rapport(&dir, &addrs, &["segments", "create", "fans", "nps = promoter"]);
+    rapport(&dir, &addrs, &["loyalty", "offer", "create", "thanks", "--title", "thank you", "--percent", "15"]);
+    let trigger = ["campaign", "trigger", "spring", "--segment", "fans", "--offer", "thanks", "--holdout", "10"];
+    let out = rapport(&dir, &addrs, &[&trigger[..], &["--wait"]].concat());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("completed"));
+
+    let found = |spans: &[(String, otlp::trace::v1::Span)]| -> Result<(), String> {
+        fn named<'a>(
+            spans: &'a [(String, otlp::trace::v1::Span)],
+            service: &'a str,
+            name: &'a str,
+        ) -> impl Iterator<Item = &'a otlp::trace::v1::Span> {
+            spans.iter().filter(move |(s, sp)| s == service && sp.name.ends_with(name)).map(|(_, sp)| sp)
+        }
+        let trigger = named(spans, "rapport-segmentation", "SegmentationService/TriggerCampaign")
+            .next()
+            .ok_or("no TriggerCampaign span under rapport-segmentation")?;
+        let grant = named(spans, "rapport-segmentation", "campaign.grant")
+            .find(|g| g.links.iter().any(|l| l.span_id == trigger.span_id && l.trace_id == trigger.trace_id))
+            .ok_or("no campaign.grant span linked to TriggerCampaign")?;
+        named(spans, "rapport-loyalty", "LoyaltyService/GrantOffers")
+            .find(|g| g.trace_id == grant.trace_id && !g.parent_span_id.is_empty())
+            .ok_or("no GrantOffers span under rapport-loyalty in the grant's trace")?;
+        let delivered = spans.iter().any(|(from, d)| {
+            d.name == "outbox.deliver"
+                && spans
+                    .iter()
+                    .any(|(to, s)| to != from && s.name.ends_with("/DeliverEvents") && s.parent_span_id == d.span_id)
+        });
+        if !delivered {
+            return Err("no DeliverEvents span of one service under another's outbox.deliver".into());
+        }
+        // Every service span is exported under a service, none under the process.
+        match spans.iter().find(|(s, sp)| s == "rapport" && sp.name.contains("Service/")) {
+            Some((_, sp)) => Err(format!("{} exported under the process", sp.name)),
+            None => Ok(()),
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = found(&collector.0.lock().unwrap());
+        match answer {
+            Ok(()) => break,
+            Err(why) => assert!(tokio::time::Instant::now() < deadline, "{why}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let status = stop(&mut up);
     assert!(status.success(), "exit status {status}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -34,7 +34,7 @@ async fn grant_pending(
     loyalty: &LoyaltyServiceClient<OutgoingChannel>,
     budget: &RetryBudget,
 ) -> Result<(), String> {
-    for (campaign_id, offer_id) in store.running_campaigns().await.map_err(|e| e.to_string())? {
+    for (campaign_id, offer_id, traceparent) in store.running_campaigns().await.map_err(|e| e.to_string())? {
         loop {
             let batch = store.pending_targets(&campaign_id, 500).await.map_err(|e| e.to_string())?;
             if batch.is_empty() {
@@ -53,7 +53,7 @@ async fn grant_pending(
                 let r = req.clone();
                 async move { c.grant_offers(r).await }
             })
-            .instrument(tracing::info_span!("campaign.grant", campaign_id = %campaign_id, batch = batch.len()))
+            .instrument(grant_span(&campaign_id, batch.len(), &traceparent))
             .await;
             match answer {
                 Ok(resp) => {
@@ -102,6 +102,14 @@ fn batch_request_id(campaign_id: &str, offer_id: &str, batch: &[String]) -> Stri
 fn error_reason(s: &tonic::Status) -> String {
     use tonic_types::StatusExt;
     s.get_error_details().error_info().map_or_else(|| format!("{:?}", s.code()).to_uppercase(), |i| i.reason.clone())
+}
+
+/// A grant batch's span: a round of the worker's own trace, linked to the TriggerCampaign call that caused it (its
+/// trace context kept with the campaign, as the outbox keeps an event's).
+fn grant_span(campaign_id: &str, batch: usize, traceparent: &str) -> tracing::Span {
+    let span = tracing::info_span!("campaign.grant", campaign_id = %campaign_id, batch);
+    rapport_telemetry::add_link(&span, traceparent);
+    span
 }
 
 #[cfg(test)]

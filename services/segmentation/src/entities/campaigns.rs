@@ -14,6 +14,8 @@ pub struct Model {
     pub created_at: i64,
     /// Why it is paused.
     pub state_reason: Option<String>,
+    /// The W3C trace context of the TriggerCampaign call that started (or resumed) it.
+    pub traceparent: Option<String>,
 }
 
 /// Relations are kept by the store.

@@ -12,6 +12,7 @@ pub mod m20261123_000011_create_campaigns;
 pub mod m20261123_000012_create_campaign_targets;
 pub mod m20261124_000013_one_running_training_job;
 pub mod m20261124_000014_add_campaign_state_reason;
+pub mod m20261206_000015_add_campaign_traceparent;
 
 /// Every migration of the segmentation database.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000012_create_campaign_targets::Migration),
             Box::new(m20261124_000013_one_running_training_job::Migration),
             Box::new(m20261124_000014_add_campaign_state_reason::Migration),
+            Box::new(m20261206_000015_add_campaign_traceparent::Migration),
         ];
         all.extend(own);
         all

@@ -59,6 +59,7 @@ impl Store {
         let (campaign_id, segment_id, offer_id) =
             (campaign_id.to_string(), segment_id.to_string(), offer_id.to_string());
         let id = campaign_id.clone();
+        let traceparent = Some(rapport_telemetry::current_traceparent()).filter(|t| !t.is_empty());
         self.frame
             .once(self, key, "TriggerCampaign", move |_s, txn, now| {
                 Box::pin(async move {
@@ -71,6 +72,7 @@ impl Store {
                             campaigns::Entity::update_many()
                                 .col_expr(campaigns::Column::State, Expr::value("running"))
                                 .col_expr(campaigns::Column::StateReason, Expr::value(Option::<String>::None))
+                                .col_expr(campaigns::Column::Traceparent, Expr::value(traceparent.clone()))
                                 .filter(campaigns::Column::CampaignId.eq(campaign_id.as_str()))
                                 .exec(txn)
                                 .await?;
@@ -89,6 +91,7 @@ impl Store {
                         state: Set("running".into()),
                         created_at: Set(now),
                         state_reason: Set(None),
+                        traceparent: Set(traceparent.clone()),
                     })
                     .exec_without_returning(txn)
                     .await?;
@@ -196,15 +199,15 @@ impl Store {
         Ok(())
     }
 
-    /// Campaigns still granting.
-    pub async fn running_campaigns(&self) -> Result<Vec<(String, String)>> {
+    /// Campaigns still granting: id, offer and the trace context of the call that triggered it (empty if none).
+    pub async fn running_campaigns(&self) -> Result<Vec<(String, String, String)>> {
         Ok(campaigns::Entity::find()
             .filter(campaigns::Column::State.eq("running"))
             .order_by_asc(campaigns::Column::CreatedAt)
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|c| (c.campaign_id, c.offer_id))
+            .map(|c| (c.campaign_id, c.offer_id, c.traceparent.unwrap_or_default()))
             .collect())
     }
 
