@@ -1,12 +1,20 @@
 //! Outgoing gRPC calls: one builder that sets a deadline (passing on what is left of the caller's), injects the
 //! trace context and the service's token, and retries only what is safe (UNAVAILABLE) within a budget.
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use futures::future::BoxFuture;
 
 use tonic::{
     Request, Status,
     metadata::MetadataValue,
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint},
+    transport::{Channel, Endpoint, channel::Change},
 };
 use tower::retry::budget::{Budget, TpsBudget};
 
@@ -74,24 +82,125 @@ impl Interceptor for Outgoing {
 /// A channel to another service, with the interceptor.
 pub type OutgoingChannel = InterceptedService<Channel, Outgoing>;
 
-/// A lazily connected channel to `url` (e.g. `http://127.0.0.1:50051`).
+/// A lazily connected channel to `url`, spread over every replica of the peer.
+///
+/// - An address (`http://127.0.0.1:50051`, as `rapport up` gives): one connection.
+/// - A name (`http://loyalty:50052`; in Kubernetes a headless Service, whose name resolves to every ready pod): one
+///   connection per address it resolves to, each call sent to the less loaded of two (tower's power of two choices),
+///   the name resolved again every [`RESOLVE_EVERY`] so replicas that come and go are followed. Until the first
+///   answer calls wait (within their deadline); a failed resolution keeps the addresses already known.
 pub fn channel(url: &str, outgoing: Outgoing) -> Result<OutgoingChannel, tonic::transport::Error> {
+    channel_with(url, outgoing, Arc::new(Dns), RESOLVE_EVERY)
+}
+
+/// How often a peer's name is resolved again.
+pub const RESOLVE_EVERY: Duration = Duration::from_secs(10);
+
+/// Turns a peer's name into the addresses of its replicas.
+pub trait Resolve: Send + Sync + 'static {
+    /// The addresses `host:port` stands for now.
+    fn resolve(&self, host: &str, port: u16) -> BoxFuture<'_, std::io::Result<Vec<SocketAddr>>>;
+}
+
+/// The system's resolver (cluster DNS in Kubernetes).
+pub struct Dns;
+
+impl Resolve for Dns {
+    fn resolve(&self, host: &str, port: u16) -> BoxFuture<'_, std::io::Result<Vec<SocketAddr>>> {
+        let target = format!("{host}:{port}");
+        Box::pin(async move { Ok(tokio::net::lookup_host(target).await?.collect()) })
+    }
+}
+
+/// [`channel`] with names resolved by `resolver`, again every `every`.
+pub fn channel_with(
+    url: &str,
+    outgoing: Outgoing,
+    resolver: Arc<dyn Resolve>,
+    every: Duration,
+) -> Result<OutgoingChannel, tonic::transport::Error> {
     // With mutual TLS on, every peer is called over TLS with this service's certificate.
     let tls = crate::tls::client();
     let url = match tls {
         Some(_) => url.replacen("http://", "https://", 1),
         None => url.to_string(),
     };
-    let mut endpoint = Endpoint::from_shared(url)?;
-    if let Some(tls) = tls {
-        endpoint = endpoint.tls_config(tls.client())?;
-    }
-    let channel = endpoint
-        .connect_timeout(Duration::from_secs(3))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .connect_lazy();
+    let endpoint = Endpoint::from_shared(url)?;
+    let uri = endpoint.uri().clone();
+    let service_host = uri.host().map(str::to_string);
+    let configure = move |e: Endpoint| -> Result<Endpoint, tonic::transport::Error> {
+        let mut e = e;
+        if let Some(tls) = tls {
+            // The certificate names the service, not the replica's address.
+            let mut config = tls.client();
+            if let Some(host) = &service_host {
+                config = config.domain_name(host);
+            }
+            e = e.tls_config(config)?;
+        }
+        Ok(e.connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30)))
+    };
+    let name = uri.host().filter(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().is_err()).map(str::to_string);
+    let channel = match name {
+        None => configure(endpoint)?.connect_lazy(),
+        Some(host) => {
+            let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+            let (channel, changes) = Channel::balance_channel(16);
+            let scheme = uri.scheme_str().unwrap_or("http").to_string();
+            let origin = uri.clone();
+            let replica = move |addr: SocketAddr| {
+                // The replica's address to connect to, the service's name as the authority of every call.
+                configure(Endpoint::from_shared(format!("{scheme}://{addr}"))?.origin(origin.clone()))
+            };
+            tokio::spawn(follow(resolver, host, port, every, replica, changes));
+            channel
+        }
+    };
     Ok(InterceptedService::new(channel, outgoing))
+}
+
+/// Keeps a balanced channel's replicas those `host` resolves to, until the channel is dropped.
+async fn follow(
+    resolver: Arc<dyn Resolve>,
+    host: String,
+    port: u16,
+    every: Duration,
+    replica: impl Fn(SocketAddr) -> Result<Endpoint, tonic::transport::Error>,
+    changes: tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
+) {
+    let mut known: HashSet<SocketAddr> = HashSet::new();
+    loop {
+        match resolver.resolve(&host, port).await {
+            Ok(found) if !found.is_empty() => {
+                let found: HashSet<SocketAddr> = found.into_iter().collect();
+                let gone = known.difference(&found).map(|a| Change::Remove(*a));
+                let new = found.difference(&known).filter_map(|a| match replica(*a) {
+                    Ok(e) => Some(Change::Insert(*a, e)),
+                    Err(e) => {
+                        tracing::warn!(peer = %host, error = %e, "replica address refused");
+                        None
+                    }
+                });
+                for change in gone.chain(new).collect::<Vec<_>>() {
+                    if changes.send(change).await.is_err() {
+                        return;
+                    }
+                }
+                if found != known {
+                    tracing::info!(peer = %host, replicas = found.len(), "peer replicas changed");
+                }
+                known = found;
+            }
+            Ok(_) => tracing::warn!(peer = %host, "peer name resolves to no address; keeping the known replicas"),
+            Err(e) => tracing::warn!(peer = %host, error = %e, "peer name did not resolve; keeping the known replicas"),
+        }
+        tokio::select! {
+            () = changes.closed() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// A retry budget shared by a client: retries may add at most 20 % to the calls (plus 10 per second).

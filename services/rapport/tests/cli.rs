@@ -398,3 +398,106 @@ async fn up_exports_each_service_under_its_own_name() {
     assert!(status.success(), "exit status {status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The help of `rapport <path>`, or `None` when that is no command.
+fn help(path: &[&str]) -> Option<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_rapport")).args(path).arg("--help").output().unwrap();
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The subcommands a help text lists under `Commands:`.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// docs/operations.md names only what exists: each `rapport` command line's subcommands and flags, each service
+/// binary's entry point, each manifest folder, and each setting (read by some binary's source).
+#[test]
+fn operations_guide_commands_are_real() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let guide = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    let mut sources = String::new();
+    for dir in ["libs", "services"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap().map(Result::unwrap) {
+                let path = entry.path();
+                if path.is_dir() && !path.ends_with("tests") {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    sources += &std::fs::read_to_string(&path).unwrap();
+                }
+            }
+        }
+    }
+    let services = ["loyalty", "segmentation", "referrals", "feedback", "improvement"];
+    let mut in_block = false;
+    let mut commands = 0;
+    for line in guide.lines() {
+        if line.starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if !in_block {
+            continue;
+        }
+        // Leading settings (`DATABASE_URL=... rapport-loyalty migrate`) are settings, checked below.
+        let words: Vec<&str> = line.split_whitespace().skip_while(|w| w.contains('=') && !w.starts_with('-')).collect();
+        match words.first().copied() {
+            Some("rapport") => {
+                // Flags are checked against the help of the command they follow; other words are subcommands,
+                // arguments or values.
+                let mut path: Vec<&str> = Vec::new();
+                let mut text = help(&path).unwrap();
+                for w in &words[1..] {
+                    if let Some(flag) = w.strip_prefix("--") {
+                        let flag = flag.split('=').next().unwrap();
+                        assert!(text.contains(&format!("--{flag} ")), "`{line}`: rapport {path:?} has no --{flag}");
+                    } else if subcommands(&text).iter().any(|s| s == w) {
+                        path.push(w);
+                        text = help(&path).unwrap_or_else(|| panic!("rapport {path:?} has no help"));
+                    }
+                }
+                assert!(!path.is_empty(), "`{line}`: no rapport subcommand");
+                assert!(subcommands(&text).is_empty(), "`{line}`: rapport {path:?} needs a subcommand");
+                commands += 1;
+            }
+            Some(binary) if binary.starts_with("rapport-") => {
+                let service = binary.trim_start_matches("rapport-");
+                assert!(services.contains(&service), "`{line}`: no service {service}");
+                assert!(
+                    words[1..] == ["migrate"] || words.len() == 1,
+                    "`{line}`: a service binary takes only `migrate`"
+                );
+                commands += 1;
+            }
+            Some("kubectl") => {
+                for w in words.iter().filter(|w| w.starts_with("k8s/")) {
+                    assert!(root.join(w).join("kustomization.yaml").exists(), "`{line}`: no kustomization in {w}");
+                }
+                commands += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(commands >= 10, "only {commands} commands found in the guide");
+    // Settings: every RAPPORT_* / OTEL_* / DATABASE_URL the guide names is read somewhere.
+    let mut named = 0;
+    for word in guide.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')) {
+        if (word.starts_with("RAPPORT_") || word.starts_with("OTEL_") || word == "DATABASE_URL") && word.len() > 8 {
+            // A subscriber's address is read by a name built from it (`RAPPORT_{}_URL`, the outbox's subscribers).
+            let subscriber = word.strip_prefix("RAPPORT_").and_then(|w| w.strip_suffix("_URL")).is_some_and(|name| {
+                services.contains(&name.to_lowercase().as_str()) && sources.contains("\"RAPPORT_{}_URL\"")
+            });
+            let read = subscriber || sources.contains(&format!("\"{word}\""));
+            assert!(read, "the guide names {word}, which nothing reads");
+            named += 1;
+        }
+    }
+    assert!(named >= 10, "only {named} settings named");
+}
