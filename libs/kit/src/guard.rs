@@ -64,14 +64,48 @@ pub struct GuardLayer {
 struct State {
     cfg: GuardConfig,
     permits: Arc<Semaphore>,
+    /// RED metrics: every RPC's duration by service, method and status code (its count is the rate, the counts by
+    /// code the errors); a no-op unless telemetry exports metrics.
+    duration: opentelemetry::metrics::Histogram<f64>,
 }
 
 impl GuardLayer {
     /// A guard with this configuration.
     pub fn new(cfg: GuardConfig) -> Self {
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-        Self { state: Arc::new(State { cfg, permits }) }
+        let duration = opentelemetry::global::meter("rapport")
+            .f64_histogram(DURATION_METRIC)
+            .with_unit("s")
+            .with_description("duration of rpcs served, by rpc.service, rpc.method and rpc.grpc.status_code")
+            .with_boundaries(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            .build();
+        Self { state: Arc::new(State { cfg, permits, duration }) }
     }
+}
+
+/// The name of the RPC duration histogram (OpenTelemetry's semantic conventions for RPC servers).
+pub const DURATION_METRIC: &str = "rpc.server.call.duration";
+
+impl State {
+    /// Records one RPC. An unknown service or method is recorded as `unknown`: a caller cannot grow the metric's
+    /// series by sending made-up paths.
+    fn record(&self, started: std::time::Instant, service: &str, method: &str, code: i32) {
+        let known = code != tonic::Code::Unimplemented as i32;
+        let (service, method) = if known { (service, method) } else { ("unknown", "unknown") };
+        let attributes = [
+            opentelemetry::KeyValue::new("rpc.system", "grpc"),
+            opentelemetry::KeyValue::new("rpc.service", service.to_string()),
+            opentelemetry::KeyValue::new("rpc.method", method.to_string()),
+            opentelemetry::KeyValue::new("rpc.grpc.status_code", i64::from(code)),
+            opentelemetry::KeyValue::new(rapport_telemetry::suite::SERVICE_ATTRIBUTE, self.cfg.domain.clone()),
+        ];
+        self.duration.record(started.elapsed().as_secs_f64(), &attributes);
+    }
+}
+
+/// The status code of an answer: trailers-only answers (every refusal) carry it in the headers, a success does not.
+fn status_of(resp: &http::Response<Body>) -> i32 {
+    resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()).unwrap_or(0)
 }
 
 impl<S> Layer<S> for GuardLayer {
@@ -127,6 +161,7 @@ where
             rapport.service = %state.cfg.domain,
         );
         rapport_telemetry::set_parent(&span, rapport_telemetry::extract(req.headers()));
+        let rpc_method = method.clone();
         let fut = async move {
             let domain = state.cfg.domain.as_str();
             let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
@@ -148,7 +183,7 @@ where
                 let e = ApiError::new(
                     ErrorCode::PermissionDenied,
                     "ROLE_NOT_ALLOWED",
-                    format!("role {} may not call {method}", caller.role),
+                    format!("role {} may not call {rpc_method}", caller.role),
                 );
                 return Ok(reply(e, domain));
             }
@@ -169,12 +204,7 @@ where
             let call = CALLER.scope(caller, DEADLINE.scope(deadline, PERSONAL.scope(personal, inner.call(req))));
             match tokio::time::timeout_at(deadline, call).await {
                 Ok(Ok(resp)) => {
-                    let code = resp
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<i32>().ok())
-                        .unwrap_or(0);
+                    let code = status_of(&resp);
                     // A request prost could not decode (truncated, a bad wire type, a string that is not UTF-8,
                     // nesting past the recursion limit) is the caller's fault, not INTERNAL: it must not page
                     // anyone through the error-rate alert. Only here, on the server: a client that cannot decode
@@ -209,7 +239,18 @@ where
                 }
             }
         };
-        Box::pin(fut.instrument(span))
+        let started = std::time::Instant::now();
+        let metrics = self.state.clone();
+        Box::pin(
+            async move {
+                let answer = fut.await;
+                if let Ok(resp) = &answer {
+                    metrics.record(started, &service, &method, status_of(resp));
+                }
+                answer
+            }
+            .instrument(span),
+        )
     }
 }
 

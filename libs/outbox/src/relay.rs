@@ -32,7 +32,7 @@ use rapport_proto::events::v1::{
     DeliverEventsRequest, Event, event, event_sink_service_client::EventSinkServiceClient,
 };
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use tokio::sync::Notify;
@@ -128,15 +128,46 @@ pub struct Relay<S: Sink> {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     last_prune: AtomicI64,
+    last_gauge: AtomicI64,
+    gauges: Gauges,
 }
 
 /// How often delivered rows past their retention are deleted.
 const PRUNE_EVERY_MS: i64 = 60_000;
 
+/// How often the backlog and the parked events are counted for the metrics.
+const GAUGE_EVERY_MS: i64 = 15_000;
+
+/// `rapport.outbox.backlog` (events waiting) and `rapport.outbox.parked` (events parked), per source and destination,
+/// reported by the replica that holds the destination's lease; no-ops unless telemetry exports metrics.
+struct Gauges {
+    backlog: opentelemetry::metrics::Gauge<i64>,
+    parked: opentelemetry::metrics::Gauge<i64>,
+}
+
+impl Gauges {
+    fn new() -> Self {
+        let meter = opentelemetry::global::meter("rapport");
+        Self {
+            backlog: meter.i64_gauge("rapport.outbox.backlog").with_description("events waiting for delivery").build(),
+            parked: meter.i64_gauge("rapport.outbox.parked").with_description("events parked for an operator").build(),
+        }
+    }
+}
+
 impl<S: Sink> Relay<S> {
     /// A relay over `db`'s outbox.
     pub fn new(db: DatabaseConnection, sink: S, config: RelayConfig, clock: Arc<dyn Clock>) -> Self {
-        Self { db, sink, config, clock, wake: Arc::new(Notify::new()), last_prune: AtomicI64::new(i64::MIN) }
+        Self {
+            db,
+            sink,
+            config,
+            clock,
+            wake: Arc::new(Notify::new()),
+            last_prune: AtomicI64::new(i64::MIN),
+            last_gauge: AtomicI64::new(i64::MIN),
+            gauges: Gauges::new(),
+        }
     }
 
     /// Notify it after a commit that enqueued events, to deliver them without waiting for the next poll.
@@ -265,8 +296,36 @@ impl<S: Sink> Relay<S> {
         Ok(r.rows_affected)
     }
 
+    /// Counts the destination's waiting and parked events: (backlog, parked).
+    pub async fn backlog(&self) -> Result<(u64, u64), DbErr> {
+        let mine = || Entity::find().filter(Column::Destination.eq(self.config.destination.as_str()));
+        let waiting =
+            mine().filter(Column::DeliveredAt.is_null()).filter(Column::ParkedAt.is_null()).count(&self.db).await?;
+        let parked = mine().filter(Column::ParkedAt.is_not_null()).count(&self.db).await?;
+        Ok((waiting, parked))
+    }
+
+    async fn report(&self) {
+        match self.backlog().await {
+            Ok((waiting, parked)) => {
+                let source = self.config.lease.split('.').next().unwrap_or_default().to_string();
+                let attributes = [
+                    opentelemetry::KeyValue::new("rapport.service", source),
+                    opentelemetry::KeyValue::new("messaging.destination.name", self.config.destination.clone()),
+                ];
+                self.gauges.backlog.record(i64::try_from(waiting).unwrap_or(i64::MAX), &attributes);
+                self.gauges.parked.record(i64::try_from(parked).unwrap_or(i64::MAX), &attributes);
+            }
+            Err(e) => tracing::warn!(destination = %self.config.destination, error = %e, "counting the backlog failed"),
+        }
+    }
+
     async fn round(&self) -> bool {
         let now = self.clock.now_ms();
+        if now.saturating_sub(self.last_gauge.load(Ordering::Relaxed)) >= GAUGE_EVERY_MS {
+            self.last_gauge.store(now, Ordering::Relaxed);
+            self.report().await;
+        }
         if now.saturating_sub(self.last_prune.load(Ordering::Relaxed)) >= PRUNE_EVERY_MS {
             self.last_prune.store(now, Ordering::Relaxed);
             match self.prune().await {

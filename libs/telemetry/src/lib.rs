@@ -18,6 +18,7 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::{
     Resource,
+    metrics::SdkMeterProvider,
     propagation::TraceContextPropagator,
     trace::{BatchSpanProcessor, SdkTracerProvider, SpanExporter},
 };
@@ -31,15 +32,19 @@ use tracing_subscriber::{
     util::SubscriberInitExt,
 };
 
-/// Flushes and shuts the tracer provider down when dropped: keep it alive for the life of the process.
+/// Flushes and shuts the tracer (and meter) provider down when dropped: keep it alive for the life of the process.
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl TelemetryGuard {
     /// Exports every finished span now.
     pub fn flush(&self) {
         let _ = self.provider.force_flush();
+        if let Some(m) = &self.meters {
+            let _ = m.force_flush();
+        }
     }
 }
 
@@ -47,6 +52,9 @@ impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         let _ = self.provider.force_flush();
         let _ = self.provider.shutdown();
+        if let Some(m) = self.meters.take() {
+            let _ = m.shutdown();
+        }
     }
 }
 
@@ -64,7 +72,9 @@ pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
     if otlp_asked() {
         builder = builder.with_span_processor(BatchSpanProcessor::builder(otlp_exporter()?).build());
     }
-    Ok(install(service, builder.build(), BoxMakeWriter::new(std::io::stdout)))
+    let mut guard = install(service, builder.build(), BoxMakeWriter::new(std::io::stdout));
+    guard.meters = otlp_meters(service)?;
+    Ok(guard)
 }
 
 /// Sets up logging and tracing for a process that runs several services (`rapport up`): each span is exported under
@@ -77,7 +87,26 @@ pub fn init_suite(process: &str, services: &[&str]) -> Result<TelemetryGuard, Te
             services.iter().map(|s| Ok((s.to_string(), batch()?))).collect::<Result<Vec<_>, TelemetryError>>()?;
         builder = builder.with_span_processor(suite::ByService::new(batch()?, each));
     }
-    Ok(install(process, builder.build(), BoxMakeWriter::new(std::io::stdout)))
+    let mut guard = install(process, builder.build(), BoxMakeWriter::new(std::io::stdout));
+    // Metrics under the process's resource: each point says its service (`rapport.service`).
+    guard.meters = otlp_meters(process)?;
+    Ok(guard)
+}
+
+/// The meter provider exporting OTLP metrics every `OTEL_METRIC_EXPORT_INTERVAL` (60 s by default), installed as the
+/// global one, when OTLP is asked for; otherwise instruments are no-ops.
+fn otlp_meters(service: &str) -> Result<Option<SdkMeterProvider>, TelemetryError> {
+    if !otlp_asked() {
+        return Ok(None);
+    }
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .build()
+        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    let provider =
+        SdkMeterProvider::builder().with_resource(resource(service)).with_periodic_exporter(exporter).build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    Ok(Some(provider))
 }
 
 /// An OTLP endpoint is configured and the SDK is not disabled.
@@ -133,7 +162,7 @@ fn install(service: &str, provider: SdkTracerProvider, logs: BoxMakeWriter) -> T
     let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(LevelFilter::INFO);
     // A second init in the same process (several services in one `rapport up`) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(console).with(otel).try_init();
-    TelemetryGuard { provider }
+    TelemetryGuard { provider, meters: None }
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

@@ -9,9 +9,15 @@ use std::{
 };
 
 use opentelemetry_proto::tonic as otlp;
-use otlp::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-    trace_service_server::{TraceService, TraceServiceServer},
+use otlp::collector::{
+    metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+        metrics_service_server::{MetricsService, MetricsServiceServer},
+    },
+    trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
 };
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
@@ -331,20 +337,68 @@ impl TraceService for Collector {
     }
 }
 
+/// The histogram and gauge points an OTLP collector received: (metric name, attributes as text, count; 1 for a
+/// gauge).
+#[derive(Clone, Default)]
+struct Meters(std::sync::Arc<std::sync::Mutex<Vec<Point>>>);
+
+/// A metric's name, its point's attributes as text, and the point's count.
+type Point = (String, Vec<(String, String)>, u64);
+
+fn text(v: Option<&otlp::common::v1::AnyValue>) -> String {
+    use otlp::common::v1::any_value::Value;
+    match v.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Meters {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        use otlp::metrics::v1::metric::Data;
+        let mut points = self.0.lock().unwrap();
+        for metric in
+            request.into_inner().resource_metrics.into_iter().flat_map(|r| r.scope_metrics).flat_map(|s| s.metrics)
+        {
+            let each: Vec<(&[otlp::common::v1::KeyValue], u64)> = match &metric.data {
+                Some(Data::Histogram(h)) => h.data_points.iter().map(|p| (&p.attributes[..], p.count)).collect(),
+                Some(Data::Gauge(g)) => g.data_points.iter().map(|p| (&p.attributes[..], 1)).collect(),
+                _ => Vec::new(),
+            };
+            for (attributes, count) in each {
+                let attributes = attributes.iter().map(|kv| (kv.key.clone(), text(kv.value.as_ref()))).collect();
+                points.push((metric.name.clone(), attributes, count));
+            }
+        }
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
+
 /// `rapport up` exporting to a real OTLP endpoint: one process, yet every span under its own service's name, a
 /// campaign's grant batches linked to the call that triggered them, and deliveries parenting the receiver's spans.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_exports_each_service_under_its_own_name() {
     let collector = Collector::default();
+    let meters = Meters::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(collector.clone()))
+            .add_service(MetricsServiceServer::new(meters.clone()))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let dir = std::env::temp_dir().join(format!("rapport-otlp-{}", std::process::id()));
-    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+    ];
     let (mut up, addrs) = up(&dir, &env).await;
     rapport(&dir, &addrs, &["gen", "--customers", "30", "--seed", "7"]);
     rapport(&dir, &addrs, &["segments", "create", "fans", "nps = promoter"]);
@@ -392,6 +446,47 @@ async fn up_exports_each_service_under_its_own_name() {
             Ok(()) => break,
             Err(why) => assert!(tokio::time::Instant::now() < deadline, "{why}"),
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // RED metrics: the campaign's trigger counted under segmentation with its status code, and a refusal under
+    // its own code (a reader may not trigger campaigns); the outbox backlog gauge.
+    let out = rapport(&dir, &addrs, &["token", "issue", "--role", "reader", "--ttl", "10m", "--subject", "rae"]);
+    let reader = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let denied = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .current_dir(&dir)
+        .env("RAPPORT_SEGMENTATION_ADDR", &addrs.0)
+        .args(["--token", &reader])
+        .args(trigger)
+        .output()
+        .unwrap();
+    assert!(!denied.status.success());
+    let has = |points: &[Point], method: &str, code: &str| {
+        points.iter().any(|(name, attributes, count)| {
+            let is = |k: &str, v: &str| attributes.iter().any(|(key, value)| key == k && value == v);
+            name == "rpc.server.call.duration"
+                && *count > 0
+                && is("rpc.method", method)
+                && is("rpc.grpc.status_code", code)
+                && is("rapport.service", "segmentation")
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, denied, backlog) = {
+            let points = meters.0.lock().unwrap();
+            // Loyalty's outbox towards segmentation, counted by the relay that holds its lease.
+            let backlog = points.iter().any(|(name, attributes, _)| {
+                name == "rapport.outbox.backlog"
+                    && attributes.contains(&("rapport.service".into(), "loyalty".into()))
+                    && attributes.contains(&("messaging.destination.name".into(), "segmentation".into()))
+            });
+            (has(&points, "TriggerCampaign", "0"), has(&points, "TriggerCampaign", "7"), backlog)
+        };
+        if ok && denied && backlog {
+            break;
+        }
+        let why = format!("TriggerCampaign ok {ok}, denied {denied}; loyalty's backlog {backlog}");
+        assert!(tokio::time::Instant::now() < deadline, "{why}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let status = stop(&mut up);
