@@ -86,7 +86,8 @@ pub type OutgoingChannel = InterceptedService<Channel, Outgoing>;
 ///
 /// - An address (`http://127.0.0.1:50051`, as `rapport up` gives): one connection.
 /// - A name (`http://loyalty:50052`; in Kubernetes a headless Service, whose name resolves to every ready pod): one
-///   connection per address it resolves to, each call sent to the less loaded of two (tower's power of two choices),
+///   connection per address it resolves to, each call sent to one of two picked at random (tower's power of two
+///   choices; tonic's connections all report the same load), an address that does not answer not yet skipped,
 ///   the name resolved again every [`RESOLVE_EVERY`] so replicas that come and go are followed. Until the first
 ///   answer calls wait (within their deadline); a failed resolution keeps the addresses already known.
 pub fn channel(url: &str, outgoing: Outgoing) -> Result<OutgoingChannel, tonic::transport::Error> {
@@ -127,7 +128,9 @@ pub fn channel_with(
     };
     let endpoint = Endpoint::from_shared(url)?;
     let uri = endpoint.uri().clone();
-    let service_host = uri.host().map(str::to_string);
+    let name = uri.host().filter(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().is_err()).map(str::to_string);
+    // A name is the certificate's name for every replica's address; an address literal is left to tonic.
+    let service_host = name.clone();
     let configure = move |e: Endpoint| -> Result<Endpoint, tonic::transport::Error> {
         let mut e = e;
         if let Some(tls) = tls {
@@ -142,7 +145,6 @@ pub fn channel_with(
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30)))
     };
-    let name = uri.host().filter(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().is_err()).map(str::to_string);
     let channel = match name {
         None => configure(endpoint)?.connect_lazy(),
         Some(host) => {
@@ -175,23 +177,29 @@ async fn follow(
         match resolver.resolve(&host, port).await {
             Ok(found) if !found.is_empty() => {
                 let found: HashSet<SocketAddr> = found.into_iter().collect();
-                let gone = known.difference(&found).map(|a| Change::Remove(*a));
-                let new = found.difference(&known).filter_map(|a| match replica(*a) {
-                    Ok(e) => Some(Change::Insert(*a, e)),
-                    Err(e) => {
-                        tracing::warn!(peer = %host, error = %e, "replica address refused");
-                        None
+                let mut changed = Vec::new();
+                for gone in known.difference(&found).copied().collect::<Vec<_>>() {
+                    known.remove(&gone);
+                    changed.push(Change::Remove(gone));
+                }
+                // Only what was inserted is known: an address refused now is tried again at the next resolution.
+                for new in found.difference(&known).copied().collect::<Vec<_>>() {
+                    match replica(new) {
+                        Ok(e) => {
+                            known.insert(new);
+                            changed.push(Change::Insert(new, e));
+                        }
+                        Err(e) => tracing::warn!(peer = %host, error = %e, "replica address refused"),
                     }
-                });
-                for change in gone.chain(new).collect::<Vec<_>>() {
+                }
+                if !changed.is_empty() {
+                    tracing::info!(peer = %host, replicas = known.len(), "peer replicas changed");
+                }
+                for change in changed {
                     if changes.send(change).await.is_err() {
                         return;
                     }
                 }
-                if found != known {
-                    tracing::info!(peer = %host, replicas = found.len(), "peer replicas changed");
-                }
-                known = found;
             }
             Ok(_) => tracing::warn!(peer = %host, "peer name resolves to no address; keeping the known replicas"),
             Err(e) => tracing::warn!(peer = %host, error = %e, "peer name did not resolve; keeping the known replicas"),

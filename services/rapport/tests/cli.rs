@@ -78,6 +78,7 @@ async fn up(dir: &Path, env: &[(&str, &str)]) -> (Child, Addrs) {
         .env_remove("DATABASE_URL")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_SERVICE_NAME")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
