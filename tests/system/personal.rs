@@ -53,7 +53,8 @@ async fn staff_roles_see_personal_fields_only_where_the_matrix_says(db: Db) {
     ];
     let l = loyalty(any_port(), dbs[0].url(), None, &clock).await;
     let s = segmentation(any_port(), dbs[1].url(), l.addr, &clock).await;
-    let f = feedback(any_port(), dbs[2].url(), &[], &clock, |_| {}).await;
+    // Feedback publishes to no one (on either transport): the test delivers improvement's signal itself.
+    let f = feedback(any_port(), dbs[2].url(), &[], &clock, |c| c.subscribers.clear()).await;
     let i = improvement(any_port(), dbs[3].url(), None, &clock).await;
 
     // What the customer gave: a name, an attribute, a survey comment, a complaint; an agent's suggestion.

@@ -110,8 +110,9 @@ async fn postgres_two_replicas_of_each_service() {
         .await;
 
     let lconn = rapport_kit::db::connect(loyalty_db.url()).await.unwrap();
-    eventually(300, "every loyalty event delivered", || async {
-        rapport_outbox::pending(&lconn, "segmentation").await.unwrap() == 0
+    let sconn = rapport_kit::db::connect(seg_db.url()).await.unwrap();
+    eventually(300, "every loyalty event applied in segmentation", || async {
+        crate::support::applied(&lconn, "segmentation", &sconn).await
     })
     .await;
     assert_eq!(rapport_outbox::admin::parked(&lconn, "segmentation").await.unwrap(), 0);

@@ -34,6 +34,30 @@ pub fn serve_config() -> ServeConfig {
     ServeConfig { drain_delay: Duration::from_millis(20), ..ServeConfig::default() }
 }
 
+/// Whether every event `producer`'s outbox holds for `destination` has been applied by it (`receiver` is its
+/// database): none waiting in the outbox, each one in the receiver's inbox. Over JetStream an event leaves the
+/// outbox when the stream has it, before the subscriber applies it: waiting for the outbox alone is not enough.
+pub async fn applied(
+    producer: &sea_orm::DatabaseConnection,
+    destination: &str,
+    receiver: &sea_orm::DatabaseConnection,
+) -> bool {
+    use prost::Message;
+    use rapport_outbox::entities::{inbox_event, outbox_event};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    if rapport_outbox::pending(producer, destination).await.unwrap() > 0 {
+        return false;
+    }
+    let sent = outbox_event::Entity::find()
+        .filter(outbox_event::Column::Destination.eq(destination))
+        .all(producer)
+        .await
+        .unwrap();
+    let seen: std::collections::HashSet<String> =
+        inbox_event::Entity::find().all(receiver).await.unwrap().into_iter().map(|r| r.event_id).collect();
+    sent.iter().all(|row| Event::decode(row.payload.as_slice()).is_ok_and(|e| seen.contains(&e.event_id)))
+}
+
 /// A running service and the way to stop it.
 pub type Running = TestServer;
 

@@ -31,6 +31,76 @@ pub struct Common {
     pub pseudonyms: Pseudonyms,
     /// Most PostgreSQL connections of the pool (`RAPPORT_DB_POOL_SIZE`, default 16).
     pub db_pool: u32,
+    /// How events travel between services (`RAPPORT_EVENTS`).
+    pub events: EventBus,
+}
+
+/// How events travel from a producer's outbox to its subscribers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum EventBus {
+    /// Each relay calls its subscriber's `EventSinkService` over gRPC: the embedded default, no broker
+    /// (`RAPPORT_EVENTS=grpc` or unset).
+    #[default]
+    Direct,
+    /// Through NATS JetStream (`RAPPORT_EVENTS=jetstream`): relays publish, subscribers consume.
+    JetStream(Nats),
+}
+
+/// Where NATS is and how Rapport names its streams there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nats {
+    /// The server (`RAPPORT_NATS_URL`, default `nats://127.0.0.1:4222`).
+    pub url: String,
+    /// First token of every subject and of every stream's name (`RAPPORT_NATS_PREFIX`, default `rapport`): several
+    /// installations can share one NATS.
+    pub prefix: String,
+    /// How long a subscriber has to acknowledge an event before JetStream delivers it again
+    /// (`RAPPORT_NATS_ACK_WAIT_MS`, default 30 s).
+    pub ack_wait: std::time::Duration,
+}
+
+impl Nats {
+    /// The server at `url` with the default prefix and acknowledgement wait.
+    pub fn new(url: &str) -> Self {
+        Self { url: url.into(), prefix: "rapport".into(), ack_wait: std::time::Duration::from_secs(30) }
+    }
+
+    /// Whether `prefix` can name subjects and streams: lowercase letters, digits and `-`, not empty.
+    pub fn valid_prefix(prefix: &str) -> bool {
+        !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    }
+}
+
+impl EventBus {
+    /// From `RAPPORT_EVENTS`, `RAPPORT_NATS_URL`, `RAPPORT_NATS_PREFIX` and `RAPPORT_NATS_ACK_WAIT_MS`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match config::var("RAPPORT_EVENTS").as_deref() {
+            None | Some("grpc") => Ok(Self::Direct),
+            Some("jetstream") => {
+                let d = Nats::new("nats://127.0.0.1:4222");
+                let prefix = config::var("RAPPORT_NATS_PREFIX").unwrap_or(d.prefix);
+                if !Nats::valid_prefix(&prefix) {
+                    return Err(ConfigError {
+                        name: "RAPPORT_NATS_PREFIX".into(),
+                        problem: "lowercase letters, digits and '-' only".into(),
+                    });
+                }
+                Ok(Self::JetStream(Nats {
+                    url: config::var("RAPPORT_NATS_URL").unwrap_or(d.url),
+                    prefix,
+                    ack_wait: config::at_least(
+                        "RAPPORT_NATS_ACK_WAIT_MS",
+                        config::millis("RAPPORT_NATS_ACK_WAIT_MS", d.ack_wait)?,
+                        std::time::Duration::from_millis(100),
+                    )?,
+                }))
+            }
+            Some(other) => Err(ConfigError {
+                name: "RAPPORT_EVENTS".into(),
+                problem: format!("{other:?} is neither \"grpc\" nor \"jetstream\""),
+            }),
+        }
+    }
 }
 
 impl Common {
@@ -48,6 +118,7 @@ impl Common {
                 crate::idempotency::retention_from_env()?;
                 config::parse("RAPPORT_DB_POOL_SIZE", db::DEFAULT_POOL)?
             },
+            events: EventBus::from_env()?,
         })
     }
 
@@ -61,6 +132,7 @@ impl Common {
             pseudonyms: Pseudonyms::development(),
             // Small: tests run many servers on one PostgreSQL.
             db_pool: 6,
+            events: EventBus::Direct,
         }
     }
 }
@@ -166,6 +238,9 @@ pub trait Service: Sized + Send + 'static {
 
     /// The settings every service has.
     fn common(config: &Self::Config) -> &Common;
+
+    /// The same, to adjust (tests choose the event transport through it).
+    fn common_mut(config: &mut Self::Config) -> &mut Common;
 
     /// Binds, migrates and opens its state, ready to [`Service::run`].
     fn build(

@@ -142,6 +142,62 @@ fn postgres_server() -> Result<String, String> {
         .clone()
 }
 
+/// The URL of the test NATS server (JetStream enabled): `RAPPORT_TEST_NATS_URL`, else the server on
+/// 127.0.0.1:4222 when one answers, else a throwaway `nats-server -js` (on `PATH` or Debian's `/usr/sbin`) on port
+/// 42229 with its store in the temp folder, left running for the next test process; once per process.
+pub fn nats_server() -> Result<String, String> {
+    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("RAPPORT_TEST_NATS_URL") {
+                return Ok(url);
+            }
+            if answers(4222) {
+                return Ok("nats://127.0.0.1:4222".into());
+            }
+            const PORT: u16 = 42229;
+            let dir = std::env::temp_dir().join("rapport-test-nats");
+            let io = |what: &str, e: std::io::Error| format!("{what} {}: {e}", dir.display());
+            fs::create_dir_all(&dir).map_err(|e| io("creating", e))?;
+            let lock = fs::File::create(dir.join("lock")).map_err(|e| io("locking", e))?;
+            lock.lock().map_err(|e| io("locking", e))?;
+            let url = format!("nats://127.0.0.1:{PORT}");
+            if answers(PORT) {
+                return Ok(url);
+            }
+            let bin = std::env::var_os("PATH")
+                .into_iter()
+                .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+                .chain([PathBuf::from("/usr/sbin")])
+                .map(|d| d.join("nats-server"))
+                .find(|p| p.is_file())
+                .ok_or(
+                    "no NATS answers on 127.0.0.1:4222 and `nats-server` is not installed to start a throwaway one: \
+                        install it (Debian: apt install nats-server), start one with -js, or set RAPPORT_TEST_NATS_URL",
+                )?;
+            let log = fs::File::create(dir.join("log")).map_err(|e| io("creating the log in", e))?;
+            Command::new(bin)
+                .args(["-js", "-a", "127.0.0.1", "-p", &PORT.to_string(), "-sd"])
+                .arg(dir.join("store"))
+                .stdout(log.try_clone().map_err(|e| io("logging in", e))?)
+                .stderr(log)
+                .spawn()
+                .map_err(|e| format!("starting nats-server: {e}"))?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !answers(PORT) {
+                if std::time::Instant::now() > deadline {
+                    return Err(format!(
+                        "nats-server did not answer on port {PORT}; see {}",
+                        dir.join("log").display()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(url)
+        })
+        .clone()
+}
+
 fn answers(port: u16) -> bool {
     TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(1)).is_ok()
 }

@@ -19,7 +19,10 @@ use sea_orm::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::entities::outbox_event::{Column, Entity};
+use crate::entities::{
+    outbox_event::{Column, Entity},
+    parked_receipt,
+};
 
 /// Full name of the gRPC service.
 pub const SERVICE_NAME: &str = "rapport.events.v1.OutboxService";
@@ -60,6 +63,42 @@ impl OutboxAdmin {
         self.fail(ApiError::internal())
     }
 
+    /// The events this service received over JetStream and parked, oldest first.
+    async fn list_receipts(
+        &self,
+        query: &str,
+        after: Option<i64>,
+        limit: u64,
+    ) -> Result<ListParkedEventsResponse, DbErr> {
+        use parked_receipt::Column as C;
+        let mut q =
+            parked_receipt::Entity::find().filter(C::ParkedAt.is_not_null()).order_by_asc(C::Id).limit(limit + 1);
+        if let Some(a) = after {
+            q = q.filter(C::Id.gt(a));
+        }
+        let (rows, next) = page::split(q.all(&self.db).await?, limit, |r| r.id);
+        let events = rows
+            .into_iter()
+            .map(|r| {
+                let event = Event::decode(r.payload.as_slice()).ok();
+                ParkedEvent {
+                    event_id: r.event_id,
+                    destination: self.domain.into(),
+                    kind: crate::kind(event.as_ref().and_then(|e| e.payload.as_ref())).into(),
+                    attempts: r.attempts,
+                    last_error: r.last_error,
+                    created_at: Some(timestamp(r.created_at)),
+                    parked_at: r.parked_at.map(timestamp),
+                    source: r.source,
+                }
+            })
+            .collect();
+        Ok(ListParkedEventsResponse {
+            events,
+            next_page_token: next.map(|c| page::encode(query, c)).unwrap_or_default(),
+        })
+    }
+
     async fn requeue(&self, req: &RetryParkedEventsRequest) -> Result<Result<Vec<u8>, ApiError>, DbErr> {
         let txn = begin_write(&self.db).await?;
         let now = self.clock.now_ms();
@@ -76,17 +115,28 @@ impl OutboxAdmin {
             Ok(idempotency::Claim::Fresh) => {}
             Err(e) => return Ok(Err(e)),
         }
-        let mut q = Entity::update_many()
-            .col_expr(Column::ParkedAt, Expr::value(Option::<i64>::None))
-            .col_expr(Column::Attempts, Expr::value(0))
-            .col_expr(Column::NextAttemptAt, Expr::value(now))
-            .filter(Column::Destination.eq(req.destination.as_str()))
-            .filter(Column::ParkedAt.is_not_null());
-        if !req.event_ids.is_empty() {
-            let keys: Vec<String> = req.event_ids.iter().map(|id| crate::row_key(&req.destination, id)).collect();
-            q = q.filter(Column::EventId.is_in(keys));
-        }
-        let n = q.exec(&txn).await?.rows_affected;
+        let n = if req.destination == self.domain {
+            // Received over JetStream and parked here: the consumers apply them again.
+            let mut q = parked_receipt::Entity::update_many()
+                .col_expr(parked_receipt::Column::ParkedAt, Expr::value(Option::<i64>::None))
+                .filter(parked_receipt::Column::ParkedAt.is_not_null());
+            if !req.event_ids.is_empty() {
+                q = q.filter(parked_receipt::Column::EventId.is_in(req.event_ids.iter().map(String::as_str)));
+            }
+            q.exec(&txn).await?.rows_affected
+        } else {
+            let mut q = Entity::update_many()
+                .col_expr(Column::ParkedAt, Expr::value(Option::<i64>::None))
+                .col_expr(Column::Attempts, Expr::value(0))
+                .col_expr(Column::NextAttemptAt, Expr::value(now))
+                .filter(Column::Destination.eq(req.destination.as_str()))
+                .filter(Column::ParkedAt.is_not_null());
+            if !req.event_ids.is_empty() {
+                let keys: Vec<String> = req.event_ids.iter().map(|id| crate::row_key(&req.destination, id)).collect();
+                q = q.filter(Column::EventId.is_in(keys));
+            }
+            q.exec(&txn).await?.rows_affected
+        };
         let reply = RetryParkedEventsResponse { requeued: i32::try_from(n).unwrap_or(i32::MAX) }.encode_to_vec();
         idempotency::complete(&txn, &id, reply.clone()).await?;
         let target = format!("destination:{}", req.destination);
@@ -114,6 +164,9 @@ impl OutboxService for OutboxAdmin {
         v.finish().map_err(|e| self.fail(e))?;
         let query = format!("parked:{}", req.destination);
         let after = page::decode(&query, &req.page_token).map_err(|e| self.fail(e))?;
+        if req.destination == self.domain {
+            return self.list_receipts(&query, after, limit).await.map(Response::new).map_err(|e| self.internal(e));
+        }
         let mut q = Entity::find().filter(Column::ParkedAt.is_not_null()).order_by_asc(Column::Id).limit(limit + 1);
         if !req.destination.is_empty() {
             q = q.filter(Column::Destination.eq(req.destination.as_str()));
@@ -135,6 +188,7 @@ impl OutboxService for OutboxAdmin {
                     last_error: r.last_error.unwrap_or_default(),
                     created_at: Some(timestamp(r.created_at)),
                     parked_at: r.parked_at.map(timestamp),
+                    source: String::new(),
                 }
             })
             .collect();

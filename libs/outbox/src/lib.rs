@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod entities;
 pub mod inbox;
+pub mod jetstream;
 pub mod migration;
 pub mod relay;
 pub mod sink;
@@ -20,7 +21,10 @@ pub mod wiring;
 use std::sync::Arc;
 
 use prost::Message;
-use rapport_kit::config::{self, ConfigError};
+use rapport_kit::{
+    config::{self, ConfigError},
+    service::EventBus,
+};
 use rapport_proto::events::v1::{Event, event::Payload};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use tokio::sync::Notify;
@@ -161,7 +165,7 @@ impl Outbox {
             })
             .map(|r| r.id)
             .collect();
-        let mut n = delivered;
+        let mut n = delivered + jetstream::forget_receipts(txn, customer_id).await?;
         for chunk in stale.chunks(500) {
             n += outbox_event::Entity::delete_many()
                 .filter(outbox_event::Column::Id.is_in(chunk.iter().copied()))
@@ -173,12 +177,14 @@ impl Outbox {
     }
 }
 
-/// Starts a relay for each subscriber that has an address, delivering `outbox`'s rows from `db` with `outgoing`
-/// (the producer's identity), each under its lease, until `stop` resolves; the others' events wait.
+/// Starts a relay for each subscriber, delivering `outbox`'s rows from `db` over `bus`, each under its lease, until
+/// `stop` resolves. Over gRPC each calls its subscriber with `outgoing` (the producer's identity), and the events of a
+/// subscriber without an address wait; over JetStream each publishes to the producer's stream.
 pub fn spawn_relays<F, Fut>(
     db: &sea_orm::DatabaseConnection,
     outbox: &Outbox,
     subscribers: &[Subscriber],
+    bus: &EventBus,
     outgoing: &rapport_kit::client::Outgoing,
     clock: &Arc<dyn rapport_kit::clock::Clock>,
     stop: F,
@@ -188,15 +194,36 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     for sub in subscribers {
-        let Some(url) = &sub.url else {
-            tracing::info!(destination = %sub.name, "no address for this subscriber: its events wait in the outbox");
-            continue;
-        };
-        let channel = rapport_kit::client::channel(url, outgoing.clone()).map_err(|e| format!("{url}: {e}"))?;
         let cfg = RelayConfig::from_env(outbox.source(), &sub.name).map_err(|e| e.to_string())?;
-        let mut relay = Relay::new(db.clone(), GrpcSink::new(channel), cfg, clock.clone());
-        relay.set_waker(outbox.waker());
-        tokio::spawn(relay.run(stop()));
+        match bus {
+            EventBus::Direct => {
+                let Some(url) = &sub.url else {
+                    tracing::info!(destination = %sub.name, "no address for this subscriber: its events wait in the outbox");
+                    continue;
+                };
+                let channel = rapport_kit::client::channel(url, outgoing.clone()).map_err(|e| format!("{url}: {e}"))?;
+                let mut relay = Relay::new(db.clone(), GrpcSink::new(channel), cfg, clock.clone());
+                relay.set_waker(outbox.waker());
+                tokio::spawn(relay.run(stop()));
+            }
+            EventBus::JetStream(nats) => {
+                let (db, nats, clock, wake, stop) = (db.clone(), nats.clone(), clock.clone(), outbox.waker(), stop());
+                let (source, destination) = (outbox.source().to_string(), sub.name.clone());
+                tokio::spawn(async move {
+                    let bus = match jetstream::JetStream::connect(&nats, &source).await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::error!(destination = %destination, error = %e, "jetstream unreachable: events wait");
+                            return;
+                        }
+                    };
+                    let mut relay =
+                        Relay::new(db, jetstream::JetStreamSink::new(bus, &source, &destination), cfg, clock);
+                    relay.set_waker(wake);
+                    relay.run(stop).await;
+                });
+            }
+        }
     }
     Ok(())
 }

@@ -368,7 +368,7 @@ fn refuses_the_event(code: tonic::Code) -> bool {
     )
 }
 
-fn backoff(cfg: &RelayConfig, attempts: i32) -> i64 {
+pub(crate) fn backoff(cfg: &RelayConfig, attempts: i32) -> i64 {
     let shift = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
     let ms = cfg.base_backoff.as_millis().saturating_mul(1u128 << shift).min(cfg.max_backoff.as_millis());
     i64::try_from(ms).unwrap_or(i64::MAX)

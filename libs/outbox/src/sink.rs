@@ -135,8 +135,8 @@ impl<H: EventHandler> EventSink<H> {
         self
     }
 
-    fn validate(&self, caller: Option<&Caller>, events: &[Event], now: i64) -> Result<(), ApiError> {
-        let Some(caller) = caller else {
+    fn validate(&self, source: Option<&str>, events: &[Event], now: i64) -> Result<(), ApiError> {
+        let Some(source) = source else {
             return Err(ApiError::new(ErrorCode::PermissionDenied, "UNKNOWN_CALLER", "the caller has no identity"));
         };
         let mut v = Violations::new();
@@ -145,11 +145,8 @@ impl<H: EventHandler> EventSink<H> {
         for (i, e) in events.iter().enumerate() {
             v.id(&format!("events[{i}].event_id"), &e.event_id);
             v.id(&format!("events[{i}].customer_id"), &e.customer_id);
-            if e.source != caller.role.as_str() {
-                v.add(
-                    format!("events[{i}].source"),
-                    format!("must be the caller's own service ({})", caller.role.as_str()),
-                );
+            if e.source != source {
+                v.add(format!("events[{i}].source"), format!("must be the caller's own service ({source})"));
             }
             v.check(e.payload.is_some(), &format!("events[{i}].payload"), "must be set");
             if let Some(at) = e.occurred_at.as_ref().map(millis)
@@ -189,6 +186,7 @@ impl<H: EventHandler> EventSink<H> {
                     self.handler.apply(&txn, std::mem::take(&mut run)).await?;
                 }
                 self.handler.forget(&txn, &e.customer_id).await?;
+                crate::jetstream::forget_receipts(&txn, &e.customer_id).await?;
                 bury(&txn, &self.pseudonyms, &e.customer_id, now).await?;
                 tracing::info!(source = %e.source, "customer erased on request of another service");
             } else {
@@ -207,6 +205,27 @@ impl<H: EventHandler> EventSink<H> {
     }
 }
 
+impl<H: EventHandler> EventSink<H> {
+    /// Applies `events` that `source` sent by another way than a call (JetStream: the stream they came from is the
+    /// producer's identity), with the same checks as `DeliverEvents`.
+    pub async fn receive(&self, source: &str, events: Vec<Event>) -> Result<DeliverEventsResponse, HandlerError> {
+        let now = self.clock.now_ms();
+        self.validate(Some(source), &events, now).map_err(HandlerError::Refused)?;
+        let (applied, duplicates) = self.apply(events, now).await?;
+        Ok(DeliverEventsResponse { applied, duplicates })
+    }
+
+    /// The database it applies events to.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The service it applies events for (its `ErrorInfo` domain).
+    pub fn domain(&self) -> &'static str {
+        self.domain
+    }
+}
+
 #[tonic::async_trait]
 impl<H: EventHandler> EventSinkService for EventSink<H> {
     async fn deliver_events(
@@ -216,7 +235,7 @@ impl<H: EventHandler> EventSinkService for EventSink<H> {
         let caller = request.extensions().get::<Caller>().cloned();
         let events = request.into_inner().events;
         let now = self.clock.now_ms();
-        self.validate(caller.as_ref(), &events, now).map_err(|e| e.to_status(self.domain))?;
+        self.validate(caller.as_ref().map(|c| c.role.as_str()), &events, now).map_err(|e| e.to_status(self.domain))?;
         match self.apply(events, now).await {
             Ok((applied, duplicates)) => Ok(Response::new(DeliverEventsResponse { applied, duplicates })),
             Err(HandlerError::Refused(e)) => Err(e.to_status(self.domain)),

@@ -8,6 +8,7 @@ use rapport_kit::{
     auth::Policy,
     clock::Clock,
     pseudonym::Pseudonyms,
+    service::EventBus,
 };
 use rapport_proto::{
     audit::v1::audit_service_server::AuditServiceServer,
@@ -17,7 +18,8 @@ use sea_orm::DatabaseConnection;
 use tonic::service::Routes;
 
 use crate::{
-    admin,
+    RelayConfig, admin,
+    jetstream::JetStream,
     sink::{self, EventHandler, EventSink},
 };
 
@@ -66,20 +68,76 @@ pub struct SinkSettings {
     pub max_skew: Duration,
     /// Largest request.
     pub max_message_bytes: usize,
-    /// `ErrorInfo` domain (the service).
+    /// `ErrorInfo` domain (the service, also its name as a subscriber).
     pub domain: &'static str,
+    /// How events arrive: over gRPC only, or also from JetStream.
+    pub bus: EventBus,
+    /// The producers it receives from (the callers its `authz-events.txt` lets deliver): over JetStream, one
+    /// consumer each.
+    pub sources: Vec<String>,
+}
+
+impl SinkSettings {
+    /// A receiving service's settings: `domain`'s, from its `common` ones, receiving from the producers its
+    /// `events_authz` (its `authz-events.txt`) lets deliver.
+    pub fn of(
+        common: &rapport_kit::service::Common,
+        clock: &Arc<dyn Clock>,
+        max_skew: Duration,
+        domain: &'static str,
+        events_authz: &str,
+    ) -> Self {
+        Self {
+            clock: clock.clone(),
+            pseudonyms: common.pseudonyms.clone(),
+            max_skew,
+            max_message_bytes: common.serve.max_message_bytes,
+            domain,
+            bus: common.events.clone(),
+            sources: crate::jetstream::sources(events_authz),
+        }
+    }
 }
 
 /// The `EventSinkService` of a receiving service: `handler` over `db`, `after_commit` called after each commit that
-/// applied something (the service's own relays and workers to wake).
-pub fn sink_service<H: EventHandler>(
+/// applied something (the service's own relays and workers to wake). Over JetStream it also starts a consumer per
+/// source, applying through the same sink, until `stop` resolves.
+pub fn sink_service<H: EventHandler, F, Fut>(
     db: DatabaseConnection,
     handler: H,
     settings: SinkSettings,
+    stop: F,
     after_commit: impl Fn() + Send + Sync + 'static,
-) -> EventSinkServiceServer<EventSink<H>> {
-    let sink =
+) -> EventSinkServiceServer<EventSink<H>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let clock = settings.clock.clone();
+    let sink = Arc::new(
         EventSink::new(db, Arc::new(handler), settings.clock, settings.pseudonyms, settings.max_skew, settings.domain)
-            .after_commit(after_commit);
-    EventSinkServiceServer::new(sink).max_decoding_message_size(settings.max_message_bytes)
+            .after_commit(after_commit),
+    );
+    if let EventBus::JetStream(nats) = &settings.bus {
+        for source in settings.sources {
+            let config = match RelayConfig::from_env(&source, settings.domain) {
+                Ok(c) => c,
+                Err(e) => {
+                    // Checked at start by the service's own relays' configuration; the defaults otherwise.
+                    tracing::warn!(error = %e, "outbox settings unreadable, defaults used");
+                    RelayConfig::new(&source, settings.domain)
+                }
+            };
+            let (nats, sink, clock, stop) = (nats.clone(), sink.clone(), clock.clone(), stop());
+            tokio::spawn(async move {
+                match JetStream::connect(&nats, sink.domain()).await {
+                    Ok(bus) => crate::jetstream::consume(bus, sink, source, config, clock, stop).await,
+                    Err(e) => {
+                        tracing::error!(source = %source, error = %e, "jetstream unreachable: no events received")
+                    }
+                }
+            });
+        }
+    }
+    EventSinkServiceServer::from_arc(sink).max_decoding_message_size(settings.max_message_bytes)
 }

@@ -111,6 +111,10 @@ impl Service for Loyalty {
         &config.common
     }
 
+    fn common_mut(config: &mut Config) -> &mut Common {
+        &mut config.common
+    }
+
     async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
         let outbox = Outbox::new("loyalty", config.subscribers.iter().map(|s| s.name.clone()));
@@ -136,6 +140,7 @@ impl Service for Loyalty {
             self.store.db(),
             &self.outbox,
             &self.config.subscribers,
+            &self.config.common.events,
             &outgoing,
             &self.clock,
             &stopped,

@@ -734,7 +734,8 @@ pub struct EventsArgs {
 pub enum EventsCommand {
     /// Lists events a subscriber refused until they were parked.
     Parked {
-        /// Only this subscriber (destination).
+        /// Only this subscriber (destination); the service's own name: the events it received over JetStream and
+        /// parked itself.
         #[arg(long)]
         destination: Option<String>,
     },

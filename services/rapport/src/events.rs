@@ -14,7 +14,8 @@ pub async fn run(conn: &Conn, args: EventsArgs) -> anyhow::Result<()> {
     let mut client = OutboxServiceClient::new(channel(conn, service_addr(conn, &args.service)?)?);
     match args.command {
         EventsCommand::Parked { destination } => {
-            let mut t = output::table(&["event", "destination", "kind", "attempts", "parked at", "last error"]);
+            let mut t =
+                output::table(&["event", "source", "destination", "kind", "attempts", "parked at", "last error"]);
             let (mut token, mut n) = (String::new(), 0);
             loop {
                 let page = client
@@ -30,6 +31,7 @@ pub async fn run(conn: &Conn, args: EventsArgs) -> anyhow::Result<()> {
                     n += 1;
                     t.add_row(vec![
                         e.event_id,
+                        if e.source.is_empty() { args.service.clone() } else { e.source },
                         e.destination,
                         e.kind,
                         e.attempts.to_string(),

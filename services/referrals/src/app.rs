@@ -119,6 +119,10 @@ impl Service for Referrals {
         &config.common
     }
 
+    fn common_mut(config: &mut Config) -> &mut Common {
+        &mut config.common
+    }
+
     async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
         let outbox = Outbox::new("referrals", config.subscribers.iter().map(|s| s.name.clone()));
@@ -143,6 +147,7 @@ impl Service for Referrals {
             self.store.db(),
             &self.outbox,
             &self.config.subscribers,
+            &self.config.common.events,
             &outgoing,
             &self.clock,
             &stopped,
@@ -193,13 +198,14 @@ impl Service for Referrals {
         let sink = wiring::sink_service(
             self.store.db().clone(),
             Handler::new(self.store.clone()),
-            SinkSettings {
-                clock: self.clock.clone(),
-                pseudonyms: self.config.common.pseudonyms.clone(),
-                max_skew: self.config.max_clock_skew,
-                max_message_bytes: serve.max_message_bytes,
-                domain: DOMAIN,
-            },
+            SinkSettings::of(
+                &self.config.common,
+                &self.clock,
+                self.config.max_clock_skew,
+                DOMAIN,
+                include_str!("../authz-events.txt"),
+            ),
+            &stopped,
             move || {
                 outbox.notify();
                 payouts_wake.notify_one();

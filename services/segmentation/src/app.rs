@@ -136,6 +136,10 @@ impl Service for Segmentation {
         &config.common
     }
 
+    fn common_mut(config: &mut Config) -> &mut Common {
+        &mut config.common
+    }
+
     async fn build(config: Config, auth: Arc<Authenticator>, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let Bound { listener, addr, db } = service::bind::<Migrator>(&config.common).await?;
         let outbox = Outbox::new("segmentation", config.subscribers.iter().map(|s| s.name.clone()));
@@ -186,8 +190,16 @@ impl Service for Segmentation {
             })
         };
         tokio::spawn(refresher);
-        rapport_outbox::spawn_relays(&db, &self.outbox, &self.config.subscribers, &outgoing, &self.clock, &stopped)
-            .map_err(AppError::Config)?;
+        rapport_outbox::spawn_relays(
+            &db,
+            &self.outbox,
+            &self.config.subscribers,
+            &self.config.common.events,
+            &outgoing,
+            &self.clock,
+            &stopped,
+        )
+        .map_err(AppError::Config)?;
         let background = Background { store: self.store.clone(), campaigns };
         let api = SegmentationServiceServer::new(SegmentationApi::new(
             self.store.clone(),
@@ -199,13 +211,14 @@ impl Service for Segmentation {
         let sink = wiring::sink_service(
             db.clone(),
             Handler::new(self.store.clone()),
-            SinkSettings {
-                clock: self.clock.clone(),
-                pseudonyms: self.config.common.pseudonyms.clone(),
-                max_skew: self.config.max_clock_skew,
-                max_message_bytes: self.config.common.serve.max_message_bytes,
-                domain: DOMAIN,
-            },
+            SinkSettings::of(
+                &self.config.common,
+                &self.clock,
+                self.config.max_clock_skew,
+                DOMAIN,
+                include_str!("../authz-events.txt"),
+            ),
+            &stopped,
             move || outbox.notify(),
         );
         let routes = Routes::new(api).add_service(sink);

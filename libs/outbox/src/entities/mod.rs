@@ -2,3 +2,4 @@
 pub mod erased_customer;
 pub mod inbox_event;
 pub mod outbox_event;
+pub mod parked_receipt;
