@@ -4,7 +4,11 @@ use std::{
     collections::HashSet,
     future::Future,
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicIsize, Ordering},
+    },
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -80,16 +84,70 @@ impl Interceptor for Outgoing {
 }
 
 /// A channel to another service, with the interceptor.
-pub type OutgoingChannel = InterceptedService<Channel, Outgoing>;
+pub type OutgoingChannel = InterceptedService<PeerChannel, Outgoing>;
+
+/// A tonic channel whose calls end by their deadline even when no replica is there to take them.
+///
+/// tonic leaves `grpc-timeout` to the server: a call to a name that stands for no reachable replica would wait in the
+/// channel's queue for ever. Here each call, its wait for a replica included, is bounded by the `grpc-timeout` the
+/// [`Outgoing`] interceptor set (plus a little, so that the server's own answer wins the race), and a name known to
+/// stand for no reachable replica fails at once with UNAVAILABLE, which callers retry.
+#[derive(Clone)]
+pub struct PeerChannel {
+    inner: Channel,
+    /// For a name: how many replicas answer (-1 until the first resolution). `None` for an address.
+    replicas: Option<Arc<AtomicIsize>>,
+    peer: Arc<str>,
+}
+
+/// How long past its `grpc-timeout` a call waits for the server's DEADLINE_EXCEEDED before giving up itself.
+const GRACE: Duration = Duration::from_millis(200);
+
+/// The bound of a call that carries no `grpc-timeout` (the interceptor always sets one).
+const UNBOUNDED_CALL: Duration = Duration::from_secs(30);
+
+impl tower::Service<http::Request<tonic::body::Body>> for PeerChannel {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tower::BoxError;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness is awaited inside the call, under its deadline.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        use tower::ServiceExt;
+        if self.replicas.as_ref().is_some_and(|n| n.load(Ordering::Acquire) == 0) {
+            let status = Status::unavailable(format!("no replica of {} answers", self.peer));
+            return Box::pin(async move { Err(status.into()) });
+        }
+        let bound = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::guard::parse_timeout)
+            .map_or(UNBOUNDED_CALL, |t| t + GRACE);
+        let channel = self.inner.clone();
+        let peer = self.peer.clone();
+        Box::pin(async move {
+            match tokio::time::timeout(bound, channel.oneshot(req)).await {
+                Ok(answer) => answer.map_err(Into::into),
+                Err(_) => Err(Status::deadline_exceeded(format!("no answer from {peer} within the deadline")).into()),
+            }
+        })
+    }
+}
 
 /// A lazily connected channel to `url`, spread over every replica of the peer.
 ///
 /// - An address (`http://127.0.0.1:50051`, as `rapport up` gives): one connection.
 /// - A name (`http://loyalty:50052`; in Kubernetes a headless Service, whose name resolves to every ready pod): one
-///   connection per address it resolves to, each call sent to one of two picked at random (tower's power of two
-///   choices; tonic's connections all report the same load), an address that does not answer not yet skipped,
-///   the name resolved again every [`RESOLVE_EVERY`] so replicas that come and go are followed. Until the first
-///   answer calls wait (within their deadline); a failed resolution keeps the addresses already known.
+///   connection per address it resolves to that accepts a TCP connection, each call sent to one of two picked at
+///   random (tower's power of two choices; tonic's connections all report the same load). Every [`RESOLVE_EVERY`]
+///   the name is resolved again and every address probed again, so replicas that come and go, or stop answering,
+///   are followed. Until the first resolution calls wait (within their deadline); once the name stands for no
+///   replica that answers, calls fail at once with UNAVAILABLE; a failed resolution keeps the addresses known.
 pub fn channel(url: &str, outgoing: Outgoing) -> Result<OutgoingChannel, tonic::transport::Error> {
     channel_with(url, outgoing, Arc::new(Dns), RESOLVE_EVERY)
 }
@@ -145,8 +203,9 @@ pub fn channel_with(
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30)))
     };
+    let peer: Arc<str> = Arc::from(uri.host().unwrap_or_default());
     let channel = match name {
-        None => configure(endpoint)?.connect_lazy(),
+        None => PeerChannel { inner: configure(endpoint)?.connect_lazy(), replicas: None, peer },
         Some(host) => {
             let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
             let (channel, changes) = Channel::balance_channel(16);
@@ -156,14 +215,16 @@ pub fn channel_with(
                 // The replica's address to connect to, the service's name as the authority of every call.
                 configure(Endpoint::from_shared(format!("{scheme}://{addr}"))?.origin(origin.clone()))
             };
-            tokio::spawn(follow(resolver, host, port, every, replica, changes));
-            channel
+            let replicas = Arc::new(AtomicIsize::new(-1));
+            tokio::spawn(follow(resolver, host, port, every, replica, changes, replicas.clone()));
+            PeerChannel { inner: channel, replicas: Some(replicas), peer }
         }
     };
     Ok(InterceptedService::new(channel, outgoing))
 }
 
-/// Keeps a balanced channel's replicas those `host` resolves to, until the channel is dropped.
+/// Keeps a balanced channel's replicas those `host` resolves to and that accept a connection, until the channel is
+/// dropped; `replicas` says how many there are.
 async fn follow(
     resolver: Arc<dyn Resolve>,
     host: String,
@@ -171,45 +232,70 @@ async fn follow(
     every: Duration,
     replica: impl Fn(SocketAddr) -> Result<Endpoint, tonic::transport::Error>,
     changes: tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
+    replicas: Arc<AtomicIsize>,
 ) {
     let mut known: HashSet<SocketAddr> = HashSet::new();
     loop {
-        match resolver.resolve(&host, port).await {
-            Ok(found) if !found.is_empty() => {
-                let found: HashSet<SocketAddr> = found.into_iter().collect();
-                let mut changed = Vec::new();
-                for gone in known.difference(&found).copied().collect::<Vec<_>>() {
-                    known.remove(&gone);
-                    changed.push(Change::Remove(gone));
-                }
-                // Only what was inserted is known: an address refused now is tried again at the next resolution.
-                for new in found.difference(&known).copied().collect::<Vec<_>>() {
-                    match replica(new) {
-                        Ok(e) => {
-                            known.insert(new);
-                            changed.push(Change::Insert(new, e));
-                        }
-                        Err(e) => tracing::warn!(peer = %host, error = %e, "replica address refused"),
+        let found = match resolver.resolve(&host, port).await {
+            Ok(found) if !found.is_empty() => Some(found),
+            Ok(_) => {
+                tracing::warn!(peer = %host, "peer name resolves to no address; keeping the known replicas");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(peer = %host, error = %e, "peer name did not resolve; keeping the known replicas");
+                None
+            }
+        };
+        if let Some(found) = found {
+            let probes = found.iter().map(|a| answers(*a));
+            let up: HashSet<SocketAddr> = found
+                .iter()
+                .copied()
+                .zip(futures::future::join_all(probes).await)
+                .filter_map(|(a, up)| up.then_some(a))
+                .collect();
+            let mut changed = Vec::new();
+            for gone in known.difference(&up).copied().collect::<Vec<_>>() {
+                known.remove(&gone);
+                changed.push(Change::Remove(gone));
+            }
+            // Only what was inserted is known: an address refused now is tried again at the next resolution.
+            for new in up.difference(&known).copied().collect::<Vec<_>>() {
+                match replica(new) {
+                    Ok(e) => {
+                        known.insert(new);
+                        changed.push(Change::Insert(new, e));
                     }
-                }
-                if !changed.is_empty() {
-                    tracing::info!(peer = %host, replicas = known.len(), "peer replicas changed");
-                }
-                for change in changed {
-                    if changes.send(change).await.is_err() {
-                        return;
-                    }
+                    Err(e) => tracing::warn!(peer = %host, error = %e, "replica address refused"),
                 }
             }
-            Ok(_) => tracing::warn!(peer = %host, "peer name resolves to no address; keeping the known replicas"),
-            Err(e) => tracing::warn!(peer = %host, error = %e, "peer name did not resolve; keeping the known replicas"),
+            if !changed.is_empty() {
+                tracing::info!(peer = %host, replicas = known.len(), unreachable = found.len() - up.len(),
+                    "peer replicas changed");
+            }
+            for change in changed {
+                if changes.send(change).await.is_err() {
+                    return;
+                }
+            }
         }
+        replicas.store(isize::try_from(known.len()).unwrap_or(isize::MAX), Ordering::Release);
         tokio::select! {
             () = changes.closed() => return,
             () = tokio::time::sleep(every) => {}
         }
     }
 }
+
+/// Whether `addr` accepts a TCP connection within a second: a replica address that does not is left out of the
+/// balance, so calls are not sent to a pod that is gone while the name still stands for it.
+async fn answers(addr: SocketAddr) -> bool {
+    matches!(tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)))
+}
+
+/// How long a replica address has to accept a connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A retry budget shared by a client: retries may add at most 20 % to the calls (plus 10 per second).
 #[derive(Clone)]

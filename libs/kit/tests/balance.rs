@@ -141,3 +141,65 @@ async fn a_name_the_system_resolves_is_called_and_an_address_is_called_directly(
     check(&mut HealthClient::new(by_addr)).await;
     assert!(calls.load(Ordering::SeqCst) >= 2);
 }
+
+#[tokio::test]
+async fn an_address_that_does_not_answer_is_left_out_of_the_balance() {
+    // One live replica and one address nothing listens on (a pod gone while the name still stands for it).
+    let (a, a_calls) = replica("127.0.0.1:0".parse().unwrap()).await;
+    let dead = {
+        let l = std::net::TcpListener::bind(SocketAddr::new("127.0.0.3".parse().unwrap(), a.port())).unwrap();
+        l.local_addr().unwrap()
+    };
+    let names = Names::default();
+    names.set(&[dead, a]);
+    let url = format!("http://loyalty:{}", a.port());
+    let outgoing = Outgoing::new(None, Duration::from_secs(5));
+    let mut client =
+        HealthClient::new(channel_with(&url, outgoing, Arc::new(names.clone()), Duration::from_millis(20)).unwrap());
+    // Every call succeeds: none is sent to the dead address, from the first resolution on.
+    for _ in 0..20 {
+        check(&mut client).await;
+    }
+    assert_eq!(a_calls.load(Ordering::SeqCst), 20);
+}
+
+#[tokio::test]
+async fn a_name_that_stands_for_no_replica_fails_promptly_and_recovers() {
+    let (a, _) = replica("127.0.0.1:0".parse().unwrap()).await;
+    let names = Names::default();
+    let url = format!("http://loyalty:{}", a.port());
+    let outgoing = Outgoing::new(None, Duration::from_millis(300));
+    let client =
+        HealthClient::new(channel_with(&url, outgoing, Arc::new(names.clone()), Duration::from_millis(20)).unwrap());
+    // No address: the call ends (UNAVAILABLE once the name is known to be empty, its deadline before) instead of
+    // waiting in the channel's queue for ever. The outer bound only keeps a regression from hanging the test.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        client.clone().check(HealthCheckRequest { service: String::new() }),
+    )
+    .await
+    .expect("a call to a name with no replica returned");
+    let code = answer.unwrap_err().code();
+    assert!(matches!(code, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded), "{code:?}");
+    // The replica appears: calls reach it.
+    names.set(&[a]);
+    rapport_kit::testing::eventually(30, "a call once the name stands for a replica", || {
+        let mut client = client.clone();
+        async move { client.check(HealthCheckRequest { service: String::new() }).await.is_ok() }
+    })
+    .await;
+    // The replica's address stops answering: calls fail at once with UNAVAILABLE (which callers retry).
+    let dead = {
+        let l = std::net::TcpListener::bind(SocketAddr::new("127.0.0.3".parse().unwrap(), a.port())).unwrap();
+        l.local_addr().unwrap()
+    };
+    names.set(&[dead]);
+    rapport_kit::testing::eventually(30, "UNAVAILABLE once no replica answers", || {
+        let mut client = client.clone();
+        async move {
+            client.check(HealthCheckRequest { service: String::new() }).await.err().map(|s| s.code())
+                == Some(tonic::Code::Unavailable)
+        }
+    })
+    .await;
+}
