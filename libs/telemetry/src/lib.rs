@@ -109,6 +109,12 @@ fn otlp_meters(service: &str) -> Result<Option<SdkMeterProvider>, TelemetryError
     Ok(Some(provider))
 }
 
+/// Whether metrics are exported (an OTLP endpoint is configured): work done only to feed a gauge can be skipped
+/// otherwise.
+pub fn exports_metrics() -> bool {
+    otlp_asked()
+}
+
 /// An OTLP endpoint is configured and the SDK is not disabled.
 fn otlp_asked() -> bool {
     let endpoint_set = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]

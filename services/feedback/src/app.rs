@@ -28,6 +28,7 @@ use crate::{
     api::{DOMAIN, FeedbackApi},
     domain::sla::Calendar,
     events::Handler,
+    gauges::Metrics,
     migration::Migrator,
     peers::Peers,
     store::Store,
@@ -64,6 +65,9 @@ pub struct Config {
     pub calendar: Calendar,
     /// How often the SLA sweeper looks for warnings and breaches (`RAPPORT_FEEDBACK_SLA_SWEEP_MS`, default 60 s).
     pub sla_sweep_interval: Duration,
+    /// How often one replica records the business gauges — NPS, first-response median, SLA attainment of the
+    /// last 24 hours (`RAPPORT_FEEDBACK_GAUGES_MS`, default 60 s; only when telemetry exports metrics).
+    pub gauge_interval: Duration,
     /// How often the assigner looks for waiting cases besides being woken by each commit
     /// (`RAPPORT_FEEDBACK_ASSIGN_MS`, default 1 s).
     pub assign_interval: Duration,
@@ -92,6 +96,7 @@ impl Config {
             calendar: calendar_from_env()?,
             sla_sweep_interval: config::millis("RAPPORT_FEEDBACK_SLA_SWEEP_MS", Duration::from_secs(60))?,
             assign_interval: config::millis("RAPPORT_FEEDBACK_ASSIGN_MS", Duration::from_secs(1))?,
+            gauge_interval: config::millis("RAPPORT_FEEDBACK_GAUGES_MS", Duration::from_secs(60))?,
             loyalty_url: config::var("RAPPORT_LOYALTY_URL"),
             tier_deadline: config::millis("RAPPORT_FEEDBACK_TIER_DEADLINE_MS", Duration::from_millis(300))?,
             context_wait: config::millis("RAPPORT_FEEDBACK_CONTEXT_WAIT_MS", Duration::from_millis(800))?,
@@ -112,6 +117,7 @@ impl Config {
             calendar: Calendar::always(),
             sla_sweep_interval: Duration::from_secs(3600),
             assign_interval: Duration::from_secs(1),
+            gauge_interval: Duration::from_secs(60),
             loyalty_url: None,
             tier_deadline: Duration::from_millis(300),
             context_wait: Duration::from_millis(800),
@@ -193,15 +199,20 @@ impl Service for Feedback {
             &stopped,
         )
         .map_err(AppError::Config)?;
+        let metrics = Metrics::new();
         let sweeper = {
-            let store = self.store.clone();
+            let (store, metrics) = (self.store.clone(), metrics.clone());
             let worker = Worker::new("feedback.sla", self.config.sla_sweep_interval);
             worker.run(self.store.db().clone(), stopped(), move || {
-                let store = store.clone();
+                let (store, metrics) = (store.clone(), metrics.clone());
                 async move {
                     match store.sweep_sla().await {
-                        Ok(n) if n > 0 => tracing::info!(recorded = n, "sla warnings and breaches recorded"),
-                        Ok(_) => {}
+                        Ok(swept) => {
+                            metrics.count(&swept);
+                            if swept.recorded() > 0 {
+                                tracing::info!(recorded = swept.recorded(), "sla warnings and breaches recorded");
+                            }
+                        }
                         Err(e) => tracing::error!(error = %e, "sla sweep failed"),
                     }
                     false
@@ -209,6 +220,19 @@ impl Service for Feedback {
             })
         };
         tokio::spawn(sweeper);
+        if rapport_telemetry::exports_metrics() {
+            let (store, target) = (self.store.clone(), self.config.nps_target);
+            let worker = Worker::new("feedback.gauges", self.config.gauge_interval);
+            tokio::spawn(worker.run(self.store.db().clone(), stopped(), move || {
+                let (store, metrics) = (store.clone(), metrics.clone());
+                async move {
+                    if let Err(e) = metrics.report(&store, target).await {
+                        tracing::warn!(error = %e, "business gauges not recorded");
+                    }
+                    false
+                }
+            }));
+        }
         let assigner = {
             let store = self.store.clone();
             let worker =

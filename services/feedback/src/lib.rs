@@ -6,6 +6,7 @@ pub mod domain;
 pub mod entities;
 pub mod error;
 pub mod events;
+pub mod gauges;
 pub mod migration;
 pub mod peers;
 pub mod store;

@@ -344,7 +344,8 @@ impl TraceService for Collector {
 struct Meters(std::sync::Arc<std::sync::Mutex<Vec<Point>>>);
 
 /// A metric's name, its point's attributes as text, and the point's count.
-type Point = (String, Vec<(String, String)>, u64);
+/// A metric's name, a point's attributes, its count (histograms; 1 otherwise) and its value (gauges and sums).
+type Point = (String, Vec<(String, String)>, u64, f64);
 
 fn text(v: Option<&otlp::common::v1::AnyValue>) -> String {
     use otlp::common::v1::any_value::Value;
@@ -361,19 +362,27 @@ impl MetricsService for Meters {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        use otlp::metrics::v1::metric::Data;
+        use otlp::metrics::v1::{metric::Data, number_data_point::Value};
+        let number = |p: &otlp::metrics::v1::NumberDataPoint| match p.value {
+            Some(Value::AsDouble(d)) => d,
+            Some(Value::AsInt(i)) => i as f64,
+            None => f64::NAN,
+        };
         let mut points = self.0.lock().unwrap();
         for metric in
             request.into_inner().resource_metrics.into_iter().flat_map(|r| r.scope_metrics).flat_map(|s| s.metrics)
         {
-            let each: Vec<(&[otlp::common::v1::KeyValue], u64)> = match &metric.data {
-                Some(Data::Histogram(h)) => h.data_points.iter().map(|p| (&p.attributes[..], p.count)).collect(),
-                Some(Data::Gauge(g)) => g.data_points.iter().map(|p| (&p.attributes[..], 1)).collect(),
+            let each: Vec<(&[otlp::common::v1::KeyValue], u64, f64)> = match &metric.data {
+                Some(Data::Histogram(h)) => {
+                    h.data_points.iter().map(|p| (&p.attributes[..], p.count, f64::NAN)).collect()
+                }
+                Some(Data::Gauge(g)) => g.data_points.iter().map(|p| (&p.attributes[..], 1, number(p))).collect(),
+                Some(Data::Sum(g)) => g.data_points.iter().map(|p| (&p.attributes[..], 1, number(p))).collect(),
                 _ => Vec::new(),
             };
-            for (attributes, count) in each {
+            for (attributes, count, value) in each {
                 let attributes = attributes.iter().map(|kv| (kv.key.clone(), text(kv.value.as_ref()))).collect();
-                points.push((metric.name.clone(), attributes, count));
+                points.push((metric.name.clone(), attributes, count, value));
             }
         }
         Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
@@ -399,6 +408,7 @@ async fn up_exports_each_service_under_its_own_name() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+        ("RAPPORT_FEEDBACK_GAUGES_MS", "200"),
     ];
     let (mut up, addrs) = up(&dir, &env).await;
     rapport(&dir, &addrs, &["gen", "--customers", "30", "--seed", "7"]);
@@ -462,7 +472,7 @@ async fn up_exports_each_service_under_its_own_name() {
         .unwrap();
     assert!(!denied.status.success());
     let has = |points: &[Point], method: &str, code: &str| {
-        points.iter().any(|(name, attributes, count)| {
+        points.iter().any(|(name, attributes, count, _)| {
             let is = |k: &str, v: &str| attributes.iter().any(|(key, value)| key == k && value == v);
             name == "rpc.server.call.duration"
                 && *count > 0
@@ -476,7 +486,7 @@ async fn up_exports_each_service_under_its_own_name() {
         let (ok, denied, backlog) = {
             let points = meters.0.lock().unwrap();
             // Loyalty's outbox towards segmentation, counted by the relay that holds its lease.
-            let backlog = points.iter().any(|(name, attributes, _)| {
+            let backlog = points.iter().any(|(name, attributes, _, _)| {
                 name == "rapport.outbox.backlog"
                     && attributes.contains(&("rapport.service".into(), "loyalty".into()))
                     && attributes.contains(&("messaging.destination.name".into(), "segmentation".into()))
@@ -487,6 +497,48 @@ async fn up_exports_each_service_under_its_own_name() {
             break;
         }
         let why = format!("TriggerCampaign ok {ok}, denied {denied}; loyalty's backlog {backlog}");
+        assert!(tokio::time::Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Business gauges: a promoter's answer and an answered case make today's NPS +100, an SLA attainment of 1 and a
+    // first-response median; the campaign's progress reaches 1.
+    let out = rapport(&dir, &addrs, &["survey", "schedule", "cust-4-1", "--touchpoint", "delivery"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let survey = text.split_whitespace().find(|w| w.starts_with("srv-")).unwrap_or_else(|| panic!("{text}"));
+    rapport(&dir, &addrs, &["survey", "answer", survey, "--score", "10"]);
+    let out = rapport(&dir, &addrs, &["cases", "open", "cust-4-1", "Mon colis n'est jamais arrivé"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let case = text.split_whitespace().find(|w| w.starts_with("case-")).unwrap_or_else(|| panic!("{text}"));
+    rapport(&dir, &addrs, &["cases", "respond", case, "a new parcel leaves today"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (nps, attainment, first_response, progress) = {
+            let points = meters.0.lock().unwrap();
+            let last = |metric: &str, attribute: Option<(&str, &str)>| {
+                points
+                    .iter()
+                    .rev()
+                    .find(|(name, attributes, _, _)| {
+                        name == metric && attribute.is_none_or(|(k, v)| attributes.contains(&(k.into(), v.into())))
+                    })
+                    .map(|p| p.3)
+            };
+            (
+                last("rapport.feedback.nps", None),
+                last("rapport.feedback.sla.attainment", None),
+                last("rapport.feedback.first_response.median", None),
+                last("rapport.segmentation.campaign.progress", Some(("rapport.campaign.id", "spring"))),
+            )
+        };
+        if nps == Some(100.0)
+            && attainment == Some(1.0)
+            && first_response.is_some_and(|s| s >= 0.0)
+            && progress == Some(1.0)
+        {
+            break;
+        }
+        let why =
+            format!("nps {nps:?}, attainment {attainment:?}, first response {first_response:?}, campaign {progress:?}");
         assert!(tokio::time::Instant::now() < deadline, "{why}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1,5 +1,6 @@
 //! Campaign orchestration: grants each running campaign's pending targets through loyalty, a batch at a time, under
 //! the `segmentation.campaigns` lease (one worker across replicas).
+use opentelemetry::{KeyValue, metrics::Gauge};
 use rapport_kit::{
     client::{self, OutgoingChannel, RetryBudget},
     lease::Worker,
@@ -19,9 +20,10 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()> + Send,
 ) {
     let budget = RetryBudget::default();
+    let progress = Progress::new();
     worker
         .run(db, stop, || async {
-            if let Err(e) = grant_pending(&store, &loyalty, &budget).await {
+            if let Err(e) = grant_pending(&store, &loyalty, &budget, &progress).await {
                 tracing::warn!(error = %e, "campaign round stopped, will retry");
             }
             false
@@ -33,12 +35,15 @@ async fn grant_pending(
     store: &Store,
     loyalty: &LoyaltyServiceClient<OutgoingChannel>,
     budget: &RetryBudget,
+    progress: &Progress,
 ) -> Result<(), String> {
     for (campaign_id, offer_id, traceparent) in store.running_campaigns().await.map_err(|e| e.to_string())? {
         loop {
+            progress.record(store, &campaign_id).await;
             let batch = store.pending_targets(&campaign_id, 500).await.map_err(|e| e.to_string())?;
             if batch.is_empty() {
                 store.record_grants(&campaign_id, &[], &[]).await.map_err(|e| e.to_string())?;
+                progress.record(store, &campaign_id).await;
                 break;
             }
             let request_id = batch_request_id(&campaign_id, &offer_id, &batch);
@@ -83,6 +88,62 @@ async fn grant_pending(
         }
     }
     Ok(())
+}
+
+/// Campaign progress over OTLP metrics (no-ops unless telemetry exports them), recorded by the worker before each
+/// batch and when a campaign completes: `rapport.segmentation.campaign.targets` per campaign and status (pending,
+/// granted, held_out, failed) and `rapport.segmentation.campaign.progress`, the share (0-1) of targets settled.
+struct Progress {
+    targets: Gauge<i64>,
+    settled: Gauge<f64>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let meter = opentelemetry::global::meter("rapport");
+        Self {
+            targets: meter
+                .i64_gauge("rapport.segmentation.campaign.targets")
+                .with_description("a campaign's targets by status")
+                .build(),
+            settled: meter
+                .f64_gauge("rapport.segmentation.campaign.progress")
+                .with_description("share (0-1) of a campaign's targets granted, held out or failed")
+                .build(),
+        }
+    }
+
+    async fn record(&self, store: &Store, campaign_id: &str) {
+        if !rapport_telemetry::exports_metrics() {
+            return;
+        }
+        let view = match store.campaign(campaign_id).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(campaign_id, error = %e, "campaign progress not recorded");
+                return;
+            }
+        };
+        let of = |status: &'static str| {
+            [
+                KeyValue::new("rapport.service", "segmentation"),
+                KeyValue::new("rapport.campaign.id", campaign_id.to_string()),
+                KeyValue::new("rapport.campaign.status", status),
+            ]
+        };
+        let pending = view.targeted - view.granted - view.held_out - view.failed;
+        for (status, n) in
+            [("pending", pending), ("granted", view.granted), ("held_out", view.held_out), ("failed", view.failed)]
+        {
+            self.targets.record(n, &of(status));
+        }
+        let share = if view.targeted == 0 { 1.0 } else { (view.targeted - pending) as f64 / view.targeted as f64 };
+        let campaign = [
+            KeyValue::new("rapport.service", "segmentation"),
+            KeyValue::new("rapport.campaign.id", campaign_id.to_string()),
+        ];
+        self.settled.record(share, &campaign);
+    }
 }
 
 /// The request id of a batch: a hash of what it grants, so a retry of the same batch is the same request, a batch

@@ -41,6 +41,7 @@ pub use cases::{CaseCmd, CaseFilter};
 pub use context::CustomerRecord;
 pub use report::CareGrouping;
 pub use routing::{AgentCmd, QueueCmd};
+pub use sla::Swept;
 pub use surveys::{Grouping, NpsReport, SurveyCmd};
 
 type Result<T> = std::result::Result<T, FeedbackError>;

@@ -3,7 +3,7 @@
 //! instant, and the sweeper (under the `feedback.sla` lease) that records each warning and breach once — a unique
 //! row per case, clock and kind, so even two sweepers could not record one twice — and escalates a case on each new
 //! breach, moving it to the escalation queue when the policy names one.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rapport_kit::{
     audit::{Actor, Entry},
@@ -30,6 +30,35 @@ use crate::{
 
 /// Open cases looked at per query of a sweep.
 const SWEEP_PAGE: u64 = 500;
+
+/// What one sweep recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// New warnings.
+    pub warnings: u64,
+    /// New breaches by clock (`first_response`, `next_response`, `resolution`) and the case's tier.
+    pub breaches: BTreeMap<(&'static str, String), u64>,
+}
+
+impl Swept {
+    fn count(&mut self, clock: &str, kind: &str, tier: &str) {
+        if kind != "breach" {
+            self.warnings += 1;
+            return;
+        }
+        let clock = match clock {
+            "first_response" => "first_response",
+            "resolution" => "resolution",
+            _ => "next_response",
+        };
+        *self.breaches.entry((clock, tier.to_string())).or_default() += 1;
+    }
+
+    /// Warnings and breaches.
+    pub fn recorded(&self) -> u64 {
+        self.warnings + self.breaches.values().sum::<u64>()
+    }
+}
 /// The setting holding the SLA policy.
 const SLA_POLICY: &str = "sla_policy";
 
@@ -125,8 +154,8 @@ impl Store {
 
     /// Looks at every open case's clocks: records each new warning and breach once, and escalates a case on each
     /// new breach. Returns how many warnings and breaches it recorded.
-    pub async fn sweep_sla(&self) -> Result<usize> {
-        let mut recorded = 0;
+    pub async fn sweep_sla(&self) -> Result<Swept> {
+        let mut swept = Swept::default();
         let mut after = 0i64;
         loop {
             let now = self.now();
@@ -154,7 +183,9 @@ impl Store {
                         _ => &[],
                     };
                     for kind in kinds {
-                        recorded += usize::from(self.record_sla_event(c, &clock, kind, now).await?);
+                        if self.record_sla_event(c, &clock, kind, now).await? {
+                            swept.count(&clock, kind, &c.tier);
+                        }
                     }
                 }
             }
@@ -162,7 +193,7 @@ impl Store {
                 break;
             }
         }
-        Ok(recorded)
+        Ok(swept)
     }
 
     /// Records one warning or breach unless it already is; a new breach escalates the case. Whether it was new.
