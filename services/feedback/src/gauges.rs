@@ -1,11 +1,13 @@
 //! Business metrics over OTLP (no-ops unless telemetry exports metrics), read by the dashboards and alerts under
 //! `k8s/monitoring`: over the last 24 hours, the NPS with its answers and target, the median first-response time, the
-//! SLA attainment and the cases opened — computed by one replica at a time, under the `feedback.gauges` lease — and
+//! SLA attainment and the cases opened, the latest barometer reading — computed by one replica at a time, under the `feedback.gauges` lease — and
 //! every SLA breach the sweeper records, counted by clock and tier.
 use opentelemetry::{
     KeyValue,
     metrics::{Counter, Gauge},
 };
+
+use rapport_telemetry::suite::SERVICE_ATTRIBUTE;
 
 use crate::{
     error::FeedbackError,
@@ -25,6 +27,8 @@ pub struct Metrics {
     attainment: Gauge<f64>,
     cases: Gauge<i64>,
     breaches: Counter<u64>,
+    barometer: Gauge<f64>,
+    axes: Gauge<f64>,
 }
 
 impl Metrics {
@@ -55,6 +59,14 @@ impl Metrics {
                 .u64_counter("rapport.feedback.sla.breaches")
                 .with_description("SLA breaches recorded, by clock and tier")
                 .build(),
+            barometer: meter
+                .f64_gauge("rapport.feedback.barometer.index")
+                .with_description("the latest satisfaction barometer reading's index (0-100)")
+                .build(),
+            axes: meter
+                .f64_gauge("rapport.feedback.barometer.axis")
+                .with_description("the latest barometer reading per axis and point of view (customers, staff), 0-100")
+                .build(),
         }
     }
 
@@ -62,7 +74,7 @@ impl Metrics {
     /// unrecorded while there is nothing to compute them from (no answer, no answered case), rather than shown as 0.
     pub async fn report(&self, store: &Store, nps_target: f64) -> Result<(), FeedbackError> {
         let now = store.now();
-        let us = [KeyValue::new("rapport.service", "feedback")];
+        let us = [KeyValue::new(SERVICE_ATTRIBUTE, "feedback")];
         let nps = store.nps(now - WINDOW_MS, now, Grouping::None).await?.overall;
         let (care, _) = store.care_report(now - WINDOW_MS, now, CareGrouping::None).await?;
         self.nps_target.record(nps_target, &us);
@@ -77,6 +89,26 @@ impl Metrics {
         if care.cases > 0 {
             self.attainment.record(care.sla_attainment, &us);
         }
+        if let Some(reading) = store.readings(1).await?.into_iter().next() {
+            let period = KeyValue::new("rapport.barometer.period", reading.period.clone());
+            if reading.index >= 0.0 {
+                self.barometer.record(reading.index, &[us[0].clone(), period.clone()]);
+            }
+            for axis in &reading.axes {
+                let name = axis.axis().as_str_name().trim_start_matches("BAROMETER_AXIS_").to_lowercase();
+                for (view, value) in [("customers", axis.customers), ("staff", axis.staff)] {
+                    if value >= 0.0 {
+                        let attributes = [
+                            us[0].clone(),
+                            period.clone(),
+                            KeyValue::new("rapport.barometer.axis", name.clone()),
+                            KeyValue::new("rapport.barometer.view", view),
+                        ];
+                        self.axes.record(value, &attributes);
+                    }
+                }
+            }
+        }
         tracing::debug!(answers = nps.responses(), cases = care.cases, "business gauges recorded");
         Ok(())
     }
@@ -85,7 +117,7 @@ impl Metrics {
     pub fn count(&self, swept: &Swept) {
         for ((clock, tier), n) in &swept.breaches {
             let attributes = [
-                KeyValue::new("rapport.service", "feedback"),
+                KeyValue::new(SERVICE_ATTRIBUTE, "feedback"),
                 KeyValue::new("rapport.sla.clock", *clock),
                 KeyValue::new("rapport.tier", tier.clone()),
             ];

@@ -510,9 +510,13 @@ async fn up_exports_each_service_under_its_own_name() {
     let text = String::from_utf8_lossy(&out.stdout);
     let case = text.split_whitespace().find(|w| w.starts_with("case-")).unwrap_or_else(|| panic!("{text}"));
     rapport(&dir, &addrs, &["cases", "respond", case, "a new parcel leaves today"]);
+    rapport(&dir, &addrs, &["routing", "queue", "logistics"]);
+    rapport(&dir, &addrs, &["routing", "agent", "ann", "--queues", "logistics", "--capacity", "3"]);
+    rapport(&dir, &addrs, &["barometer", "assess", "ann", "2026-01", "--score", "quality=8"]);
+    rapport(&dir, &addrs, &["barometer", "read", "2026-01"]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let (nps, attainment, first_response, progress) = {
+        let (nps, attainment, first_response, progress, staff) = {
             let points = meters.0.lock().unwrap();
             let last = |metric: &str, attribute: Option<(&str, &str)>| {
                 points
@@ -528,17 +532,20 @@ async fn up_exports_each_service_under_its_own_name() {
                 last("rapport.feedback.sla.attainment", None),
                 last("rapport.feedback.first_response.median", None),
                 last("rapport.segmentation.campaign.progress", Some(("rapport.campaign.id", "spring"))),
+                last("rapport.feedback.barometer.axis", Some(("rapport.barometer.view", "staff"))),
             )
         };
         if nps == Some(100.0)
             && attainment == Some(1.0)
             && first_response.is_some_and(|s| s >= 0.0)
             && progress == Some(1.0)
+            && staff == Some(80.0)
         {
             break;
         }
-        let why =
-            format!("nps {nps:?}, attainment {attainment:?}, first response {first_response:?}, campaign {progress:?}");
+        let why = format!(
+            "nps {nps:?}, attainment {attainment:?}, first response {first_response:?}, campaign {progress:?}, staff {staff:?}"
+        );
         assert!(tokio::time::Instant::now() < deadline, "{why}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -6,6 +6,7 @@ use rapport_kit::{
     lease::Worker,
 };
 use rapport_proto::loyalty::v1::{GrantOffersRequest, loyalty_service_client::LoyaltyServiceClient};
+use rapport_telemetry::suite::SERVICE_ATTRIBUTE;
 use sea_orm::DatabaseConnection;
 use tracing::Instrument;
 
@@ -126,7 +127,7 @@ impl Progress {
         };
         let of = |status: &'static str| {
             [
-                KeyValue::new("rapport.service", "segmentation"),
+                KeyValue::new(SERVICE_ATTRIBUTE, "segmentation"),
                 KeyValue::new("rapport.campaign.id", campaign_id.to_string()),
                 KeyValue::new("rapport.campaign.status", status),
             ]
@@ -139,7 +140,7 @@ impl Progress {
         }
         let share = if view.targeted == 0 { 1.0 } else { (view.targeted - pending) as f64 / view.targeted as f64 };
         let campaign = [
-            KeyValue::new("rapport.service", "segmentation"),
+            KeyValue::new(SERVICE_ATTRIBUTE, "segmentation"),
             KeyValue::new("rapport.campaign.id", campaign_id.to_string()),
         ];
         self.settled.record(share, &campaign);
