@@ -4,6 +4,8 @@
 Each pod must meet the Kubernetes "restricted" Pod Security Standard, give every container CPU and memory limits and
 readiness and liveness probes (gRPC probes for a container serving a port named `grpc`), and allow a termination
 grace longer than the service's drain (RAPPORT_DRAIN_DELAY_MS + RAPPORT_DRAIN_DEADLINE_MS, defaults 5 s + 20 s).
+Every container running a Rapport binary (image `rapport-*`), its migrating init container too, logs JSON
+(RAPPORT_LOG_FORMAT=json) so the cluster's log pipeline can parse every line.
 Exit status 1 and one line per problem when any pod falls short.
 
 `check_pods.py --self-test` runs the checks on the fixtures beside it: `fixtures/good.yaml` must pass and each
@@ -82,6 +84,9 @@ def problems(name, pod):
         for resource in ("cpu", "memory"):
             if resource not in limits:
                 out.append(f"{where}: no {resource} limit")
+        image = (c.get("image") or "").rsplit("/", 1)[-1]
+        if image.startswith("rapport-") and (env_value(c, "RAPPORT_LOG_FORMAT") or "").lower() != "json":
+            out.append(f"{where}: a rapport binary must log JSON (RAPPORT_LOG_FORMAT=json)")
         if init:
             continue
         serves_grpc = any(p.get("name") == "grpc" for p in c.get("ports") or [])
