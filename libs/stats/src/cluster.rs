@@ -123,17 +123,23 @@ pub fn kmeans(data: ArrayView2<f64>, k: usize, s: &KMeansSettings) -> Result<(Ar
     best.ok_or(KMeansError::TooFewPoints { points: data.nrows(), k })
 }
 
-/// `max` distinct indices of `0..n`, sorted, deterministic for a seed (partial Fisher-Yates).
+/// `max` distinct indices of `0..n`, sorted, deterministic for a seed (partial Fisher-Yates). Memory is O(`max`),
+/// not O(`n`): only the displaced slots of the virtual `0..n` are kept, so sampling ten million customers costs
+/// what the sample costs.
 pub fn sample_indices(n: usize, max: usize, seed: u64) -> Vec<usize> {
     use rand_xoshiro::rand_core::RngCore;
     let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-    let mut idx: Vec<usize> = (0..n).collect();
     let m = max.min(n);
+    let mut moved: std::collections::HashMap<usize, usize> = std::collections::HashMap::with_capacity(2 * m);
+    let mut idx = Vec::with_capacity(m);
     for i in 0..m {
         let j = i + (rng.next_u64() % (n - i) as u64) as usize;
-        idx.swap(i, j);
+        let at_i = moved.get(&i).copied().unwrap_or(i);
+        let at_j = moved.get(&j).copied().unwrap_or(j);
+        moved.insert(j, at_i);
+        moved.remove(&i);
+        idx.push(at_j);
     }
-    idx.truncate(m);
     idx.sort_unstable();
     idx
 }
@@ -185,5 +191,22 @@ mod tests {
         assert!(matches!(kmeans(data.view(), 41, &s), Err(KMeansError::TooFewPoints { .. })));
         assert_eq!(sample_indices(10, 3, 1), sample_indices(10, 3, 1));
         assert_eq!(sample_indices(3, 10, 1), vec![0, 1, 2]);
+    }
+
+    /// The sparse sampler picks what a dense partial Fisher-Yates over `0..n` picks.
+    #[test]
+    fn sparse_sampling_equals_the_dense_shuffle() {
+        use rand_xoshiro::rand_core::RngCore;
+        for (n, m, seed) in [(10, 3, 1), (1000, 999, 2), (1000, 1000, 3), (5000, 100, 4), (1, 1, 5)] {
+            let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+            let mut dense: Vec<usize> = (0..n).collect();
+            for i in 0..m {
+                let j = i + (rng.next_u64() % (n - i) as u64) as usize;
+                dense.swap(i, j);
+            }
+            dense.truncate(m);
+            dense.sort_unstable();
+            assert_eq!(sample_indices(n, m, seed), dense, "n {n}, m {m}");
+        }
     }
 }

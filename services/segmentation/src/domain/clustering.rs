@@ -334,30 +334,53 @@ pub fn assign(data: ArrayView2<f64>, centroids: ArrayView2<f64>) -> Vec<usize> {
 /// parallel and moves every centroid to the mean of its rows. Stops early when nothing moves.
 pub fn refine(data: ArrayView2<f64>, centroids: &Array2<f64>, iterations: usize) -> Array2<f64> {
     let mut c = centroids.clone();
-    let (k, d) = c.dim();
     for _ in 0..iterations {
-        let labels = assign(data, c.view());
-        let mut sums = Array2::<f64>::zeros((k, d));
-        let mut counts = vec![0usize; k];
-        for (row, l) in data.rows().into_iter().zip(&labels) {
-            counts[*l] += 1;
-            let mut s = sums.row_mut(*l);
-            s += &row;
-        }
-        let mut moved = 0.0;
-        for (j, n) in counts.iter().enumerate() {
-            if *n == 0 {
-                continue;
-            }
-            let mean = sums.row(j).mapv(|v| v / *n as f64);
-            moved += sq_dist(mean.view(), c.row(j));
-            c.row_mut(j).assign(&mean);
-        }
-        if moved < 1e-10 {
+        let mut pass = LloydPass::new(c.view());
+        pass.add(data);
+        if pass.finish(&mut c) < 1e-10 {
             break;
         }
     }
     c
+}
+
+/// One Lloyd iteration, fed rows page by page: each row counts for its nearest centroid, then every centroid moves
+/// to the mean of its rows (one with none stays).
+pub struct LloydPass {
+    centroids: Array2<f64>,
+    sums: Array2<f64>,
+    counts: Vec<usize>,
+}
+
+impl LloydPass {
+    /// A pass from these centroids.
+    pub fn new(centroids: ArrayView2<f64>) -> Self {
+        let (k, d) = centroids.dim();
+        Self { centroids: centroids.to_owned(), sums: Array2::zeros((k, d)), counts: vec![0; k] }
+    }
+
+    /// Counts scaled rows (assigned in parallel).
+    pub fn add(&mut self, data: ArrayView2<f64>) {
+        for (row, l) in data.rows().into_iter().zip(assign(data, self.centroids.view())) {
+            self.counts[l] += 1;
+            let mut s = self.sums.row_mut(l);
+            s += &row;
+        }
+    }
+
+    /// Moves `centroids` to the means and returns how far they moved (sum of squared distances).
+    pub fn finish(self, centroids: &mut Array2<f64>) -> f64 {
+        let mut moved = 0.0;
+        for (j, n) in self.counts.iter().enumerate() {
+            if *n == 0 {
+                continue;
+            }
+            let mean = self.sums.row(j).mapv(|v| v / *n as f64);
+            moved += sq_dist(mean.view(), centroids.row(j));
+            centroids.row_mut(j).assign(&mean);
+        }
+        moved
+    }
 }
 
 /// The cluster of every row (nearest centroid, or most likely component), in parallel chunks.

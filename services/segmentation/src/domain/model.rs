@@ -1,6 +1,6 @@
 //! A trained model as the service keeps it: features, scaler, centroids, stable ids, labels and metrics; the whole
 //! training pipeline (sample → scale → fit → assign everyone in parallel → profile) and online assignment.
-use ndarray::{Array2, ArrayView1};
+use ndarray::{Array2, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -89,6 +89,48 @@ impl ModelSpec {
     }
 }
 
+/// What a pass hands each page to: the customers' ids and their raw feature rows.
+pub type Visit<'a, Id, E> = dyn FnMut(&[Id], ArrayView2<f64>) -> Result<(), E> + 'a;
+/// What placing everyone hands each page to: the customers' ids and their stable cluster ids.
+pub type Placed<'a, Id, E> = dyn FnMut(&[Id], &[i32]) -> Result<(), E> + 'a;
+
+/// Customers read page by page, the same pages in the same order on every pass: training keeps a sample and one
+/// page in memory, whatever the number of customers.
+pub trait Pages {
+    /// What identifies a customer.
+    type Id;
+    /// What reading a page (or handling it) can fail with.
+    type Error: From<ClusteringError>;
+    /// How many customers a pass visits (a pass that finds more or fewer is still correct: the sample is drawn
+    /// from the first `count`).
+    fn count(&mut self) -> Result<usize, Self::Error>;
+    /// Visits every page in order: the customers' ids and their raw feature rows (one row per id).
+    fn pass(&mut self, visit: &mut Visit<'_, Self::Id, Self::Error>) -> Result<(), Self::Error>;
+}
+
+/// Rows already in memory, as pages (the model's own tests and small populations).
+struct InMemory<'a> {
+    rows: &'a [Vec<f64>],
+    page: usize,
+}
+
+impl Pages for InMemory<'_> {
+    type Id = usize;
+    type Error = ClusteringError;
+    fn count(&mut self) -> Result<usize, ClusteringError> {
+        Ok(self.rows.len())
+    }
+    fn pass(&mut self, visit: &mut Visit<'_, usize, ClusteringError>) -> Result<(), ClusteringError> {
+        for (p, chunk) in self.rows.chunks(self.page).enumerate() {
+            let d = chunk.first().map_or(0, Vec::len);
+            let page = Array2::from_shape_fn((chunk.len(), d), |(i, j)| chunk[i][j]);
+            let ids: Vec<usize> = (p * self.page..p * self.page + chunk.len()).collect();
+            visit(&ids, page.view())?;
+        }
+        Ok(())
+    }
+}
+
 /// Trains on everyone in `rows` (fitting on at most `sample` of them) and returns the model and every customer's
 /// stable cluster id, in `rows` order. `previous` keeps ids stable across refits. `progress(phase, 0..1)`.
 pub fn train(
@@ -99,30 +141,118 @@ pub fn train(
     previous: Option<&ModelSpec>,
     progress: &dyn Fn(&str, f64),
 ) -> Result<(ModelSpec, Vec<i32>), ClusteringError> {
+    // Pages smaller than the population, so the pipeline's tests cross pages as ten million customers do.
+    let mut pages = InMemory { rows, page: 1_000 };
+    let fitted = fit_pages(names, &mut pages, sample, cfg, previous, progress)?;
+    let mut ids = Vec::with_capacity(rows.len());
+    let spec = fitted.assign(&mut pages, progress, &mut |_, placed| {
+        ids.extend_from_slice(placed);
+        Ok(())
+    })?;
+    Ok((spec, ids))
+}
+
+/// A model fitted on a sample and refined on everyone: its centroids, scaler and stable ids are final; placing
+/// every customer ([`Fitted::assign`]) counts the clusters' sizes.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    spec: ModelSpec,
+    centers: Centers,
+}
+
+impl Fitted {
+    /// The model, with sizes of 0 until every customer is placed.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// Places every customer, page by page, handing each page's ids and stable cluster ids to `placed`; returns the
+    /// model with the size of each cluster.
+    pub fn assign<P: Pages>(
+        self,
+        pages: &mut P,
+        progress: &dyn Fn(&str, f64),
+        placed: &mut Placed<'_, P::Id, P::Error>,
+    ) -> Result<ModelSpec, P::Error> {
+        let Fitted { mut spec, centers } = self;
+        let ids: Vec<i32> = spec.clusters.iter().map(|c| c.id).collect();
+        let mut sizes = vec![0i64; ids.len()];
+        progress("assigning", 0.9);
+        pages.pass(&mut |who, raw| {
+            let mut scaled = raw.to_owned();
+            spec.scaler.transform(&mut scaled);
+            let labels = clustering::assign_to(scaled.view(), &centers);
+            let stable: Vec<i32> = labels.iter().map(|l| ids[*l]).collect();
+            for l in &labels {
+                sizes[*l] += 1;
+            }
+            placed(who, &stable)
+        })?;
+        for (cluster, size) in spec.clusters.iter_mut().zip(sizes) {
+            cluster.size = size;
+        }
+        progress("done", 1.0);
+        Ok(spec)
+    }
+}
+
+/// Fits a model on a sample of the customers `pages` visits (at most `sample`, the same sample as drawing from
+/// them all in memory), then — k-means only, when the sample is not everyone — moves the centroids with three Lloyd
+/// passes over every page. Memory: the sample, one page and the centroids.
+pub fn fit_pages<P: Pages>(
+    names: &[String],
+    pages: &mut P,
+    sample: usize,
+    cfg: &FitConfig,
+    previous: Option<&ModelSpec>,
+    progress: &dyn Fn(&str, f64),
+) -> Result<Fitted, P::Error> {
     let d = names.len();
-    let n = rows.len();
+    let n = pages.count()?;
     if n == 0 {
-        return Err(ClusteringError::TooFewPoints { points: 0, k: cfg.k.unwrap_or(cfg.k_range.0) });
+        return Err(ClusteringError::TooFewPoints { points: 0, k: cfg.k.unwrap_or(cfg.k_range.0) }.into());
     }
     progress("sampling", 0.0);
-    let all = Array2::from_shape_fn((n, d), |(i, j)| rows[i][j]);
     let idx = clustering::sample_indices(n, sample, cfg.seed);
-    let mut fit_rows = all.select(ndarray::Axis(0), &idx);
+    let mut fit_rows = Array2::<f64>::zeros((idx.len(), d));
+    let (mut seen, mut next, mut taken) = (0usize, 0usize, 0usize);
+    pages.pass(&mut |_, raw| {
+        for row in raw.rows() {
+            if idx.get(next) == Some(&seen) {
+                fit_rows.row_mut(next).assign(&row);
+                next += 1;
+                taken += 1;
+            }
+            seen += 1;
+        }
+        Ok(())
+    })?;
+    // Customers gone since the count: fit on those found.
+    let mut fit_rows =
+        if taken < idx.len() { fit_rows.select(ndarray::Axis(0), &(0..taken).collect::<Vec<_>>()) } else { fit_rows };
     let scaler = Scaler::fit(names, fit_rows.view());
     scaler.transform(&mut fit_rows);
     progress("fitting", 0.05);
-    let fit = clustering::fit(fit_rows.view(), cfg, &|p| progress("fitting", 0.05 + 0.75 * p))?;
-    progress("assigning", 0.8);
-    let mut scaled = all;
-    scaler.transform(&mut scaled);
+    let fit = clustering::fit(fit_rows.view(), cfg, &|p| progress("fitting", 0.05 + 0.65 * p))?;
+    drop(fit_rows);
     // k-means was fitted on a sample: a few Lloyd passes over everyone move the centroids to where all the
     // customers are (mixtures keep their components).
     let mut centers = fit.centers.clone();
-    if centers.components.is_none() && idx.len() < n {
-        progress("refining", 0.82);
-        centers.centroids = clustering::refine(scaled.view(), &centers.centroids, 3);
+    if centers.components.is_none() && taken < seen {
+        for pass in 0..3 {
+            progress("refining", 0.7 + 0.06 * pass as f64);
+            let mut lloyd = clustering::LloydPass::new(centers.centroids.view());
+            pages.pass(&mut |_, raw| {
+                let mut scaled = raw.to_owned();
+                scaler.transform(&mut scaled);
+                lloyd.add(scaled.view());
+                Ok(())
+            })?;
+            if lloyd.finish(&mut centers.centroids) < 1e-10 {
+                break;
+            }
+        }
     }
-    let labels = clustering::assign_to(scaled.view(), &centers);
     let centroids = &centers.centroids;
     let k = centroids.nrows();
     let original: Vec<Vec<f64>> =
@@ -132,23 +262,12 @@ pub fn train(
         .map(|p| p.clusters.iter().map(|c| (c.id, c.original.clone())).collect())
         .unwrap_or_default();
     let ids = clustering::stable_ids(&prev, &original, &scaler);
-    let mut sizes = vec![0i64; k];
-    for l in &labels {
-        sizes[*l] += 1;
-    }
     let clusters = (0..k)
         .map(|c| {
             let z: Vec<f64> = centroids.row(c).to_vec();
-            Cluster {
-                id: ids[c],
-                label: clustering::label(names, &z),
-                size: sizes[c],
-                z,
-                original: original[c].clone(),
-            }
+            Cluster { id: ids[c], label: clustering::label(names, &z), size: 0, z, original: original[c].clone() }
         })
         .collect();
-    progress("done", 1.0);
     let spec = ModelSpec {
         features: names.to_vec(),
         scaler,
@@ -158,7 +277,7 @@ pub fn train(
         algorithm: cfg.algorithm,
         components: centers.components.clone().unwrap_or_default(),
     };
-    Ok((spec, labels.into_iter().map(|l| ids[l]).collect()))
+    Ok(Fitted { spec, centers })
 }
 
 #[cfg(test)]

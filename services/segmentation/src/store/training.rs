@@ -2,20 +2,24 @@
 //! customer in a new model.
 use std::{collections::BTreeMap, sync::Arc};
 
+use ndarray::Array2;
 use rapport_kit::{
     db::begin_write,
     frame::{Done, Key},
     lease::Lease,
 };
 use rapport_proto::segmentation::v1 as pb;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, sea_query::Expr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
+};
 
 use super::{Result, Store, TRAINING_LEASE};
 use crate::{
     domain::{
         clustering::FitConfig,
         features::Features,
-        model::{self, ModelSpec},
+        model::{self, ModelSpec, Pages, Visit},
     },
     entities::{customers, models, training_jobs},
     error::SegmentationError,
@@ -53,6 +57,66 @@ pub struct JobView {
     pub model_version: Option<i64>,
     /// Error.
     pub error: Option<String>,
+}
+
+/// Customers read per training page: memory for training is the sample plus one page, whatever the population.
+const TRAINING_PAGE: u64 = 5_000;
+
+/// The customers who consent to profiling, in customer-id order, one keyset page at a time (read from a blocking
+/// thread through the runtime), each customer's model features computed at `now`.
+struct CustomerPages {
+    db: DatabaseConnection,
+    rt: tokio::runtime::Handle,
+    names: Vec<String>,
+    now: i64,
+    page: u64,
+}
+
+impl CustomerPages {
+    fn consenting() -> sea_orm::Select<customers::Entity> {
+        customers::Entity::find().filter(customers::Column::ConsentProfiling.eq(true))
+    }
+}
+
+impl Pages for CustomerPages {
+    type Id = String;
+    type Error = SegmentationError;
+
+    fn count(&mut self) -> Result<usize> {
+        Ok(self.rt.block_on(Self::consenting().count(&self.db))? as usize)
+    }
+
+    fn pass(&mut self, visit: &mut Visit<'_, String, SegmentationError>) -> Result<()> {
+        let mut after = String::new();
+        loop {
+            let rows: Vec<(String, String)> = self.rt.block_on(
+                Self::consenting()
+                    .select_only()
+                    .column(customers::Column::CustomerId)
+                    .column(customers::Column::Features)
+                    .filter(customers::Column::CustomerId.gt(after.as_str()))
+                    .order_by_asc(customers::Column::CustomerId)
+                    .limit(self.page)
+                    .into_tuple()
+                    .all(&self.db),
+            )?;
+            let Some(last) = rows.last().map(|r| r.0.clone()) else {
+                return Ok(());
+            };
+            let d = self.names.len();
+            let mut matrix = Array2::<f64>::zeros((rows.len(), d));
+            let mut ids = Vec::with_capacity(rows.len());
+            for (i, (id, features)) in rows.into_iter().enumerate() {
+                let f: Features = serde_json::from_str(&features)?;
+                for (j, name) in self.names.iter().enumerate() {
+                    matrix[[i, j]] = f.value(name, self.now).unwrap_or(0.0);
+                }
+                ids.push(id);
+            }
+            visit(&ids, matrix.view())?;
+            after = last;
+        }
+    }
 }
 
 impl Store {
@@ -137,21 +201,9 @@ impl Store {
 
     async fn train(&self, job_id: &str, params: TrainParams) -> Result<i64> {
         let now = self.now();
-        self.job_progress(job_id, "loading", 0.0).await?;
-        let rows = customers::Entity::find()
-            .filter(customers::Column::ConsentProfiling.eq(true))
-            .order_by_asc(customers::Column::CustomerId)
-            .all(&self.db)
-            .await?;
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut matrix = Vec::with_capacity(rows.len());
-        for r in rows {
-            let f: Features = serde_json::from_str(&r.features)?;
-            matrix.push(params.features.iter().map(|n| f.value(n, now).unwrap_or(0.0)).collect::<Vec<f64>>());
-            ids.push(r.customer_id);
-        }
+        self.job_progress(job_id, "sampling", 0.0).await?;
         let previous = self.active_model(&self.db).await?.map(|(_, m)| m);
-        let progress = Arc::new(std::sync::Mutex::new(("fitting".to_string(), 0.0)));
+        let progress = Arc::new(std::sync::Mutex::new(("sampling".to_string(), 0.0)));
         let p = progress.clone();
         let cfg = FitConfig {
             algorithm: params.algorithm,
@@ -160,51 +212,73 @@ impl Store {
             seed: params.seed,
             ..FitConfig::default()
         };
-        let names = params.features.clone();
+        let mut pages = CustomerPages {
+            db: self.db.clone(),
+            rt: tokio::runtime::Handle::current(),
+            names: params.features.clone(),
+            now,
+            page: TRAINING_PAGE,
+        };
         let sample = params.sample;
-        let mut work = tokio::task::spawn_blocking(move || {
-            model::train(&names, &matrix, sample, &cfg, previous.as_deref(), &|phase, x| {
+        // Fitting and placing everyone is CPU work over pages read from the database: a blocking thread that reads
+        // each page through the runtime. One write transaction holds the new model and every customer's cluster.
+        let mut work = tokio::task::spawn_blocking(move || -> Result<(i64, ModelSpec)> {
+            let report = |phase: &str, x: f64| {
                 if let Ok(mut g) = p.lock() {
                     *g = (phase.to_string(), x * 0.9);
                 }
-            })
+            };
+            let fitted = model::fit_pages(&params.features, &mut pages, sample, &cfg, previous.as_deref(), &report)?;
+            let rt = pages.rt.clone();
+            let txn = rt.block_on(begin_write(&pages.db))?;
+            let version = rt
+                .block_on(
+                    models::Entity::insert(models::ActiveModel {
+                        spec: Set(serde_json::to_string(fitted.spec())?),
+                        created_at: Set(now),
+                        ..Default::default()
+                    })
+                    .exec(&txn),
+                )?
+                .last_insert_id;
+            let spec = fitted.assign(&mut pages, &report, &mut |ids, clusters| {
+                let mut by_cluster: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+                for (id, c) in ids.iter().zip(clusters) {
+                    by_cluster.entry(*c).or_default().push(id);
+                }
+                for (c, members) in by_cluster {
+                    for chunk in members.chunks(500) {
+                        rt.block_on(
+                            customers::Entity::update_many()
+                                .col_expr(customers::Column::ClusterId, Expr::value(Some(c)))
+                                .col_expr(customers::Column::ModelVersion, Expr::value(Some(version)))
+                                .filter(customers::Column::CustomerId.is_in(chunk.iter().copied()))
+                                .exec(&txn),
+                        )?;
+                    }
+                }
+                Ok(())
+            })?;
+            // The sizes are known once everyone is placed.
+            rt.block_on(
+                models::Entity::update_many()
+                    .col_expr(models::Column::Spec, Expr::value(serde_json::to_string(&spec)?))
+                    .filter(models::Column::Version.eq(version))
+                    .exec(&txn),
+            )?;
+            rt.block_on(txn.commit())?;
+            Ok((version, spec))
         });
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
-        let outcome = loop {
+        let (version, spec) = loop {
             tokio::select! {
-                r = &mut work => break r.map_err(|e| SegmentationError::Task(e.to_string()))?,
+                r = &mut work => break r.map_err(|e| SegmentationError::Task(e.to_string()))??,
                 _ = tick.tick() => {
                     let (phase, x) = progress.lock().map(|g| g.clone()).unwrap_or_default();
                     self.job_progress(job_id, &phase, x).await?;
                 }
             }
         };
-        let (spec, assigned) = outcome?;
-        self.job_progress(job_id, "saving", 0.9).await?;
-        let txn = begin_write(&self.db).await?;
-        let version = models::Entity::insert(models::ActiveModel {
-            spec: Set(serde_json::to_string(&spec)?),
-            created_at: Set(now),
-            ..Default::default()
-        })
-        .exec(&txn)
-        .await?
-        .last_insert_id;
-        let mut by_cluster: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-        for (id, c) in ids.into_iter().zip(assigned) {
-            by_cluster.entry(c).or_default().push(id);
-        }
-        for (c, members) in by_cluster {
-            for chunk in members.chunks(500) {
-                customers::Entity::update_many()
-                    .col_expr(customers::Column::ClusterId, Expr::value(Some(c)))
-                    .col_expr(customers::Column::ModelVersion, Expr::value(Some(version)))
-                    .filter(customers::Column::CustomerId.is_in(chunk.iter().map(String::as_str)))
-                    .exec(&txn)
-                    .await?;
-            }
-        }
-        txn.commit().await?;
         tracing::info!(version, k = spec.clusters.len(), silhouette = spec.silhouette, "model trained");
         self.set_model(version, spec);
         // Cluster segments follow the new model.
