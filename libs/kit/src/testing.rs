@@ -140,6 +140,17 @@ where
     Run { ops, elapsed: start.elapsed(), latencies }
 }
 
+/// This process's peak resident memory (its high-water mark, `VmHWM`), in MB; 0 where `/proc` has none.
+pub fn peak_memory_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// Replaces the section `name` of the Markdown file at `path` (between `<!-- name:start -->` and
 /// `<!-- name:end -->`), appending it when missing.
 pub fn write_benchmark_section(path: &str, name: &str, report: &str) -> std::io::Result<()> {

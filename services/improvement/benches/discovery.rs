@@ -42,16 +42,6 @@ fn generate(n: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-fn peak_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// One discovery in this process (the child): prints a JSON line.
 fn child(n: usize, k: Option<usize>) {
     let texts = generate(n);
@@ -68,7 +58,11 @@ fn child(n: usize, k: Option<usize>) {
     let seconds = start.elapsed().as_secs_f64();
     let found: Vec<usize> = d.labels.iter().map(|l| l.unwrap_or(usize::MAX)).collect();
     let ari = adjusted_rand_index(&truth, &found);
-    println!("{{\"seconds\": {seconds}, \"peak_mb\": {}, \"ari\": {ari}, \"k\": {}}}", peak_mb(), d.k);
+    println!(
+        "{{\"seconds\": {seconds}, \"peak_mb\": {}, \"ari\": {ari}, \"k\": {}}}",
+        rapport_kit::testing::peak_memory_mb(),
+        d.k
+    );
 }
 
 fn field(json: &str, name: &str) -> Option<f64> {
