@@ -147,9 +147,26 @@ where
     install(service, provider, BoxMakeWriter::new(logs))
 }
 
+/// The process's resource: its service name, and an instance id of its own, so the collector keeps the series of
+/// two replicas apart instead of merging their cumulative counters (`OTEL_RESOURCE_ATTRIBUTES` may set it instead,
+/// e.g. to the pod's name).
 fn resource(service: &str) -> Resource {
-    let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service.to_string());
-    Resource::builder().with_service_name(name).build()
+    named_resource(std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service.to_string()))
+}
+
+/// A resource named `name`, with the process's instance id.
+pub(crate) fn named_resource(name: String) -> Resource {
+    let builder = Resource::builder().with_service_name(name);
+    let given = std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.instance.id="));
+    if given { builder.build() } else { builder.with_attribute(opentelemetry::KeyValue::new(INSTANCE_ID, instance_id())).build() }
+}
+
+const INSTANCE_ID: &str = "service.instance.id";
+
+/// This process's instance id: random, the same for every provider of the process.
+fn instance_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| uuid::Uuid::new_v4().to_string()).clone()
 }
 
 fn install(service: &str, provider: SdkTracerProvider, logs: BoxMakeWriter) -> TelemetryGuard {
@@ -247,6 +264,16 @@ pub fn current_trace_id() -> String {
 mod tests {
     use super::*;
     use opentelemetry_sdk::trace::InMemorySpanExporter;
+
+    /// Two replicas export apart: every resource of a process carries the same instance id, another process its own.
+    #[test]
+    fn resources_carry_the_process_instance_id() {
+        let id = |r: &Resource| r.get(&opentelemetry::Key::new(INSTANCE_ID)).map(|v| v.to_string());
+        let (a, b) = (named_resource("rapport-a".into()), named_resource("rapport-b".into()));
+        let found = id(&a).expect("an instance id");
+        assert_eq!(id(&b), Some(found.clone()), "one process, one instance id");
+        assert!(uuid::Uuid::parse_str(&found).is_ok(), "{found}");
+    }
 
     /// One subscriber for the whole test process: tests share the process (`cargo test` runs them on threads), and
     /// a guard dropped by one test would shut down the tracer of the others.

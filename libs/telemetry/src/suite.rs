@@ -96,7 +96,7 @@ impl<P: SpanProcessor> SpanProcessor for ByService<P> {
     fn set_resource(&mut self, resource: &Resource) {
         self.process.set_resource(resource);
         for (service, p) in &mut self.services {
-            p.set_resource(&Resource::builder().with_service_name(service_name(service)).build());
+            p.set_resource(&crate::named_resource(service_name(service)));
         }
     }
 }

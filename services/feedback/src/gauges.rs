@@ -90,9 +90,10 @@ impl Metrics {
             self.attainment.record(care.sla_attainment, &us);
         }
         if let Some(reading) = store.readings(1).await?.into_iter().next() {
-            let period = KeyValue::new("rapport.barometer.period", reading.period.clone());
+            // No period attribute: a gauge keeps exporting every attribute set it has seen, so a period's series
+            // would outlive the reading; one series per axis and view always holds the latest reading.
             if reading.index >= 0.0 {
-                self.barometer.record(reading.index, &[us[0].clone(), period.clone()]);
+                self.barometer.record(reading.index, &us);
             }
             for axis in &reading.axes {
                 let name = axis.axis().as_str_name().trim_start_matches("BAROMETER_AXIS_").to_lowercase();
@@ -100,7 +101,6 @@ impl Metrics {
                     if value >= 0.0 {
                         let attributes = [
                             us[0].clone(),
-                            period.clone(),
                             KeyValue::new("rapport.barometer.axis", name.clone()),
                             KeyValue::new("rapport.barometer.view", view),
                         ];

@@ -1,7 +1,9 @@
 //! Reads on one loyalty server on SQLite, each against the same server's health check in the same run: 8 HTTP/2
 //! connections × 8 streams each, over real gRPC on loopback, with tracing installed as a service runs it. The time
 //! of a read is then taken apart: the health check is the stack without the read (transport, auth, guard, span);
-//! the store called directly, at the same concurrency, is the read's queries without the stack.
+//! the store called directly, at the same concurrency, is the read's queries without the stack. Baseline for the
+//! stack itself: a bare tonic server in the same process with only the health service (no auth, limits, tracing
+//! or guard), called the same way (goal: the stack's health check at ≥ 0.75 of its throughput).
 //! Results go to BENCHMARKS.md (between the `reads` markers).
 //!
 //! `cargo bench -p rapport-loyalty --bench reads` (env: BENCH_OPS per side, default 20000).
@@ -79,6 +81,33 @@ fn main() {
             }
         }
         let health_clients: Arc<Vec<_>> = Arc::new(channels.iter().cloned().map(HealthClient::new).collect());
+        // The bare tonic server: the health service and nothing else, on plain channels.
+        let (reporter, bare_health) = tonic_health::server::health_reporter();
+        reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let bare_addr = listener.local_addr().expect("address");
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(bare_health)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let bare_clients: Arc<Vec<_>> = Arc::new(
+            (0..CONNECTIONS)
+                .map(|_| {
+                    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{bare_addr}")).expect("endpoint");
+                    HealthClient::new(endpoint.connect_lazy())
+                })
+                .collect(),
+        );
+        let bare = |ops| {
+            let cs = bare_clients.clone();
+            drive(ops, conc, move |i| {
+                let mut c = cs[i % CONNECTIONS].clone();
+                async move {
+                    c.check(HealthCheckRequest { service: String::new() }).await.expect("bare health");
+                }
+            })
+        };
         let loyalty_clients: Arc<Vec<_>> = Arc::new(channels.iter().cloned().map(LoyaltyServiceClient::new).collect());
         let health = |ops| {
             let cs = health_clients.clone();
@@ -128,28 +157,34 @@ fn main() {
 
         // warm-up, then each side in turn; health twice (before and after) to show the machine's drift
         health(2_000).await;
+        bare(2_000).await;
         get_member(2_000).await;
         list(2_000).await;
+        let b1 = bare(ops).await;
         let h1 = health(ops).await;
         let gm = get_member(ops).await;
         let lt = list(ops).await;
         let st = direct(ops).await;
         let h2 = health(ops).await;
+        let b2 = bare(ops).await;
         server.stop().await;
 
         let h = if h1.per_sec() >= h2.per_sec() { h1 } else { h2 };
+        let b = if b1.per_sec() >= b2.per_sec() { b1 } else { b2 };
         let us = |r: &Run| 1e6 / r.per_sec();
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
         let report = format!(
             "Reads on one loyalty server, SQLite, {CONNECTIONS} connections × {STREAMS} streams, {ops} calls per side, \
              {MEMBERS} members of {ENTRIES} entries, tracing on, {cores} cores (`cargo bench -p rapport-loyalty --bench reads`):\n\n\
              | side | calls/s | × health | p50 | p99 |\n|---|---:|---:|---:|---:|\n\
-             {}{}{}\
+             {}{}{}{}\
              | GetMember's queries, the store called directly (no gRPC) | {:.0} | {:.2} | {:.2} ms | {:.2} ms |\n\n\
              Where a GetMember's time goes (1 / throughput at saturation, 2 cores shared by client and server): \
              {:.0} µs in all; the stack without the read (transport, auth, guard, span: the health check) {:.0} µs; \
              the queries alone {:.0} µs. GetMember / health: **{:.2}** (goal ≥ 0.5), ListTransactions / health: \
-             **{:.2}** (goal ≥ 0.5). GetMember reads in a read-only snapshot and never waits for a writer.\n",
+             **{:.2}** (goal ≥ 0.5). GetMember reads in a read-only snapshot and never waits for a writer. \
+             The stack's health check / the bare tonic server's: **{:.2}** (goal ≥ 0.75).\n",
+            row("bare tonic server, health service only (baseline for the stack)", &b, &h),
             row("health check (the stack, no read)", &h, &h),
             row("GetMember", &gm, &h),
             row("ListTransactions (page of 20)", &lt, &h),
@@ -162,6 +197,7 @@ fn main() {
             us(&st),
             gm.per_sec() / h.per_sec(),
             lt.per_sec() / h.per_sec(),
+            h.per_sec() / b.per_sec(),
         );
         println!("{report}");
         write_report(&report);

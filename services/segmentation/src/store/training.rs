@@ -1,10 +1,9 @@
 //! Training jobs (one at a time across replicas, under the training lease), model versions, and re-placing every
 //! customer in a new model.
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use ndarray::Array2;
 use rapport_kit::{
-    db::begin_write,
     frame::{Done, Key},
     lease::Lease,
 };
@@ -221,68 +220,44 @@ impl Store {
         };
         let sample = params.sample;
         // Fitting and placing everyone is CPU work over pages read from the database: a blocking thread that reads
-        // each page through the runtime. One write transaction holds the new model and every customer's cluster.
-        let mut work = tokio::task::spawn_blocking(move || -> Result<(i64, ModelSpec)> {
+        // each page through the runtime. Placing counts the clusters' sizes and writes nothing: no transaction is
+        // open while the pages are read, so ingestion and deliveries go on meanwhile.
+        let mut work = tokio::task::spawn_blocking(move || -> Result<ModelSpec> {
             let report = |phase: &str, x: f64| {
                 if let Ok(mut g) = p.lock() {
                     *g = (phase.to_string(), x * 0.9);
                 }
             };
             let fitted = model::fit_pages(&params.features, &mut pages, sample, &cfg, previous.as_deref(), &report)?;
-            let rt = pages.rt.clone();
-            let txn = rt.block_on(begin_write(&pages.db))?;
-            let version = rt
-                .block_on(
-                    models::Entity::insert(models::ActiveModel {
-                        spec: Set(serde_json::to_string(fitted.spec())?),
-                        created_at: Set(now),
-                        ..Default::default()
-                    })
-                    .exec(&txn),
-                )?
-                .last_insert_id;
-            let spec = fitted.assign(&mut pages, &report, &mut |ids, clusters| {
-                let mut by_cluster: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
-                for (id, c) in ids.iter().zip(clusters) {
-                    by_cluster.entry(*c).or_default().push(id);
-                }
-                for (c, members) in by_cluster {
-                    for chunk in members.chunks(500) {
-                        rt.block_on(
-                            customers::Entity::update_many()
-                                .col_expr(customers::Column::ClusterId, Expr::value(Some(c)))
-                                .col_expr(customers::Column::ModelVersion, Expr::value(Some(version)))
-                                .filter(customers::Column::CustomerId.is_in(chunk.iter().copied()))
-                                .exec(&txn),
-                        )?;
-                    }
-                }
-                Ok(())
-            })?;
-            // The sizes are known once everyone is placed.
-            rt.block_on(
-                models::Entity::update_many()
-                    .col_expr(models::Column::Spec, Expr::value(serde_json::to_string(&spec)?))
-                    .filter(models::Column::Version.eq(version))
-                    .exec(&txn),
-            )?;
-            rt.block_on(txn.commit())?;
-            Ok((version, spec))
+            fitted.assign(&mut pages, &report, &mut |_, _| Ok(()))
         });
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
-        let (version, spec) = loop {
+        let spec = loop {
             tokio::select! {
                 r = &mut work => break r.map_err(|e| SegmentationError::Task(e.to_string()))??,
                 _ = tick.tick() => {
                     let (phase, x) = progress.lock().map(|g| g.clone()).unwrap_or_default();
-                    self.job_progress(job_id, &phase, x).await?;
+                    // Progress is for people watching: a failed update must not abandon the work under way.
+                    if let Err(e) = self.job_progress(job_id, &phase, x).await {
+                        tracing::warn!(job_id, error = %e, "recording training progress failed");
+                    }
                 }
             }
         };
+        self.job_progress(job_id, "saving", 0.9).await?;
+        let version = models::Entity::insert(models::ActiveModel {
+            spec: Set(serde_json::to_string(&spec)?),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&self.db)
+        .await?
+        .last_insert_id;
         tracing::info!(version, k = spec.clusters.len(), silhouette = spec.silhouette, "model trained");
         self.set_model(version, spec);
-        // Cluster segments follow the new model.
-        self.job_progress(job_id, "re-evaluating segments", 0.95).await?;
+        // Every customer is re-placed in the new model, and cluster segments follow it, by the re-evaluation: pages
+        // of 200 customers, each locked in id order in a short transaction, as ingestion locks them.
+        self.job_progress(job_id, "placing and re-evaluating segments", 0.95).await?;
         self.reevaluate_all().await?;
         Ok(version)
     }
