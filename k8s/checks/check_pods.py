@@ -84,8 +84,12 @@ def problems(name, pod):
         for resource in ("cpu", "memory"):
             if resource not in limits:
                 out.append(f"{where}: no {resource} limit")
+        # A rapport binary: its image, or what only a rapport binary does here (a gRPC port, the migrate entry point),
+        # so an overlay that renames the image does not turn the check off.
         image = (c.get("image") or "").rsplit("/", 1)[-1]
-        if image.startswith("rapport-") and (env_value(c, "RAPPORT_LOG_FORMAT") or "").lower() != "json":
+        rapport = image.startswith("rapport-") or c.get("args") == ["migrate"] or any(
+            p.get("name") == "grpc" for p in c.get("ports") or [])
+        if rapport and (env_value(c, "RAPPORT_LOG_FORMAT") or "").lower() != "json":
             out.append(f"{where}: a rapport binary must log JSON (RAPPORT_LOG_FORMAT=json)")
         if init:
             continue

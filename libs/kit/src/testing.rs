@@ -142,13 +142,27 @@ where
 
 /// This process's peak resident memory (its high-water mark, `VmHWM`), in MB; 0 where `/proc` has none.
 pub fn peak_memory_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    memory_mb("self", "VmHWM").unwrap_or(0.0)
+}
+
+/// A memory figure of process `pid` (`self`, or a number) from `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in MB.
+pub fn memory_mb(pid: &str, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
+    line.split_whitespace().nth(1)?.parse::<f64>().ok().map(|kb| kb / 1024.0)
+}
+
+/// Serves a bare tonic server on an ephemeral loopback port: the health service and nothing else (no auth, limits,
+/// tracing or guard) — the baseline benchmarks compare the stack with. Returns its address; it serves until the
+/// runtime stops.
+pub async fn bare_health_server() -> std::io::Result<std::net::SocketAddr> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(tonic::transport::Server::builder().add_service(health).serve_with_incoming(incoming));
+    Ok(addr)
 }
 
 /// Replaces the section `name` of the Markdown file at `path` (between `<!-- name:start -->` and

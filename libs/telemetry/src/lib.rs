@@ -158,7 +158,11 @@ fn resource(service: &str) -> Resource {
 pub(crate) fn named_resource(name: String) -> Resource {
     let builder = Resource::builder().with_service_name(name);
     let given = std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.instance.id="));
-    if given { builder.build() } else { builder.with_attribute(opentelemetry::KeyValue::new(INSTANCE_ID, instance_id())).build() }
+    if given {
+        builder.build()
+    } else {
+        builder.with_attribute(opentelemetry::KeyValue::new(INSTANCE_ID, instance_id())).build()
+    }
 }
 
 const INSTANCE_ID: &str = "service.instance.id";

@@ -82,15 +82,7 @@ fn main() {
         }
         let health_clients: Arc<Vec<_>> = Arc::new(channels.iter().cloned().map(HealthClient::new).collect());
         // The bare tonic server: the health service and nothing else, on plain channels.
-        let (reporter, bare_health) = tonic_health::server::health_reporter();
-        reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let bare_addr = listener.local_addr().expect("address");
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(bare_health)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
+        let bare_addr = rapport_kit::testing::bare_health_server().await.expect("bare server");
         let bare_clients: Arc<Vec<_>> = Arc::new(
             (0..CONNECTIONS)
                 .map(|_| {

@@ -21,16 +21,9 @@ fn child(name: &str) {
     let code = rt.block_on(async {
         match name {
             "bare" => {
-                let (reporter, health) = tonic_health::server::health_reporter();
-                reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                println!("bare listening on {}", listener.local_addr().expect("address"));
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                tonic::transport::Server::builder()
-                    .add_service(health)
-                    .serve_with_incoming(incoming)
-                    .await
-                    .expect("bare server");
+                let addr = rapport_kit::testing::bare_health_server().await.expect("bare server");
+                println!("bare listening on {addr}");
+                std::future::pending::<()>().await;
                 std::process::ExitCode::SUCCESS
             }
             "segmentation" => rapport_kit::service::main::<rapport_segmentation::app::Segmentation>().await,
@@ -45,13 +38,7 @@ fn child(name: &str) {
 }
 
 fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    rapport_kit::testing::memory_mb(&pid.to_string(), "VmRSS").unwrap_or(f64::NAN)
 }
 
 /// Starts `name`, waits for its listening line, checks its health a few times, then samples its memory while idle.
@@ -108,7 +95,7 @@ fn main() {
     let (_, bare) = measure(&rt, "bare", &dir);
     let mut report = String::from(
         "Idle resident memory, each service alone in its own process on a fresh SQLite database, after 10 health \
-         checks, highest of 5 s of samples; baseline a bare tonic server with only the health service, same run \
+         checks, highest of 5 s of samples, no OTLP export; baseline a bare tonic server with only the health service, same run \
          (`cargo bench -p rapport --bench footprint`):\n\n\
          | process | idle memory | − bare tonic | goal ≤ 30 MB |\n|---|---:|---:|---|\n",
     );

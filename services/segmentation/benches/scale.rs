@@ -182,16 +182,17 @@ fn main() {
     let mut report = format!(
         "Training and placing every customer, k = {k} on {SAMPLE} sampled, three Lloyd passes over everyone, the 8 \
          default model features of generated customers, pages of {PAGE}, {threads} threads, each run a process of \
-         its own (`cargo bench -p rapport-segmentation --bench scale`):\n\n\
+         its own; the pages are generated, not read from a database (reading, decoding and the re-placement's \
+         writes are not in these times) (`cargo bench -p rapport-segmentation --bench scale`):\n\n\
          | pipeline | customers | time | customers/s | peak memory (process) |\n|---|---:|---:|---:|---:|\n",
         k = config().k.unwrap_or(0),
     );
-    report.push_str(&row("paged, as `TrainModel` runs it (sample + one page in memory)", &paged, n));
+    report.push_str(&row("paged: the pipeline `TrainModel` runs (sample + one page in memory)", &paged, n));
     report.push_str(&row("paged, a tenth of the customers", &small, n / 10));
-    report.push_str(&row("baseline: every customer in memory (training before it was paged)", &whole, n));
+    report.push_str(&row("baseline: every customer's features loaded first, as `TrainModel` loaded them before paging, then the same passes", &whole, n));
     report.push_str(&format!(
         "\nPeak memory paged / in memory: **{:.2}**; paged at {n} / at {}: **{growth:.2}** ({}). The feature matrix \
-         alone would be {matrix_mb:.0} MB. Same clusters as in memory: **{}** (sizes {}, largest centroid \
+         alone would be {matrix_mb:.0} MB. Same clusters held in memory or paged: **{}** (sizes {}, largest centroid \
          difference {max_shift:.1e}).\n",
         f(&paged, "peak_mb") / f(&whole, "peak_mb"),
         n / 10,
