@@ -29,7 +29,8 @@ use crate::auth::{Authenticator, Role};
 enum Token {
     None,
     Static(Arc<str>),
-    /// Minted per call with the service's own key: a service calling with its own identity never holds an expired token.
+    /// Minted with the service's own key, and minted again well before it expires: a service calling with its own
+    /// identity never holds an expired token.
     Minted(Arc<Authenticator>, Arc<str>, Role),
 }
 
@@ -69,9 +70,10 @@ impl Interceptor for Outgoing {
             Token::None => None,
             Token::Static(t) => Some(t.to_string()),
             Token::Minted(auth, subject, role) => Some(
-                auth.issue(subject, *role, crate::auth::SERVICE_TOKEN_TTL_SECS)
+                auth.service_token(subject, *role)
                     // UNAVAILABLE: a relay retries it (and parks nothing) until the service has its key.
-                    .map_err(|_| Status::unavailable("no signing key for this service's calls"))?,
+                    .map_err(|_| Status::unavailable("no signing key for this service's calls"))?
+                    .to_string(),
             ),
         };
         if let Some(token) = token {

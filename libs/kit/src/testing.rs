@@ -140,6 +140,37 @@ where
     Run { ops, elapsed: start.elapsed(), latencies }
 }
 
+/// Offers `rate` calls a second for `secs` (call `i` is due `i / rate` seconds after the start), each on a task of
+/// its own so that a slow call holds back none after it; each call's latency is taken from its scheduled start, so
+/// a stall is not hidden (an open loop). Returns each call's latency and output, in call order.
+pub async fn at_rate<F, Fut, T>(rate: u64, secs: u64, f: F) -> Vec<(Duration, T)>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let start = std::time::Instant::now();
+    let total = usize::try_from(rate * secs).unwrap_or(usize::MAX);
+    let every = Duration::from_nanos(1_000_000_000 / rate.max(1));
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = start + every * u32::try_from(i).unwrap_or(u32::MAX);
+        tokio::time::sleep_until(due.into()).await;
+        let call = f(i);
+        tasks.push(tokio::spawn(async move {
+            let out = call.await;
+            (due.elapsed(), out)
+        }));
+    }
+    let mut done = Vec::with_capacity(total);
+    for t in tasks {
+        if let Ok(r) = t.await {
+            done.push(r);
+        }
+    }
+    done
+}
+
 /// This process's peak resident memory (its high-water mark, `VmHWM`), in MB; 0 where `/proc` has none.
 pub fn peak_memory_mb() -> f64 {
     memory_mb("self", "VmHWM").unwrap_or(0.0)
@@ -160,7 +191,7 @@ pub async fn bare_health_server() -> std::io::Result<std::net::SocketAddr> {
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = crate::serve::accepted(listener);
     tokio::spawn(tonic::transport::Server::builder().add_service(health).serve_with_incoming(incoming));
     Ok(addr)
 }

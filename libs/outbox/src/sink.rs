@@ -103,6 +103,27 @@ pub async fn is_erased<C: ConnectionTrait>(txn: &C, pseudonyms: &Pseudonyms, cus
     Ok(erased_customer::Entity::find_by_id(pseudonyms.of(customer_id)).one(txn).await?.is_some())
 }
 
+/// Which of `customer_ids` were erased here, in one query.
+pub async fn erased_among<C: ConnectionTrait>(
+    txn: &C,
+    pseudonyms: &Pseudonyms,
+    customer_ids: &[&str],
+) -> Result<std::collections::HashSet<String>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let by_pseudonym: std::collections::HashMap<String, &str> =
+        customer_ids.iter().map(|c| (pseudonyms.of(c), *c)).collect();
+    let mut erased = std::collections::HashSet::new();
+    let keys: Vec<&String> = by_pseudonym.keys().collect();
+    for chunk in keys.chunks(1000) {
+        let rows = erased_customer::Entity::find()
+            .filter(erased_customer::Column::Pseudonym.is_in(chunk.iter().map(|k| k.as_str())))
+            .all(txn)
+            .await?;
+        erased.extend(rows.iter().filter_map(|r| by_pseudonym.get(&r.pseudonym)).map(|c| c.to_string()));
+    }
+    Ok(erased)
+}
+
 /// Serves `EventSinkService` in front of `H`.
 pub struct EventSink<H> {
     db: DatabaseConnection,

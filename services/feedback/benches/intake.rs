@@ -62,26 +62,13 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 /// Offers `rate` calls a second for `secs`; latencies from each call's scheduled start.
 async fn fixed_rate(c: &Client, texts: Arc<Vec<String>>, rate: u64, secs: u64) -> (Vec<Duration>, usize) {
-    let start = Instant::now();
-    let total = (rate * secs) as usize;
-    let every = Duration::from_nanos(1_000_000_000 / rate);
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let due = start + every * i as u32;
-        tokio::time::sleep_until(due.into()).await;
+    let calls = rapport_kit::testing::at_rate(rate, secs, |i| {
         let (mut c, texts) = (c.clone(), texts.clone());
-        tasks.push(tokio::spawn(async move {
-            let ok = c.open_case(open(i, &texts)).await.is_ok();
-            (due.elapsed(), ok)
-        }));
-    }
-    let mut lat = Vec::with_capacity(total);
-    let mut failed = 0;
-    for t in tasks {
-        let (d, ok) = t.await.expect("call");
-        lat.push(d);
-        failed += usize::from(!ok);
-    }
+        async move { c.open_case(open(i, &texts)).await.is_ok() }
+    })
+    .await;
+    let failed = calls.iter().filter(|(_, ok)| !ok).count() + (rate * secs) as usize - calls.len();
+    let mut lat: Vec<Duration> = calls.into_iter().map(|(d, _)| d).collect();
     lat.sort();
     (lat, failed)
 }

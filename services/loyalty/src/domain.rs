@@ -203,6 +203,12 @@ pub fn balance(lots: &[Lot], now: i64, spent: i64, expired: i64) -> Balance {
     b
 }
 
+/// Qualifying points of the rolling 12 months ending `at`, from (created at, qualifying points) entries; never
+/// below zero (reversals can outweigh what is left in the window).
+pub fn qualifying(entries: &[(i64, i64)], at: i64) -> i64 {
+    entries.iter().filter(|(created, _)| *created > at - 365 * DAY_MS).map(|(_, q)| q).sum::<i64>().max(0)
+}
+
 /// Lots whose points have expired at `now`, with the points to write off.
 pub fn expired_lots(lots: &[Lot], now: i64) -> Vec<(i64, i64)> {
     lots.iter().filter(|l| l.remaining > 0 && l.expires_at <= now).map(|l| (l.id, l.remaining)).collect()
@@ -564,6 +570,17 @@ mod tests {
 
     fn lot(id: i64, remaining: i64, available_at: i64, expires_at: i64) -> Lot {
         Lot { id, remaining, available_at, expires_at }
+    }
+
+    #[test]
+    fn qualifying_points_are_those_of_the_twelve_months_before() {
+        let year = 365 * DAY_MS;
+        let entries = [(10 * DAY_MS, 100), (200 * DAY_MS, 50), (300 * DAY_MS, -20)];
+        assert_eq!(qualifying(&entries, 300 * DAY_MS), 130);
+        // 10 days into the next year: the first entry has left the window (the bound is exclusive).
+        assert_eq!(qualifying(&entries, year + 10 * DAY_MS), 30);
+        assert_eq!(qualifying(&entries, year + 300 * DAY_MS), 0);
+        assert_eq!(qualifying(&[(0, -5)], 0), 0, "never below zero");
     }
 
     #[test]

@@ -149,6 +149,40 @@ pub struct Authenticator {
     sources: Option<Sources>,
     services: HashMap<Role, Signer>,
     people: Option<Signer>,
+    /// Tokens whose signature and claims were checked here, to check only their expiry and key again.
+    verified: RwLock<HashMap<Box<str>, Verified>>,
+    /// This process's own service tokens, reused while most of their life is left.
+    minted: std::sync::Mutex<HashMap<(Role, Box<str>), Minted>>,
+}
+
+/// A token this process minted for its own calls, and its expiry.
+type Minted = (Arc<str>, u64);
+
+/// What a full check of a token found: who it proves, until when, under which key.
+#[derive(Debug, Clone)]
+struct Verified {
+    caller: Caller,
+    exp: u64,
+    kid: Box<str>,
+}
+
+/// Tokens remembered as verified at most; past it, the expired are dropped, then all if none were.
+const VERIFIED_CAPACITY: usize = 4096;
+/// A minted service token is minted again once less than this is left of its life (so one lives at least this
+/// long at the callee, and is reused for the rest).
+const MINT_AGAIN_BELOW_SECS: u64 = SERVICE_TOKEN_TTL_SECS - 60;
+
+impl Verified {
+    /// The caller again, if the token has not expired at `now` and its key is still trusted.
+    fn still(&self, now: u64, trust: &KeySet) -> Result<Caller, ApiError> {
+        if trust.get(&self.kid).is_none() {
+            return Err(unauthenticated("KEY_UNKNOWN", "the token's signing key is not trusted here"));
+        }
+        if self.exp.saturating_add(LEEWAY_SECS) < now {
+            return Err(unauthenticated("TOKEN_EXPIRED", "the token has expired"));
+        }
+        Ok(self.caller.clone())
+    }
 }
 
 impl fmt::Debug for Authenticator {
@@ -187,6 +221,8 @@ impl Authenticator {
             sources: None,
             services,
             people,
+            verified: RwLock::new(HashMap::new()),
+            minted: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -222,6 +258,10 @@ impl Authenticator {
         if let Ok(mut t) = self.trust.write() {
             *t = Arc::new(trust);
         }
+        // What was proven under the old keys is checked again under the new.
+        if let Ok(mut v) = self.verified.write() {
+            v.clear();
+        }
     }
 
     /// Reads the key sets' files again; on an error the keys trusted so far stay. Returns whether they changed.
@@ -231,7 +271,12 @@ impl Authenticator {
         let people = src.people.as_deref().map(read_file).transpose()?;
         let fresh = KeySet::parse(&services, people.as_deref(), &self.people_issuer)?;
         let changed = fresh.kids() != self.trust().kids();
-        self.set_trust(fresh);
+        if changed {
+            self.set_trust(fresh);
+        } else if let Ok(mut t) = self.trust.write() {
+            // The same key ids (a key id names one key for good): what was verified stays verified.
+            *t = Arc::new(fresh);
+        }
         Ok(changed)
     }
 
@@ -282,6 +327,25 @@ impl Authenticator {
         sign(signer, &claims)
     }
 
+    /// A token for this process's own call as `subject` with `role` (a service's), living
+    /// [`SERVICE_TOKEN_TTL_SECS`]: the last one minted while more than [`MINT_AGAIN_BELOW_SECS`] of it are left, so
+    /// the callee verifies it once rather than on every call.
+    pub fn service_token(&self, subject: &str, role: Role) -> Result<Arc<str>, String> {
+        let now = now_secs();
+        let key = (role, Box::from(subject));
+        if let Ok(m) = self.minted.lock()
+            && let Some((t, exp)) = m.get(&key)
+            && exp.saturating_sub(now) > MINT_AGAIN_BELOW_SECS
+        {
+            return Ok(t.clone());
+        }
+        let token: Arc<str> = Arc::from(self.issue(subject, role, SERVICE_TOKEN_TTL_SECS)?);
+        if let Ok(mut m) = self.minted.lock() {
+            m.insert(key, (token.clone(), now + SERVICE_TOKEN_TTL_SECS));
+        }
+        Ok(token)
+    }
+
     /// Signs any claims with the key this process holds for `role`'s side (for tests of refused tokens).
     pub fn sign_as(&self, role: Role, claims: &Claims) -> Result<String, String> {
         let signer = if role.is_service() { self.services.get(&role) } else { self.people.as_ref() };
@@ -292,7 +356,30 @@ impl Authenticator {
     /// issuer (the key's), audience, `exp`/`nbf`/`iat` within [`LEEWAY_SECS`], a lifetime of at most the maximum,
     /// and that the key may speak for the token's role: UNAUTHENTICATED for a token that proves nothing,
     /// PERMISSION_DENIED for a proven caller claiming what its key may not (another service, a person's role).
+    ///
+    /// A token verified once is remembered (by its exact text, up to [`VERIFIED_CAPACITY`] tokens): later calls with
+    /// it only check its expiry and that its key is still trusted — an Ed25519 check costs more than many a read.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let known = self.verified.read().ok().and_then(|v| v.get(token).cloned());
+        if let Some(v) = known {
+            return v.still(now_secs(), &self.trust());
+        }
+        let (caller, exp, kid) = self.verify_fully(token)?;
+        if let Ok(mut v) = self.verified.write() {
+            if v.len() >= VERIFIED_CAPACITY {
+                let now = now_secs();
+                v.retain(|_, e| e.exp.saturating_add(LEEWAY_SECS) >= now);
+                if v.len() >= VERIFIED_CAPACITY {
+                    v.clear();
+                }
+            }
+            v.insert(token.into(), Verified { caller: caller.clone(), exp, kid });
+        }
+        Ok(caller)
+    }
+
+    /// Every check of [`Self::verify`], signature included; the caller, the token's expiry and its key id.
+    fn verify_fully(&self, token: &str) -> Result<(Caller, u64, Box<str>), ApiError> {
         let invalid = || unauthenticated("TOKEN_INVALID", "invalid token");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         let trust = self.trust();
@@ -345,7 +432,8 @@ impl Authenticator {
         if role == Role::Customer && claims.sub.is_empty() {
             return Err(invalid());
         }
-        Ok(Caller { subject: claims.sub, role })
+        let kid = header.kid.unwrap_or_default().into_boxed_str();
+        Ok((Caller { subject: claims.sub, role }, claims.exp, kid))
     }
 }
 
@@ -620,6 +708,37 @@ mod tests {
     fn reason(a: &Authenticator, token: &str) -> (ErrorCode, &'static str) {
         let e = a.verify(token).unwrap_err();
         (e.code, e.reason)
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_still_needs_its_key() {
+        let (a, keys) = Authenticator::development_with_keys();
+        let token = a.issue("ops-1", Role::Sre, 60).unwrap();
+        let caller = a.verify(&token).unwrap();
+        assert_eq!(a.verify(&token).unwrap(), caller, "verified again from memory");
+        let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+        let v = a.verified.read().unwrap().get(token.as_str()).cloned().unwrap();
+        assert_eq!(v.still(v.exp + LEEWAY_SECS, &a.trust()).unwrap(), caller, "within the leeway");
+        let e = v.still(v.exp + LEEWAY_SECS + 1, &a.trust()).unwrap_err();
+        assert_eq!((e.code, e.reason), (ErrorCode::Unauthenticated, "TOKEN_EXPIRED"));
+        // The people's key no longer trusted: the remembered token is refused like any other under it.
+        a.set_trust(KeySet::parse(&keys.services_jwks(), None, DEVELOPMENT_ISSUER).unwrap());
+        assert_eq!(reason(&a, &token), (ErrorCode::Unauthenticated, "KEY_UNKNOWN"));
+        assert!(a.trust().get(&kid).is_none());
+    }
+
+    #[test]
+    fn service_tokens_are_reused_until_most_of_their_life_is_spent() {
+        let a = Authenticator::development();
+        let t1 = a.service_token("loyalty", Role::Loyalty).unwrap();
+        assert_eq!(a.service_token("loyalty", Role::Loyalty).unwrap(), t1);
+        assert_ne!(a.service_token("feedback", Role::Feedback).unwrap(), t1);
+        assert_eq!(a.verify(&t1).unwrap().role, Role::Loyalty);
+        // Aged past the threshold: a fresh one is minted, with its whole life ahead.
+        a.minted.lock().unwrap().values_mut().for_each(|(_, exp)| *exp = now_secs() + MINT_AGAIN_BELOW_SECS);
+        a.service_token("loyalty", Role::Loyalty).unwrap();
+        let exp = a.minted.lock().unwrap().get(&(Role::Loyalty, Box::from("loyalty"))).unwrap().1;
+        assert!(exp >= now_secs() + SERVICE_TOKEN_TTL_SECS - 1, "minted again");
     }
 
     #[test]

@@ -276,9 +276,6 @@ impl Store {
         before: Option<i64>,
         limit: u64,
     ) -> Result<(Vec<EntryView>, Option<i64>)> {
-        if members::Entity::find_by_id(customer_id.to_string()).one(&self.db).await?.is_none() {
-            return Err(LoyaltyError::MemberNotFound);
-        }
         let mut q = ledger_entries::Entity::find()
             .filter(ledger_entries::Column::CustomerId.eq(customer_id))
             .order_by_desc(ledger_entries::Column::Id)
@@ -286,7 +283,12 @@ impl Store {
         if let Some(b) = before {
             q = q.filter(ledger_entries::Column::Id.lt(b));
         }
-        let (rows, next) = rapport_kit::page::split(q.all(&self.db).await?, limit, |r| r.id);
+        let rows = q.all(&self.db).await?;
+        // Only an empty page needs to ask whether the member exists (an erased member's ledger is re-keyed).
+        if rows.is_empty() && members::Entity::find_by_id(customer_id.to_string()).one(&self.db).await?.is_none() {
+            return Err(LoyaltyError::MemberNotFound);
+        }
+        let (rows, next) = rapport_kit::page::split(rows, limit, |r| r.id);
         Ok((rows.into_iter().map(entry_view).collect(), next))
     }
 

@@ -122,10 +122,9 @@ impl Store {
 
     async fn view(&self, txn: &DatabaseTransaction, st: &State, now: i64) -> Result<MemberView> {
         let tier = Tier::parse(&st.member.tier).unwrap_or(Tier::Bronze);
-        let qualifying = self.qualifying(txn, &st.member.customer_id, now).await?;
-        // What will still qualify when the period ends (the window is a rolling 12 months).
-        let end = st.member.tier_period_end;
-        let at_end = if end > now { self.qualifying(txn, &st.member.customer_id, end).await? } else { qualifying };
+        // What qualifies now, and what of it will still qualify when the period ends (a rolling 12 months).
+        let (qualifying, at_end) =
+            self.qualifying_at(txn, &st.member.customer_id, now, st.member.tier_period_end).await?;
         Ok(MemberView {
             customer_id: st.member.customer_id.clone(),
             display_name: st.member.display_name.clone(),

@@ -162,8 +162,21 @@ impl Store {
     }
 
     pub(super) async fn qualifying(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<i64> {
-        let rows: Vec<i64> = ledger_entries::Entity::find()
+        Ok(self.qualifying_at(txn, customer_id, now, now).await?.0)
+    }
+
+    /// Qualifying points of the rolling 12 months ending `now` and of those ending `later` (at or after `now`: what
+    /// of today's will still count then), from one read of the entries.
+    pub(super) async fn qualifying_at(
+        &self,
+        txn: &DatabaseTransaction,
+        customer_id: &str,
+        now: i64,
+        later: i64,
+    ) -> Result<(i64, i64)> {
+        let rows: Vec<(i64, i64)> = ledger_entries::Entity::find()
             .select_only()
+            .column(ledger_entries::Column::CreatedAt)
             .column(ledger_entries::Column::Qualifying)
             .filter(ledger_entries::Column::CustomerId.eq(customer_id))
             .filter(ledger_entries::Column::CreatedAt.gt(now - 365 * DAY_MS))
@@ -171,6 +184,6 @@ impl Store {
             .into_tuple()
             .all(txn)
             .await?;
-        Ok(rows.into_iter().sum::<i64>().max(0))
+        Ok((domain::qualifying(&rows, now), domain::qualifying(&rows, later.max(now))))
     }
 }

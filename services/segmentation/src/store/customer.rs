@@ -1,6 +1,9 @@
 //! Customers: ingestion of events (features, buckets, online cluster assignment, segment re-evaluation), consent
 //! and attributes, erasure with its tombstone, and the daily ageing of windows.
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use rapport_kit::{
     db::begin_write,
@@ -10,8 +13,9 @@ use rapport_kit::{
 use rapport_outbox::{inbox, sink};
 use rapport_proto::{events::v1::event, segmentation::v1 as pb};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TryInsertResult, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Alias, Expr, OnConflict},
 };
 
 use super::{Result, SegmentDef, Store, decode_customer, load_buckets, load_segments, reevaluate};
@@ -20,6 +24,7 @@ use crate::{
     domain::{
         day_of,
         features::{Bucket, Event, Features},
+        model::ModelSpec,
     },
     entities::{campaign_targets, customers, daily_activity, segment_changes, segment_members},
     error::SegmentationError,
@@ -47,62 +52,53 @@ impl Store {
     /// transaction per call.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<(i64, i64)> {
         let now = self.now();
+        let total = events.len() as i64;
         let txn = begin_write(&self.db).await?;
         // The customers' locks first (as the sink takes them), so an erasure under way is waited for, not written
         // around.
         lease::lock_customers(&txn, DOMAIN, &self.pseudonyms, events.iter().map(|e| e.customer_id.as_str())).await?;
-        let (mut fresh, mut skipped) = (Vec::with_capacity(events.len()), 0);
-        let mut erased: HashMap<String, bool> = HashMap::new();
-        for e in events {
-            if !inbox::apply_once(&txn, &e.event_id, "ingest", now).await? {
-                skipped += 1;
-                continue;
-            }
-            let gone = match erased.get(&e.customer_id) {
-                Some(g) => *g,
-                None => {
-                    let g = sink::is_erased(&txn, &self.pseudonyms, &e.customer_id).await?;
-                    erased.insert(e.customer_id.clone(), g);
-                    g
-                }
-            };
-            if gone {
-                skipped += 1;
-            } else {
-                fresh.push(e);
-            }
-        }
+        // Each event id once (one statement per thousand ids), none about an erased customer (one query).
+        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let mut new_ids = inbox::apply_many(&txn, &ids, "ingest", now).await?;
+        let customers: BTreeSet<&str> = events.iter().map(|e| e.customer_id.as_str()).collect();
+        let erased = sink::erased_among(&txn, &self.pseudonyms, &customers.into_iter().collect::<Vec<_>>()).await?;
+        let fresh: Vec<Event> =
+            events.into_iter().filter(|e| new_ids.remove(&e.event_id) && !erased.contains(&e.customer_id)).collect();
         let applied = fresh.len() as i64;
         self.apply_in(&txn, fresh, now).await?;
         txn.commit().await?;
         self.outbox.notify();
-        Ok((applied, skipped))
+        Ok((applied, total - applied))
     }
 
     /// Applies fresh events inside `txn`: per customer, in customer-id order (so concurrent batches lock customers
-    /// in the same order and never deadlock), each customer's events in time order.
+    /// in the same order and never deadlock), each customer's events in time order; the daily buckets are then
+    /// written in one statement per thousand (customer, day, kind).
     pub async fn apply_in(&self, txn: &DatabaseTransaction, events: Vec<Event>, now: i64) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
         let today = day_of(now);
+        let since = today - 400;
         let segments = load_segments(txn).await?;
+        let model = self.active_model(txn).await?;
         let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
         for e in events {
             groups.entry(e.customer_id.clone()).or_default().push(e);
         }
+        let mut added = BucketDeltas::new();
         for (customer_id, mut fresh) in groups {
             fresh.sort_by_key(|e| e.at_ms);
             let mut st = self.lock_or_create(txn, &customer_id, now).await?;
-            let mut buckets = load_buckets(txn, &customer_id, today - 400).await?;
+            let mut buckets = load_buckets(txn, &customer_id, since).await?;
             st.features.age(today.max(st.features.window_day), &buckets);
             for e in &fresh {
                 st.features.apply(e);
-                add_to_bucket(txn, &mut buckets, e).await?;
+                add_to_bucket(&mut buckets, &mut added, since, e);
             }
-            self.settle_customer(txn, &mut st, &buckets, &segments, now).await?;
+            self.settle_in_model(txn, &mut st, &buckets, &segments, model.clone(), now).await?;
         }
-        Ok(())
+        write_buckets(txn, added).await
     }
 
     /// Erases everything segmentation holds about a customer inside `txn`; campaign targets stay under a keyed
@@ -237,6 +233,19 @@ impl Store {
         now: i64,
     ) -> Result<usize> {
         let model = self.active_model(txn).await?;
+        self.settle_in_model(txn, st, buckets, segments, model, now).await
+    }
+
+    /// [`Self::settle_customer`] with the active model already read.
+    async fn settle_in_model(
+        &self,
+        txn: &DatabaseTransaction,
+        st: &mut CustomerState,
+        buckets: &[Bucket],
+        segments: &[SegmentDef],
+        model: Option<(i64, Arc<ModelSpec>)>,
+        now: i64,
+    ) -> Result<usize> {
         st.cluster = match (&model, st.consent_profiling) {
             (Some((_, spec)), true) => Some(spec.place(&st.features, now).cluster_id),
             _ => None,
@@ -309,54 +318,49 @@ impl Store {
     }
 }
 
-async fn add_to_bucket(txn: &DatabaseTransaction, buckets: &mut Vec<Bucket>, e: &Event) -> Result<()> {
+/// Events and amounts to add to the daily buckets, by (customer, day, kind).
+type BucketDeltas = BTreeMap<(String, i64, &'static str), (i64, i64)>;
+
+/// Counts `e` in its customer's loaded buckets (those after day `since`, as [`load_buckets`] reads them) and in
+/// what is to be written.
+fn add_to_bucket(buckets: &mut Vec<Bucket>, added: &mut BucketDeltas, since: i64, e: &Event) {
     let day = day_of(e.at_ms);
-    if let Some(b) = buckets.iter_mut().find(|b| b.day == day && b.kind == e.kind) {
-        b.count += 1;
-        b.amount_micros += e.amount_micros;
-        daily_activity::Entity::update_many()
-            .col_expr(daily_activity::Column::Count, Expr::value(b.count))
-            .col_expr(daily_activity::Column::AmountMicros, Expr::value(b.amount_micros))
-            .filter(daily_activity::Column::CustomerId.eq(e.customer_id.as_str()))
-            .filter(daily_activity::Column::Day.eq(day))
-            .filter(daily_activity::Column::Kind.eq(e.kind.as_str()))
-            .exec(txn)
-            .await?;
-        return Ok(());
+    let d = added.entry((e.customer_id.clone(), day, e.kind.as_str())).or_default();
+    d.0 += 1;
+    d.1 += e.amount_micros;
+    if day <= since {
+        return;
     }
-    // Older than what was loaded, or new: insert, or add to a row that exists.
-    let inserted = daily_activity::Entity::insert(daily_activity::ActiveModel {
-        customer_id: Set(e.customer_id.clone()),
-        day: Set(day),
-        kind: Set(e.kind.as_str().into()),
-        count: Set(1),
-        amount_micros: Set(e.amount_micros),
-        ..Default::default()
-    })
-    .on_conflict_do_nothing_on([
-        daily_activity::Column::CustomerId,
-        daily_activity::Column::Day,
-        daily_activity::Column::Kind,
-    ])
-    .exec_without_returning(txn)
-    .await?;
-    if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-        let row = daily_activity::Entity::find()
-            .filter(daily_activity::Column::CustomerId.eq(e.customer_id.as_str()))
-            .filter(daily_activity::Column::Day.eq(day))
-            .filter(daily_activity::Column::Kind.eq(e.kind.as_str()))
-            .one(txn)
-            .await?;
-        if let Some(r) = row {
-            daily_activity::Entity::update_many()
-                .col_expr(daily_activity::Column::Count, Expr::value(r.count + 1))
-                .col_expr(daily_activity::Column::AmountMicros, Expr::value(r.amount_micros + e.amount_micros))
-                .filter(daily_activity::Column::Id.eq(r.id))
-                .exec(txn)
-                .await?;
+    match buckets.iter_mut().find(|b| b.day == day && b.kind == e.kind) {
+        Some(b) => {
+            b.count += 1;
+            b.amount_micros += e.amount_micros;
         }
-        return Ok(());
+        None => buckets.push(Bucket { day, kind: e.kind, count: 1, amount_micros: e.amount_micros }),
     }
-    buckets.push(Bucket { day, kind: e.kind, count: 1, amount_micros: e.amount_micros });
+}
+
+/// Adds the counted events to the stored buckets: a multi-row upsert per thousand rows, in key order (so that
+/// concurrent writers take row locks in the same order).
+async fn write_buckets(txn: &DatabaseTransaction, added: BucketDeltas) -> Result<()> {
+    use daily_activity::Column as C;
+    use sea_orm::sea_query::ExprTrait;
+    let rows: Vec<_> = added.into_iter().collect();
+    for chunk in rows.chunks(1000) {
+        let models = chunk.iter().map(|((customer_id, day, kind), (count, amount))| daily_activity::ActiveModel {
+            customer_id: Set(customer_id.clone()),
+            day: Set(*day),
+            kind: Set((*kind).to_string()),
+            count: Set(*count),
+            amount_micros: Set(*amount),
+            ..Default::default()
+        });
+        let excluded = |c: C| Expr::col((Alias::new("excluded"), c));
+        let on_conflict = OnConflict::columns([C::CustomerId, C::Day, C::Kind])
+            .value(C::Count, Expr::col((daily_activity::Entity, C::Count)).add(excluded(C::Count)))
+            .value(C::AmountMicros, Expr::col((daily_activity::Entity, C::AmountMicros)).add(excluded(C::AmountMicros)))
+            .to_owned();
+        daily_activity::Entity::insert_many(models).on_conflict(on_conflict).exec_without_returning(txn).await?;
+    }
     Ok(())
 }

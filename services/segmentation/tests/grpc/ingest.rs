@@ -49,6 +49,29 @@ async fn features_follow_events_and_age_with_time(db: Db) {
     app.stop().await;
 }
 
+on_both!(a_batch_adds_to_the_days_already_stored);
+
+/// A batch's events are counted into the daily buckets in one write that adds to what an earlier batch stored, an
+/// id repeated within the batch counting once: when the day leaves the window, all of its events leave with it.
+async fn a_batch_adds_to_the_days_already_stored(db: Db) {
+    let app = spawn_app(db).await;
+    let day = T0 - 10 * DAY;
+    app.ingest(vec![purchase("d1", "bo", day, 10)]).await.unwrap();
+    let again = purchase("d2", "bo", day + 1000, 20);
+    let batch = vec![again.clone(), purchase("d3", "bo", day + 2000, 30), again, purchase("d4", "cy", day, 5)];
+    let r = app.ingest(batch).await.unwrap();
+    assert_eq!((r.applied, r.duplicates), (3, 1), "the repeated id once");
+    let f = app.features("bo").await;
+    assert_eq!((f.frequency_90d, f.monetary_90d), (3.0, 60.0));
+    assert_eq!(app.features("cy").await.frequency_90d, 1.0);
+    // 81 days later that day is 91 days old: its three purchases leave the 90-day window together.
+    app.clock.advance_days(81);
+    app.refresh().await;
+    let f = app.features("bo").await;
+    assert_eq!((f.frequency_90d, f.monetary_90d, f.frequency_365d, f.monetary_365d), (0.0, 0.0, 3.0, 60.0));
+    app.stop().await;
+}
+
 on_both!(outbox_events_apply_in_delivery_order);
 
 /// Loyalty's outbox delivers a purchase and then the customer's erasure in one batch: the erasure comes last, so
