@@ -61,7 +61,7 @@ impl Harness {
         let channel = match self.channels.get(&role) {
             Some(c) => c.clone(),
             None => {
-                // A token minted per call: long runs outlive any one token.
+                // Tokens minted again before they expire: long runs outlive any one token.
                 let out = Outgoing::as_service(rapport_kit::testing::authenticator(), IDS[0], role, HANG);
                 let c = client::channel(&self.url, out).map_err(|e| format!("channel: {e}"))?;
                 self.channels.insert(role, c.clone());

@@ -13,6 +13,10 @@ pub fn default_url(service: &str) -> String {
     format!("sqlite://./data/{service}.db?mode=rwc")
 }
 
+/// Rows (or values) one multi-row statement carries at most: a few parameters each stays well under both
+/// databases' limits on parameters per statement (PostgreSQL 65,535; SQLite 32,766).
+pub const ROWS_PER_STATEMENT: usize = 1000;
+
 /// Connections a PostgreSQL pool opens at most unless told otherwise (SQLite: 8, one writer at a time anyway).
 pub const DEFAULT_POOL: u32 = 16;
 
@@ -26,9 +30,6 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 pub async fn connect_with(url: &str, pool: u32) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(30));
-    // A connection in use is known to be alive: ping only one that sat idle (a ping on every checkout is one more
-    // round trip per transaction — on SQLite one more hop to the connection's worker thread).
-    opts.test_before_acquire_if_idle_for(Duration::from_secs(30));
     if let Some(path) = sqlite_path(url) {
         if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| DbErr::Custom(format!("creating {}: {e}", dir.display())))?;

@@ -155,7 +155,7 @@ pub async fn lock_customers<'a, C: sea_orm::ConnectionTrait>(
     let keys: Vec<i64> = order.iter().map(|p| key(&format!("{scope}.customer:{p}"))).collect();
     // One statement per thousand locks. PostgreSQL evaluates a volatile function of the select list after the
     // ORDER BY, so the locks are taken in the list's order.
-    for chunk in keys.chunks(1000) {
+    for chunk in keys.chunks(crate::db::ROWS_PER_STATEMENT) {
         let rows: Vec<String> = (1..=chunk.len()).map(|n| format!("(${n}::bigint, {n})")).collect();
         let sql = format!("SELECT pg_advisory_xact_lock(k) FROM (VALUES {}) AS t(k, n) ORDER BY n", rows.join(", "));
         let values: Vec<sea_orm::Value> = chunk.iter().map(|k| (*k).into()).collect();

@@ -212,11 +212,6 @@ pub async fn shutdown_signal() {
 
 /// The connections `listener` accepts, with `TCP_NODELAY` set as tonic sets it on the listeners it binds itself:
 /// without it a response of more than one segment waits for the client's delayed ACK (40 ms on Linux).
-pub fn accepted(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
-        let s = s?;
-        s.set_nodelay(true)?;
-        Ok(s)
-    })
+pub fn accepted(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -3,7 +3,7 @@ use std::collections::HashSet;
 
 use sea_orm::{
     ActiveValue::Set,
-    ConnectionTrait, DbErr, EntityTrait, Iterable, TryInsertResult,
+    ConnectionTrait, DbErr, EntityTrait, TryInsertResult,
     sea_query::{OnConflict, Query},
 };
 
@@ -24,30 +24,29 @@ pub async fn apply_once<C: ConnectionTrait>(txn: &C, event_id: &str, source: &st
     Ok(matches!(r, TryInsertResult::Inserted(n) if n > 0))
 }
 
-/// Rows one statement of [`apply_many`] inserts at most (3 parameters each: well under both databases' limits).
-const APPLY_CHUNK: usize = 1000;
-
 /// Records many event ids as applied inside the receiver's transaction, in one statement per thousand; returns
 /// the ids that were new (an id applied before, or twice in `event_ids`, is in it once or not at all: the caller
-/// applies an event only while taking its id out of the set).
+/// applies an event only while taking its id out of the set). The ids are inserted in sorted order, so two batches
+/// sharing ids take their index locks in one order.
 pub async fn apply_many<C: ConnectionTrait>(
     txn: &C,
     event_ids: &[&str],
     source: &str,
     now_ms: i64,
 ) -> Result<HashSet<String>, DbErr> {
-    let mut seen = HashSet::new();
-    let ids: Vec<&str> = event_ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    let ids: std::collections::BTreeSet<&str> = event_ids.iter().copied().collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
     let mut fresh = HashSet::with_capacity(ids.len());
-    for chunk in ids.chunks(APPLY_CHUNK) {
+    for chunk in ids.chunks(rapport_kit::db::ROWS_PER_STATEMENT) {
+        use inbox_event::Column as C;
         let mut insert = Query::insert();
         insert
             .into_table(inbox_event::Entity)
-            .columns(inbox_event::Column::iter())
-            .on_conflict(OnConflict::column(inbox_event::Column::EventId).do_nothing().to_owned())
-            .returning_col(inbox_event::Column::EventId);
+            .columns([C::EventId, C::Source, C::ProcessedAt])
+            .on_conflict(OnConflict::column(C::EventId).do_nothing().to_owned())
+            .returning_col(C::EventId);
         for id in chunk {
-            insert.values_panic([(*id).into(), source.into(), now_ms.into()]);
+            insert.values([(*id).into(), source.into(), now_ms.into()]).map_err(|e| DbErr::Custom(e.to_string()))?;
         }
         for row in txn.query_all(&insert).await? {
             fresh.insert(row.try_get::<String>("", "event_id")?);

@@ -8,7 +8,11 @@
 //!   scope = the service's domain): the service's own erasure and its writes about a customer take the same lock.
 //!
 //! The batch keeps its delivery order: events before an erasure are applied before it (and so erased with it).
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use rapport_kit::{
     auth::Caller,
@@ -21,7 +25,8 @@ use rapport_proto::events::v1::{
     DeliverEventsRequest, DeliverEventsResponse, Event, event::Payload, event_sink_service_server::EventSinkService,
 };
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, TryInsertResult,
 };
 use tonic::{Request, Response, Status};
 
@@ -103,20 +108,18 @@ pub async fn is_erased<C: ConnectionTrait>(txn: &C, pseudonyms: &Pseudonyms, cus
     Ok(erased_customer::Entity::find_by_id(pseudonyms.of(customer_id)).one(txn).await?.is_some())
 }
 
-/// Which of `customer_ids` were erased here, in one query.
+/// Which of `customer_ids` were erased here, in one query per thousand.
 pub async fn erased_among<C: ConnectionTrait>(
     txn: &C,
     pseudonyms: &Pseudonyms,
     customer_ids: &[&str],
-) -> Result<std::collections::HashSet<String>, DbErr> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    let by_pseudonym: std::collections::HashMap<String, &str> =
-        customer_ids.iter().map(|c| (pseudonyms.of(c), *c)).collect();
-    let mut erased = std::collections::HashSet::new();
-    let keys: Vec<&String> = by_pseudonym.keys().collect();
-    for chunk in keys.chunks(1000) {
+) -> Result<HashSet<String>, DbErr> {
+    let by_pseudonym: HashMap<String, &str> = customer_ids.iter().map(|c| (pseudonyms.of(c), *c)).collect();
+    let keys: Vec<&str> = by_pseudonym.keys().map(String::as_str).collect();
+    let mut erased = HashSet::new();
+    for chunk in keys.chunks(rapport_kit::db::ROWS_PER_STATEMENT) {
         let rows = erased_customer::Entity::find()
-            .filter(erased_customer::Column::Pseudonym.is_in(chunk.iter().map(|k| k.as_str())))
+            .filter(erased_customer::Column::Pseudonym.is_in(chunk.iter().copied()))
             .all(txn)
             .await?;
         erased.extend(rows.iter().filter_map(|r| by_pseudonym.get(&r.pseudonym)).map(|c| c.to_string()));

@@ -3,7 +3,7 @@
 //! `cargo bench -p rapport --bench mixed` (env: BENCH_RATE calls/s, default 200; BENCH_SECS, default 60). The
 //! suite runs as a user starts it: `rapport up` in a process of its own, on fresh SQLite files, its events
 //! delivered between the services as they are in production. After a setup (members, consenting customers, a
-//! referral programme, codes) and a warm-up of 10 s, calls are offered at a fixed rate across every service — a
+//! referral programme, codes) and a warm-up of 15 s, calls are offered at a fixed rate across every service — a
 //! fixed cycle of the RPCs below — each on a task of its own, its latency taken from its scheduled start (a stall is
 //! not hidden). Every call must succeed: each workload call is one a correct client makes, so any error is
 //! unexpected. The suite's resident memory is sampled every second; growth is its last sample against its first
@@ -243,6 +243,20 @@ impl Suite {
     }
 }
 
+/// The suite's process, stopped and its files removed however the benchmark ends.
+struct Running {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Starts `rapport up` on fresh files under `dir`; the process and each service's address.
 fn start_suite(dir: &std::path::Path) -> (Child, BTreeMap<String, String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
@@ -359,8 +373,9 @@ fn main() {
     let secs: u64 = std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     let dir = std::env::temp_dir().join(format!("rapport-mixed-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("data folder");
-    let (mut child, addrs) = start_suite(&dir);
+    let (child, addrs) = start_suite(&dir);
     let pid = child.id().to_string();
+    let running = Running { child, dir: dir.clone() };
     let rss = move || rapport_kit::testing::memory_mb(&pid, "VmRSS").unwrap_or(f64::NAN);
     let token = std::fs::read_to_string(dir.join("dev-token")).expect("the development token");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -390,11 +405,9 @@ fn main() {
         let _ = stop_tx.send(true);
         (calls, sampler.await.expect("sampler"), started)
     });
-    let _ = child.kill();
-    let _ = child.wait();
     let log = std::fs::read_to_string(dir.join("suite.log")).unwrap_or_default();
+    drop(running);
     let logged_errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
-    let _ = std::fs::remove_dir_all(&dir);
 
     let mut by_op: BTreeMap<Op, (Vec<Duration>, usize)> = BTreeMap::new();
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();

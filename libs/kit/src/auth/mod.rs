@@ -149,8 +149,13 @@ pub struct Authenticator {
     sources: Option<Sources>,
     services: HashMap<Role, Signer>,
     people: Option<Signer>,
-    /// Tokens whose signature and claims were checked here, to check only their expiry and key again.
-    verified: RwLock<HashMap<Box<str>, Verified>>,
+    /// Tokens whose signature and claims were checked here (by the SHA-256 of their text), to check only their
+    /// expiry and key again.
+    verified: RwLock<HashMap<[u8; 32], Verified>>,
+    /// Bumped by every change of the trusted keys: a check that began under older keys is not remembered.
+    generation: std::sync::atomic::AtomicU64,
+    /// The key set files as last read, to tell a change of any key (not only of the key ids).
+    loaded: std::sync::Mutex<Option<(String, Option<String>)>>,
     /// This process's own service tokens, reused while most of their life is left.
     minted: std::sync::Mutex<HashMap<(Role, Box<str>), Minted>>,
 }
@@ -166,7 +171,7 @@ struct Verified {
     kid: Box<str>,
 }
 
-/// Tokens remembered as verified at most; past it, the expired are dropped, then all if none were.
+/// Tokens remembered as verified at most; past it, the expired are dropped, then all if that left it over 3/4 full.
 const VERIFIED_CAPACITY: usize = 4096;
 /// A minted service token is minted again once less than this is left of its life (so one lives at least this
 /// long at the callee, and is reused for the rest).
@@ -222,6 +227,8 @@ impl Authenticator {
             services,
             people,
             verified: RwLock::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            loaded: std::sync::Mutex::new(None),
             minted: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -258,24 +265,29 @@ impl Authenticator {
         if let Ok(mut t) = self.trust.write() {
             *t = Arc::new(trust);
         }
-        // What was proven under the old keys is checked again under the new.
+        // What was proven under the old keys is checked again under the new, and a check under way is not kept.
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut v) = self.verified.write() {
             v.clear();
         }
     }
 
-    /// Reads the key sets' files again; on an error the keys trusted so far stay. Returns whether they changed.
+    /// Reads the key sets' files again; on an error the keys trusted so far stay. Returns whether the key ids
+    /// changed. Any change of the files' content replaces the trusted keys and forgets the tokens verified so far.
     pub fn reload(&self) -> Result<bool, String> {
         let Some(src) = &self.sources else { return Ok(false) };
         let services = read_file(&src.services)?;
         let people = src.people.as_deref().map(read_file).transpose()?;
-        let fresh = KeySet::parse(&services, people.as_deref(), &self.people_issuer)?;
+        let texts = Some((services, people));
+        if self.loaded.lock().is_ok_and(|l| *l == texts) {
+            return Ok(false);
+        }
+        let Some((services, people)) = &texts else { return Ok(false) };
+        let fresh = KeySet::parse(services, people.as_deref(), &self.people_issuer)?;
         let changed = fresh.kids() != self.trust().kids();
-        if changed {
-            self.set_trust(fresh);
-        } else if let Ok(mut t) = self.trust.write() {
-            // The same key ids (a key id names one key for good): what was verified stays verified.
-            *t = Arc::new(fresh);
+        self.set_trust(fresh);
+        if let Ok(mut l) = self.loaded.lock() {
+            *l = texts;
         }
         Ok(changed)
     }
@@ -357,23 +369,28 @@ impl Authenticator {
     /// and that the key may speak for the token's role: UNAUTHENTICATED for a token that proves nothing,
     /// PERMISSION_DENIED for a proven caller claiming what its key may not (another service, a person's role).
     ///
-    /// A token verified once is remembered (by its exact text, up to [`VERIFIED_CAPACITY`] tokens): later calls with
-    /// it only check its expiry and that its key is still trusted — an Ed25519 check costs more than many a read.
+    /// A token verified once is remembered (by the hash of its text, up to [`VERIFIED_CAPACITY`] tokens): later calls
+    /// with it only check its expiry and that its key is still trusted — an Ed25519 check costs more than many a read.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let known = self.verified.read().ok().and_then(|v| v.get(token).cloned());
-        if let Some(v) = known {
-            return v.still(now_secs(), &self.trust());
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = now_secs();
+        let known = self.verified.read().ok().and_then(|v| v.get(&digest).map(|e| e.still(now, &self.trust())));
+        if let Some(known) = known {
+            return known;
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let (caller, exp, kid) = self.verify_fully(token)?;
-        if let Ok(mut v) = self.verified.write() {
+        if let Ok(mut v) = self.verified.write()
+            && self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation
+        {
             if v.len() >= VERIFIED_CAPACITY {
-                let now = now_secs();
                 v.retain(|_, e| e.exp.saturating_add(LEEWAY_SECS) >= now);
-                if v.len() >= VERIFIED_CAPACITY {
+                if v.len() >= VERIFIED_CAPACITY / 4 * 3 {
                     v.clear();
                 }
             }
-            v.insert(token.into(), Verified { caller: caller.clone(), exp, kid });
+            v.insert(digest, Verified { caller: caller.clone(), exp, kid });
         }
         Ok(caller)
     }
@@ -548,11 +565,8 @@ pub fn from_settings(
     let people_jwks = settings.people_jwks.clone().or_else(|| in_dir(keys::files::PEOPLE_JWKS));
     let people_issuer = settings.people_issuer.clone().unwrap_or_else(|| DEVELOPMENT_ISSUER.into());
     let audience = settings.audience.clone().unwrap_or_else(|| DEFAULT_AUDIENCE.into());
-    let trust = KeySet::parse(
-        &read_file(&services_jwks)?,
-        people_jwks.as_deref().map(read_file).transpose()?.as_deref(),
-        &people_issuer,
-    )?;
+    let texts = (read_file(&services_jwks)?, people_jwks.as_deref().map(read_file).transpose()?);
+    let trust = KeySet::parse(&texts.0, texts.1.as_deref(), &people_issuer)?;
     let mut services = HashMap::new();
     let mut people = None;
     let own = |name: &str| -> Result<Option<Signer>, String> {
@@ -591,6 +605,7 @@ pub fn from_settings(
     }
     let mut auth = Authenticator::new(trust, services, people, &people_issuer, &audience);
     auth.sources = Some(Sources { services: services_jwks, people: people_jwks });
+    auth.loaded = std::sync::Mutex::new(Some(texts));
     if let Some(s) = settings.max_ttl_secs {
         auth.max_ttl_secs = s;
     }
@@ -717,7 +732,8 @@ mod tests {
         let caller = a.verify(&token).unwrap();
         assert_eq!(a.verify(&token).unwrap(), caller, "verified again from memory");
         let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
-        let v = a.verified.read().unwrap().get(token.as_str()).cloned().unwrap();
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
+        let v = a.verified.read().unwrap().get(&digest).cloned().unwrap();
         assert_eq!(v.still(v.exp + LEEWAY_SECS, &a.trust()).unwrap(), caller, "within the leeway");
         let e = v.still(v.exp + LEEWAY_SECS + 1, &a.trust()).unwrap_err();
         assert_eq!((e.code, e.reason), (ErrorCode::Unauthenticated, "TOKEN_EXPIRED"));
@@ -848,6 +864,28 @@ mod tests {
         std::fs::write(dir.join(keys::files::SERVICES_JWKS), "{").unwrap();
         assert!(receiver.reload().is_err());
         assert!(receiver.verify(&new_token).is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_key_replaced_under_its_id_forgets_what_it_proved() {
+        let dir = std::env::temp_dir().join(format!("rapport-keys-{}", uuid::Uuid::new_v4()));
+        DevelopmentKeys::generate().write(&dir).unwrap();
+        let settings = Settings { dir: Some(dir.clone()), ..Settings::default() };
+        let (receiver, _) = from_settings(settings.clone(), Some(Role::Feedback), false).unwrap();
+        let (all, _) = from_settings(settings, None, false).unwrap();
+        let token = all.issue("ops", Role::Sre, 60).unwrap();
+        assert!(receiver.verify(&token).is_ok());
+        assert!(!receiver.reload().unwrap(), "nothing changed: nothing forgotten");
+        assert!(receiver.verify(&token).is_ok());
+        // another people's key under the same key id (a provider's JWKS edited by hand)
+        let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+        let other = DevelopmentKeys::generate().people_jwks();
+        let other_kid =
+            serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(&other).unwrap().keys[0].common.key_id.clone().unwrap();
+        std::fs::write(dir.join(keys::files::PEOPLE_JWKS), other.replace(&other_kid, &kid)).unwrap();
+        assert!(!receiver.reload().unwrap(), "the same key ids");
+        assert_eq!(reason(&receiver, &token), (ErrorCode::Unauthenticated, "TOKEN_INVALID"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

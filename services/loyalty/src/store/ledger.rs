@@ -276,6 +276,10 @@ impl Store {
         before: Option<i64>,
         limit: u64,
     ) -> Result<(Vec<EntryView>, Option<i64>)> {
+        // An erased member's ledger lives on under its pseudonym, which is no member.
+        if rapport_kit::pseudonym::Pseudonyms::is_pseudonym(customer_id) {
+            return Err(LoyaltyError::MemberNotFound);
+        }
         let mut q = ledger_entries::Entity::find()
             .filter(ledger_entries::Column::CustomerId.eq(customer_id))
             .order_by_desc(ledger_entries::Column::Id)

@@ -155,6 +155,10 @@ async fn forget_anonymises_the_ledger(db: Db) {
     // re-keyed under the keyed pseudonym of the id and its enrolment, which no dictionary of ids reverses
     let anon = rapport_kit::pseudonym::Pseudonyms::development().of(&format!("dave/{}", crate::support::T0));
     assert_eq!(rapport_loyalty::store::count_entries(&app.db, &anon).await.unwrap(), 2);
+    // a pseudonym is no member: its ledger is not listed, as the erased member's is not
+    let req = pb::ListTransactionsRequest { customer_id: anon, page_size: 10, page_token: String::new() };
+    let err = c.list_transactions(req).await.unwrap_err();
+    assert_status(&err, Code::NotFound, "MEMBER_NOT_FOUND", None);
     // the customer may enrol again, from scratch
     let m = app.enrol("dave").await;
     assert_eq!(balance(&m).active, 0);

@@ -346,7 +346,7 @@ async fn write_buckets(txn: &DatabaseTransaction, added: BucketDeltas) -> Result
     use daily_activity::Column as C;
     use sea_orm::sea_query::ExprTrait;
     let rows: Vec<_> = added.into_iter().collect();
-    for chunk in rows.chunks(1000) {
+    for chunk in rows.chunks(rapport_kit::db::ROWS_PER_STATEMENT) {
         let models = chunk.iter().map(|((customer_id, day, kind), (count, amount))| daily_activity::ActiveModel {
             customer_id: Set(customer_id.clone()),
             day: Set(*day),
