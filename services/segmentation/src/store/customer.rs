@@ -1,7 +1,7 @@
 //! Customers: ingestion of events (features, buckets, online cluster assignment, segment re-evaluation), consent
 //! and attributes, erasure with its tombstone, and the daily ageing of windows.
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
 };
 
@@ -18,7 +18,7 @@ use sea_orm::{
     sea_query::{Alias, Expr, OnConflict},
 };
 
-use super::{Result, SegmentDef, Store, decode_customer, load_buckets, load_segments, reevaluate};
+use super::{Result, SegmentDef, Store, decode_customer, load_buckets_of, load_segments, memberships_of, reevaluate};
 use crate::{
     api::DOMAIN,
     domain::{
@@ -86,18 +86,20 @@ impl Store {
         for e in events {
             groups.entry(e.customer_id.clone()).or_default().push(e);
         }
+        let ids: Vec<String> = groups.keys().cloned().collect();
+        let mut states = self.lock_or_create_many(txn, &ids, now).await?;
+        let mut buckets = load_buckets_of(txn, &ids, since).await?;
         let mut added = BucketDeltas::new();
-        for (customer_id, mut fresh) in groups {
+        for (st, (_, mut fresh)) in states.iter_mut().zip(groups) {
             fresh.sort_by_key(|e| e.at_ms);
-            let mut st = self.lock_or_create(txn, &customer_id, now).await?;
-            let mut buckets = load_buckets(txn, &customer_id, since).await?;
-            st.features.age(today.max(st.features.window_day), &buckets);
+            let held = buckets.entry(st.customer_id.clone()).or_default();
+            st.features.age(today.max(st.features.window_day), held);
             for e in &fresh {
                 st.features.apply(e);
-                add_to_bucket(&mut buckets, &mut added, since, e);
+                add_to_bucket(held, &mut added, since, e);
             }
-            self.settle_in_model(txn, &mut st, &buckets, &segments, model.clone(), now).await?;
         }
+        self.settle_many(txn, &mut states, &buckets, &segments, model, now).await?;
         write_buckets(txn, added).await
     }
 
@@ -174,13 +176,17 @@ impl Store {
                         return Err(SegmentationError::CustomerErased);
                     }
                     let existed = customers::Entity::find_by_id(customer_id.clone()).one(txn).await?.is_some();
-                    let mut st = s.lock_or_create(txn, &customer_id, now).await?;
+                    let Some(mut st) = s.lock_or_create_many(txn, std::slice::from_ref(&customer_id), now).await?.pop()
+                    else {
+                        return Err(SegmentationError::CustomerNotFound);
+                    };
                     st.attributes = attributes;
                     st.consent_marketing = consent_marketing;
                     st.consent_profiling = consent_profiling;
-                    let buckets = load_buckets(txn, &customer_id, day_of(now) - 400).await?;
+                    let buckets = load_buckets_of(txn, std::slice::from_ref(&customer_id), day_of(now) - 400).await?;
                     let segments = load_segments(txn).await?;
-                    s.settle_customer(txn, &mut st, &buckets, &segments, now).await?;
+                    let model = s.active_model(txn).await?;
+                    s.settle_many(txn, std::slice::from_mut(&mut st), &buckets, &segments, model, now).await?;
                     Ok(Done::about([customer_id], pb::UpsertCustomerResponse { created: !existed }))
                 })
             })
@@ -196,73 +202,79 @@ impl Store {
         decode_customer(row)
     }
 
-    async fn lock_or_create(&self, txn: &DatabaseTransaction, customer_id: &str, now: i64) -> Result<CustomerState> {
-        let fresh = Features { window_day: day_of(now), ..Features::default() };
-        // Customers first seen through their events have given no consent yet: no profiling, no offers, until
-        // UpsertCustomer records what they chose.
-        let row = customers::ActiveModel {
-            customer_id: Set(customer_id.to_string()),
-            attributes: Set("{}".into()),
-            consent_marketing: Set(false),
-            consent_profiling: Set(false),
-            features: Set(serde_json::to_string(&fresh)?),
-            cluster_id: Set(None),
-            model_version: Set(None),
-            window_day: Set(fresh.window_day),
-            updated_at: Set(now),
-        };
-        customers::Entity::insert(row)
-            .on_conflict_do_nothing_on([customers::Column::CustomerId])
-            .exec_without_returning(txn)
-            .await?;
-        let row = customers::Entity::find_by_id(customer_id.to_string())
-            .lock_exclusive()
-            .one(txn)
-            .await?
-            .ok_or(SegmentationError::CustomerNotFound)?;
-        decode_customer(row)
-    }
-
-    /// Places the customer in the active model, re-evaluates its segments, saves it.
-    async fn settle_customer(
+    /// Customers `ids` (sorted, distinct), created when first seen, locked in id order, decoded in the same order.
+    async fn lock_or_create_many(
         &self,
         txn: &DatabaseTransaction,
-        st: &mut CustomerState,
-        buckets: &[Bucket],
-        segments: &[SegmentDef],
+        ids: &[String],
         now: i64,
-    ) -> Result<usize> {
-        let model = self.active_model(txn).await?;
-        self.settle_in_model(txn, st, buckets, segments, model, now).await
+    ) -> Result<Vec<CustomerState>> {
+        let fresh = serde_json::to_string(&Features { window_day: day_of(now), ..Features::default() })?;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(rapport_kit::db::ROWS_PER_STATEMENT) {
+            // Customers first seen through their events have given no consent yet: no profiling, no offers, until
+            // UpsertCustomer records what they chose.
+            let rows = chunk.iter().map(|id| customers::ActiveModel {
+                customer_id: Set(id.clone()),
+                attributes: Set("{}".into()),
+                consent_marketing: Set(false),
+                consent_profiling: Set(false),
+                features: Set(fresh.clone()),
+                cluster_id: Set(None),
+                model_version: Set(None),
+                window_day: Set(day_of(now)),
+                updated_at: Set(now),
+            });
+            customers::Entity::insert_many(rows)
+                .on_conflict_do_nothing_on([customers::Column::CustomerId])
+                .exec_without_returning(txn)
+                .await?;
+            let rows = customers::Entity::find()
+                .filter(customers::Column::CustomerId.is_in(chunk.iter().map(String::as_str)))
+                .order_by_asc(customers::Column::CustomerId)
+                .lock_exclusive()
+                .all(txn)
+                .await?;
+            if rows.len() != chunk.len() {
+                return Err(SegmentationError::CustomerNotFound);
+            }
+            for row in rows {
+                out.push(decode_customer(row)?);
+            }
+        }
+        Ok(out)
     }
 
-    /// [`Self::settle_customer`] with the active model already read.
-    async fn settle_in_model(
+    /// Places customers in the active model (`model`), re-evaluates their segments against their memberships
+    /// (read in one query per thousand) and saves them (one statement per thousand). Returns the number of
+    /// membership changes.
+    async fn settle_many(
         &self,
         txn: &DatabaseTransaction,
-        st: &mut CustomerState,
-        buckets: &[Bucket],
+        states: &mut [CustomerState],
+        buckets: &HashMap<String, Vec<Bucket>>,
         segments: &[SegmentDef],
         model: Option<(i64, Arc<ModelSpec>)>,
         now: i64,
     ) -> Result<usize> {
-        st.cluster = match (&model, st.consent_profiling) {
-            (Some((_, spec)), true) => Some(spec.place(&st.features, now).cluster_id),
-            _ => None,
+        let members = if segments.is_empty() {
+            HashMap::new()
+        } else {
+            let ids: Vec<String> = states.iter().map(|st| st.customer_id.clone()).collect();
+            memberships_of(txn, &ids).await?
         };
-        let changes = reevaluate(txn, &self.outbox, st, buckets, segments, now).await?;
-        customers::Entity::update_many()
-            .col_expr(customers::Column::Attributes, Expr::value(serde_json::to_string(&st.attributes)?))
-            .col_expr(customers::Column::ConsentMarketing, Expr::value(st.consent_marketing))
-            .col_expr(customers::Column::ConsentProfiling, Expr::value(st.consent_profiling))
-            .col_expr(customers::Column::Features, Expr::value(serde_json::to_string(&st.features)?))
-            .col_expr(customers::Column::ClusterId, Expr::value(st.cluster))
-            .col_expr(customers::Column::ModelVersion, Expr::value(model.map(|(v, _)| v)))
-            .col_expr(customers::Column::WindowDay, Expr::value(st.features.window_day))
-            .col_expr(customers::Column::UpdatedAt, Expr::value(now))
-            .filter(customers::Column::CustomerId.eq(st.customer_id.as_str()))
-            .exec(txn)
-            .await?;
+        let none = HashSet::new();
+        let mut changes = 0;
+        for st in states.iter_mut() {
+            st.cluster = match (&model, st.consent_profiling) {
+                (Some((_, spec)), true) => Some(spec.place(&st.features, now).cluster_id),
+                _ => None,
+            };
+            let held = buckets.get(&st.customer_id).map_or(&[][..], Vec::as_slice);
+            let current = members.get(&st.customer_id).unwrap_or(&none);
+            changes += reevaluate(txn, &self.outbox, st, held, segments, current, now).await?;
+        }
+        save_customers(txn, states, model.map(|(v, _)| v), now).await?;
         Ok(changes)
     }
 
@@ -301,15 +313,15 @@ impl Store {
             let Some(last) = page.last().map(|r| r.customer_id.clone()) else {
                 break;
             };
-            for row in page {
-                let mut st = decode_customer(row)?;
-                let buckets = load_buckets(&txn, &st.customer_id, today - 400).await?;
-                if st.features.window_day < today {
-                    st.features.age(today, &buckets);
-                    aged += 1;
-                }
-                changes += self.settle_customer(&txn, &mut st, &buckets, &segments, now).await? as i64;
+            let mut states = page.into_iter().map(decode_customer).collect::<Result<Vec<_>>>()?;
+            let ids: Vec<String> = states.iter().map(|st| st.customer_id.clone()).collect();
+            let buckets = load_buckets_of(&txn, &ids, today - 400).await?;
+            for st in states.iter_mut().filter(|st| st.features.window_day < today) {
+                st.features.age(today, buckets.get(&st.customer_id).map_or(&[][..], Vec::as_slice));
+                aged += 1;
             }
+            let model = self.active_model(&txn).await?;
+            changes += self.settle_many(&txn, &mut states, &buckets, &segments, model, now).await? as i64;
             txn.commit().await?;
             after = last;
         }
@@ -361,6 +373,49 @@ async fn write_buckets(txn: &DatabaseTransaction, added: BucketDeltas) -> Result
             .value(C::AmountMicros, Expr::col((daily_activity::Entity, C::AmountMicros)).add(excluded(C::AmountMicros)))
             .to_owned();
         daily_activity::Entity::insert_many(models).on_conflict(on_conflict).exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
+/// Saves customers' attributes, consent, features and placement (`model_version`): rows already locked in this
+/// transaction, written by a multi-row upsert per thousand, in id order.
+async fn save_customers(
+    txn: &DatabaseTransaction,
+    states: &[CustomerState],
+    model_version: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    use customers::Column as C;
+    for chunk in states.chunks(rapport_kit::db::ROWS_PER_STATEMENT) {
+        let rows = chunk
+            .iter()
+            .map(|st| {
+                Ok(customers::ActiveModel {
+                    customer_id: Set(st.customer_id.clone()),
+                    attributes: Set(serde_json::to_string(&st.attributes)?),
+                    consent_marketing: Set(st.consent_marketing),
+                    consent_profiling: Set(st.consent_profiling),
+                    features: Set(serde_json::to_string(&st.features)?),
+                    cluster_id: Set(st.cluster),
+                    model_version: Set(model_version),
+                    window_day: Set(st.features.window_day),
+                    updated_at: Set(now),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let on_conflict = OnConflict::column(C::CustomerId)
+            .update_columns([
+                C::Attributes,
+                C::ConsentMarketing,
+                C::ConsentProfiling,
+                C::Features,
+                C::ClusterId,
+                C::ModelVersion,
+                C::WindowDay,
+                C::UpdatedAt,
+            ])
+            .to_owned();
+        customers::Entity::insert_many(rows).on_conflict(on_conflict).exec_without_returning(txn).await?;
     }
     Ok(())
 }

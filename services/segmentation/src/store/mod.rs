@@ -185,25 +185,60 @@ fn daily_map(buckets: &[Bucket]) -> HashMap<(Kind, i64), i64> {
     m
 }
 
-/// Evaluates every segment for one customer, in order, and writes what changed (membership rows, change log,
-/// outbox events). Returns the number of changes.
+/// Daily buckets after day `since_day` of each of `ids` (one query per thousand ids); a customer without any has
+/// no entry.
+async fn load_buckets_of<C: ConnectionTrait>(
+    db: &C,
+    ids: &[String],
+    since_day: i64,
+) -> Result<HashMap<String, Vec<Bucket>>> {
+    let mut out: HashMap<String, Vec<Bucket>> = HashMap::new();
+    for chunk in ids.chunks(rapport_kit::db::ROWS_PER_STATEMENT) {
+        let rows = daily_activity::Entity::find()
+            .filter(daily_activity::Column::CustomerId.is_in(chunk.iter().map(String::as_str)))
+            .filter(daily_activity::Column::Day.gt(since_day))
+            .all(db)
+            .await?;
+        for b in rows {
+            if let Some(kind) = Kind::parse(&b.kind) {
+                let bucket = Bucket { day: b.day, kind, count: b.count, amount_micros: b.amount_micros };
+                out.entry(b.customer_id).or_default().push(bucket);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The segments each of `ids` is a member of (one query per thousand ids).
+async fn memberships_of<C: ConnectionTrait>(db: &C, ids: &[String]) -> Result<HashMap<String, HashSet<String>>> {
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    for chunk in ids.chunks(rapport_kit::db::ROWS_PER_STATEMENT) {
+        let rows = segment_members::Entity::find()
+            .select_only()
+            .column(segment_members::Column::CustomerId)
+            .column(segment_members::Column::SegmentId)
+            .filter(segment_members::Column::CustomerId.is_in(chunk.iter().map(String::as_str)))
+            .into_tuple::<(String, String)>()
+            .all(db)
+            .await?;
+        for (customer_id, segment_id) in rows {
+            out.entry(customer_id).or_default().insert(segment_id);
+        }
+    }
+    Ok(out)
+}
+
+/// Evaluates every segment for one customer, in order, and writes what changed against its `current`
+/// memberships (membership rows, change log, outbox events). Returns the number of changes.
 async fn reevaluate(
     txn: &DatabaseTransaction,
     outbox: &Outbox,
     st: &CustomerState,
     buckets: &[Bucket],
     segments: &[SegmentDef],
+    current: &HashSet<String>,
     now: i64,
 ) -> Result<usize> {
-    let current: HashSet<String> = segment_members::Entity::find()
-        .select_only()
-        .column(segment_members::Column::SegmentId)
-        .filter(segment_members::Column::CustomerId.eq(st.customer_id.as_str()))
-        .into_tuple::<String>()
-        .all(txn)
-        .await?
-        .into_iter()
-        .collect();
     let daily = daily_map(buckets);
     let mut decided: HashSet<String> = HashSet::new();
     for seg in segments {

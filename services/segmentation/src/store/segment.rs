@@ -8,7 +8,10 @@ use rapport_kit::{
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{Result, Store, daily_map, decode_customer, decode_segment, load_buckets, load_segments, reevaluate};
+use super::{
+    Result, Store, daily_map, decode_customer, decode_segment, load_buckets, load_buckets_of, load_segments,
+    memberships_of, reevaluate,
+};
 use crate::{
     domain::{
         day_of,
@@ -101,10 +104,23 @@ impl Store {
             let Some(last) = page.last().map(|r| r.customer_id.clone()) else {
                 break;
             };
-            for row in page {
-                let st = decode_customer(row)?;
-                let buckets = load_buckets(&txn, &st.customer_id, today - 400).await?;
-                reevaluate(&txn, &self.outbox, &st, &buckets, &segments, now).await?;
+            let states = page.into_iter().map(decode_customer).collect::<Result<Vec<_>>>()?;
+            let ids: Vec<String> = states.iter().map(|st| st.customer_id.clone()).collect();
+            let buckets = load_buckets_of(&txn, &ids, today - 400).await?;
+            let members = memberships_of(&txn, &ids).await?;
+            let none = HashSet::new();
+            for st in &states {
+                let (b, m) = (buckets.get(&st.customer_id), members.get(&st.customer_id));
+                reevaluate(
+                    &txn,
+                    &self.outbox,
+                    st,
+                    b.map_or(&[][..], Vec::as_slice),
+                    &segments,
+                    m.unwrap_or(&none),
+                    now,
+                )
+                .await?;
             }
             txn.commit().await?;
             after = last;
