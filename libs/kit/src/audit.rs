@@ -149,21 +149,16 @@ impl Trail {
 
     /// Records `entry` in `txn` (the transaction of the change itself).
     pub async fn record<C: ConnectionTrait>(&self, txn: &C, entry: Entry<'_>) -> Result<(), DbErr> {
+        let Kept { at, method, actor_role, actor_subject, target, customers } = self.kept(entry);
         let row = entity::ActiveModel {
             seq: NotSet,
-            at: Set(entry.at_ms),
-            method: Set(entry.method.to_string()),
-            actor_role: Set(entry.actor.role.clone()),
-            actor_subject: Set(self.subject_of(entry.actor)),
-            target: Set(entry.target.to_string()),
+            at: Set(at),
+            method: Set(method),
+            actor_role: Set(actor_role),
+            actor_subject: Set(actor_subject),
+            target: Set(target),
         };
         let seq = entity::Entity::insert(row).exec(txn).await?.last_insert_id;
-        let customers: BTreeSet<String> = entry
-            .customers
-            .iter()
-            .filter(|c| !c.is_empty())
-            .map(|c| if Pseudonyms::is_pseudonym(c) { c.clone() } else { self.pseudonyms.of(c) })
-            .collect();
         if customers.is_empty() {
             return Ok(());
         }
@@ -173,6 +168,35 @@ impl Trail {
         entity::customer::Entity::insert_many(rows).exec_without_returning(txn).await?;
         Ok(())
     }
+
+    /// `entry` as the trail keeps it: the actor's subject and the customers pseudonymised.
+    pub(crate) fn kept(&self, entry: Entry<'_>) -> Kept {
+        let customers = entry
+            .customers
+            .iter()
+            .filter(|c| !c.is_empty())
+            .map(|c| if Pseudonyms::is_pseudonym(c) { c.clone() } else { self.pseudonyms.of(c) })
+            .collect();
+        Kept {
+            at: entry.at_ms,
+            method: entry.method.to_string(),
+            actor_role: entry.actor.role.clone(),
+            actor_subject: self.subject_of(entry.actor),
+            target: entry.target.to_string(),
+            customers,
+        }
+    }
+}
+
+/// An entry as it is stored (the columns of its record but the sequence number) and the pseudonyms it is filed
+/// under.
+pub(crate) struct Kept {
+    pub(crate) at: i64,
+    pub(crate) method: String,
+    pub(crate) actor_role: String,
+    pub(crate) actor_subject: String,
+    pub(crate) target: String,
+    pub(crate) customers: BTreeSet<String>,
 }
 
 /// Checks a list request; returns the page size.
