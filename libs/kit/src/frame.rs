@@ -226,7 +226,7 @@ impl Frame {
             Ok(idempotency::Claim::Fresh) => {
                 // Every PURGE_EVERY-th fresh write takes expired request ids with it (PURGE_BATCH at most, 32 per
                 // write on average): the table holds about the retention's.
-                if self.fresh.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == 0 {
+                if self.fresh.fetch_add(1, Ordering::Relaxed).is_multiple_of(PURGE_EVERY) {
                     idempotency::purge(&txn, expired_before, PURGE_BATCH).await?;
                 }
             }
