@@ -90,7 +90,8 @@ impl Store {
         let mut states = self.lock_or_create_many(txn, &ids, now).await?;
         let mut buckets = load_buckets_of(txn, &ids, since).await?;
         let mut added = BucketDeltas::new();
-        for (st, (_, mut fresh)) in states.iter_mut().zip(groups) {
+        for (st, (customer_id, mut fresh)) in states.iter_mut().zip(groups) {
+            debug_assert_eq!(st.customer_id, customer_id, "states come back in the order of ids");
             fresh.sort_by_key(|e| e.at_ms);
             let held = buckets.entry(st.customer_id.clone()).or_default();
             st.features.age(today.max(st.features.window_day), held);
@@ -202,7 +203,8 @@ impl Store {
         decode_customer(row)
     }
 
-    /// Customers `ids` (sorted, distinct), created when first seen, locked in id order, decoded in the same order.
+    /// Customers `ids` (distinct), created when first seen, locked in the database's id order, decoded in the order
+    /// of `ids`.
     async fn lock_or_create_many(
         &self,
         txn: &DatabaseTransaction,
@@ -235,11 +237,12 @@ impl Store {
                 .lock_exclusive()
                 .all(txn)
                 .await?;
-            if rows.len() != chunk.len() {
-                return Err(SegmentationError::CustomerNotFound);
-            }
-            for row in rows {
-                out.push(decode_customer(row)?);
+            // Locked in the database's order of ids, returned in the caller's: the database's collation need not
+            // sort as Rust does (`en_US` puts "apple" before "Zed"), and callers pair the states with their input.
+            let mut found: HashMap<String, customers::Model> =
+                rows.into_iter().map(|r| (r.customer_id.clone(), r)).collect();
+            for id in chunk {
+                out.push(decode_customer(found.remove(id).ok_or(SegmentationError::CustomerNotFound)?)?);
             }
         }
         Ok(out)

@@ -58,12 +58,23 @@ async fn a_batch_adds_to_the_days_already_stored(db: Db) {
     let day = T0 - 10 * DAY;
     app.ingest(vec![purchase("d1", "bo", day, 10)]).await.unwrap();
     let again = purchase("d2", "bo", day + 1000, 20);
-    let batch = vec![again.clone(), purchase("d3", "bo", day + 2000, 30), again, purchase("d4", "cy", day, 5)];
+    // "Zed" sorts first byte-wise and last in a linguistic collation (en_US): each customer keeps its own events
+    // whatever order the database returns them in.
+    let batch = vec![
+        again.clone(),
+        purchase("d3", "bo", day + 2000, 30),
+        again,
+        purchase("d4", "cy", day, 5),
+        purchase("d5", "Zed", day, 7),
+        purchase("d6", "Zed", day + 1000, 7),
+    ];
     let r = app.ingest(batch).await.unwrap();
-    assert_eq!((r.applied, r.duplicates), (3, 1), "the repeated id once");
+    assert_eq!((r.applied, r.duplicates), (5, 1), "the repeated id once");
     let f = app.features("bo").await;
     assert_eq!((f.frequency_90d, f.monetary_90d), (3.0, 60.0));
     assert_eq!(app.features("cy").await.frequency_90d, 1.0);
+    let f = app.features("Zed").await;
+    assert_eq!((f.frequency_90d, f.monetary_90d), (2.0, 14.0));
     // 81 days later that day is 91 days old: its three purchases leave the 90-day window together.
     app.clock.advance_days(81);
     app.refresh().await;
