@@ -170,6 +170,7 @@ async fn run(db: Db, ops: Vec<Op>) {
             }
         }
         m.expire();
+        app.assert_reads_agree("prop").await;
         let member = app.member("prop").await;
         let b = balance(&member);
         assert!(b.active >= 0 && b.pending >= 0);

@@ -162,14 +162,26 @@ impl TestApp {
 
     /// Runs the sweeper's work once, as the service's sweeper would: writes what time has done.
     pub async fn settle(&self) -> usize {
-        let store = rapport_loyalty::store::Store::new(
+        self.store().settle_due(500).await.expect("settle")
+    }
+
+    /// A store over the service's database and clock, with the service's default rules.
+    pub fn store(&self) -> rapport_loyalty::store::Store {
+        rapport_loyalty::store::Store::new(
             self.db.clone(),
             Arc::new(self.clock.clone()),
             Arc::new(rapport_loyalty::domain::Rules::default()),
             rapport_outbox::Outbox::new("loyalty", ["segmentation".to_string()]),
             rapport_kit::pseudonym::Pseudonyms::development(),
-        );
-        store.settle_due(500).await.expect("settle")
+        )
+    }
+
+    /// The one-statement member read and the step-by-step one agree (lots, expiry, qualifying points, the tier).
+    pub async fn assert_reads_agree(&self, id: &str) {
+        let store = self.store();
+        let fast = store.member(id).await.expect("member");
+        let step = store.member_in_snapshot(id, self.clock.now_ms()).await.expect("member step by step");
+        assert_eq!(fast, step, "the one-statement read of {id} agrees with the step-by-step read");
     }
 
     /// Every ledger entry of a member, newest first, walking all pages.

@@ -47,6 +47,7 @@ async fn pending_then_active_then_expired(db: Db) {
     assert_eq!(p.points, 120);
     let m = p.member.unwrap();
     assert_eq!((balance(&m).pending, balance(&m).active), (120, 0));
+    app.assert_reads_agree("ann").await;
     // not spendable during the returns window
     assert!(app.redeem("r0", "ann", 1).await.is_err());
     app.clock.advance_days(14);
@@ -63,6 +64,7 @@ async fn pending_then_active_then_expired(db: Db) {
     assert_eq!(balance(&m).expired, 20);
     assert_eq!(balance(&m).active, 50);
     assert_eq!(balance(&m).spent, 100);
+    app.assert_reads_agree("ann").await;
     // the read worked the expiry out without writing it; the sweeper writes it, and the view stays the same
     assert!(app.all_entries("ann").await.iter().all(|e| e.kind != i32::from(pb::EntryKind::Expire)));
     assert_eq!(app.settle().await, 1);
@@ -75,6 +77,7 @@ async fn pending_then_active_then_expired(db: Db) {
     // expiring soon: the 50 lot expires within 30 days of its end
     app.clock.advance_days(20);
     assert_eq!(balance(&app.member("ann").await).expiring_soon, 50);
+    app.assert_reads_agree("ann").await;
     app.stop().await;
 }
 
@@ -88,12 +91,14 @@ async fn tiers_up_at_once_down_at_period_end(db: Db) {
     assert_eq!(m.points_to_next_tier, 3_500);
     // the points that made silver stop qualifying when its period ends: all 1,000 of silver's are still to earn
     assert_eq!(m.points_to_keep_tier, 1_000);
+    app.assert_reads_agree("tim").await;
     // a purchase at silver earns 125 %
     app.clock.advance_days(1);
     let p = app.purchase("p1", "tim", "o-9", 4_000, false).await;
     assert_eq!(p.points, 5_000);
     assert_eq!(p.member.unwrap().tier, i32::from(pb::Tier::Gold));
     assert_eq!(app.member("tim").await.points_to_keep_tier, 5_000, "gold is not secured for the next period");
+    app.assert_reads_agree("tim").await;
     // 400 days later nothing qualifies any more; the downgrade waits for the end of the gold period (365 days
     // after the upgrade), and goes to the tier the remaining qualifying points hold (none: bronze)
     app.clock.advance_days(364);
@@ -117,13 +122,7 @@ async fn sweeper_settles_idle_members(db: Db) {
     app.enrol("ida").await;
     app.earn("e1", "ida", 30).await.unwrap();
     app.clock.advance_days(400);
-    let store = rapport_loyalty::store::Store::new(
-        app.db.clone(),
-        std::sync::Arc::new(app.clock.clone()),
-        std::sync::Arc::new(rapport_loyalty::domain::Rules::default()),
-        rapport_outbox::Outbox::new("loyalty", ["segmentation".to_string()]),
-        rapport_kit::pseudonym::Pseudonyms::development(),
-    );
+    let store = app.store();
     assert_eq!(store.settle_due(100).await.unwrap(), 1);
     assert_eq!(rapport_loyalty::store::count_entries(&app.db, "ida").await.unwrap(), 2, "earn and expiry");
     assert_eq!(store.settle_due(100).await.unwrap(), 0, "nothing left to settle");
