@@ -178,6 +178,7 @@ impl TestApp {
 
     /// The one-statement member read and the step-by-step one agree (lots, expiry, qualifying points, the tier).
     pub async fn assert_reads_agree(&self, id: &str) {
+        use rapport_kit::clock::Clock as _;
         let store = self.store();
         let fast = store.member(id).await.expect("member");
         let step = store.member_in_snapshot(id, self.clock.now_ms()).await.expect("member step by step");
