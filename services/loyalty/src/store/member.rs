@@ -63,8 +63,13 @@ impl Store {
     /// ended but not yet been settled by the sweeper is read as the sweeper would settle it, in a read snapshot.
     pub async fn member(&self, customer_id: &str) -> Result<MemberView> {
         let now = self.clock.now_ms();
-        let values: [sea_orm::Value; 4] =
-            [customer_id.into(), now.into(), (now + 30 * DAY_MS).into(), (now - 365 * DAY_MS).into()];
+        let values: [sea_orm::Value; 5] = [
+            customer_id.into(),
+            now.into(),
+            (now + 30 * DAY_MS).into(),
+            (now - 365 * DAY_MS).into(),
+            (365 * DAY_MS).into(),
+        ];
         let stmt = Statement::from_sql_and_values(self.db.get_database_backend(), MEMBER_SQL, values);
         let row = self.db.query_one_raw(stmt).await?.ok_or(LoyaltyError::MemberNotFound)?;
         let sums = Sums::from_query_result(&row, "")?;
@@ -138,7 +143,7 @@ impl Store {
 }
 
 /// The member view in one statement: `$1` the customer, `$2` now, `$3` now + 30 days (expiring soon), `$4` now - 365
-/// days (the qualifying window). The sums are those of [`crate::domain::balance`] and [`crate::domain::qualifying`]:
+/// days (the qualifying window), `$5` 365 days (the window that ends with the tier period). The sums are those of [`crate::domain::balance`] and [`crate::domain::qualifying`]:
 /// lots not yet expired are active (available) or pending, lots expired but not yet written off add to `expired`;
 /// qualifying points count now and at the period's end. Each sum is cast to BIGINT (PostgreSQL's SUM of a bigint is
 /// a numeric).
@@ -150,7 +155,7 @@ const MEMBER_SQL: &str = "SELECT m.customer_id, m.display_name, m.tier, m.tier_p
      CAST(COALESCE((SELECT SUM(e.qualifying) FROM ledger_entries e WHERE e.customer_id = m.customer_id \
          AND e.created_at > $4 AND e.qualifying <> 0), 0) AS BIGINT) AS qualifying, \
      CAST(COALESCE((SELECT SUM(e.qualifying) FROM ledger_entries e WHERE e.customer_id = m.customer_id \
-         AND e.created_at > $4 AND e.created_at > m.tier_period_end - 31536000000 AND e.qualifying <> 0), 0) \
+         AND e.created_at > $4 AND e.created_at > m.tier_period_end - $5 AND e.qualifying <> 0), 0) \
          AS BIGINT) AS at_end \
      FROM members m, \
      (SELECT SUM(CASE WHEN expires_at <= $2 THEN remaining ELSE 0 END) AS lapsed, \
